@@ -1,0 +1,19 @@
+/**
+ * `esm`: the command line of ESM Platform. Each command lives in cli/commands/ and registers
+ * itself on the program.
+ */
+import { Command } from 'commander';
+import { reportError } from './common.ts';
+
+const program = new Command('esm')
+  .description('Latency predictors for hardware-aware NAS with the ESM train-evaluate-extend loop')
+  .showHelpAfterError('(run with --help for usage)');
+
+const commands = await Promise.all([import('./commands/spaces.ts')]);
+for (const command of commands) command.register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  reportError(error);
+}

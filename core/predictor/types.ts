@@ -1,0 +1,29 @@
+/**
+ * Regressors map encoded architectures to latency. The MLP (tfjs, exported to ONNX), ridge
+ * and lookup-table baselines all implement this, so `esm fit` and the loop compare them on
+ * the same data.
+ */
+
+/** Row-major design matrix. */
+export interface Matrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Float64Array;
+}
+
+export const modelKinds = ['mlp', 'ridge', 'lut'] as const;
+export type ModelKind = (typeof modelKinds)[number];
+
+export interface FitReport {
+  readonly seconds: number;
+  readonly epochs?: number;
+  readonly validationLoss?: number;
+}
+
+export interface Regressor {
+  readonly kind: ModelKind;
+  /** Fit on `x` (rows = samples) and latencies in ms. */
+  fit(x: Matrix, latencyMs: Float64Array): Promise<FitReport>;
+  /** Predicted latencies in ms. */
+  predict(x: Matrix): Promise<Float64Array>;
+}

@@ -1,0 +1,29 @@
+/**
+ * A measured dataset: one JSON object per line. Only `arch` and `latency_ms` are required;
+ * extra fields (other metrics) are kept as they are.
+ */
+import { z } from 'zod';
+
+export const latencyStats = z.object({
+  median_ms: z.number().positive(),
+  mean_ms: z.number().positive(),
+  std_ms: z.number().nonnegative(),
+  min_ms: z.number().positive(),
+  max_ms: z.number().positive(),
+  /** Timed runs kept after outlier trimming. */
+  runs: z.number().int().positive(),
+});
+export type LatencyStats = z.infer<typeof latencyStats>;
+
+export const datasetLine = z.looseObject({
+  arch: z.unknown().refine((a) => typeof a === 'object' && a !== null && !Array.isArray(a), {
+    message: 'must be a JSON object with the native architecture',
+  }),
+  latency_ms: z.number().positive(),
+  std_ms: z.number().nonnegative().optional(),
+  runs: z.number().int().positive().optional(),
+  device: z.string().optional(),
+  space: z.string().optional(),
+  measured_at: z.string().optional(),
+});
+export type DatasetLine = z.infer<typeof datasetLine>;

@@ -1,0 +1,113 @@
+/**
+ * The device protocol (MQTT), version 1. Topics are per device:
+ *   jobs:    esm/devices/{thing}/jobs     (platform -> device)
+ *   results: esm/devices/{thing}/results  (device -> platform)
+ *   status:  esm/devices/{thing}/status   (device -> platform; heartbeats, progress, errors)
+ * Both ends validate every message with these schemas. Delivery is at-least-once (QoS 1),
+ * so consumers are idempotent per (runId, batchId) and (runId, sample id).
+ */
+import { z } from 'zod';
+import { latencyStats } from './dataset.ts';
+
+export const PROTOCOL_VERSION = 1;
+
+export const topics = {
+  jobs: (thing: string) => `esm/devices/${thing}/jobs`,
+  results: (thing: string) => `esm/devices/${thing}/results`,
+  status: (thing: string) => `esm/devices/${thing}/status`,
+} as const;
+
+/** Thing names as AWS IoT allows them; also keeps topic wildcards out of topic names. */
+export const thingName = z
+  .string()
+  .regex(/^[a-zA-Z0-9:_-]{1,128}$/, 'use 1-128 letters, digits, ":", "_" or "-"');
+
+export const measurementSettings = z.object({
+  /** Untimed runs before timing. */
+  warmup: z.number().int().min(0).max(1000).default(10),
+  /** Timed runs per model. */
+  runs: z.number().int().min(1).max(10_000).default(30),
+  /** onnxruntime intra-op threads. */
+  threads: z.number().int().min(1).max(256).default(1),
+  batchSize: z.number().int().min(1).max(1024).default(1),
+  /** Measure the reference models again every k samples (0: only at start and end). */
+  referenceEvery: z.number().int().min(0).default(0),
+  /** Largest allowed relative drift of a reference model's median within a batch. */
+  maxReferenceDrift: z.number().positive().max(1).default(0.03),
+});
+export type MeasurementSettings = z.infer<typeof measurementSettings>;
+
+const archEntry = z.object({
+  id: z.string().min(1).max(200),
+  arch: z.record(z.string(), z.unknown()),
+});
+
+export const jobMessage = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal('job'),
+  runId: z.string().min(1).max(200),
+  batchId: z.string().min(1).max(200),
+  /** Built-in space name, or the name of `spaceSpec`. */
+  space: z.string().min(1),
+  /** The JSON spec of a user-defined space (absent for built-in spaces). */
+  spaceSpec: z.record(z.string(), z.unknown()).optional(),
+  samples: z.array(archEntry).min(1).max(10_000),
+  settings: measurementSettings,
+  /** Models measured at the start and end of the batch (and every k samples) to detect drift. */
+  references: z.array(archEntry.extend({ space: z.string() })).default([]),
+});
+export type JobMessage = z.infer<typeof jobMessage>;
+
+export const deviceFacts = z.object({
+  thing: z.string(),
+  cpu: z.string(),
+  cores: z.number().int().positive(),
+  accelerator: z.string().nullable(),
+  os: z.string(),
+  node: z.string(),
+  onnxruntime: z.string(),
+  executionProvider: z.string(),
+});
+export type DeviceFacts = z.infer<typeof deviceFacts>;
+
+export const referenceResult = z.object({
+  id: z.string(),
+  /** One entry per time the reference was measured in the batch, in order. */
+  checks: z.array(latencyStats).min(1),
+  /** (max median - min median) / min median over the checks. */
+  drift: z.number().nonnegative(),
+});
+
+export const resultMessage = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal('result'),
+  runId: z.string(),
+  batchId: z.string(),
+  thing: z.string(),
+  samples: z.array(z.object({ id: z.string(), stats: latencyStats })),
+  references: z.array(referenceResult).default([]),
+  quality: z.object({
+    maxDrift: z.number().nonnegative(),
+    /** True when a reference drifted more than `maxReferenceDrift`: the batch must not be trusted. */
+    unstable: z.boolean(),
+  }),
+  device: deviceFacts,
+  settings: measurementSettings,
+  startedAt: z.string(),
+  finishedAt: z.string(),
+});
+export type ResultMessage = z.infer<typeof resultMessage>;
+
+export const statusMessage = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal('status'),
+  thing: z.string(),
+  state: z.enum(['online', 'idle', 'busy', 'offline', 'error']),
+  at: z.string(),
+  batchId: z.string().optional(),
+  progress: z.object({ done: z.number().int(), total: z.number().int() }).optional(),
+  queue: z.number().int().nonnegative().optional(),
+  error: z.object({ code: z.string(), message: z.string(), batchId: z.string().optional() }).optional(),
+  device: deviceFacts.optional(),
+});
+export type StatusMessage = z.infer<typeof statusMessage>;
