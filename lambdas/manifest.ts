@@ -1,0 +1,150 @@
+/**
+ * The contract between the Lambda handlers (lambdas/handlers/) and the CDK app (infra/):
+ * every function, its entry file, the environment it reads and the access it needs. The
+ * infrastructure grants exactly what is listed here, nothing more.
+ */
+
+/** Environment variables the handlers read (parsed once with zod in lambdas/config.ts). */
+export const envNames = {
+  bucket: 'ESM_BUCKET',
+  runsTable: 'ESM_RUNS_TABLE',
+  iterationsTable: 'ESM_ITERATIONS_TABLE',
+  samplesTable: 'ESM_SAMPLES_TABLE',
+  devicesTable: 'ESM_DEVICES_TABLE',
+  stateMachineArn: 'ESM_STATE_MACHINE_ARN',
+  iotDataEndpoint: 'ESM_IOT_DATA_ENDPOINT',
+  thingType: 'ESM_THING_TYPE',
+  devicePolicy: 'ESM_DEVICE_POLICY',
+} as const;
+export type EnvName = keyof typeof envNames;
+
+/** Access a function needs; infra/ turns each into a least-privilege grant. */
+export type Access =
+  | 'bucket:read'
+  | 'bucket:write'
+  | 'runs:read'
+  | 'runs:write'
+  | 'iterations:read'
+  | 'iterations:write'
+  | 'samples:read'
+  | 'samples:write'
+  | 'devices:read'
+  | 'devices:write'
+  | 'iot:publish-jobs'
+  | 'iot:register-device'
+  | 'states:start';
+
+export interface FunctionSpec {
+  /** Path of the handler module relative to the repository root; it exports `handler`. */
+  readonly entry: string;
+  readonly description: string;
+  readonly env: readonly EnvName[];
+  readonly access: readonly Access[];
+  /** @default 256 */
+  readonly memoryMb?: number;
+  /** @default 30 */
+  readonly timeoutSeconds?: number;
+}
+
+const tables = ['runsTable', 'iterationsTable', 'samplesTable'] as const;
+
+export const functions = {
+  // Tasks of the ESM state machine (lambdas/workflow/definition.ts).
+  workflowInit: {
+    entry: 'lambdas/handlers/workflow-init.ts',
+    description: 'Validate run parameters, record the run, plan the initial samples',
+    env: ['bucket', ...tables],
+    access: ['bucket:read', 'bucket:write', 'runs:read', 'runs:write', 'samples:write'],
+  },
+  workflowDispatch: {
+    entry: 'lambdas/handlers/workflow-dispatch.ts',
+    description: 'Publish the unmeasured samples of the current batch to the device jobs topic',
+    env: ['bucket', 'iotDataEndpoint', ...tables],
+    access: ['bucket:read', 'runs:read', 'runs:write', 'samples:read', 'iot:publish-jobs'],
+  },
+  workflowCollect: {
+    entry: 'lambdas/handlers/workflow-collect.ts',
+    description: 'Poll: are all samples of the batch measured? re-dispatch after a timeout',
+    env: ['bucket', ...tables],
+    access: ['runs:read', 'runs:write', 'samples:read'],
+  },
+  workflowTrain: {
+    entry: 'lambdas/handlers/workflow-train.ts',
+    description: 'Train the predictor on the measured samples, evaluate per depth bin, store it',
+    env: ['bucket', ...tables],
+    access: [
+      'bucket:read',
+      'bucket:write',
+      'runs:read',
+      'runs:write',
+      'samples:read',
+      'iterations:write',
+    ],
+    memoryMb: 2048,
+    timeoutSeconds: 900,
+  },
+  workflowExtend: {
+    entry: 'lambdas/handlers/workflow-extend.ts',
+    description: 'Plan the next batch, weighted towards the depth bins below the threshold',
+    env: ['bucket', ...tables],
+    access: ['bucket:read', 'runs:read', 'runs:write', 'samples:read', 'samples:write'],
+  },
+  // IoT topic rule target for esm/devices/+/results.
+  ingestResults: {
+    entry: 'lambdas/handlers/ingest-results.ts',
+    description: 'Validate a device result and record each latency once (idempotent)',
+    env: ['bucket', ...tables, 'devicesTable'],
+    access: ['runs:read', 'samples:read', 'samples:write', 'devices:write'],
+  },
+  // API Gateway routes.
+  apiRegisterDevice: {
+    entry: 'lambdas/handlers/api-register-device.ts',
+    description: 'POST /devices: create thing, certificate and policy attachment',
+    env: ['devicesTable', 'thingType', 'devicePolicy', 'iotDataEndpoint'],
+    access: ['devices:write', 'iot:register-device'],
+  },
+  apiListDevices: {
+    entry: 'lambdas/handlers/api-list-devices.ts',
+    description: 'GET /devices',
+    env: ['devicesTable'],
+    access: ['devices:read'],
+  },
+  apiStartRun: {
+    entry: 'lambdas/handlers/api-start-run.ts',
+    description: 'POST /runs: validate parameters and start an ESM execution',
+    env: ['stateMachineArn', 'devicesTable', 'runsTable'],
+    access: ['states:start', 'devices:read', 'runs:write'],
+  },
+  apiGetRun: {
+    entry: 'lambdas/handlers/api-get-run.ts',
+    description: 'GET /runs/{id}: status, iteration history and per-bin accuracy',
+    env: ['runsTable', 'iterationsTable'],
+    access: ['runs:read', 'iterations:read'],
+  },
+  apiPredict: {
+    entry: 'lambdas/handlers/api-predict.ts',
+    description: 'POST /predict: batch latency prediction with the ONNX predictor',
+    env: ['bucket'],
+    access: ['bucket:read'],
+    memoryMb: 1024,
+  },
+  apiListPredictors: {
+    entry: 'lambdas/handlers/api-list-predictors.ts',
+    description: 'GET /predictors',
+    env: ['bucket'],
+    access: ['bucket:read'],
+  },
+} as const satisfies Record<string, FunctionSpec>;
+
+export type FunctionName = keyof typeof functions;
+
+/** Key schemas of the DynamoDB tables (all string keys unless noted). */
+export const tableKeys = {
+  runsTable: { partitionKey: 'runId' },
+  iterationsTable: { partitionKey: 'runId', sortKey: 'iteration', sortKeyType: 'number' },
+  samplesTable: { partitionKey: 'runId', sortKey: 'sampleId' },
+  devicesTable: { partitionKey: 'thing' },
+} as const;
+
+/** MQTT topic filter of device results, routed by the IoT topic rule to `ingestResults`. */
+export const resultsTopicFilter = 'esm/devices/+/results';
