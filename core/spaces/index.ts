@@ -1,10 +1,14 @@
 /** Built-in search spaces by name. User-defined spaces come from `spaceFromSpec` (spec.ts). */
 import { UnknownSpaceError } from '../errors.ts';
+import { densenet } from './densenet.ts';
 import { mobilenetv3 } from './mobilenetv3.ts';
+import { resnet50 } from './resnet50.ts';
 import type { SearchSpace } from './types.ts';
 
 export const builtInSpaces: ReadonlyMap<string, SearchSpace> = new Map<string, SearchSpace>([
   [mobilenetv3.name, mobilenetv3],
+  [resnet50.name, resnet50],
+  [densenet.name, densenet],
 ]);
 
 /** The built-in space called `name`; throws `UnknownSpaceError` listing the known names. */
@@ -19,4 +23,4 @@ export function getSpace(name: string): SearchSpace {
   return space;
 }
 
-export type { SearchSpace, Subnet, LayerGraph, LayerNode } from './types.ts';
+export type { LayerGraph, LayerNode, SearchSpace, Subnet } from './types.ts';
