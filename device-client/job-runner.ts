@@ -1,0 +1,178 @@
+/**
+ * Runs one measurement job: every sample is built, timed and summarised; reference models are
+ * timed at the start, every `referenceEvery` samples and at the end, and their drift decides
+ * whether the batch can be trusted (ESM's quality-assurance step). Used by the MQTT daemon and
+ * in-process by local `esm run`.
+ */
+import { ArchValidationError, EsmError, ValidationError } from '../core/errors.ts';
+import type { LatencyStats } from '../core/schemas/dataset.ts';
+import {
+  type JobMessage,
+  jobMessage,
+  type MeasurementSettings,
+  type ResultMessage,
+} from '../core/schemas/protocol.ts';
+import { getSpace } from '../core/spaces/index.ts';
+import type { LayerGraph, SearchSpace } from '../core/spaces/types.ts';
+import { deviceFacts } from './device-facts.ts';
+import { type ExecutionProvider, ModelSession, measureGraph } from './measure.ts';
+import { defaultReferences, type ReferenceModel } from './references.ts';
+
+export interface RunJobOptions {
+  /** This device's thing name, reported in the result. */
+  thing: string;
+  /** Called after each sample with the samples done and the batch size. */
+  onProgress?: (done: number, total: number) => void;
+  /** Polled between samples; when it returns true the job stops with `JobStoppedError`. */
+  shouldStop?: () => boolean;
+  /** Resolves a job's space. @default built-in spaces, or `spaceFromSpec(spec)` when a spec is given */
+  resolveSpace?: (name: string, spec?: Record<string, unknown>) => SearchSpace;
+  /** @default 'cpu' */
+  executionProvider?: ExecutionProvider;
+  /**
+   * Measure the whole batch a second time when a reference drifted more than
+   * `maxReferenceDrift`; the second attempt's result is returned, flagged if it drifted too.
+   * @default true
+   */
+  retryUnstable?: boolean;
+}
+
+/** The job was stopped between samples (daemon shutdown); nothing of it was reported. */
+export class JobStoppedError extends EsmError {
+  constructor(
+    readonly batchId: string,
+    readonly done: number,
+    readonly total: number,
+  ) {
+    super(`job ${batchId} stopped after ${done} of ${total} samples; it was not reported`);
+  }
+}
+
+async function defaultResolveSpace(
+  name: string,
+  spec?: Record<string, unknown>,
+): Promise<SearchSpace> {
+  if (!spec) return getSpace(name);
+  const { spaceFromSpec } = await import('../core/spaces/spec.ts');
+  return spaceFromSpec(spec);
+}
+
+/** Parse and validate a job; a bad job throws `ValidationError` naming the first bad field. */
+export function parseJob(job: unknown): JobMessage {
+  const parsed = jobMessage.safeParse(job);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') || 'job';
+    throw new ValidationError(field, issue?.message ?? 'invalid job message');
+  }
+  return parsed.data;
+}
+
+function layerGraphOf(space: SearchSpace, arch: unknown, where: string): LayerGraph {
+  try {
+    return space.layerGraph(space.parse(arch));
+  } catch (error) {
+    if (error instanceof ArchValidationError) {
+      throw new ArchValidationError(`${where}.${error.field}`, error.message, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** (max median - min median) / min median over a reference's checks. */
+export function referenceDrift(checks: readonly LatencyStats[]): number {
+  const medians = checks.map((c) => c.median_ms);
+  const min = Math.min(...medians);
+  return (Math.max(...medians) - min) / min;
+}
+
+interface Attempt {
+  samples: { id: string; stats: LatencyStats }[];
+  references: { id: string; checks: LatencyStats[]; drift: number }[];
+  maxDrift: number;
+}
+
+async function attempt(
+  job: JobMessage,
+  graphs: readonly LayerGraph[],
+  refs: readonly { id: string; graph: LayerGraph }[],
+  options: RunJobOptions,
+): Promise<Attempt> {
+  const settings = { ...job.settings, executionProvider: options.executionProvider };
+  const sessions: { id: string; model: ModelSession; checks: LatencyStats[] }[] = [];
+  try {
+    for (const ref of refs) {
+      sessions.push({
+        id: ref.id,
+        model: await ModelSession.open(ref.graph, settings),
+        checks: [],
+      });
+    }
+    // References are timed back to back, so every check sees the device in the same state.
+    const check = async () => {
+      for (const s of sessions) s.checks.push(await s.model.measure(settings));
+    };
+    await check();
+    const samples: Attempt['samples'] = [];
+    const total = graphs.length;
+    for (let i = 0; i < total; i++) {
+      if (options.shouldStop?.()) throw new JobStoppedError(job.batchId, i, total);
+      const { stats } = await measureGraph(graphs[i] as LayerGraph, settings);
+      samples.push({ id: (job.samples[i] as { id: string }).id, stats });
+      options.onProgress?.(i + 1, total);
+      const every = job.settings.referenceEvery;
+      if (every > 0 && (i + 1) % every === 0 && i + 1 < total) await check();
+    }
+    await check();
+    const references = sessions.map((s) => ({
+      id: s.id,
+      checks: s.checks,
+      drift: referenceDrift(s.checks),
+    }));
+    return { samples, references, maxDrift: Math.max(0, ...references.map((r) => r.drift)) };
+  } finally {
+    for (const s of sessions) await s.model.release();
+  }
+}
+
+/**
+ * Measure every sample of `job` and return the result message. Archs are validated before
+ * anything is timed (`ArchValidationError` naming `samples[i].arch.FIELD`). When the job lists
+ * no references, `defaultReferences` are used, so no batch goes without quality checks.
+ */
+export async function runJob(job: JobMessage, options: RunJobOptions): Promise<ResultMessage> {
+  const parsed = parseJob(job);
+  const startedAt = new Date().toISOString();
+  const resolve = async (name: string, spec?: Record<string, unknown>) =>
+    options.resolveSpace ? options.resolveSpace(name, spec) : defaultResolveSpace(name, spec);
+  const space = await resolve(parsed.space, parsed.spaceSpec);
+  const graphs = parsed.samples.map((s, i) => layerGraphOf(space, s.arch, `samples[${i}].arch`));
+  const refModels: readonly ReferenceModel[] =
+    parsed.references.length > 0 ? parsed.references : defaultReferences;
+  const refs = [];
+  for (const [i, ref] of refModels.entries()) {
+    const refSpace = ref.space === parsed.space ? space : await resolve(ref.space);
+    refs.push({ id: ref.id, graph: layerGraphOf(refSpace, ref.arch, `references[${i}].arch`) });
+  }
+
+  let result = await attempt(parsed, graphs, refs, options);
+  const limit = parsed.settings.maxReferenceDrift;
+  if (result.maxDrift > limit && (options.retryUnstable ?? true)) {
+    result = await attempt(parsed, graphs, refs, options);
+  }
+  const settings: MeasurementSettings = parsed.settings;
+  return {
+    v: 1,
+    type: 'result',
+    runId: parsed.runId,
+    batchId: parsed.batchId,
+    thing: options.thing,
+    samples: result.samples,
+    references: result.references,
+    quality: { maxDrift: result.maxDrift, unstable: result.maxDrift > limit },
+    device: deviceFacts(options.thing, { executionProvider: options.executionProvider }),
+    settings,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+  };
+}

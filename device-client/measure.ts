@@ -1,0 +1,230 @@
+/**
+ * Times ONNX models with onnxruntime-node. Building the model and creating the session are
+ * timed apart (overhead) and never enter the latency. The timed loop reuses one input tensor
+ * and records each run with `process.hrtime.bigint()`.
+ */
+import { execFileSync } from 'node:child_process';
+import * as ort from 'onnxruntime-node';
+import { EsmError, ValidationError } from '../core/errors.ts';
+import type { LatencyStats } from '../core/schemas/dataset.ts';
+import type { MeasurementSettings } from '../core/schemas/protocol.ts';
+import type { LayerGraph } from '../core/spaces/types.ts';
+import { buildOnnxModel, INPUT_NAME } from './onnx-builder.ts';
+
+export type ExecutionProvider = 'cpu' | 'cuda';
+
+/** What a measurement needs from the job settings; protocol defaults apply to the rest. */
+export type MeasureSettings = Pick<
+  MeasurementSettings,
+  'warmup' | 'runs' | 'threads' | 'batchSize'
+> & {
+  /** Seed of the random weights. @default 0 */
+  seed?: number;
+  /** @default 'cpu' */
+  executionProvider?: ExecutionProvider;
+};
+
+/** The onnxruntime session options a measurement used, recorded with its results. */
+export interface SessionRecord {
+  intraOpNumThreads: number;
+  interOpNumThreads: 1;
+  graphOptimizationLevel: 'all';
+  executionMode: 'sequential';
+  executionProvider: ExecutionProvider;
+}
+
+export interface Overhead {
+  /** Layer graph -> ONNX bytes. */
+  build: number;
+  /** onnxruntime session creation (graph optimisation, kernel selection). */
+  session: number;
+}
+
+/** Raised when the execution provider cannot run here (e.g. CUDA binaries not installed). */
+export class ExecutionProviderError extends EsmError {}
+
+/** The upper-outlier threshold in scaled MADs: runs slower than median + K * 1.4826 * MAD go. */
+export const OUTLIER_MADS = 3;
+
+function median(sorted: readonly number[]): number {
+  const n = sorted.length;
+  const mid = Math.floor(n / 2);
+  return n % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/**
+ * Statistics of timed runs after dropping upper outliers: runs above
+ * `median + OUTLIER_MADS * 1.4826 * MAD` (MAD floored at 0.1 % of the median so that a
+ * perfectly flat series keeps its runs). Only the slow tail is trimmed because interference
+ * (other processes, interrupts, frequency drops) can only make a run slower.
+ */
+export function summarizeTimings(timesMs: readonly number[]): LatencyStats {
+  if (timesMs.length === 0) throw new RangeError('summarizeTimings needs at least one run');
+  const sorted = timesMs.slice().sort((a, b) => a - b);
+  const m = median(sorted);
+  const mad = median(sorted.map((t) => Math.abs(t - m)).sort((a, b) => a - b));
+  const limit = m + OUTLIER_MADS * 1.4826 * Math.max(mad, 0.001 * m);
+  const kept = sorted.filter((t) => t <= limit);
+  const mean = kept.reduce((a, b) => a + b, 0) / kept.length;
+  const variance =
+    kept.length > 1 ? kept.reduce((a, t) => a + (t - mean) ** 2, 0) / (kept.length - 1) : 0;
+  return {
+    median_ms: median(kept),
+    mean_ms: mean,
+    std_ms: Math.sqrt(variance),
+    min_ms: kept[0] as number,
+    max_ms: kept[kept.length - 1] as number,
+    runs: kept.length,
+  };
+}
+
+/** A model ready to be timed: built, with its session and input tensor. */
+export class ModelSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly feeds: Record<string, ort.Tensor>,
+    readonly overheadMs: Overhead,
+    readonly record: SessionRecord,
+  ) {}
+
+  /** Build the ONNX model of `graph` and open an onnxruntime session on it. */
+  static async open(graph: LayerGraph, settings: MeasureSettings): Promise<ModelSession> {
+    const { threads, batchSize, seed = 0, executionProvider = 'cpu' } = settings;
+    const t0 = process.hrtime.bigint();
+    const bytes = buildOnnxModel(graph, { batchSize, seed });
+    const t1 = process.hrtime.bigint();
+    const record: SessionRecord = {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      executionProvider,
+    };
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, {
+        ...record,
+        executionProviders: [executionProvider],
+        logSeverityLevel: 3,
+      });
+    } catch (cause) {
+      if (executionProvider === 'cuda') {
+        throw new ExecutionProviderError(
+          'the CUDA execution provider is not available; install the GPU build with ' +
+            '`npm install onnxruntime-node --onnxruntime-node-install=cuda12` (needs CUDA 12 and cuDNN 9) ' +
+            'or measure with executionProvider "cpu"',
+          { cause },
+        );
+      }
+      throw cause;
+    }
+    const t2 = process.hrtime.bigint();
+    const size = batchSize * graph.inputChannels * graph.resolution * graph.resolution;
+    // Values in [0, 1) like a normalised image; fixed, so every run sees the same input.
+    const data = new Float32Array(size);
+    for (let i = 0; i < size; i++) data[i] = ((i * 2654435761) % 1000) / 1000;
+    const input = new ort.Tensor('float32', data, [
+      batchSize,
+      graph.inputChannels,
+      graph.resolution,
+      graph.resolution,
+    ]);
+    const overheadMs = { build: Number(t1 - t0) / 1e6, session: Number(t2 - t1) / 1e6 };
+    return new ModelSession(session, { [INPUT_NAME]: input }, overheadMs, record);
+  }
+
+  /** Run `count` untimed inferences. */
+  async warmup(count: number): Promise<void> {
+    for (let i = 0; i < count; i++) await this.session.run(this.feeds);
+  }
+
+  /** Run `count` timed inferences; returns each run's wall time in milliseconds. */
+  async time(count: number): Promise<number[]> {
+    const times: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const start = process.hrtime.bigint();
+      await this.session.run(this.feeds);
+      times.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+    return times;
+  }
+
+  /** Warm up, time and summarise. */
+  async measure(settings: Pick<MeasurementSettings, 'warmup' | 'runs'>): Promise<LatencyStats> {
+    await this.warmup(settings.warmup);
+    return summarizeTimings(await this.time(settings.runs));
+  }
+
+  /** The output of one inference (for tests: shape and finiteness). */
+  async output(): Promise<{ dims: readonly number[]; data: Float32Array }> {
+    const result = await this.session.run(this.feeds);
+    const first = Object.values(result)[0];
+    if (!first) throw new EsmError('the model produced no output');
+    return { dims: first.dims, data: first.data as Float32Array };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function checkSettings(settings: MeasureSettings): void {
+  const positive: (keyof MeasureSettings)[] = ['runs', 'threads', 'batchSize'];
+  for (const key of positive) {
+    const value = settings[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+      throw new ValidationError(key, `must be a positive integer, got ${String(value)}`);
+    }
+  }
+  if (!Number.isInteger(settings.warmup) || settings.warmup < 0) {
+    throw new ValidationError('warmup', `must be a non-negative integer, got ${settings.warmup}`);
+  }
+}
+
+/**
+ * Measure the latency of one layer graph: build, open a session, `warmup` untimed runs,
+ * `runs` timed runs, summarised by `summarizeTimings`. Build and session creation are
+ * reported as overhead, not timed.
+ */
+export async function measureGraph(
+  graph: LayerGraph,
+  settings: MeasureSettings,
+): Promise<{ stats: LatencyStats; overheadMs: Overhead; session: SessionRecord }> {
+  checkSettings(settings);
+  const model = await ModelSession.open(graph, settings);
+  try {
+    const stats = await model.measure(settings);
+    return { stats, overheadMs: model.overheadMs, session: model.record };
+  } finally {
+    await model.release();
+  }
+}
+
+/** onnxruntime-node's version and the execution providers its binaries support here. */
+export function runtimeInfo(): { version: string; providers: string[] } {
+  const versions = ort.env.versions as Record<string, string | undefined>;
+  return {
+    version: versions.node ?? versions.common ?? 'unknown',
+    providers: ort.listSupportedBackends().map((b) => b.name),
+  };
+}
+
+/**
+ * Pin every thread of this process to `cpus` (a taskset list such as "1" or "0-3") with
+ * `taskset -a -p`, so the scheduler cannot migrate the timing thread between cores, a large
+ * source of process-to-process variation. Threads created later inherit the mask. Returns
+ * false where taskset is missing or the OS refuses (macOS, containers without the right).
+ */
+export function pinToCpus(cpus: string): boolean {
+  if (!/^[0-9,-]+$/.test(cpus)) {
+    throw new ValidationError('pin', `expected a CPU list such as "1" or "0-3", got "${cpus}"`);
+  }
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
