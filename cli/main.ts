@@ -9,7 +9,10 @@ const program = new Command('esm')
   .description('Latency predictors for hardware-aware NAS with the ESM train-evaluate-extend loop')
   .showHelpAfterError('(run with --help for usage)');
 
-const commands = await Promise.all([import('./commands/spaces.ts')]);
+const commands = await Promise.all([
+  import('./commands/spaces.ts'),
+  import('./commands/sample.ts'),
+]);
 for (const command of commands) command.register(program);
 
 try {
