@@ -44,6 +44,18 @@ export interface FunctionSpec {
   readonly memoryMb?: number;
   /** @default 30 */
   readonly timeoutSeconds?: number;
+  /**
+   * Packages esbuild cannot inline (native addons such as onnxruntime-node): kept external and
+   * copied from node_modules into the function's asset; list their runtime dependencies too.
+   * @default []
+   */
+  readonly nodeModules?: readonly string[];
+  /**
+   * Files (paths from the repository root) the bundle reads at run time, copied next to it,
+   * e.g. the tfjs WebAssembly binaries.
+   * @default []
+   */
+  readonly assets?: readonly string[];
 }
 
 const tables = ['runsTable', 'iterationsTable', 'samplesTable'] as const;
@@ -127,6 +139,7 @@ export const functions = {
     env: ['bucket'],
     access: ['bucket:read'],
     memoryMb: 1024,
+    nodeModules: ['onnxruntime-node', 'onnxruntime-common'],
   },
   apiListPredictors: {
     entry: 'lambdas/handlers/api-list-predictors.ts',
