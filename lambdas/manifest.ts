@@ -34,9 +34,14 @@ export type Access =
   | 'iot:register-device'
   | 'states:start';
 
+/** An API Gateway route, e.g. `GET /runs/{id}`. */
+export type Route = `${'GET' | 'POST' | 'PUT' | 'DELETE'} /${string}`;
+
 export interface FunctionSpec {
   /** Path of the handler module relative to the repository root; it exports `handler`. */
   readonly entry: string;
+  /** The API route served by this function (proxy integration, IAM-authorised). */
+  readonly route?: Route;
   readonly description: string;
   readonly env: readonly EnvName[];
   readonly access: readonly Access[];
@@ -111,30 +116,35 @@ export const functions = {
   // API Gateway routes.
   apiRegisterDevice: {
     entry: 'lambdas/handlers/api-register-device.ts',
+    route: 'POST /devices',
     description: 'POST /devices: create thing, certificate and policy attachment',
     env: ['devicesTable', 'thingType', 'devicePolicy', 'iotDataEndpoint'],
     access: ['devices:write', 'iot:register-device'],
   },
   apiListDevices: {
     entry: 'lambdas/handlers/api-list-devices.ts',
+    route: 'GET /devices',
     description: 'GET /devices',
     env: ['devicesTable'],
     access: ['devices:read'],
   },
   apiStartRun: {
     entry: 'lambdas/handlers/api-start-run.ts',
+    route: 'POST /runs',
     description: 'POST /runs: validate parameters and start an ESM execution',
     env: ['stateMachineArn', 'devicesTable', 'runsTable'],
     access: ['states:start', 'devices:read', 'runs:write'],
   },
   apiGetRun: {
     entry: 'lambdas/handlers/api-get-run.ts',
+    route: 'GET /runs/{id}',
     description: 'GET /runs/{id}: status, iteration history and per-bin accuracy',
     env: ['runsTable', 'iterationsTable'],
     access: ['runs:read', 'iterations:read'],
   },
   apiPredict: {
     entry: 'lambdas/handlers/api-predict.ts',
+    route: 'POST /predict',
     description: 'POST /predict: batch latency prediction with the ONNX predictor',
     env: ['bucket'],
     access: ['bucket:read'],
@@ -143,6 +153,7 @@ export const functions = {
   },
   apiListPredictors: {
     entry: 'lambdas/handlers/api-list-predictors.ts',
+    route: 'GET /predictors',
     description: 'GET /predictors',
     env: ['bucket'],
     access: ['bucket:read'],
