@@ -106,12 +106,19 @@ export const functions = {
     env: ['bucket', ...tables],
     access: ['bucket:read', 'runs:read', 'runs:write', 'samples:read', 'samples:write'],
   },
+  workflowFail: {
+    entry: 'lambdas/handlers/workflow-fail.ts',
+    description: 'Catch target: record the failed task error on the run',
+    env: [...tables],
+    access: ['runs:read', 'runs:write'],
+  },
   // IoT topic rule target for esm/devices/+/results.
   ingestResults: {
     entry: 'lambdas/handlers/ingest-results.ts',
     description: 'Validate a device result and record each latency once (idempotent)',
     env: ['bucket', ...tables, 'devicesTable'],
-    access: ['runs:read', 'samples:read', 'samples:write', 'devices:write'],
+    // runs:write: the run's measured counter moves in the same transaction as each sample.
+    access: ['runs:read', 'runs:write', 'samples:read', 'samples:write', 'devices:write'],
   },
   // API Gateway routes.
   apiRegisterDevice: {
