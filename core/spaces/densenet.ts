@@ -102,7 +102,7 @@ function toNative(subnet: Subnet): DenseNetArch {
  * concatenated to its input. The middle bn+relu folds into the 1x1 conv; the first cannot,
  * because the concatenated features feed later layers without it.
  */
-function denseLayer(
+export function denseLayer(
   g: GraphBuilder,
   x: Tensor,
   options: { growth: number; bnSize: number; kernel: number },
@@ -113,10 +113,15 @@ function denseLayer(
   return g.concat([x, h]);
 }
 
-function transition(g: GraphBuilder, x: Tensor): Tensor {
+/** bn+relu -> 1x1 conv to `cout` -> 2x2 average pool when `stride` is 2. */
+export function transition(
+  g: GraphBuilder,
+  x: Tensor,
+  options: { cout: number; stride: number },
+): Tensor {
   let h = g.bn(x, 'relu');
-  h = g.conv(h, { cout: Math.floor(x.channels * COMPRESSION), kernel: 1 });
-  return g.pool(h, 'avg', 2, 2);
+  h = g.conv(h, { cout: options.cout, kernel: 1 });
+  return options.stride > 1 ? g.pool(h, 'avg', options.stride, options.stride) : h;
 }
 
 function layerGraph(subnet: Subnet): LayerGraph {
@@ -124,7 +129,7 @@ function layerGraph(subnet: Subnet): LayerGraph {
   let x = g.conv(g.input(), { cout: STEM_CHANNELS, kernel: 7, stride: 2, act: 'relu' });
   x = g.pool(x, 'max', 3, 2);
   subnet.units.forEach((unit, u) => {
-    if (u > 0) x = transition(g, x);
+    if (u > 0) x = transition(g, x, { cout: Math.floor(x.channels * COMPRESSION), stride: 2 });
     for (const layer of unit.blocks) {
       x = denseLayer(g, x, {
         growth: layer.growth as number,

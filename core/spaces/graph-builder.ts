@@ -72,7 +72,14 @@ export class GraphBuilder {
 
   bn(x: Tensor, act: Activation): Tensor {
     const id = this.nextId('bn');
-    this.nodes.push({ op: 'bn', id, input: x.id, resolution: x.resolution, channels: x.channels, act });
+    this.nodes.push({
+      op: 'bn',
+      id,
+      input: x.id,
+      resolution: x.resolution,
+      channels: x.channels,
+      act,
+    });
     return { ...x, id };
   }
 

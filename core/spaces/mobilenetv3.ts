@@ -80,10 +80,17 @@ function toNative(subnet: Subnet): MobileNetV3Arch {
 }
 
 /** One MBConv block: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 project, plus identity. */
-function mbconv(
+export function mbconv(
   g: GraphBuilder,
   x: Tensor,
-  options: { cout: number; kernel: number; expand: number; stride: number; act: Activation; se: boolean },
+  options: {
+    cout: number;
+    kernel: number;
+    expand: number;
+    stride: number;
+    act: Activation;
+    se: boolean;
+  },
 ): Tensor {
   const mid = makeDivisible(Math.round(x.channels * options.expand));
   let h = x;

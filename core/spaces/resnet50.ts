@@ -116,12 +116,12 @@ function toNative(subnet: Subnet): ResNet50Arch {
 }
 
 /** OFA's bottleneck: 1x1 -> kxk (stride) -> 1x1, shortcut avgpool+1x1 when the shape changes. */
-function bottleneck(
+export function bottleneck(
   g: GraphBuilder,
   x: Tensor,
-  options: { cout: number; expand: number; stride: number },
+  options: { cout: number; expand: number; stride: number; kernel?: number },
 ): Tensor {
-  const { cout, expand, stride } = options;
+  const { cout, expand, stride, kernel = 3 } = options;
   // Python's round() ties to even, but width * expand never lands on .5 for these values.
   const mid = makeDivisible(Math.round(cout * expand));
   let shortcut = x;
@@ -130,7 +130,7 @@ function bottleneck(
     shortcut = g.conv(shortcut, { cout, kernel: 1 });
   }
   let h = g.conv(x, { cout: mid, kernel: 1, act: 'relu' });
-  h = g.conv(h, { cout: mid, kernel: 3, stride, act: 'relu' });
+  h = g.conv(h, { cout: mid, kernel, stride, act: 'relu' });
   h = g.conv(h, { cout, kernel: 1 });
   return g.add(h, shortcut, 'relu');
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ArchValidationError } from '../../core/errors.ts';
 import { createRng } from '../../core/rng.ts';
@@ -5,6 +6,7 @@ import { densenet } from '../../core/spaces/densenet.ts';
 import { builtInSpaces, getSpace } from '../../core/spaces/index.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
 import { resnet50 } from '../../core/spaces/resnet50.ts';
+import { spaceFromSpec } from '../../core/spaces/spec.ts';
 import {
   cardinality,
   depth,
@@ -88,7 +90,14 @@ function checkGraph(graph: LayerGraph): number {
   return weights;
 }
 
-const spaces = [...builtInSpaces.values()] as SearchSpace[];
+const example = (file: string): unknown =>
+  JSON.parse(readFileSync(new URL(`../../examples/spaces/${file}`, import.meta.url), 'utf8'));
+
+const spaces = [
+  ...builtInSpaces.values(),
+  spaceFromSpec(example('tiny-mbconv.json')),
+  spaceFromSpec(example('mixed.json')),
+] as SearchSpace[];
 
 describe.each(spaces.map((s) => [s.name, s] as const))('space %s', (_name, space) => {
   it('round-trips native archs and keeps sampled depths in range', () => {
@@ -125,10 +134,11 @@ describe.each(spaces.map((s) => [s.name, s] as const))('space %s', (_name, space
     expect(() => space.parse({ ...native, extra: 1 })).toThrow(/extra: unknown field/);
     expect(() => space.parse({ ...native, r: 225 })).toThrow(/^r: got 225, allowed values are/);
   });
+});
 
-  it('is registered under its name', () => {
-    expect(getSpace(space.name)).toBe(space);
-  });
+it('registers the built-in spaces under their names', () => {
+  for (const space of builtInSpaces.values()) expect(getSpace(space.name)).toBe(space);
+  expect(() => getSpace('vgg')).toThrow(/space: unknown space "vgg"/);
 });
 
 describe('mobilenetv3', () => {
@@ -252,5 +262,91 @@ describe('densenet', () => {
     const k = native.k.slice();
     k[30] = 7;
     expect(() => densenet.parse({ ...native, k })).toThrow('k[30]: got 7, allowed values are 3, 5');
+  });
+});
+
+describe('spec spaces', () => {
+  const tiny = spaceFromSpec(example('tiny-mbconv.json'));
+  const mixed = spaceFromSpec(example('mixed.json'));
+  const spec = (units: unknown[], extra: Record<string, unknown> = {}) => ({
+    name: 'test',
+    resolutions: [64],
+    units,
+    ...extra,
+  });
+  const conv = { block: 'conv', minDepth: 1, maxDepth: 2, width: 16, stride: 1 };
+
+  it('counts configurations from the units', () => {
+    // 4 choices per block in s1, s2, s4 (depth 1..3), 9 in s3 (depth 2..4), 5 resolutions.
+    const small = 4n + 16n + 64n;
+    const s3 = 9n ** 2n + 9n ** 3n + 9n ** 4n;
+    expect(cardinality(tiny)).toBe(small ** 3n * s3 * 5n);
+    expect(depthRange(tiny)).toEqual({ min: 5, max: 13 });
+    expect(tiny.blockChoiceNames).toEqual(['kernel', 'expand']);
+  });
+
+  it('lists every feature in every unit, foreign ones as the single value 0', () => {
+    expect(mixed.blockChoiceNames).toEqual(['kernel', 'expand', 'growth', 'bnSize']);
+    expect(mixed.units[0]?.blockChoices.map((c) => c.values)).toEqual([[3, 5], [0], [0], [0]]);
+    const native = mixed.toNative(subnetWithDepth(mixed, 6, createRng(1)));
+    expect(Object.keys(native.blocks[3]?.[0] ?? {})).toEqual(['kernel', 'growth', 'bnSize']);
+  });
+
+  it('builds the block templates: a dense unit starts with a transition to its width', () => {
+    const subnet = mixed.parse({
+      d: [1, 2, 1, 2],
+      blocks: [
+        [{ kernel: 3 }],
+        [
+          { kernel: 3, expand: 3 },
+          { kernel: 7, expand: 6 },
+        ],
+        [{ kernel: 3, expand: 0.5 }],
+        [
+          { growth: 16, bnSize: 2 },
+          { growth: 32, bnSize: 4, kernel: 3 },
+        ],
+      ],
+      r: 128,
+    });
+    const graph = mixed.layerGraph(subnet);
+    const concats = graph.nodes.filter((n) => n.op === 'concat').map((n) => n.channels);
+    expect(concats).toEqual([128 + 16, 128 + 16 + 32]);
+    expect(graph.nodes.filter((n) => n.op === 'se')).toHaveLength(2);
+    const last = graph.nodes[graph.nodes.length - 1];
+    expect(last?.op === 'linear' && last.cout).toBe(1000);
+  });
+
+  it('names the wrong spec field', () => {
+    expect(() => spaceFromSpec(spec([conv, { ...conv, maxDepth: 0 }]))).toThrow(
+      /^units\[1\]\.maxDepth: /,
+    );
+    expect(() => spaceFromSpec(spec([{ ...conv, minDepth: 3 }]))).toThrow(
+      'units[0].maxDepth: must be at least minDepth (3), got 2',
+    );
+    expect(() => spaceFromSpec(spec([{ ...conv, choices: { growth: [8] } }]))).toThrow(
+      /^units\[0\]\.choices: Unrecognized key: "growth"/,
+    );
+    expect(() => spaceFromSpec(spec([{ ...conv, block: 'vgg' }]))).toThrow(/^units\[0\]\.block: /);
+    expect(() => spaceFromSpec(spec([{ ...conv, choices: { kernel: [3, 4] } }]))).toThrow(
+      'units[0].choices.kernel[1]: kernel sizes must be odd',
+    );
+    expect(() => spaceFromSpec(spec([conv], { resolutions: [] }))).toThrow(/^resolutions: /);
+    expect(() => spaceFromSpec({ resolutions: [64], units: [conv] })).toThrow(/^name: /);
+    expect(() => spaceFromSpec(spec([]))).toThrow(/^units: /);
+  });
+
+  it('names the wrong arch field', () => {
+    const native = tiny.toNative(subnetWithDepth(tiny, 13, createRng(2)));
+    const bad = structuredClone(native);
+    (bad.blocks[1] as Record<string, number>[])[0] = { kernel: 9, expand: 3 };
+    expect(() => tiny.parse(bad)).toThrow('blocks[1][0].kernel: got 9, allowed values are 3, 5');
+    const foreign = structuredClone(native);
+    (foreign.blocks[0] as Record<string, number>[])[0] = { kernel: 3, expand: 3, growth: 8 };
+    expect(() => tiny.parse(foreign)).toThrow(/^blocks\[0\]\[0\]\.growth: not a feature of mbconv/);
+    expect(() => tiny.parse({ ...native, d: [3, 3, 4, 1] })).toThrow(
+      'blocks[3]: expected d[3] = 1 blocks',
+    );
+    expect(() => tiny.parse({ ...native, d: [3, 3, 4] })).toThrow(/^d: expected an array of 4/);
   });
 });

@@ -1,0 +1,330 @@
+/**
+ * User-defined search spaces from a declarative JSON spec, so a new supernet needs no code.
+ * A spec lists units (stages) with a block type, a depth range, a width, a stride and the
+ * per-block choice sets; the layer graph is built from the block type's template (the same
+ * templates as the built-in spaces). docs/spaces.md documents the format.
+ *
+ * Native arch of a spec space: `{"d":[per unit], "blocks":[[{feature: value}] per unit], "r":R}`
+ * where `blocks[u]` lists exactly `d[u]` blocks; a feature with a single allowed value may
+ * be left out of a block.
+ */
+import { z } from 'zod';
+import { ArchValidationError, ValidationError } from '../errors.ts';
+import { denseLayer, transition } from './densenet.ts';
+import { GraphBuilder, type Tensor } from './graph-builder.ts';
+import { mbconv } from './mobilenetv3.ts';
+import { bottleneck } from './resnet50.ts';
+import { checkChoice, checkObject } from './subnet.ts';
+import type { Activation, ChoiceDef, LayerGraph, SearchSpace, Subnet, UnitDef } from './types.ts';
+
+/** The per-block features of each block type, with the value used when a spec omits one. */
+const BLOCK_FEATURES = {
+  mbconv: { kernel: [3], expand: [6] },
+  bottleneck: { kernel: [3], expand: [0.25] },
+  conv: { kernel: [3] },
+  dense: { kernel: [3], growth: [32], bnSize: [4] },
+} as const satisfies Record<string, Record<string, readonly number[]>>;
+
+/** Canonical order of block features across all block types. */
+const FEATURE_ORDER = ['kernel', 'expand', 'growth', 'bnSize'] as const;
+
+const activation = z.enum(['relu', 'h_swish', 'none']);
+const positiveInt = z.number().int().positive();
+const values = (item: z.ZodNumber) =>
+  z
+    .array(item)
+    .min(1)
+    .refine((v) => new Set(v).size === v.length, 'values must be distinct');
+const kernels = values(positiveInt.refine((k) => k % 2 === 1, 'kernel sizes must be odd'));
+
+const unitBase = {
+  name: z.string().min(1).optional(),
+  minDepth: positiveInt.max(64),
+  maxDepth: positiveInt.max(64),
+  width: positiveInt,
+  stride: z.union([z.literal(1), z.literal(2)]),
+  act: activation.default('relu'),
+};
+
+const unitSchema = z.discriminatedUnion('block', [
+  z.strictObject({
+    ...unitBase,
+    block: z.literal('mbconv'),
+    se: z.boolean().default(false),
+    choices: z
+      .strictObject({
+        kernel: kernels.optional(),
+        expand: values(z.number().positive()).optional(),
+      })
+      .default({}),
+  }),
+  z.strictObject({
+    ...unitBase,
+    block: z.literal('bottleneck'),
+    choices: z
+      .strictObject({
+        kernel: kernels.optional(),
+        expand: values(z.number().positive().max(4)).optional(),
+      })
+      .default({}),
+  }),
+  z.strictObject({
+    ...unitBase,
+    block: z.literal('conv'),
+    choices: z.strictObject({ kernel: kernels.optional() }).default({}),
+  }),
+  z.strictObject({
+    ...unitBase,
+    block: z.literal('dense'),
+    choices: z
+      .strictObject({
+        kernel: kernels.optional(),
+        growth: values(positiveInt).optional(),
+        bnSize: values(positiveInt).optional(),
+      })
+      .default({}),
+  }),
+]);
+
+/** The zod schema of a space spec file. */
+export const spaceSpec = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "-" and "." only')
+      .max(64),
+    description: z.string().optional(),
+    resolutions: values(positiveInt.min(8).max(4096)),
+    inputChannels: positiveInt.default(3),
+    stem: z
+      .strictObject({
+        width: positiveInt,
+        kernel: positiveInt.refine((k) => k % 2 === 1, 'kernel sizes must be odd').default(3),
+        stride: z.union([z.literal(1), z.literal(2)]).default(2),
+        act: activation.default('relu'),
+      })
+      .default({ width: 32, kernel: 3, stride: 2, act: 'relu' }),
+    units: z.array(unitSchema).min(1).max(32),
+    head: z
+      .strictObject({
+        /** Channels of a 1x1 conv before the global pool (MobileNet style); none when absent. */
+        width: positiveInt.optional(),
+        act: activation.default('relu'),
+        classes: positiveInt.default(1000),
+      })
+      .default({ act: 'relu', classes: 1000 }),
+  })
+  .superRefine((spec, ctx) => {
+    spec.units.forEach((unit, u) => {
+      if (unit.maxDepth < unit.minDepth) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['units', u, 'maxDepth'],
+          message: `must be at least minDepth (${unit.minDepth}), got ${unit.maxDepth}`,
+        });
+      }
+    });
+  });
+
+export type SpaceSpec = z.infer<typeof spaceSpec>;
+type UnitSpec = SpaceSpec['units'][number];
+
+export interface SpecArch {
+  d: number[];
+  blocks: Record<string, number>[][];
+  r: number;
+}
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+    .join('');
+}
+
+/** Parses a spec; throws `ValidationError` naming the first wrong field (e.g. `units[2].maxDepth`). */
+export function parseSpec(json: unknown): SpaceSpec {
+  const result = spaceSpec.safeParse(json);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue?.path.length ? fieldPath(issue.path) : 'spec';
+  const others = result.error.issues.length - 1;
+  const more = others > 0 ? ` (and ${others} more problem${others > 1 ? 's' : ''})` : '';
+  throw new ValidationError(field, `${issue?.message ?? 'invalid space spec'}${more}`);
+}
+
+function featureValues(unit: UnitSpec): Record<string, readonly number[]> {
+  const defaults: Record<string, readonly number[]> = BLOCK_FEATURES[unit.block];
+  const chosen = unit.choices as Record<string, readonly number[] | undefined>;
+  return Object.fromEntries(
+    Object.entries(defaults).map(([name, fallback]) => [name, chosen[name] ?? fallback]),
+  );
+}
+
+/** A `SearchSpace` from a spec (parsed with `parseSpec`, so errors name the field). */
+export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
+  const spec = parseSpec(json);
+  const features = spec.units.map(featureValues);
+  const blockChoiceNames = FEATURE_ORDER.filter((f) => features.some((fs) => f in fs));
+  // Every unit lists every feature so that blockTuples and encodings see one shape; a feature
+  // foreign to a unit's block type is a single value 0, which adds nothing to cardinality.
+  const units: UnitDef[] = spec.units.map((unit, u) => ({
+    name: unit.name ?? `unit${u + 1} (${unit.block}, w${unit.width}, s${unit.stride})`,
+    minDepth: unit.minDepth,
+    maxDepth: unit.maxDepth,
+    blockChoices: blockChoiceNames.map(
+      (name): ChoiceDef => ({ name, values: features[u]?.[name] ?? [0] }),
+    ),
+    unitChoices: [],
+  }));
+
+  function parse(native: unknown): Subnet {
+    const arch = checkObject(native, spec.name);
+    for (const key of Object.keys(arch)) {
+      if (!['d', 'blocks', 'r'].includes(key)) {
+        throw new ArchValidationError(
+          key,
+          `unknown field; a ${spec.name} arch has d, blocks and r`,
+        );
+      }
+    }
+    const d = arch.d;
+    if (!Array.isArray(d) || d.length !== units.length) {
+      throw new ArchValidationError(
+        'd',
+        `expected an array of ${units.length} depths, one per unit`,
+      );
+    }
+    const blocks = arch.blocks;
+    if (!Array.isArray(blocks) || blocks.length !== units.length) {
+      throw new ArchValidationError(
+        'blocks',
+        `expected an array of ${units.length} arrays of blocks, one per unit`,
+      );
+    }
+    const r = checkChoice('r', arch.r, spec.resolutions);
+    return {
+      resolution: r,
+      globals: {},
+      units: units.map((unit, u) => {
+        const allowed = Array.from(
+          { length: unit.maxDepth - unit.minDepth + 1 },
+          (_, i) => unit.minDepth + i,
+        );
+        const depth = checkChoice(`d[${u}]`, d[u], allowed);
+        const list = blocks[u];
+        if (!Array.isArray(list) || list.length !== depth) {
+          throw new ArchValidationError(`blocks[${u}]`, `expected d[${u}] = ${depth} blocks`);
+        }
+        const own = features[u] as Record<string, readonly number[]>;
+        return {
+          choices: {},
+          blocks: list.map((raw, i) => {
+            const field = `blocks[${u}][${i}]`;
+            const block = checkObject(raw, `${spec.name} block`);
+            for (const key of Object.keys(block)) {
+              if (!(key in own)) {
+                throw new ArchValidationError(
+                  `${field}.${key}`,
+                  `not a feature of ${spec.units[u]?.block} blocks; they have ${Object.keys(own).join(', ')}`,
+                );
+              }
+            }
+            const out: Record<string, number> = {};
+            for (const choice of unit.blockChoices) {
+              const allowedValues = choice.values;
+              const value =
+                block[choice.name] ?? (allowedValues.length === 1 ? allowedValues[0] : undefined);
+              out[choice.name] = checkChoice(`${field}.${choice.name}`, value, allowedValues);
+            }
+            return out;
+          }),
+        };
+      }),
+    };
+  }
+
+  function toNative(subnet: Subnet): SpecArch {
+    return {
+      d: subnet.units.map((unit) => unit.blocks.length),
+      blocks: subnet.units.map((unit, u) => {
+        const own = Object.keys(features[u] ?? {});
+        return unit.blocks.map((block) =>
+          Object.fromEntries(own.map((name) => [name, block[name] as number])),
+        );
+      }),
+      r: subnet.resolution,
+    };
+  }
+
+  function layerGraph(subnet: Subnet): LayerGraph {
+    const g = new GraphBuilder(spec.name, subnet.resolution, spec.inputChannels);
+    let x: Tensor = g.conv(g.input(), {
+      cout: spec.stem.width,
+      kernel: spec.stem.kernel,
+      stride: spec.stem.stride,
+      act: spec.stem.act,
+    });
+    subnet.units.forEach((unit, u) => {
+      const def = spec.units[u] as UnitSpec;
+      if (def.block === 'dense' && (def.stride !== 1 || x.channels !== def.width)) {
+        x = transition(g, x, { cout: def.width, stride: def.stride });
+      }
+      unit.blocks.forEach((block, i) => {
+        const stride = i === 0 ? def.stride : 1;
+        const kernel = block.kernel as number;
+        const act: Activation = def.act;
+        switch (def.block) {
+          case 'mbconv':
+            x = mbconv(g, x, {
+              cout: def.width,
+              kernel,
+              expand: block.expand as number,
+              stride,
+              act,
+              se: def.se,
+            });
+            break;
+          case 'bottleneck':
+            x = bottleneck(g, x, {
+              cout: def.width,
+              expand: block.expand as number,
+              stride,
+              kernel,
+            });
+            break;
+          case 'conv':
+            x = g.conv(x, { cout: def.width, kernel, stride, act });
+            break;
+          case 'dense':
+            x = denseLayer(g, x, {
+              growth: block.growth as number,
+              bnSize: block.bnSize as number,
+              kernel,
+            });
+            break;
+        }
+      });
+    });
+    // Pre-activation dense features need their final bn+relu before pooling.
+    if (spec.units[spec.units.length - 1]?.block === 'dense') x = g.bn(x, 'relu');
+    if (spec.head.width) x = g.conv(x, { cout: spec.head.width, kernel: 1, act: spec.head.act });
+    x = g.globalPool(x);
+    x = g.linear(x, spec.head.classes);
+    return g.build(x);
+  }
+
+  return {
+    name: spec.name,
+    description:
+      spec.description ??
+      `user-defined space: ${spec.units.length} units of ${[...new Set(spec.units.map((u) => u.block))].join('/')} blocks`,
+    resolutions: spec.resolutions,
+    globalChoices: [],
+    units,
+    blockChoiceNames,
+    unitChoiceNames: [],
+    parse,
+    toNative,
+    layerGraph,
+  };
+}
