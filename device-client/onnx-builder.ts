@@ -39,13 +39,16 @@ interface Value {
 
 /**
  * Pads that give an output of exactly `ceil(resolution / stride)`, as the layer graph
- * promises. Symmetric `kernel / 2` (PyTorch's choice) where that works, otherwise
- * SAME_UPPER-style explicit pads (e.g. a 2x2 stride-2 pool on an odd resolution).
+ * promises: symmetric `kernel / 2` for odd kernels (PyTorch's padding), otherwise
+ * SAME_UPPER-style explicit pads (e.g. a 2x2 stride-2 pool: none, or one at the end of an
+ * odd map).
  */
 export function samePads(resolution: number, kernel: number, stride: number): number[] {
+  if (kernel % 2 === 1) {
+    const p = (kernel - 1) / 2;
+    return [p, p, p, p];
+  }
   const want = Math.ceil(resolution / stride);
-  const p = Math.floor(kernel / 2);
-  if (Math.floor((resolution + 2 * p - kernel) / stride) + 1 === want) return [p, p, p, p];
   const total = Math.max(0, (want - 1) * stride + kernel - resolution);
   const begin = Math.floor(total / 2);
   const end = total - begin;

@@ -26,3 +26,24 @@ export const defaultReferences: readonly ReferenceModel[] = [
 
 /** The model whose process-to-process variation `scripts/bench/measurement.ts` reports. */
 export const stabilityReference: ReferenceModel = defaultReferences[1] as ReferenceModel;
+
+const fill = (length: number, value: number) => Array<number>(length).fill(value);
+
+/**
+ * The smallest and largest subnet of each built-in space, as native archs (benchmarks, tests,
+ * `esm measure --arch smallest|largest`). ResNet50's largest keeps the stem's middle conv
+ * (d[0] = 2), which "every choice at its maximum" would not express.
+ */
+export const extremeArchs: Readonly<
+  Record<string, { smallest: Record<string, unknown>; largest: Record<string, unknown> }>
+> = {
+  mobilenetv3: { smallest: uniform(3, 3, 2, 128), largest: uniform(7, 6, 4, 224) },
+  resnet50: {
+    smallest: { d: fill(5, 0), e: fill(18, 0.2), w: fill(6, 0), r: 128 },
+    largest: { d: fill(5, 2), e: fill(18, 0.35), w: fill(6, 2), r: 224 },
+  },
+  densenet: {
+    smallest: { d: fill(4, 2), g: fill(34, 16), b: fill(34, 2), k: fill(34, 3), r: 128 },
+    largest: { d: [6, 8, 12, 8], g: fill(34, 32), b: fill(34, 4), k: fill(34, 5), r: 224 },
+  },
+};

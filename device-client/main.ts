@@ -1,0 +1,93 @@
+/**
+ * `esm-device`: the measurement daemon's command line. Settings come from flags, `ESM_*`
+ * environment variables and a JSON config file (device-client/config.ts); logs are JSON lines
+ * on stdout (journald keeps them under systemd). SIGTERM and SIGINT stop after the current
+ * sample; a second signal exits at once.
+ */
+import { Command, Option } from 'commander';
+import { EsmError } from '../core/errors.ts';
+import type { Logger } from '../core/ports.ts';
+import { configSources, type DeviceConfig, loadConfig } from './config.ts';
+import { createDaemon } from './daemon.ts';
+
+const levels = ['debug', 'info', 'warn', 'error'] as const;
+
+/** JSON-lines logger: one object per line with time, level, message and fields. */
+export function jsonLogger(level: DeviceConfig['logLevel'], thing: string): Logger {
+  const min = levels.indexOf(level);
+  const write =
+    (at: (typeof levels)[number]) => (message: string, fields?: Record<string, unknown>) => {
+      if (levels.indexOf(at) < min) return;
+      const line = { time: new Date().toISOString(), level: at, thing, message, ...fields };
+      process.stdout.write(`${JSON.stringify(line)}\n`);
+    };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+}
+
+const describe: Record<keyof typeof configSources, string> = {
+  broker: 'broker URL, mqtt://host:port or mqtts://host:port',
+  thing: 'thing name: MQTT client id and topic prefix esm/devices/{thing}/',
+  cert: 'client certificate (PEM) for mutual TLS',
+  key: 'private key of the client certificate (PEM)',
+  ca: 'CA certificate(s) of the broker (PEM); AWS IoT: AmazonRootCA1.pem',
+  queueLimit: 'jobs that may wait behind the running one (default 8)',
+  heartbeatSeconds: 'seconds between heartbeats on the status topic (default 60)',
+  keepaliveSeconds: 'MQTT keepalive in seconds (default 30)',
+  reconnectMinMs: 'first reconnect delay in ms, doubled per failure (default 1000)',
+  reconnectMaxMs: 'longest reconnect delay in ms (default 60000)',
+  progressIntervalMs: 'fewest ms between two progress messages (default 1000)',
+  executionProvider: 'onnxruntime execution provider: cpu or cuda (default cpu)',
+  logLevel: 'debug, info, warn or error (default info)',
+};
+
+async function main(argv: readonly string[]): Promise<void> {
+  const program = new Command('esm-device')
+    .description(
+      'Measure ONNX latencies for the ESM platform: receives jobs over MQTT and reports results.',
+    )
+    .option('--config <file>', 'JSON file with any of the settings below (env: ESM_CONFIG)')
+    .showHelpAfterError();
+  for (const [key, { flag, env }] of Object.entries(configSources)) {
+    const text = describe[key as keyof typeof configSources];
+    program.addOption(new Option(`${flag} <value>`, `${text} (env: ${env})`));
+  }
+  program.parse(argv);
+  const opts = program.opts<Record<string, string | undefined>>();
+  const flags: Record<string, string | undefined> = {};
+  for (const key of Object.keys(configSources)) flags[key] = opts[key];
+
+  const config = loadConfig({ flags, ...(opts.config ? { configFile: opts.config } : {}) });
+  const logger = jsonLogger(config.logLevel, config.thing);
+  const daemon = createDaemon(config, { logger });
+  logger.info('starting', { broker: config.broker, executionProvider: config.executionProvider });
+
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      logger.warn('second signal: exiting without waiting', { signal });
+      process.exit(1);
+    }
+    signalled = true;
+    logger.info('stopping after the current sample', { signal });
+    daemon.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error('stop failed', { error: (error as Error).message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  await daemon.ready;
+  logger.info('ready', { jobs: `esm/devices/${config.thing}/jobs` });
+}
+
+main(process.argv).catch((error: unknown) => {
+  if (error instanceof EsmError) {
+    process.stderr.write(`esm-device: ${error.message}\n`);
+  } else {
+    process.stderr.write(`esm-device: unexpected error: ${(error as Error).stack ?? error}\n`);
+  }
+  process.exit(2);
+});
