@@ -1,0 +1,304 @@
+/**
+ * The pure decisions of the ESM train-evaluate-extend loop, shared by local mode
+ * (local/run-loop.ts) and the cloud workflow's Lambdas: which architectures to measure next
+ * and where each goes (train or test), what an iteration achieved, and whether to stop.
+ * Every function takes plain data and an explicit `Rng`; nothing here does I/O.
+ *
+ * Test-set policy: a fixed share (`testFraction`) of every batch, drawn separately inside each
+ * depth bin, is held out for testing and never trained on. The test set therefore grows with
+ * every batch. Within a bin every batch samples from the same distribution (only the number
+ * of samples per bin changes between batches), so a bin's test accuracy is an unbiased
+ * estimate for that bin; overall accuracy is reported both raw and bin-balanced (the mean of
+ * the per-bin accuracies), which does not depend on how many samples each bin received.
+ */
+import { ValidationError } from './errors.ts';
+import { evaluate } from './metrics.ts';
+import type { Rng } from './rng.ts';
+import {
+  binOf,
+  type DepthBin,
+  extensionWeights,
+  type PoolItem,
+  sampleArchitectures,
+  samplePool,
+} from './sampling.ts';
+import type {
+  BinSummary,
+  IterationRecord,
+  OverallMetrics,
+  PlannedSample,
+  RunParams,
+  Split,
+} from './schemas/run.ts';
+import { depth, subnetKey } from './spaces/subnet.ts';
+import type { SearchSpace, Subnet } from './spaces/types.ts';
+
+/** The loop parameters the decisions need (a subset of `RunParams`). */
+export type LoopParams = Pick<
+  RunParams,
+  'sampling' | 'nInit' | 'nStep' | 'accTh' | 'w1' | 'maxIter' | 'testFraction'
+>;
+
+/** A candidate for a batch before its split is decided. */
+export interface Candidate {
+  readonly arch: Record<string, unknown>;
+  readonly key: string;
+  readonly depth: number;
+}
+
+/**
+ * Assigns `train`/`test` per depth bin: in every bin, `testFraction` of its candidates go to
+ * test, rounded stochastically (floor plus one with the fractional part's probability) so that
+ * small batches are not always rounded the same way. Candidates are shuffled within the bin.
+ */
+export function assignSplits(
+  candidates: readonly Candidate[],
+  options: { bins: readonly DepthBin[]; testFraction: number; iteration: number; rng: Rng },
+): PlannedSample[] {
+  const { bins, testFraction, iteration, rng } = options;
+  if (!(testFraction >= 0 && testFraction < 1)) {
+    throw new ValidationError('testFraction', `expected a number in [0, 1), got ${testFraction}`);
+  }
+  const byBin = bins.map(() => [] as number[]);
+  candidates.forEach((c, i) => {
+    byBin[binOf(bins, c.depth)]?.push(i);
+  });
+  const split = new Array<Split>(candidates.length).fill('train');
+  for (const members of byBin) {
+    const quota = members.length * testFraction;
+    const nTest = Math.floor(quota) + (rng.next() < quota - Math.floor(quota) ? 1 : 0);
+    // Partial Fisher-Yates: the first nTest positions become a uniform subset.
+    for (let i = 0; i < nTest; i++) {
+      const j = i + rng.int(members.length - i);
+      [members[i], members[j]] = [members[j] as number, members[i] as number];
+      split[members[i] as number] = 'test';
+    }
+  }
+  return candidates.map((c, i) => ({
+    id: `i${iteration}-${i}`,
+    arch: c.arch,
+    key: c.key,
+    depth: c.depth,
+    bin: binOf(bins, c.depth),
+    split: split[i] as Split,
+    iteration,
+  }));
+}
+
+/** Where a batch's architectures come from: the whole space, or a measured pool (replay). */
+export type Source<T extends PoolItem & { arch: Record<string, unknown> }> =
+  | { readonly kind: 'space'; readonly space: SearchSpace }
+  | { readonly kind: 'pool'; readonly pool: readonly T[] };
+
+export interface PlanOptions<T extends PoolItem & { arch: Record<string, unknown> }> {
+  readonly source: Source<T>;
+  readonly params: LoopParams;
+  readonly bins: readonly DepthBin[];
+  /** The iteration the batch belongs to (0 = the initial batch). */
+  readonly iteration: number;
+  readonly rng: Rng;
+  /** `subnetKey`s already planned or measured in this run. @default empty */
+  readonly exclude?: ReadonlySet<string>;
+  /**
+   * Per-bin weights from `decide` for an extension. @default none (initial batch: `balanced`
+   * gives every bin the same count, `random` samples freely)
+   */
+  readonly binWeights?: readonly number[];
+}
+
+function candidatesOf<T extends PoolItem & { arch: Record<string, unknown> }>(
+  n: number,
+  options: PlanOptions<T>,
+): Candidate[] {
+  const { source, params, bins, rng, exclude, binWeights } = options;
+  const common = { n, strategy: params.sampling, rng, bins, exclude, binWeights };
+  if (source.kind === 'pool') {
+    return samplePool(source.pool, common).map((item) => ({
+      arch: item.arch,
+      key: item.key,
+      depth: item.depth,
+    }));
+  }
+  return sampleArchitectures(source.space, common).map((subnet: Subnet) => ({
+    arch: source.space.toNative(subnet) as Record<string, unknown>,
+    key: subnetKey(subnet),
+    depth: depth(subnet),
+  }));
+}
+
+/** The initial batch: N_I architectures with their splits (iteration 0, no bin weights). */
+export function planInitialBatch<T extends PoolItem & { arch: Record<string, unknown> }>(
+  options: Omit<PlanOptions<T>, 'iteration' | 'binWeights'>,
+): PlannedSample[] {
+  const rng = options.rng;
+  const candidates = candidatesOf(options.params.nInit, { ...options, iteration: 0 });
+  return assignSplits(candidates, {
+    bins: options.bins,
+    testFraction: options.params.testFraction,
+    iteration: 0,
+    rng,
+  });
+}
+
+/**
+ * An extension batch: N_Step architectures, counts per bin in proportion to `binWeights`
+ * (from `decide`), none of them in `exclude`.
+ */
+export function planExtension<T extends PoolItem & { arch: Record<string, unknown> }>(
+  options: PlanOptions<T> & { binWeights: readonly number[] },
+): PlannedSample[] {
+  const candidates = candidatesOf(options.params.nStep, options);
+  return assignSplits(candidates, {
+    bins: options.bins,
+    testFraction: options.params.testFraction,
+    iteration: options.iteration,
+    rng: options.rng,
+  });
+}
+
+/** A measured sample: its plan plus the measured latency. */
+export interface MeasuredSample {
+  readonly depth: number;
+  readonly split: Split;
+  readonly latencyMs: number;
+}
+
+/** Train/test counts per bin. */
+export function binCounts(
+  samples: readonly Pick<MeasuredSample, 'depth' | 'split'>[],
+  bins: readonly DepthBin[],
+): { train: number; test: number }[] {
+  const counts = bins.map(() => ({ train: 0, test: 0 }));
+  for (const s of samples) {
+    const c = counts[binOf(bins, s.depth)];
+    if (c) c[s.split] += 1;
+  }
+  return counts;
+}
+
+export interface DecideOptions {
+  /** Per-bin test accuracy; null for a bin without test samples (it counts as failing). */
+  readonly binAccuracies: readonly (number | null)[];
+  readonly accTh: number;
+  /** The iteration just evaluated (0-based). */
+  readonly iteration: number;
+  readonly maxIter: number;
+  readonly w1: number;
+}
+
+export interface Decision {
+  /** Every bin reached `accTh`. */
+  readonly converged: boolean;
+  /** The loop ends here (converged, or `maxIter` iterations done). */
+  readonly stop: boolean;
+  readonly reason: 'converged' | 'max-iter' | null;
+  /** Weights of the next extension: w1 for failing bins, 1 for passing ones; empty on stop. */
+  readonly binWeights: number[];
+}
+
+/** Converged or not, and what to weight next: step 5 of the ESM loop. */
+export function decide(options: DecideOptions): Decision {
+  const { binAccuracies, accTh, iteration, maxIter, w1 } = options;
+  if (binAccuracies.length === 0) {
+    throw new ValidationError('binAccuracies', 'expected one accuracy per depth bin');
+  }
+  const converged = binAccuracies.every((a) => a !== null && a >= accTh);
+  if (converged) return { converged, stop: true, reason: 'converged', binWeights: [] };
+  if (iteration + 1 >= maxIter)
+    return { converged, stop: true, reason: 'max-iter', binWeights: [] };
+  return {
+    converged,
+    stop: false,
+    reason: null,
+    binWeights: extensionWeights(binAccuracies, accTh, w1),
+  };
+}
+
+export interface SummariseOptions {
+  readonly iteration: number;
+  readonly bins: readonly DepthBin[];
+  /** Every measured sample of the run so far (train and test). */
+  readonly samples: readonly MeasuredSample[];
+  /** Predicted latency of every test sample, in the order they appear in `samples`. */
+  readonly predictedTest: ArrayLike<number>;
+  readonly params: Pick<LoopParams, 'accTh' | 'maxIter' | 'w1'>;
+  readonly secondsMeasuring: number;
+  readonly secondsTraining: number;
+  readonly quality: { maxDrift: number; remeasured: number };
+  /** ISO time stamp of the record (the caller's clock). */
+  readonly finishedAt: string;
+}
+
+/**
+ * The record of one iteration: counts and accuracy per bin, overall metrics on the test set,
+ * times, quality flags, and the decision for the next step.
+ */
+export function summariseIteration(options: SummariseOptions): IterationRecord {
+  const { iteration, bins, samples, predictedTest, params } = options;
+  const test = samples.filter((s) => s.split === 'test');
+  if (test.length === 0) {
+    throw new ValidationError(
+      'testFraction',
+      'no test samples to evaluate on; raise --test-fraction or --n-init',
+    );
+  }
+  const evaluation = evaluate({
+    predicted: predictedTest,
+    measured: test.map((s) => s.latencyMs),
+    depths: test.map((s) => s.depth),
+    bins,
+  });
+  const counts = binCounts(samples, bins);
+  const binSummaries: BinSummary[] = (evaluation.bins ?? []).map((b, i) => ({
+    lo: b.lo,
+    hi: b.hi,
+    train: counts[i]?.train ?? 0,
+    test: counts[i]?.test ?? 0,
+    accuracy: b.accuracy,
+  }));
+  const known = binSummaries.map((b) => b.accuracy).filter((a): a is number => a !== null);
+  const overall: OverallMetrics = {
+    n: evaluation.n,
+    accuracy: evaluation.accuracy,
+    binBalancedAccuracy: known.length ? known.reduce((a, b) => a + b, 0) / known.length : null,
+    within5: evaluation.within5,
+    within10: evaluation.within10,
+    rmse_ms: evaluation.rmse_ms,
+    spearman: evaluation.spearman,
+  };
+  const decision = decide({
+    binAccuracies: binSummaries.map((b) => b.accuracy),
+    accTh: params.accTh,
+    iteration,
+    maxIter: params.maxIter,
+    w1: params.w1,
+  });
+  return {
+    iteration,
+    samples: {
+      train: samples.length - test.length,
+      test: test.length,
+    },
+    bins: binSummaries,
+    overall,
+    secondsMeasuring: options.secondsMeasuring,
+    secondsTraining: options.secondsTraining,
+    quality: options.quality,
+    converged: decision.converged,
+    stop: decision.stop,
+    reason: decision.reason,
+    nextBinWeights: decision.binWeights,
+    finishedAt: options.finishedAt,
+  };
+}
+
+/**
+ * A seed for iteration `iteration` of a run seeded with `seed`, so that each batch's draws
+ * depend only on (seed, iteration): a resumed run plans what the original would have.
+ */
+export function iterationSeed(seed: number, iteration: number): number {
+  let h = (seed ^ Math.imul(iteration + 1, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
