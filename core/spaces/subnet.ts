@@ -80,6 +80,51 @@ export function randomSubnet(space: SearchSpace, rng: Rng): Subnet {
   };
 }
 
+interface DepthTables {
+  /** ways[u][d]: configurations of units u.. with d blocks in total, each row scaled to max 1. */
+  readonly ways: readonly (readonly number[])[];
+  /** counts[u][k]: configurations of unit u with k blocks, as floats. */
+  readonly counts: readonly (readonly number[])[];
+}
+
+// Spaces are immutable, so the tables are computed once per space (balanced sampling calls
+// subnetWithDepth thousands of times).
+const depthTableCache = new WeakMap<SearchSpace, DepthTables>();
+
+function depthTables(space: SearchSpace): DepthTables {
+  const cached = depthTableCache.get(space);
+  if (cached) return cached;
+  const range = depthRange(space);
+  const n = space.units.length;
+  const counts = space.units.map((unit) => {
+    const row: number[] = [];
+    for (let k = 0; k <= unit.maxDepth; k++) {
+      row.push(k < unit.minDepth ? 0 : Number(unitCount(unit, k)));
+    }
+    return row;
+  });
+  const ways: number[][] = Array.from({ length: n + 1 }, () => new Array(range.max + 1).fill(0));
+  (ways[n] as number[])[0] = 1;
+  for (let u = n - 1; u >= 0; u--) {
+    const unit = space.units[u] as UnitDef;
+    const row = ways[u] as number[];
+    const next = ways[u + 1] as number[];
+    for (let d = 0; d <= range.max; d++) {
+      let sum = 0;
+      for (let k = unit.minDepth; k <= Math.min(unit.maxDepth, d); k++) {
+        sum += ((counts[u] as number[])[k] as number) * (next[d - k] ?? 0);
+      }
+      row[d] = sum;
+    }
+    // Only ratios within a row matter; rescaling keeps large user spaces from overflowing.
+    const max = Math.max(...row);
+    if (max > 0) for (let d = 0; d <= range.max; d++) row[d] = (row[d] as number) / max;
+  }
+  const tables = { ways, counts };
+  depthTableCache.set(space, tables);
+  return tables;
+}
+
 /**
  * A subnet of exactly `totalDepth` blocks, uniform over all configurations of that depth:
  * per-unit depths are drawn in proportion to how many configurations each split allows.
@@ -92,22 +137,8 @@ export function subnetWithDepth(space: SearchSpace, totalDepth: number, rng: Rng
       `${totalDepth} is outside the depth range ${range.min}..${range.max} of space ${space.name}`,
     );
   }
-  // ways[u][d]: configurations of units u.. with d blocks in total (floats: only ratios matter).
   const n = space.units.length;
-  const ways: number[][] = Array.from({ length: n + 1 }, () => new Array(range.max + 1).fill(0));
-  (ways[n] as number[])[0] = 1;
-  for (let u = n - 1; u >= 0; u--) {
-    const unit = space.units[u] as UnitDef;
-    const row = ways[u] as number[];
-    const next = ways[u + 1] as number[];
-    for (let d = 0; d <= range.max; d++) {
-      let sum = 0;
-      for (let k = unit.minDepth; k <= Math.min(unit.maxDepth, d); k++) {
-        sum += Number(unitCount(unit, k)) * (next[d - k] ?? 0);
-      }
-      row[d] = sum;
-    }
-  }
+  const { ways, counts } = depthTables(space);
   const units: SubnetUnit[] = [];
   let remaining = totalDepth;
   for (let u = 0; u < n; u++) {
@@ -115,7 +146,8 @@ export function subnetWithDepth(space: SearchSpace, totalDepth: number, rng: Rng
     const next = ways[u + 1] as number[];
     const weights: number[] = [];
     for (let k = unit.minDepth; k <= unit.maxDepth; k++) {
-      weights.push(k <= remaining ? Number(unitCount(unit, k)) * (next[remaining - k] ?? 0) : 0);
+      const count = (counts[u] as number[])[k] as number;
+      weights.push(k <= remaining ? count * (next[remaining - k] ?? 0) : 0);
     }
     const total = weights.reduce((a, b) => a + b, 0);
     let r = rng.next() * total;

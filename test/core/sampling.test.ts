@@ -15,7 +15,13 @@ import {
 import { densenet } from '../../core/spaces/densenet.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
 import { resnet50 } from '../../core/spaces/resnet50.ts';
-import { depth, depthRange, randomSubnet, subnetKey } from '../../core/spaces/subnet.ts';
+import {
+  depth,
+  depthRange,
+  randomSubnet,
+  subnetKey,
+  subnetWithDepth,
+} from '../../core/spaces/subnet.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
 
 const histogram = (bins: ReturnType<typeof depthBins>, depths: number[]) => {
@@ -169,6 +175,33 @@ describe('sampleArchitectures', () => {
     expect(() =>
       sampleArchitectures(resnet50, { n: 1, strategy: 'balanced', rng, binWeights: [1, 2] }),
     ).toThrow(/binWeights: expected one weight per bin \(9\), got 2/);
+  });
+});
+
+describe('subnetWithDepth', () => {
+  it('is uniform over the configurations of the depth, not over unit splits', () => {
+    // Unit a: 2 settings per block, unit b: 8. Depth 3 as (2,1): 4 x 8 = 32 networks;
+    // as (1,2): 2 x 64 = 128 networks, so a has one block 80 % of the time.
+    const skewed: SearchSpace = {
+      ...tiny,
+      units: [2, 8].map((k, u) => ({
+        name: `u${u}`,
+        minDepth: 1,
+        maxDepth: 2,
+        blockChoices: [
+          { name: 'kernel', values: Array.from({ length: k }, (_, i) => 2 * i + 1) },
+          { name: 'expand', values: [1] },
+        ],
+        unitChoices: [],
+      })),
+    };
+    const rng = createRng(12);
+    let aShort = 0;
+    for (let i = 0; i < 2000; i++) {
+      if (subnetWithDepth(skewed, 3, rng).units[0]?.blocks.length === 1) aShort += 1;
+    }
+    expect(aShort / 2000).toBeGreaterThan(0.76);
+    expect(aShort / 2000).toBeLessThan(0.84);
   });
 });
 
