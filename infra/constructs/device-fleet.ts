@@ -1,0 +1,186 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { CfnPolicy, CfnThingType, CfnTopicRule } from 'aws-cdk-lib/aws-iot';
+import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import {
+  AwsCustomResource,
+  AwsCustomResourcePolicy,
+  PhysicalResourceId,
+} from 'aws-cdk-lib/custom-resources';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { topics } from '../../core/schemas/protocol.ts';
+import { resultsTopicFilter } from '../../lambdas/manifest.ts';
+
+/** IoT policy variable: the thing the connecting certificate is attached to. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT policy variable, resolved by IoT Core
+export const THING_VARIABLE = '${iot:Connection.Thing.ThingName}';
+
+/** The jobs topics of every device: the only topics the platform publishes to. */
+export function jobsTopicArn(stack: Stack): string {
+  return stack.formatArn({ service: 'iot', resource: `topic/${topics.jobs('*')}` });
+}
+
+export interface DeviceFleetProps {
+  /**
+   * The account's IoT data endpoint (ATS). When absent it is looked up at deploy time with
+   * `iot:DescribeEndpoint` by a custom resource.
+   */
+  readonly dataEndpoint?: string;
+}
+
+/**
+ * The IoT side of the device protocol: a thing type for measurement devices, the device
+ * policy that confines every device to its own topics, the account's data endpoint, and the
+ * topic rule that hands results to the ingestion Lambda.
+ */
+export class DeviceFleet extends Construct {
+  readonly thingTypeName: string;
+  readonly policyName: string;
+  readonly dataEndpoint: string;
+  /** Where results that the rule could not deliver end up (14 days). */
+  readonly deadLetters: Queue;
+
+  constructor(scope: Construct, id: string, props: DeviceFleetProps = {}) {
+    super(scope, id);
+    const thingType = new CfnThingType(this, 'ThingType', {
+      thingTypeProperties: {
+        thingTypeDescription: 'ESM measurement device (GPU server, Raspberry Pi, ...)',
+      },
+    });
+    this.thingTypeName = thingType.ref;
+    const policy = new CfnPolicy(this, 'DevicePolicy', {
+      policyDocument: devicePolicyDocument(Stack.of(this)),
+    });
+    this.policyName = policy.ref;
+    this.dataEndpoint = props.dataEndpoint ?? this.lookUpDataEndpoint();
+    this.deadLetters = new Queue(this, 'DeadLetters', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    NagSuppressions.addResourceSuppressions(this.deadLetters, [
+      {
+        id: 'AwsSolutions-SQS3',
+        reason: 'This queue is itself the dead-letter destination of the IoT rules and Lambda.',
+      },
+    ]);
+  }
+
+  /**
+   * Routes `esm/devices/+/results` to `ingest`. A failed rule action goes to the dead-letter
+   * queue; so does an event the function failed on after Lambda's asynchronous retries.
+   */
+  routeResults(ingest: LambdaFunction): CfnTopicRule {
+    const errorRole = new Role(this, 'RuleErrorRole', {
+      assumedBy: new ServicePrincipal('iot.amazonaws.com'),
+      description: 'Lets the results rule put undeliverable messages on the dead-letter queue',
+    });
+    this.deadLetters.grantSendMessages(errorRole);
+    const rule = new CfnTopicRule(this, 'ResultsRule', {
+      topicRulePayload: {
+        description: 'Device measurement results to the ingestion Lambda',
+        sql: `SELECT * FROM '${resultsTopicFilter}'`,
+        awsIotSqlVersion: '2016-03-23',
+        ruleDisabled: false,
+        actions: [{ lambda: { functionArn: ingest.functionArn } }],
+        errorAction: {
+          sqs: {
+            queueUrl: this.deadLetters.queueUrl,
+            roleArn: errorRole.roleArn,
+            useBase64: false,
+          },
+        },
+      },
+    });
+    ingest.addPermission('InvokeFromResultsRule', {
+      principal: new ServicePrincipal('iot.amazonaws.com'),
+      sourceArn: rule.attrArn,
+      sourceAccount: Stack.of(this).account,
+    });
+    ingest.configureAsyncInvoke({
+      retryAttempts: 2,
+      onFailure: new SqsDestination(this.deadLetters),
+    });
+    return rule;
+  }
+
+  private lookUpDataEndpoint(): string {
+    const lookup = new AwsCustomResource(this, 'DataEndpoint', {
+      onUpdate: {
+        service: 'Iot',
+        action: 'describeEndpoint',
+        parameters: { endpointType: 'iot:Data-ATS' },
+        physicalResourceId: PhysicalResourceId.fromResponse('endpointAddress'),
+      },
+      policy: AwsCustomResourcePolicy.fromStatements([
+        new PolicyStatement({ actions: ['iot:DescribeEndpoint'], resources: ['*'] }),
+      ]),
+      installLatestAwsSdk: false,
+    });
+    const stack = Stack.of(this);
+    // The custom resource's provider is a singleton function at the stack's root.
+    const provider = stack.node.tryFindChild(
+      `AWS${AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`,
+    );
+    NagSuppressions.addResourceSuppressions(
+      [lookup, ...(provider === undefined ? [] : [provider])],
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: 'iot:DescribeEndpoint supports no resource-level permissions.',
+        },
+        {
+          id: 'AwsSolutions-IAM4',
+          reason: 'The CDK custom resource provider uses AWSLambdaBasicExecutionRole for its logs.',
+        },
+        {
+          id: 'AwsSolutions-L1',
+          reason: 'The CDK custom resource provider picks its own runtime.',
+        },
+      ],
+      true,
+    );
+    return lookup.getResponseField('endpointAddress');
+  }
+}
+
+/**
+ * The policy attached to every device certificate. `${iot:Connection.Thing.ThingName}` is
+ * the thing the certificate is attached to, so a device connects only with its own thing name
+ * as client id and only receives its own jobs and publishes its own results and status.
+ */
+export function devicePolicyDocument(stack: Stack): Record<string, unknown> {
+  const arn = (resource: string) => stack.formatArn({ service: 'iot', resource });
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Action: 'iot:Connect',
+        Resource: arn(`client/${THING_VARIABLE}`),
+        Condition: { Bool: { 'iot:Connection.Thing.IsAttached': 'true' } },
+      },
+      {
+        Effect: 'Allow',
+        Action: 'iot:Subscribe',
+        Resource: arn(`topicfilter/${topics.jobs(THING_VARIABLE)}`),
+      },
+      {
+        Effect: 'Allow',
+        Action: 'iot:Receive',
+        Resource: arn(`topic/${topics.jobs(THING_VARIABLE)}`),
+      },
+      {
+        Effect: 'Allow',
+        Action: 'iot:Publish',
+        Resource: [
+          arn(`topic/${topics.results(THING_VARIABLE)}`),
+          arn(`topic/${topics.status(THING_VARIABLE)}`),
+        ],
+      },
+    ],
+  };
+}
