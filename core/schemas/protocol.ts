@@ -34,6 +34,12 @@ export const measurementSettings = z.object({
   referenceEvery: z.number().int().min(0).default(0),
   /** Largest allowed relative drift of a reference model's median within a batch. */
   maxReferenceDrift: z.number().positive().max(1).default(0.03),
+  /**
+   * What a run's time is: `wall` (elapsed, the latency on a dedicated device; the default) or
+   * `cpu` (this process's CPU time, robust to other processes sharing the cores; needs one
+   * thread on the CPU provider). Optional, so v1 peers that do not know it stay compatible.
+   */
+  clock: z.enum(['wall', 'cpu']).optional(),
 });
 export type MeasurementSettings = z.infer<typeof measurementSettings>;
 
