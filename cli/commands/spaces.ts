@@ -14,12 +14,20 @@ function describe(space: SearchSpace) {
     depth: depthRange(space),
     resolutions: space.resolutions,
     blockFeatures: [...space.blockChoiceNames, ...space.unitChoiceNames],
+    globalChoices: Object.fromEntries(space.globalChoices.map((c) => [c.name, c.values])),
     units: space.units.map((u) => ({
       name: u.name,
       depth: [u.minDepth, u.maxDepth],
-      choices: Object.fromEntries([...u.blockChoices, ...u.unitChoices].map((c) => [c.name, c.values])),
+      choices: Object.fromEntries(
+        [...u.blockChoices, ...u.unitChoices].map((c) => [c.name, c.values]),
+      ),
     })),
   };
+}
+
+function globals(choices: Record<string, readonly number[]>): string {
+  const names = Object.keys(choices);
+  return names.length ? `, global choices: ${names.join(', ')}` : '';
 }
 
 export function register(program: Command): void {
@@ -29,12 +37,14 @@ export function register(program: Command): void {
     .option('--space <name|spec.json>', 'describe only this space (a user spec file works too)')
     .option('--json', 'machine-readable output')
     .action(async (options: { space?: string; json?: boolean }) => {
-      const spaces = options.space ? [await resolveSpace(options.space)] : [...builtInSpaces.values()];
+      const spaces = options.space
+        ? [await resolveSpace(options.space)]
+        : [...builtInSpaces.values()];
       const described = spaces.map(describe);
       if (options.json) return writeJson(described);
       for (const s of described) {
         process.stdout.write(
-          `${s.name}\n  ${s.description}\n  cardinality ${s.cardinality} (10^${s.log10Cardinality})\n  depth ${s.depth.min}..${s.depth.max}, block features: ${s.blockFeatures.join(', ')}\n`,
+          `${s.name}\n  ${s.description}\n  cardinality ${s.cardinality} (10^${s.log10Cardinality})\n  depth ${s.depth.min}..${s.depth.max}, block features: ${s.blockFeatures.join(', ')}${globals(s.globalChoices)}\n`,
         );
       }
     });

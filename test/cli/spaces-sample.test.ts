@@ -73,11 +73,21 @@ describe('esm spaces and spec files', () => {
   it('lists the built-in spaces with exact cardinalities', async () => {
     const { code, stdout } = await esm('spaces', '--json');
     expect(code).toBe(0);
-    const spaces = JSON.parse(stdout) as { name: string; cardinality: string; depth: object }[];
+    const spaces = JSON.parse(stdout) as {
+      name: string;
+      cardinality: string;
+      depth: object;
+      globalChoices: Record<string, number[]>;
+    }[];
     const byName = new Map(spaces.map((s) => [s.name, s]));
     expect(byName.get('mobilenetv3')?.cardinality).toBe((7371n ** 5n * 25n).toString());
     expect(byName.get('resnet50')?.depth).toEqual({ min: 10, max: 18 });
     expect(byName.get('densenet')?.depth).toEqual({ min: 8, max: 34 });
+    expect(byName.get('resnet50')?.globalChoices).toEqual({
+      stemSkip: [0, 1],
+      stemMid: [24, 32],
+      stemOut: [40, 48, 64],
+    });
   });
 
   it('samples from the example spec file and reports spec errors by field', async () => {
