@@ -113,7 +113,23 @@ export const statusMessage = z.object({
   batchId: z.string().optional(),
   progress: z.object({ done: z.number().int(), total: z.number().int() }).optional(),
   queue: z.number().int().nonnegative().optional(),
-  error: z.object({ code: z.string(), message: z.string(), batchId: z.string().optional() }).optional(),
+  error: z
+    .object({ code: z.string(), message: z.string(), batchId: z.string().optional() })
+    .optional(),
   device: deviceFacts.optional(),
 });
 export type StatusMessage = z.infer<typeof statusMessage>;
+
+/**
+ * Codes of `status.error` (see docs/protocol.md). All but `STOPPED` are final for the batch;
+ * `STOPPED` means the device shut down before finishing it: dispatch the batch again.
+ */
+export const statusErrorCodes = [
+  'MALFORMED_JSON',
+  'UNSUPPORTED_VERSION',
+  'INVALID_JOB',
+  'QUEUE_FULL',
+  'JOB_FAILED',
+  'STOPPED',
+] as const;
+export type StatusErrorCode = (typeof statusErrorCodes)[number];

@@ -1,0 +1,351 @@
+/**
+ * The device daemon against the embedded aedes broker over real TCP connections, measuring
+ * real ONNX models with the real job runner (tiny MobileNetV3 subnets at resolution 128).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ValidationError } from '../../core/errors.ts';
+import { resultMessage, statusMessage, topics } from '../../core/schemas/protocol.ts';
+import { loadConfig } from '../../device-client/config.ts';
+import {
+  backoffDelay,
+  type Daemon,
+  type DaemonDeps,
+  startDaemon,
+} from '../../device-client/daemon.ts';
+import { runJob } from '../../device-client/job-runner.ts';
+import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
+import {
+  cuttableProxy,
+  field,
+  type Received,
+  type Recorder,
+  recorder,
+  tinyJob,
+} from '../support/mqtt.ts';
+
+let broker: Broker;
+let platform: Recorder;
+const daemons: Daemon[] = [];
+
+const isStatus = (thing: string, pred: (m: Received) => boolean) => (m: Received) =>
+  m.topic === topics.status(thing) && pred(m);
+const isResult = (thing: string, batchId: string) => (m: Received) =>
+  m.topic === topics.results(thing) && field(m, 'batchId') === batchId;
+const errorCode = (thing: string, code: string) =>
+  isStatus(thing, (m) => field(m, 'state') === 'error' && field(m, 'error', 'code') === code);
+
+async function daemon(thing: string, extra: Record<string, unknown> = {}, deps: DaemonDeps = {}) {
+  const d = await startDaemon(
+    { broker: broker.url, thing, reconnectMinMs: 50, reconnectMaxMs: 200, ...extra },
+    deps,
+  );
+  daemons.push(d);
+  return d;
+}
+
+function publishJob(thing: string, job: unknown) {
+  const payload = typeof job === 'string' ? job : JSON.stringify(job);
+  return platform.client.publishAsync(topics.jobs(thing), payload, { qos: 1 });
+}
+
+beforeAll(async () => {
+  broker = await startBroker();
+  platform = await recorder(broker.url, ['esm/devices/+/results', 'esm/devices/+/status']);
+});
+
+afterEach(async () => {
+  await Promise.all(daemons.splice(0).map((d) => d.stop()));
+});
+
+afterAll(async () => {
+  await platform.close();
+  await broker.close();
+});
+
+describe('esm-device daemon over aedes', () => {
+  it('measures a job from a plain MQTT client and returns a valid result', async () => {
+    const thing = 'e2e-1';
+    await daemon(thing);
+    const online = await platform.next(isStatus(thing, (m) => field(m, 'state') === 'online'));
+    expect(statusMessage.parse(online.json).device?.cores).toBeGreaterThan(0);
+
+    await publishJob(thing, tinyJob('b-e2e', { samples: 2 }));
+    const reply = await platform.next(isResult(thing, 'b-e2e'), 60_000);
+
+    const result = resultMessage.parse(reply.json);
+    expect(result.thing).toBe(thing);
+    expect(result.samples.map((s) => s.id)).toEqual(['b-e2e-s0', 'b-e2e-s1']);
+    for (const s of result.samples) expect(s.stats.median_ms).toBeGreaterThan(0);
+    expect(result.device.thing).toBe(thing);
+    expect(result.device.onnxruntime).toMatch(/^\d+\.\d+/);
+    expect(result.device.node).toBe(process.version);
+    expect(result.references[0]?.checks.length).toBeGreaterThanOrEqual(2);
+    const busy = platform.messages.find(isStatus(thing, (m) => field(m, 'state') === 'busy'));
+    expect(field(busy as Received, 'batchId')).toBe('b-e2e');
+    await platform.next(isStatus(thing, (m) => field(m, 'state') === 'idle' && m !== online));
+  });
+
+  it('answers malformed, unknown-version and invalid jobs with an error and keeps serving', async () => {
+    const thing = 'bad-input-1';
+    await daemon(thing);
+    await publishJob(thing, '{"v":1, not json');
+    const notJson = await platform.next(errorCode(thing, 'MALFORMED_JSON'));
+    expect(String(field(notJson, 'error', 'message'))).toContain('not JSON');
+
+    await publishJob(thing, { ...tinyJob('b-v2'), v: 2 });
+    const v2 = await platform.next(errorCode(thing, 'UNSUPPORTED_VERSION'));
+    expect(field(v2, 'batchId')).toBe('b-v2');
+    expect(String(field(v2, 'error', 'message'))).toMatch(/^v: /);
+
+    await publishJob(thing, { ...tinyJob('b-empty'), samples: [] });
+    const empty = await platform.next(errorCode(thing, 'INVALID_JOB'));
+    expect(String(field(empty, 'error', 'message'))).toMatch(/^samples: /);
+
+    const badArch = tinyJob('b-arch');
+    (badArch.samples[0] as { arch: Record<string, unknown> }).arch.r = 131;
+    await publishJob(thing, badArch);
+    const arch = await platform.next(
+      isStatus(thing, (m) => field(m, 'error', 'batchId') === 'b-arch'),
+      30_000,
+    );
+    expect(field(arch, 'error', 'code')).toBe('INVALID_JOB');
+    expect(String(field(arch, 'error', 'message'))).toContain('samples[0].arch');
+
+    await publishJob(thing, tinyJob('b-after'));
+    const ok = await platform.next(isResult(thing, 'b-after'), 60_000);
+    expect(resultMessage.parse(ok.json).samples).toHaveLength(1);
+  });
+
+  it('recognises duplicate deliveries by batch id', async () => {
+    const thing = 'dup-1';
+    let runs = 0;
+    await daemon(
+      thing,
+      {},
+      {
+        runJob: (job, o) => {
+          runs++;
+          return runJob(job, o);
+        },
+      },
+    );
+    const job = tinyJob('b-dup');
+    await publishJob(thing, job);
+    await publishJob(thing, job); // while queued or running: ignored
+    const first = await platform.next(isResult(thing, 'b-dup'), 60_000);
+    await publishJob(thing, job); // finished: the same result again
+    await platform.next((m) => isResult(thing, 'b-dup')(m) && m !== first);
+
+    const copies = platform.messages.filter(isResult(thing, 'b-dup'));
+    expect(runs).toBe(1);
+    expect(copies).toHaveLength(2);
+    expect(copies[1]?.text).toBe(copies[0]?.text);
+  });
+
+  it('refuses jobs beyond the queue limit with QUEUE_FULL and runs the others', async () => {
+    const thing = 'queue-1';
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const started: string[] = [];
+    await daemon(
+      thing,
+      { queueLimit: 1 },
+      {
+        runJob: async (job, o) => {
+          started.push(job.batchId);
+          await gate;
+          return runJob(job, o);
+        },
+      },
+    );
+    await publishJob(thing, tinyJob('q-1'));
+    await platform.next(isStatus(thing, (m) => field(m, 'batchId') === 'q-1'));
+    await publishJob(thing, tinyJob('q-2'));
+    await publishJob(thing, tinyJob('q-3'));
+    const full = await platform.next(errorCode(thing, 'QUEUE_FULL'));
+    expect(field(full, 'batchId')).toBe('q-3');
+
+    release();
+    await platform.next(isResult(thing, 'q-1'), 60_000);
+    await platform.next(isResult(thing, 'q-2'), 60_000);
+    expect(started).toEqual(['q-1', 'q-2']);
+  });
+
+  it('reports a failing job as JOB_FAILED and survives it', async () => {
+    const thing = 'fail-1';
+    let calls = 0;
+    await daemon(
+      thing,
+      {},
+      {
+        runJob: async (job, o) => {
+          calls++;
+          if (calls === 1) throw new Error('onnxruntime exploded');
+          return runJob(job, o);
+        },
+      },
+    );
+    await publishJob(thing, tinyJob('f-1'));
+    const failed = await platform.next(errorCode(thing, 'JOB_FAILED'));
+    expect(field(failed, 'error', 'message')).toBe('onnxruntime exploded');
+    await publishJob(thing, tinyJob('f-2'));
+    await platform.next(isResult(thing, 'f-2'), 60_000);
+  });
+
+  it('re-publishes a result measured during a network outage after reconnecting', async () => {
+    const thing = 'outage-1';
+    const proxy = await cuttableProxy(broker.port);
+    let finished: () => void = () => {};
+    const measured = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    let cut = false;
+    const d = await daemon(
+      thing,
+      { broker: `mqtt://127.0.0.1:${proxy.port}`, progressIntervalMs: 0 },
+      {
+        runJob: async (job, o) => {
+          const result = await runJob(job, {
+            ...o,
+            onProgress: (done, total) => {
+              // Drop the link in the middle of the job, as a Wi-Fi outage would.
+              if (!cut) {
+                cut = true;
+                proxy.cut();
+              }
+              o.onProgress?.(done, total);
+            },
+          });
+          finished();
+          return result;
+        },
+      },
+    );
+    await publishJob(thing, tinyJob('b-outage', { samples: 2 }));
+    await measured;
+    expect(cut).toBe(true);
+    expect(d.connected).toBe(false);
+    expect(platform.messages.some(isResult(thing, 'b-outage'))).toBe(false);
+
+    proxy.restore();
+    const reply = await platform.next(isResult(thing, 'b-outage'), 30_000);
+    expect(resultMessage.parse(reply.json).samples).toHaveLength(2);
+    const isOnline = isStatus(thing, (m) => field(m, 'state') === 'online');
+    const firstOnline = platform.messages.find(isOnline);
+    await platform.next((m) => isOnline(m) && m !== firstOnline);
+    await d.stop();
+    expect(d.unacknowledged).toBe(0);
+    await proxy.close();
+  });
+
+  it('stops cleanly on SIGTERM after the current sample and publishes offline', async () => {
+    const thing = 'sigterm-1';
+    const child = spawn(
+      process.execPath,
+      [
+        'bin/esm-device.js',
+        '--broker',
+        broker.url,
+        '--thing',
+        thing,
+        '--progress-interval-ms',
+        '0',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await platform.next(
+      isStatus(thing, (m) => field(m, 'state') === 'online'),
+      30_000,
+    );
+    await publishJob(thing, tinyJob('b-term', { samples: 30, runs: 20 }));
+    await platform.next(
+      isStatus(thing, (m) => field(m, 'progress', 'done') === 1),
+      60_000,
+    );
+    child.kill('SIGTERM');
+
+    const stopped = await platform.next(errorCode(thing, 'STOPPED'), 30_000);
+    expect(field(stopped, 'batchId')).toBe('b-term');
+    await platform.next(
+      isStatus(thing, (m) => field(m, 'state') === 'offline'),
+      30_000,
+    );
+    expect(await exited, output).toBe(0);
+    expect(platform.messages.some(isResult(thing, 'b-term'))).toBe(false);
+    expect(output).toContain('stopping after the current sample');
+  });
+});
+
+describe('daemon configuration', () => {
+  it('merges flags over environment over config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'esm-device-'));
+    const file = join(dir, 'device.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ broker: 'mqtt://file:1883', thing: 'from-file', queueLimit: 3 }),
+    );
+    const config = loadConfig({
+      configFile: file,
+      env: { ESM_THING: 'from-env', ESM_HEARTBEAT_SECONDS: '5' },
+      flags: { queueLimit: '2' },
+    });
+    expect(config).toMatchObject({
+      broker: 'mqtt://file:1883',
+      thing: 'from-env',
+      queueLimit: 2,
+      heartbeatSeconds: 5,
+      executionProvider: 'cpu',
+    });
+  });
+
+  it('fails fast naming the bad variable, flag or file key', () => {
+    const fail = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        return (error as ValidationError).field;
+      }
+      throw new Error('expected a ValidationError');
+    };
+    expect(fail(() => loadConfig({ env: { ESM_BROKER: 'http://x', ESM_THING: 'a' } }))).toBe(
+      'ESM_BROKER',
+    );
+    expect(fail(() => loadConfig({ env: {}, flags: { broker: 'mqtt://h:1' } }))).toBe(
+      '--thing (or ESM_THING)',
+    );
+    expect(fail(() => loadConfig({ env: {}, flags: { broker: 'mqtt://h:1', thing: 'a/b' } }))).toBe(
+      '--thing',
+    );
+    expect(
+      fail(() =>
+        loadConfig({ env: { ESM_CERT: 'c.pem' }, flags: { broker: 'mqtt://h', thing: 'a' } }),
+      ),
+    ).toBe('--key (or ESM_KEY)');
+    const dir = mkdtempSync(join(tmpdir(), 'esm-device-'));
+    const file = join(dir, 'device.json');
+    writeFileSync(file, JSON.stringify({ broker: 'mqtt://h:1', thing: 'a', queue: 3 }));
+    expect(fail(() => loadConfig({ env: {}, configFile: file }))).toBe(`${file}: queue`);
+  });
+
+  it('backs off exponentially up to the maximum, with a floor', () => {
+    expect(backoffDelay(0, 1000, 60_000, 0)).toBe(500);
+    expect(backoffDelay(0, 1000, 60_000, 1)).toBe(1000);
+    expect(backoffDelay(3, 1000, 60_000, 1)).toBe(8000);
+    expect(backoffDelay(20, 1000, 60_000, 0.5)).toBe(45_000);
+  });
+});
