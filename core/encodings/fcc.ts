@@ -9,26 +9,27 @@
  *   unit 1 and unit 5; global counts would merge them.
  * - A unit's first block is counted apart from the others: it changes the stride and the
  *   channel count, so its cost differs from the same tuple later in the unit, and swapping
- *   it with a later block changes latency. Blocks after the first have identical shapes, so
- *   their order carries no latency information and is deliberately not encoded. The
- *   paper's plain per-unit count is the sum of the two sections, which any model can form.
+ *   it with a later block changes latency. Blocks after the first have identical shapes in
+ *   the OFA spaces, so their order is deliberately not encoded. The paper's plain per-unit
+ *   count is the sum of the two sections, which any model can form.
  * - Global features: per-unit depth, total depth, global choices, the resolution and its
  *   square relative to the space's largest resolution.
  * - Resolution-scaled counts: every count again, multiplied by (r / r_max)^2. A block's
  *   cost grows with its input area, so latency ~ sum of counts x cost x (r / r_max)^2;
  *   with these entries a linear model can represent that interaction directly.
  */
-import type { SearchSpace, UnitDef } from '../spaces/types.ts';
+import type { SearchSpace } from '../spaces/types.ts';
 import {
-  choiceIndex,
-  combinationCount,
-  combinationIndex,
-  combinations,
+  blockTupleIndex,
+  type CompiledUnit,
+  combinationLabels,
+  compileSpace,
+  type FastEncoder,
+  globalChoiceIndex,
   makeEncoder,
-  maxResolution,
-  tupleChoices,
+  resolutionIndex,
+  unitTupleOffset,
 } from './layout.ts';
-import type { Encoder } from './types.ts';
 
 export interface FccOptions {
   /**
@@ -38,19 +39,19 @@ export interface FccOptions {
   readonly resolutionScaled?: boolean;
 }
 
-export function fccEncoder(space: SearchSpace, options: FccOptions = {}): Encoder {
+export function fccEncoder(space: SearchSpace, options: FccOptions = {}): FastEncoder {
   const { resolutionScaled = true } = options;
-  const rMax = maxResolution(space);
+  const compiled = compileSpace(space);
   const countLabels: string[] = [];
   const unitOffsets: number[] = [];
   space.units.forEach((unit, u) => {
     unitOffsets.push(countLabels.length);
-    const names = tupleChoices(unit).map((c) => c.name);
-    const tuples = combinations(unit).map((t) => t.map((v, i) => `${names[i]}=${v}`).join(','));
+    const tuples = combinationLabels(unit);
     for (const section of ['first', 'rest']) {
       for (const t of tuples) countLabels.push(`u${u}.${section}.${t}`);
     }
   });
+  const nCounts = countLabels.length;
   const labels = [...countLabels];
   const globalsOffset = labels.length;
   for (let u = 0; u < space.units.length; u++) labels.push(`u${u}.depth`);
@@ -58,40 +59,36 @@ export function fccEncoder(space: SearchSpace, options: FccOptions = {}): Encode
   for (const c of space.globalChoices) labels.push(c.name);
   labels.push('resolution', 'resolution_sq');
   const scaledOffset = labels.length;
-  if (resolutionScaled) for (const l of countLabels) labels.push(`${l}*res_sq`);
+  if (resolutionScaled) for (const l of countLabels) labels.push(`${l}*resolution_sq`);
 
-  return makeEncoder('fcc', space, labels, (subnet, out) => {
-    const scale = (subnet.resolution / rMax) ** 2;
-    let at = globalsOffset;
+  return makeEncoder('fcc', compiled, labels, (subnet, out, base) => {
+    resolutionIndex(compiled, subnet);
+    const scale = (subnet.resolution / compiled.maxResolution) ** 2;
+    let at = base + globalsOffset;
     let total = 0;
-    subnet.units.forEach((unit, u) => {
-      const def = space.units[u] as UnitDef;
-      const offset = unitOffsets[u] as number;
-      const unitValues = def.unitChoices.map((c) => {
-        const value = unit.choices[c.name];
-        choiceIndex(c, value, `units[${u}].${c.name}`);
-        return value as number;
-      });
-      unit.blocks.forEach((block, slot) => {
-        const values = [...def.blockChoices.map((c) => block[c.name] as number), ...unitValues];
-        const index = combinationIndex(def, values, `units[${u}].blocks[${slot}]`);
-        const section = slot === 0 ? 0 : combinationCount(def);
-        out[offset + section + index] = (out[offset + section + index] as number) + 1;
-      });
-      out[at++] = unit.blocks.length;
-      total += unit.blocks.length;
-    });
-    out[at++] = total;
-    for (const c of space.globalChoices) {
-      const value = subnet.globals[c.name];
-      choiceIndex(c, value, `globals.${c.name}`);
-      out[at++] = value as number;
+    for (let u = 0; u < compiled.units.length; u++) {
+      const unit = compiled.units[u] as CompiledUnit;
+      const sub = subnet.units[u] as (typeof subnet.units)[number];
+      const unitOffset = unitTupleOffset(unit, sub.choices, u);
+      const first = base + (unitOffsets[u] as number);
+      const rest = first + unit.combinations;
+      const nb = sub.blocks.length;
+      for (let slot = 0; slot < nb; slot++) {
+        const block = sub.blocks[slot] as (typeof sub.blocks)[number];
+        const k = (slot === 0 ? first : rest) + blockTupleIndex(unit, block, unitOffset, u, slot);
+        out[k] = (out[k] as number) + 1;
+      }
+      out[at++] = nb;
+      total += nb;
     }
+    out[at++] = total;
+    for (const c of compiled.globalChoices)
+      out[at++] = c.values[globalChoiceIndex(c, subnet)] as number;
     out[at++] = subnet.resolution;
     out[at] = scale;
     if (resolutionScaled) {
-      for (let i = 0; i < countLabels.length; i++)
-        out[scaledOffset + i] = (out[i] as number) * scale;
+      for (let i = 0; i < nCounts; i++)
+        out[base + scaledOffset + i] = (out[base + i] as number) * scale;
     }
   });
 }

@@ -5,11 +5,20 @@
  * value may itself be 0 in a user-defined space, which would make an inactive slot and an
  * active one indistinguishable.
  */
-import type { SearchSpace, UnitDef } from '../spaces/types.ts';
-import { choiceIndex, makeEncoder } from './layout.ts';
-import type { Encoder } from './types.ts';
+import type { SearchSpace } from '../spaces/types.ts';
+import {
+  blockChoiceIndex,
+  type CompiledUnit,
+  compileSpace,
+  type FastEncoder,
+  globalChoiceIndex,
+  makeEncoder,
+  resolutionIndex,
+  unitChoiceIndex,
+} from './layout.ts';
 
-export function featureEncoder(space: SearchSpace): Encoder {
+export function featureEncoder(space: SearchSpace): FastEncoder {
+  const compiled = compileSpace(space);
   const labels: string[] = [];
   const unitOffsets: number[] = [];
   space.units.forEach((unit, u) => {
@@ -24,32 +33,28 @@ export function featureEncoder(space: SearchSpace): Encoder {
   for (const c of space.globalChoices) labels.push(c.name);
   labels.push('resolution');
 
-  return makeEncoder('feature', space, labels, (subnet, out) => {
-    subnet.units.forEach((unit, u) => {
-      const def = space.units[u] as UnitDef;
-      const offset = unitOffsets[u] as number;
-      const slotWidth = def.blockChoices.length;
-      unit.blocks.forEach((block, slot) => {
-        def.blockChoices.forEach((c, i) => {
-          const value = block[c.name];
-          choiceIndex(c, value, `units[${u}].blocks[${slot}].${c.name}`);
-          out[offset + slot * slotWidth + i] = value as number;
-        });
-      });
-      let at = offset + def.maxDepth * slotWidth;
-      for (const c of def.unitChoices) {
-        const value = unit.choices[c.name];
-        choiceIndex(c, value, `units[${u}].${c.name}`);
-        out[at++] = value as number;
+  return makeEncoder('feature', compiled, labels, (subnet, out, base) => {
+    for (let u = 0; u < compiled.units.length; u++) {
+      const unit = compiled.units[u] as CompiledUnit;
+      const sub = subnet.units[u] as (typeof subnet.units)[number];
+      const slotWidth = unit.blockChoices.length;
+      let at = base + (unitOffsets[u] as number);
+      for (let slot = 0; slot < sub.blocks.length; slot++) {
+        const block = sub.blocks[slot] as (typeof sub.blocks)[number];
+        for (let i = 0; i < slotWidth; i++) {
+          const c = unit.blockChoices[i] as (typeof unit.blockChoices)[number];
+          out[at + slot * slotWidth + i] = c.values[blockChoiceIndex(c, block, u, slot)] as number;
+        }
       }
-      out[at] = unit.blocks.length;
-    });
-    let at = globalsOffset;
-    for (const c of space.globalChoices) {
-      const value = subnet.globals[c.name];
-      choiceIndex(c, value, `globals.${c.name}`);
-      out[at++] = value as number;
+      at += unit.def.maxDepth * slotWidth;
+      for (const c of unit.unitChoices)
+        out[at++] = c.values[unitChoiceIndex(c, sub.choices, u)] as number;
+      out[at] = sub.blocks.length;
     }
+    let at = base + globalsOffset;
+    for (const c of compiled.globalChoices)
+      out[at++] = c.values[globalChoiceIndex(c, subnet)] as number;
+    resolutionIndex(compiled, subnet);
     out[at] = subnet.resolution;
   });
 }

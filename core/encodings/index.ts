@@ -7,6 +7,7 @@ import type { Matrix } from '../predictor/types.ts';
 import type { SearchSpace, Subnet } from '../spaces/types.ts';
 import { fccEncoder } from './fcc.ts';
 import { featureEncoder } from './feature.ts';
+import type { FastEncoder } from './layout.ts';
 import { onehotEncoder } from './onehot.ts';
 import { statisticalEncoder } from './statistical.ts';
 import { type Encoder, type EncodingName, encodingNames } from './types.ts';
@@ -30,12 +31,20 @@ export function createEncoder(space: SearchSpace, name: EncodingName): Encoder {
   return factory(space);
 }
 
-/** Encodes every subnet into one row-major matrix (rows = subnets, cols = encoder.length). */
-export function encodeAll(encoder: Encoder, subnets: readonly Subnet[]): Matrix {
+/**
+ * Encodes every subnet into one row-major matrix (rows = subnets, cols = encoder.length).
+ * Any row builder with `length` and `encode` works, e.g. the LUT's `lutLayout`.
+ */
+export function encodeAll(
+  encoder: Pick<Encoder, 'length' | 'encode'>,
+  subnets: readonly Subnet[],
+): Matrix {
   const cols = encoder.length;
   const data = new Float64Array(subnets.length * cols);
+  const into = (encoder as Partial<FastEncoder>).encodeInto;
   subnets.forEach((subnet, i) => {
-    data.set(encoder.encode(subnet), i * cols);
+    if (into) into(subnet, data, i * cols);
+    else data.set(encoder.encode(subnet), i * cols);
   });
   return { rows: subnets.length, cols, data };
 }

@@ -1,32 +1,51 @@
 /**
  * Helpers the encoders share: the per-unit feature tuple layout (block choices then unit
- * choices, the order of `blockTuples`) and value-to-index lookups that fail loudly on values
- * outside the space instead of silently encoding garbage.
+ * choices, the order of `blockTuples`) compiled once per space into value-to-index maps, so
+ * that encoding a subnet allocates nothing but its output vector (encoding runs before every
+ * batch prediction, at millions of subnets per second). Values outside the space fail
+ * loudly instead of silently encoding garbage.
  */
 import { ArchValidationError } from '../errors.ts';
 import type { ChoiceDef, SearchSpace, Subnet, UnitDef } from '../spaces/types.ts';
 import type { Encoder, EncodingName } from './types.ts';
 
+/** A choice with a value-to-index map. */
+export interface CompiledChoice {
+  readonly name: string;
+  readonly values: readonly number[];
+  readonly index: ReadonlyMap<number, number>;
+}
+
+export interface CompiledUnit {
+  readonly def: UnitDef;
+  readonly blockChoices: readonly CompiledChoice[];
+  readonly unitChoices: readonly CompiledChoice[];
+  /** Number of distinct feature tuples of a block (product of all choice sizes). */
+  readonly combinations: number;
+  /** Mixed-radix multiplier of each block choice, then of each unit choice. */
+  readonly blockRadix: readonly number[];
+  readonly unitRadix: readonly number[];
+}
+
+export interface CompiledSpace {
+  readonly space: SearchSpace;
+  readonly units: readonly CompiledUnit[];
+  readonly globalChoices: readonly CompiledChoice[];
+  readonly resolution: CompiledChoice;
+  readonly maxResolution: number;
+}
+
+export function compileChoice(choice: ChoiceDef): CompiledChoice {
+  return {
+    name: choice.name,
+    values: choice.values,
+    index: new Map(choice.values.map((v, i) => [v, i])),
+  };
+}
+
 /** The choices that make up one block's feature tuple in `unit`, in `blockTuples` order. */
 export function tupleChoices(unit: UnitDef): readonly ChoiceDef[] {
   return [...unit.blockChoices, ...unit.unitChoices];
-}
-
-/** Index of `value` in `choice.values`; throws `ArchValidationError` naming `field`. */
-export function choiceIndex(choice: ChoiceDef, value: number | undefined, field: string): number {
-  const index = value === undefined ? -1 : choice.values.indexOf(value);
-  if (index < 0) {
-    throw new ArchValidationError(
-      field,
-      `got ${value}, allowed values are ${choice.values.join(', ')}`,
-    );
-  }
-  return index;
-}
-
-/** Number of distinct feature tuples of a block in `unit` (product of the choice sizes). */
-export function combinationCount(unit: UnitDef): number {
-  return tupleChoices(unit).reduce((acc, c) => acc * c.values.length, 1);
 }
 
 /** Every feature tuple of `unit` in mixed-radix order (the last choice varies fastest). */
@@ -38,65 +57,169 @@ export function combinations(unit: UnitDef): number[][] {
   return out;
 }
 
-/** Mixed-radix index of a block's feature tuple within its unit's `combinations`. */
-export function combinationIndex(unit: UnitDef, values: readonly number[], field: string): number {
-  let index = 0;
-  tupleChoices(unit).forEach((choice, i) => {
-    index =
-      index * choice.values.length + choiceIndex(choice, values[i], `${field}.${choice.name}`);
+/** Labels of a unit's feature tuples, e.g. `kernel=3,expand=4`, in `combinations` order. */
+export function combinationLabels(unit: UnitDef): string[] {
+  const names = tupleChoices(unit).map((c) => c.name);
+  return combinations(unit).map((t) => t.map((v, i) => `${names[i]}=${v}`).join(','));
+}
+
+export function compileSpace(space: SearchSpace): CompiledSpace {
+  const units = space.units.map((def): CompiledUnit => {
+    const all = tupleChoices(def);
+    const radix: number[] = new Array(all.length);
+    let mult = 1;
+    for (let i = all.length - 1; i >= 0; i--) {
+      radix[i] = mult;
+      mult *= (all[i] as ChoiceDef).values.length;
+    }
+    return {
+      def,
+      blockChoices: def.blockChoices.map(compileChoice),
+      unitChoices: def.unitChoices.map(compileChoice),
+      combinations: mult,
+      blockRadix: radix.slice(0, def.blockChoices.length),
+      unitRadix: radix.slice(def.blockChoices.length),
+    };
   });
+  return {
+    space,
+    units,
+    globalChoices: space.globalChoices.map(compileChoice),
+    resolution: compileChoice({ name: 'resolution', values: space.resolutions }),
+    maxResolution: Math.max(...space.resolutions),
+  };
+}
+
+function badValue(choice: CompiledChoice, value: unknown, field: string): ArchValidationError {
+  return new ArchValidationError(
+    field,
+    `got ${JSON.stringify(value)}, allowed values are ${choice.values.join(', ')}`,
+  );
+}
+
+/** Index of a block's choice value; the field name is only built on error. */
+export function blockChoiceIndex(
+  choice: CompiledChoice,
+  block: Readonly<Record<string, number>>,
+  u: number,
+  slot: number,
+): number {
+  const value = block[choice.name];
+  const index = choice.index.get(value as number);
+  if (index === undefined)
+    throw badValue(choice, value, `units[${u}].blocks[${slot}].${choice.name}`);
+  return index;
+}
+
+/** Index of a unit choice value. */
+export function unitChoiceIndex(
+  choice: CompiledChoice,
+  choices: Readonly<Record<string, number>>,
+  u: number,
+): number {
+  const value = choices[choice.name];
+  const index = choice.index.get(value as number);
+  if (index === undefined) throw badValue(choice, value, `units[${u}].${choice.name}`);
+  return index;
+}
+
+/** Index of a global choice value. */
+export function globalChoiceIndex(choice: CompiledChoice, subnet: Subnet): number {
+  const value = subnet.globals[choice.name];
+  const index = choice.index.get(value as number);
+  if (index === undefined) throw badValue(choice, value, `globals.${choice.name}`);
+  return index;
+}
+
+/** Index of the subnet's resolution among the space's resolutions. */
+export function resolutionIndex(compiled: CompiledSpace, subnet: Subnet): number {
+  const index = compiled.resolution.index.get(subnet.resolution);
+  if (index === undefined) throw badValue(compiled.resolution, subnet.resolution, 'resolution');
+  return index;
+}
+
+/** Mixed-radix offset of the unit choices of `u`, shared by all its blocks. */
+export function unitTupleOffset(
+  unit: CompiledUnit,
+  choices: Readonly<Record<string, number>>,
+  u: number,
+): number {
+  let offset = 0;
+  for (let i = 0; i < unit.unitChoices.length; i++) {
+    offset +=
+      unitChoiceIndex(unit.unitChoices[i] as CompiledChoice, choices, u) *
+      (unit.unitRadix[i] as number);
+  }
+  return offset;
+}
+
+/** Mixed-radix index of a block's feature tuple (block choices + unit choices). */
+export function blockTupleIndex(
+  unit: CompiledUnit,
+  block: Readonly<Record<string, number>>,
+  unitOffset: number,
+  u: number,
+  slot: number,
+): number {
+  let index = unitOffset;
+  for (let i = 0; i < unit.blockChoices.length; i++) {
+    index +=
+      blockChoiceIndex(unit.blockChoices[i] as CompiledChoice, block, u, slot) *
+      (unit.blockRadix[i] as number);
+  }
   return index;
 }
 
 /** Throws unless the subnet has one entry per unit of the space, within the depth limits. */
-export function checkShape(space: SearchSpace, subnet: Subnet): void {
-  if (subnet.units.length !== space.units.length) {
+export function checkShape(compiled: CompiledSpace, subnet: Subnet): void {
+  const { units } = compiled;
+  if (subnet.units.length !== units.length) {
     throw new ArchValidationError(
       'units',
-      `expected ${space.units.length} units for space ${space.name}, got ${subnet.units.length}`,
+      `expected ${units.length} units for space ${compiled.space.name}, got ${subnet.units.length}`,
     );
   }
-  subnet.units.forEach((unit, u) => {
-    const def = space.units[u] as UnitDef;
-    if (unit.blocks.length < def.minDepth || unit.blocks.length > def.maxDepth) {
+  for (let u = 0; u < units.length; u++) {
+    const def = (units[u] as CompiledUnit).def;
+    const d = (subnet.units[u] as Subnet['units'][number]).blocks.length;
+    if (d < def.minDepth || d > def.maxDepth) {
       throw new ArchValidationError(
         `units[${u}].depth`,
-        `got ${unit.blocks.length}, allowed ${def.minDepth}..${def.maxDepth}`,
+        `got ${d}, allowed ${def.minDepth}..${def.maxDepth}`,
       );
     }
-  });
-  if (!space.resolutions.includes(subnet.resolution)) {
-    throw new ArchValidationError(
-      'resolution',
-      `got ${subnet.resolution}, allowed values are ${space.resolutions.join(', ')}`,
-    );
   }
 }
 
-/** Largest resolution of the space: the reference for resolution-scaled features. */
-export function maxResolution(space: SearchSpace): number {
-  return Math.max(...space.resolutions);
+/** An encoder that can also write into a slice of a larger buffer (used by `encodeAll`). */
+export interface FastEncoder extends Encoder {
+  encodeInto(subnet: Subnet, out: Float64Array, offset: number): void;
 }
 
 /**
- * Builds an `Encoder` from a label list and a fill function that writes into a zeroed
- * vector, so each encoding only states its layout.
+ * Builds an `Encoder` from a label list and a fill function that writes into a zeroed slice
+ * starting at `offset`, so each encoding only states its layout.
  */
 export function makeEncoder(
   name: EncodingName,
-  space: SearchSpace,
+  compiled: CompiledSpace,
   labels: readonly string[],
-  fill: (subnet: Subnet, out: Float64Array) => void,
-): Encoder {
+  fill: (subnet: Subnet, out: Float64Array, offset: number) => void,
+): FastEncoder {
+  const encodeInto = (subnet: Subnet, out: Float64Array, offset: number): void => {
+    checkShape(compiled, subnet);
+    out.fill(0, offset, offset + labels.length);
+    fill(subnet, out, offset);
+  };
   return {
     name,
-    space,
+    space: compiled.space,
     length: labels.length,
     labels,
+    encodeInto,
     encode(subnet: Subnet): Float64Array {
-      checkShape(space, subnet);
       const out = new Float64Array(labels.length);
-      fill(subnet, out);
+      encodeInto(subnet, out, 0);
       return out;
     },
   };

@@ -4,15 +4,26 @@
  * choice, of each global choice and of the resolution. Depth is implicit (an active slot
  * has exactly one 1 per choice).
  */
-import type { SearchSpace, UnitDef } from '../spaces/types.ts';
-import { choiceIndex, makeEncoder } from './layout.ts';
-import type { Encoder } from './types.ts';
+import type { SearchSpace } from '../spaces/types.ts';
+import {
+  blockChoiceIndex,
+  type CompiledUnit,
+  compileSpace,
+  type FastEncoder,
+  globalChoiceIndex,
+  makeEncoder,
+  resolutionIndex,
+  unitChoiceIndex,
+} from './layout.ts';
 
-export function onehotEncoder(space: SearchSpace): Encoder {
+export function onehotEncoder(space: SearchSpace): FastEncoder {
+  const compiled = compileSpace(space);
   const labels: string[] = [];
   const unitOffsets: number[] = [];
+  const slotWidths: number[] = [];
   space.units.forEach((unit, u) => {
     unitOffsets.push(labels.length);
+    slotWidths.push(unit.blockChoices.reduce((acc, c) => acc + c.values.length, 0));
     for (let slot = 0; slot < unit.maxDepth; slot++) {
       for (const c of unit.blockChoices) {
         for (const v of c.values) labels.push(`u${u}.b${slot}.${c.name}=${v}`);
@@ -29,34 +40,31 @@ export function onehotEncoder(space: SearchSpace): Encoder {
   const resolutionOffset = labels.length;
   for (const r of space.resolutions) labels.push(`resolution=${r}`);
 
-  return makeEncoder('onehot', space, labels, (subnet, out) => {
-    subnet.units.forEach((unit, u) => {
-      const def = space.units[u] as UnitDef;
-      let offset = unitOffsets[u] as number;
-      const slotWidth = def.blockChoices.reduce((acc, c) => acc + c.values.length, 0);
-      unit.blocks.forEach((block, slot) => {
-        let at = offset + slot * slotWidth;
-        for (const c of def.blockChoices) {
-          out[at + choiceIndex(c, block[c.name], `units[${u}].blocks[${slot}].${c.name}`)] = 1;
-          at += c.values.length;
+  return makeEncoder('onehot', compiled, labels, (subnet, out, base) => {
+    for (let u = 0; u < compiled.units.length; u++) {
+      const unit = compiled.units[u] as CompiledUnit;
+      const sub = subnet.units[u] as (typeof subnet.units)[number];
+      const slotWidth = slotWidths[u] as number;
+      let at = base + (unitOffsets[u] as number);
+      for (let slot = 0; slot < sub.blocks.length; slot++) {
+        const block = sub.blocks[slot] as (typeof sub.blocks)[number];
+        let choiceAt = at + slot * slotWidth;
+        for (const c of unit.blockChoices) {
+          out[choiceAt + blockChoiceIndex(c, block, u, slot)] = 1;
+          choiceAt += c.values.length;
         }
-      });
-      offset += def.maxDepth * slotWidth;
-      for (const c of def.unitChoices) {
-        out[offset + choiceIndex(c, unit.choices[c.name], `units[${u}].${c.name}`)] = 1;
-        offset += c.values.length;
       }
-    });
-    let at = globalsOffset;
-    for (const c of space.globalChoices) {
-      out[at + choiceIndex(c, subnet.globals[c.name], `globals.${c.name}`)] = 1;
+      at += unit.def.maxDepth * slotWidth;
+      for (const c of unit.unitChoices) {
+        out[at + unitChoiceIndex(c, sub.choices, u)] = 1;
+        at += c.values.length;
+      }
+    }
+    let at = base + globalsOffset;
+    for (const c of compiled.globalChoices) {
+      out[at + globalChoiceIndex(c, subnet)] = 1;
       at += c.values.length;
     }
-    out[resolutionOffset + choiceIndex(resolutionChoice(space), subnet.resolution, 'resolution')] =
-      1;
+    out[base + resolutionOffset + resolutionIndex(compiled, subnet)] = 1;
   });
-}
-
-function resolutionChoice(space: SearchSpace) {
-  return { name: 'resolution', values: space.resolutions };
 }

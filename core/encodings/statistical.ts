@@ -10,33 +10,62 @@
  * share every per-feature statistic. It compresses away which features occur together,
  * which is the weakness the paper's FCC encoding addresses.
  */
-import type { SearchSpace, UnitDef } from '../spaces/types.ts';
-import { choiceIndex, makeEncoder, tupleChoices } from './layout.ts';
-import type { Encoder } from './types.ts';
+import type { SearchSpace } from '../spaces/types.ts';
+import {
+  blockChoiceIndex,
+  type CompiledUnit,
+  compileSpace,
+  type FastEncoder,
+  globalChoiceIndex,
+  makeEncoder,
+  resolutionIndex,
+  unitChoiceIndex,
+} from './layout.ts';
 
 const STATS = ['mean', 'std', 'min', 'max'] as const;
 
-function writeStats(values: readonly number[], out: Float64Array, at: number): void {
-  if (values.length === 0) return;
-  let sum = 0;
-  let min = Number.POSITIVE_INFINITY;
-  let max = Number.NEGATIVE_INFINITY;
-  for (const v of values) {
-    sum += v;
-    if (v < min) min = v;
-    if (v > max) max = v;
+/** Running count, sum, sum of squares, min and max, in slots of 5. */
+class Moments {
+  readonly acc: Float64Array;
+  constructor(size: number) {
+    this.acc = new Float64Array(size * 5);
   }
-  const mean = sum / values.length;
-  let sq = 0;
-  for (const v of values) sq += (v - mean) ** 2;
-  out[at] = mean;
-  out[at + 1] = Math.sqrt(sq / values.length);
-  out[at + 2] = min;
-  out[at + 3] = max;
+  reset(): void {
+    for (let k = 0; k < this.acc.length; k += 5) {
+      this.acc[k] = 0;
+      this.acc[k + 1] = 0;
+      this.acc[k + 2] = 0;
+      this.acc[k + 3] = Number.POSITIVE_INFINITY;
+      this.acc[k + 4] = Number.NEGATIVE_INFINITY;
+    }
+  }
+  add(slot: number, v: number): void {
+    const a = this.acc;
+    const k = slot * 5;
+    a[k] = (a[k] as number) + 1;
+    a[k + 1] = (a[k + 1] as number) + v;
+    a[k + 2] = (a[k + 2] as number) + v * v;
+    if (v < (a[k + 3] as number)) a[k + 3] = v;
+    if (v > (a[k + 4] as number)) a[k + 4] = v;
+  }
+  /** Writes mean, std, min, max of `slot` at `at`; leaves zeros when it saw no value. */
+  write(slot: number, out: Float64Array, at: number): void {
+    const a = this.acc;
+    const k = slot * 5;
+    const n = a[k] as number;
+    if (n === 0) return;
+    const mean = (a[k + 1] as number) / n;
+    out[at] = mean;
+    out[at + 1] = Math.sqrt(Math.max(0, (a[k + 2] as number) / n - mean * mean));
+    out[at + 2] = a[k + 3] as number;
+    out[at + 3] = a[k + 4] as number;
+  }
 }
 
-export function statisticalEncoder(space: SearchSpace): Encoder {
+export function statisticalEncoder(space: SearchSpace): FastEncoder {
+  const compiled = compileSpace(space);
   const featureNames = [...space.blockChoiceNames, ...space.unitChoiceNames];
+  const nBlockFeatures = space.blockChoiceNames.length;
   const labels: string[] = [];
   for (const f of featureNames) for (const s of STATS) labels.push(`all.${f}.${s}`);
   const unitOffsets: number[] = [];
@@ -51,46 +80,47 @@ export function statisticalEncoder(space: SearchSpace): Encoder {
   for (const c of space.globalChoices) labels.push(c.name);
   labels.push('resolution');
 
-  return makeEncoder('statistical', space, labels, (subnet, out) => {
-    const all: number[][] = featureNames.map(() => []);
-    subnet.units.forEach((unit, u) => {
-      const def = space.units[u] as UnitDef;
-      const choices = tupleChoices(def);
-      const perFeature: number[][] = choices.map(() => []);
-      unit.blocks.forEach((block, slot) => {
-        choices.forEach((c, i) => {
-          const isUnitChoice = i >= def.blockChoices.length;
-          const value = isUnitChoice ? unit.choices[c.name] : block[c.name];
-          const field = isUnitChoice
-            ? `units[${u}].${c.name}`
-            : `units[${u}].blocks[${slot}].${c.name}`;
-          choiceIndex(c, value, field);
-          (perFeature[i] as number[]).push(value as number);
-          (all[i] as number[]).push(value as number);
-        });
-      });
-      let at = unitOffsets[u] as number;
-      def.blockChoices.forEach((_, i) => {
-        writeStats(perFeature[i] as number[], out, at);
-        at += STATS.length;
-      });
-      for (const c of def.unitChoices) {
-        const value = unit.choices[c.name];
-        choiceIndex(c, value, `units[${u}].${c.name}`);
-        out[at++] = value as number;
+  const overall = new Moments(featureNames.length);
+  const perUnit = new Moments(Math.max(0, ...space.units.map((u) => u.blockChoices.length)));
+
+  return makeEncoder('statistical', compiled, labels, (subnet, out, base) => {
+    overall.reset();
+    let total = 0;
+    for (let u = 0; u < compiled.units.length; u++) {
+      const unit = compiled.units[u] as CompiledUnit;
+      const sub = subnet.units[u] as (typeof subnet.units)[number];
+      perUnit.reset();
+      const nb = sub.blocks.length;
+      for (let slot = 0; slot < nb; slot++) {
+        const block = sub.blocks[slot] as (typeof sub.blocks)[number];
+        for (let i = 0; i < unit.blockChoices.length; i++) {
+          const c = unit.blockChoices[i] as (typeof unit.blockChoices)[number];
+          const v = c.values[blockChoiceIndex(c, block, u, slot)] as number;
+          perUnit.add(i, v);
+          overall.add(i, v);
+        }
       }
-      out[at] = unit.blocks.length;
-    });
-    all.forEach((values, i) => {
-      writeStats(values, out, i * STATS.length);
-    });
-    let at = globalsOffset;
-    out[at++] = subnet.units.reduce((acc, unit) => acc + unit.blocks.length, 0);
-    for (const c of space.globalChoices) {
-      const value = subnet.globals[c.name];
-      choiceIndex(c, value, `globals.${c.name}`);
-      out[at++] = value as number;
+      let at = base + (unitOffsets[u] as number);
+      for (let i = 0; i < unit.blockChoices.length; i++) {
+        perUnit.write(i, out, at);
+        at += STATS.length;
+      }
+      for (let j = 0; j < unit.unitChoices.length; j++) {
+        const c = unit.unitChoices[j] as (typeof unit.unitChoices)[number];
+        const v = c.values[unitChoiceIndex(c, sub.choices, u)] as number;
+        out[at++] = v;
+        // A unit choice applies to each of the unit's blocks, so it is weighted by depth.
+        for (let k = 0; k < nb; k++) overall.add(nBlockFeatures + j, v);
+      }
+      out[at] = nb;
+      total += nb;
     }
+    for (let f = 0; f < featureNames.length; f++) overall.write(f, out, base + f * STATS.length);
+    let at = base + globalsOffset;
+    out[at++] = total;
+    for (const c of compiled.globalChoices)
+      out[at++] = c.values[globalChoiceIndex(c, subnet)] as number;
+    resolutionIndex(compiled, subnet);
     out[at] = subnet.resolution;
   });
 }

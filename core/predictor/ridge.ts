@@ -1,8 +1,9 @@
 /**
  * Ridge regression baseline: closed-form least squares with an L2 penalty on standardised
- * features, by default on log latency (latency spans an order of magnitude across a space
- * and errors are judged relative, so log makes the loss relative too). Lambda is chosen by
- * 5-fold cross-validation over a grid when not given. Serialisable for predictor.json.
+ * features. The target is log latency (effects multiply, errors are judged relative) or
+ * latency in ms (effects add up, as with FCC's resolution-scaled counts); by default both,
+ * with the penalty, are chosen by 5-fold cross-validation on the relative error.
+ * Serialisable for predictor.json.
  */
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
@@ -31,10 +32,12 @@ export interface RidgeOptions {
    */
   readonly lambdas?: readonly number[];
   /**
-   * What the linear model predicts: `log` latency (relative errors) or `linear` latency in ms.
-   * @default 'log'
+   * What the linear model predicts: `log` latency (multiplicative effects, relative
+   * errors), `linear` latency in ms (additive effects, e.g. FCC's resolution-scaled counts),
+   * or `auto`: whichever cross-validates better.
+   * @default 'auto'
    */
-  readonly target?: RidgeTarget;
+  readonly target?: RidgeTarget | 'auto';
 }
 
 export const ridgeJson = z.object({
@@ -51,6 +54,8 @@ export interface RidgeModel extends Regressor {
   readonly kind: 'ridge';
   /** The penalty in use (after cross-validation); undefined before `fit`. */
   readonly lambda: number | undefined;
+  /** The target in use (after cross-validation); undefined before `fit`. */
+  readonly target: RidgeTarget | undefined;
   toJSON(): RidgeJson;
 }
 
@@ -90,15 +95,13 @@ export function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Ar
   return x;
 }
 
-/** Gram matrix [Z 1]^T [Z 1] and [Z 1]^T y over the rows where `use(i)` holds. */
-function normalEquations(
+/** Gram matrix [Z 1]^T [Z 1] over the rows where `use(i)` holds. */
+function gramMatrix(
   z: Matrix,
-  y: Float64Array,
   use: (row: number) => boolean,
-): { gram: Float64Array; rhs: Float64Array; count: number } {
+): { gram: Float64Array; count: number } {
   const p = z.cols + 1;
   const gram = new Float64Array(p * p);
-  const rhs = new Float64Array(p);
   const row = new Float64Array(p);
   let count = 0;
   for (let i = 0; i < z.rows; i++) {
@@ -106,19 +109,31 @@ function normalEquations(
     count++;
     row.set(z.data.subarray(i * z.cols, (i + 1) * z.cols));
     row[z.cols] = 1;
-    const yi = y[i] as number;
     for (let j = 0; j < p; j++) {
       const rj = row[j] as number;
       if (rj === 0) continue;
-      rhs[j] = (rhs[j] as number) + rj * yi;
+      const offset = j * p;
       for (let k = 0; k <= j; k++)
-        gram[j * p + k] = (gram[j * p + k] as number) + rj * (row[k] as number);
+        gram[offset + k] = (gram[offset + k] as number) + rj * (row[k] as number);
     }
   }
   for (let j = 0; j < p; j++) {
     for (let k = 0; k < j; k++) gram[k * p + j] = gram[j * p + k] as number;
   }
-  return { gram, rhs, count };
+  return { gram, count };
+}
+
+/** [Z 1]^T y over the rows where `use(i)` holds. */
+function moment(z: Matrix, y: Float64Array, use: (row: number) => boolean): Float64Array {
+  const rhs = new Float64Array(z.cols + 1);
+  for (let i = 0; i < z.rows; i++) {
+    if (!use(i)) continue;
+    const yi = y[i] as number;
+    for (let j = 0; j < z.cols; j++)
+      rhs[j] = (rhs[j] as number) + (z.data[i * z.cols + j] as number) * yi;
+    rhs[z.cols] = (rhs[z.cols] as number) + yi;
+  }
+  return rhs;
 }
 
 /** Ridge solution; the last coefficient is the unpenalised intercept. */
@@ -152,49 +167,73 @@ function checkTargets(latencyMs: Float64Array, rows: number): void {
 }
 
 export function createRidge(options: RidgeOptions = {}): RidgeModel {
-  const { lambdas = DEFAULT_LAMBDAS, target = 'log' } = options;
+  const { lambdas = DEFAULT_LAMBDAS, target = 'auto' } = options;
   if (options.lambda !== undefined && !(options.lambda >= 0)) {
     throw new ValidationError('lambda', `must be >= 0, got ${options.lambda}`);
   }
   return ridgeModel({ target, fixedLambda: options.lambda, lambdas });
 }
 
-function ridgeModel(config: {
+interface RidgeState {
+  standardiser: Standardiser;
+  coef: Float64Array;
+  lambda: number;
   target: RidgeTarget;
+}
+
+const toTarget = (target: RidgeTarget, ms: number) => (target === 'log' ? Math.log(ms) : ms);
+const fromTarget = (target: RidgeTarget, t: number) => (target === 'log' ? Math.exp(t) : t);
+
+function ridgeModel(config: {
+  target: RidgeTarget | 'auto';
   fixedLambda: number | undefined;
   lambdas: readonly number[];
-  state?: { standardiser: Standardiser; coef: Float64Array; lambda: number };
+  state?: RidgeState;
 }): RidgeModel {
   let state = config.state;
-  const toTarget = (ms: number) => (config.target === 'log' ? Math.log(ms) : ms);
-  const fromTarget = (t: number) => (config.target === 'log' ? Math.exp(t) : t);
   return {
     kind: 'ridge',
     get lambda() {
       return state?.lambda;
+    },
+    get target() {
+      return state?.target;
     },
     async fit(x: Matrix, latencyMs: Float64Array): Promise<FitReport> {
       const started = performance.now();
       checkTargets(latencyMs, x.rows);
       const standardiser = fitStandardiser(x);
       const z = standardise(standardiser, x);
-      const y = latencyMs.map(toTarget);
-      const all = normalEquations(z, y, () => true);
-      const lambda = config.fixedLambda ?? crossValidate(z, y, all, config.lambdas);
-      const coef = solveRidge(all.gram, all.rhs, all.count, lambda);
-      state = { standardiser, coef, lambda };
+      const all = gramMatrix(z, () => true);
+      const targets: readonly RidgeTarget[] =
+        config.target === 'auto' ? ['log', 'linear'] : [config.target];
+      const lambdas = config.fixedLambda === undefined ? config.lambdas : [config.fixedLambda];
+      const choice =
+        targets.length * lambdas.length > 1
+          ? crossValidate(z, latencyMs, all, targets, lambdas)
+          : { target: targets[0] as RidgeTarget, lambda: lambdas[0] as number };
+      const y = latencyMs.map((ms) => toTarget(choice.target, ms));
+      const coef = solveRidge(
+        all.gram,
+        moment(z, y, () => true),
+        all.count,
+        choice.lambda,
+      );
+      state = { standardiser, coef, ...choice };
       return { seconds: (performance.now() - started) / 1000 };
     },
     async predict(x: Matrix): Promise<Float64Array> {
       if (!state) throw new ValidationError('ridge', 'predict called before fit');
-      const raw = predictRaw(standardise(state.standardiser, x), state.coef);
-      return raw.map(fromTarget);
+      const { target } = state;
+      return predictRaw(standardise(state.standardiser, x), state.coef).map((t) =>
+        fromTarget(target, t),
+      );
     },
     toJSON(): RidgeJson {
       if (!state) throw new ValidationError('ridge', 'toJSON called before fit');
       return {
         kind: 'ridge',
-        target: config.target,
+        target: state.target,
         lambda: state.lambda,
         standardiser: state.standardiser,
         intercept: state.coef[state.coef.length - 1] as number,
@@ -205,24 +244,33 @@ function ridgeModel(config: {
 }
 
 /**
- * The lambda with the lowest 5-fold cross-validated squared error. Folds are interleaved
- * (row i in fold i mod 5), so no random choice is needed; the standardiser is fitted on
- * all rows, a negligible leak for a mean and a scale.
+ * The target and lambda with the lowest 5-fold cross-validated mean relative error in ms
+ * (the metric predictors are judged by, comparable across targets). Folds are interleaved
+ * (row i in fold i mod 5), so no random choice is needed; the standardiser is fitted on all
+ * rows, a negligible leak for a mean and a scale.
  */
 function crossValidate(
   z: Matrix,
-  y: Float64Array,
-  all: { gram: Float64Array; rhs: Float64Array; count: number },
+  latencyMs: Float64Array,
+  all: { gram: Float64Array; count: number },
+  targets: readonly RidgeTarget[],
   lambdas: readonly number[],
-): number {
+): { target: RidgeTarget; lambda: number } {
   if (lambdas.length === 0) throw new ValidationError('lambdas', 'needs at least one candidate');
-  if (z.rows < 2 * FOLDS) return lambdas[Math.floor(lambdas.length / 2)] as number;
-  const errors = new Float64Array(lambdas.length);
+  if (z.rows < 2 * FOLDS) {
+    return {
+      target: targets[0] as RidgeTarget,
+      lambda: lambdas[Math.floor(lambdas.length / 2)] as number,
+    };
+  }
+  const errors = targets.map(() => new Float64Array(lambdas.length));
+  const ys = targets.map((t) => latencyMs.map((ms) => toTarget(t, ms)));
+  const totals = ys.map((y) => moment(z, y, () => true));
   for (let fold = 0; fold < FOLDS; fold++) {
-    const held = normalEquations(z, y, (i) => i % FOLDS === fold);
+    const inFold = (i: number) => i % FOLDS === fold;
+    const held = gramMatrix(z, inFold);
     const gram = all.gram.map((v, i) => v - (held.gram[i] as number));
-    const rhs = all.rhs.map((v, i) => v - (held.rhs[i] as number));
-    const rows = Array.from({ length: z.rows }, (_, i) => i).filter((i) => i % FOLDS === fold);
+    const rows = Array.from({ length: z.rows }, (_, i) => i).filter(inFold);
     const heldZ: Matrix = {
       rows: rows.length,
       cols: z.cols,
@@ -230,18 +278,32 @@ function crossValidate(
         rows.flatMap((i) => Array.from(z.data.subarray(i * z.cols, (i + 1) * z.cols))),
       ),
     };
-    lambdas.forEach((lambda, li) => {
-      const predicted = predictRaw(heldZ, solveRidge(gram, rhs, all.count - held.count, lambda));
-      rows.forEach((row, k) => {
-        errors[li] = (errors[li] as number) + ((predicted[k] as number) - (y[row] as number)) ** 2;
+    targets.forEach((target, ti) => {
+      const heldRhs = moment(z, ys[ti] as Float64Array, inFold);
+      const rhs = (totals[ti] as Float64Array).map((v, i) => v - (heldRhs[i] as number));
+      lambdas.forEach((lambda, li) => {
+        const predicted = predictRaw(heldZ, solveRidge(gram, rhs, all.count - held.count, lambda));
+        let sum = 0;
+        rows.forEach((row, k) => {
+          const ms = latencyMs[row] as number;
+          sum += Math.abs(fromTarget(target, predicted[k] as number) - ms) / ms;
+        });
+        const e = errors[ti] as Float64Array;
+        e[li] = (e[li] as number) + sum;
       });
     });
   }
-  let best = 0;
-  errors.forEach((e, i) => {
-    if (e < (errors[best] as number)) best = i;
+  let best = {
+    target: targets[0] as RidgeTarget,
+    lambda: lambdas[0] as number,
+    error: Number.POSITIVE_INFINITY,
+  };
+  targets.forEach((target, ti) => {
+    (errors[ti] as Float64Array).forEach((error, li) => {
+      if (error < best.error) best = { target, lambda: lambdas[li] as number, error };
+    });
   });
-  return lambdas[best] as number;
+  return { target: best.target, lambda: best.lambda };
 }
 
 /** Restores a fitted ridge model from `toJSON` output (e.g. read from predictor.json). */
@@ -263,6 +325,6 @@ export function ridgeFromJSON(json: unknown): RidgeModel {
     target,
     fixedLambda: lambda,
     lambdas: [lambda],
-    state: { standardiser, coef, lambda },
+    state: { standardiser, coef, lambda, target },
   });
 }
