@@ -12,6 +12,7 @@ const program = new Command('esm')
 const commands = await Promise.all([
   import('./commands/spaces.ts'),
   import('./commands/sample.ts'),
+  import('./commands/measure.ts'),
 ]);
 for (const command of commands) command.register(program);
 

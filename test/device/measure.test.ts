@@ -46,7 +46,8 @@ describe('measureGraph', () => {
     const small = await measureGraph(graphOf(extremeArchs.mobilenetv3?.smallest), quick);
     const large = await measureGraph(graphOf(extremeArchs.mobilenetv3?.largest), quick);
 
-    expect(large.stats.median_ms / small.stats.median_ms).toBeGreaterThan(1.5);
+    // The fastest run, because on a shared machine a short run may be preempted (~10x apart).
+    expect(large.stats.min_ms / small.stats.min_ms).toBeGreaterThan(1.5);
     for (const r of [small, large]) {
       expect(r.stats.runs).toBeGreaterThan(0);
       expect(r.stats.runs).toBeLessThanOrEqual(quick.runs);

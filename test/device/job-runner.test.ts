@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ArchValidationError, ValidationError } from '../../core/errors.ts';
+import { createRng } from '../../core/rng.ts';
+import { type JobMessage, jobMessage, resultMessage } from '../../core/schemas/protocol.ts';
+import { spaceFromSpec } from '../../core/spaces/spec.ts';
+import { randomSubnet } from '../../core/spaces/subnet.ts';
+import { JobStoppedError, runJob } from '../../device-client/job-runner.ts';
+import { extremeArchs } from '../../device-client/references.ts';
+
+const small = extremeArchs.mobilenetv3?.smallest ?? {};
+const tinyRef = { id: 'ref-small', space: 'mobilenetv3', arch: small };
+
+function job(overrides: Partial<JobMessage> = {}): JobMessage {
+  return jobMessage.parse({
+    v: 1,
+    type: 'job',
+    runId: 'run-1',
+    batchId: 'batch-1',
+    space: 'mobilenetv3',
+    samples: [
+      { id: 'a', arch: small },
+      { id: 'b', arch: { ...small, r: 160 } },
+    ],
+    settings: { warmup: 1, runs: 3, referenceEvery: 1 },
+    references: [tinyRef],
+    ...overrides,
+  });
+}
+
+describe('runJob', () => {
+  it('measures every sample and checks references at start, every k samples and end', async () => {
+    const progress: [number, number][] = [];
+
+    const result = await runJob(job(), {
+      thing: 'dev-1',
+      onProgress: (done, total) => progress.push([done, total]),
+      retryUnstable: false,
+    });
+
+    expect(resultMessage.safeParse(result).success).toBe(true);
+    expect(result.samples.map((s) => s.id)).toEqual(['a', 'b']);
+    for (const s of result.samples) expect(s.stats.runs).toBeLessThanOrEqual(3);
+    expect(progress).toEqual([
+      [1, 2],
+      [2, 2],
+    ]);
+    // Start, after sample 1 (every 1, but not again right before the end), end.
+    expect(result.references[0]?.checks).toHaveLength(3);
+    const medians = result.references[0]?.checks.map((c) => c.median_ms) ?? [];
+    const drift = (Math.max(...medians) - Math.min(...medians)) / Math.min(...medians);
+    expect(result.references[0]?.drift).toBeCloseTo(drift, 12);
+    expect(result.quality.maxDrift).toBeCloseTo(drift, 12);
+    expect(result.quality.unstable).toBe(drift > 0.03);
+    expect(result.thing).toBe('dev-1');
+    expect(result.device.onnxruntime).toMatch(/^\d+\.\d+/);
+    expect(result.runId).toBe('run-1');
+  });
+
+  it('flags a batch whose reference drifted beyond the limit, after one re-measurement', async () => {
+    let measured = 0;
+
+    // Two real timings of a model never agree to 1e-9, so the limit is always exceeded.
+    const result = await runJob(
+      job({ settings: { ...job().settings, maxReferenceDrift: 1e-9, referenceEvery: 0 } }),
+      { thing: 'dev-1', onProgress: () => measured++ },
+    );
+
+    expect(result.quality.unstable).toBe(true);
+    expect(result.quality.maxDrift).toBeGreaterThan(1e-9);
+    expect(measured).toBe(4); // two samples, measured twice
+    expect(result.references[0]?.checks).toHaveLength(2);
+  });
+
+  it('uses the default references when the job names none', async () => {
+    const result = await runJob(job({ samples: [{ id: 'a', arch: small }], references: [] }), {
+      thing: 'dev-1',
+      retryUnstable: false,
+    });
+    expect(result.references.map((r) => r.id)).toEqual([
+      'ref-mbv3-small-r160',
+      'ref-mbv3-mid-r160',
+    ]);
+  });
+
+  it('measures a user-defined spec space sent with the job', async () => {
+    const spec = JSON.parse(
+      readFileSync(new URL('../../examples/spaces/mixed.json', import.meta.url), 'utf8'),
+    );
+    const space = spaceFromSpec(spec);
+    const arch = space.toNative(randomSubnet(space, createRng(3))) as unknown as Record<
+      string,
+      unknown
+    >;
+
+    const result = await runJob(
+      job({ space: space.name, spaceSpec: spec, samples: [{ id: 'x', arch }] }),
+      { thing: 'dev-1', retryUnstable: false },
+    );
+
+    expect(result.samples[0]?.stats.median_ms).toBeGreaterThan(0);
+  });
+
+  it('rejects an invalid arch before timing anything, naming the sample and field', async () => {
+    let measured = 0;
+    const bad = job({
+      samples: [
+        { id: 'a', arch: small },
+        { id: 'b', arch: { ...small, r: 999 } },
+      ],
+    });
+
+    await expect(runJob(bad, { thing: 'd', onProgress: () => measured++ })).rejects.toThrow(
+      ArchValidationError,
+    );
+    await expect(runJob(bad, { thing: 'd' })).rejects.toThrow(/^samples\[1\]\.arch\.r: /);
+    expect(measured).toBe(0);
+  });
+
+  it('rejects a malformed job naming the field', async () => {
+    const bad = { ...job(), settings: { runs: -1 } } as unknown as JobMessage;
+    await expect(runJob(bad, { thing: 'd' })).rejects.toThrow(ValidationError);
+    await expect(runJob(bad, { thing: 'd' })).rejects.toThrow(/^settings\.runs: /);
+  });
+
+  it('stops between samples when asked, without a result', async () => {
+    let done = 0;
+    const stopped = runJob(job(), {
+      thing: 'd',
+      onProgress: (n) => {
+        done = n;
+      },
+      shouldStop: () => done >= 1,
+    });
+
+    await expect(stopped).rejects.toThrow(JobStoppedError);
+    await expect(stopped).rejects.toMatchObject({ done: 1, total: 2, batchId: 'batch-1' });
+  });
+});
