@@ -20,8 +20,10 @@ import {
 import { ValidationError } from '../../core/errors.ts';
 import type { LatencyStats } from '../../core/schemas/dataset.ts';
 import type { ResultMessage } from '../../core/schemas/protocol.ts';
+import type { IterationRecord, PlannedSample } from '../../core/schemas/run.ts';
 
-export type RunStatus = 'running' | 'converged' | 'stopped' | 'failed';
+/** Same statuses as local runs (core/schemas/run.ts `runState`). */
+export type RunStatus = 'running' | 'converged' | 'max-iter' | 'failed';
 
 export interface RunRecord {
   readonly runId: string;
@@ -30,6 +32,8 @@ export interface RunRecord {
   readonly space: string;
   /** The validated run parameters, as started (seed included). */
   readonly params: Record<string, unknown>;
+  /** Measurement wait limits (lambdas/workflow/run-context.ts `dispatchLimits`). */
+  readonly limits?: Record<string, unknown>;
   readonly createdAt: string;
   readonly updatedAt: string;
   /** Current iteration, 0 for the initial batch. */
@@ -49,46 +53,21 @@ export interface RunRecord {
   readonly error?: { readonly name: string; readonly message: string };
 }
 
-export type Split = 'train' | 'test';
-
-export interface PlannedSample {
-  readonly sampleId: string;
-  readonly iteration: number;
-  readonly split: Split;
-  readonly bin: number;
-  readonly depth: number;
-  readonly arch: Record<string, unknown>;
-}
-
 export interface SampleRecord extends PlannedSample {
   readonly runId: string;
   readonly status: 'pending' | 'measured';
   readonly latencyMs?: number;
   readonly stats?: LatencyStats;
   readonly thing?: string;
+  /** The job whose result measured it. */
   readonly batchId?: string;
   readonly measuredAt?: string;
 }
 
-export interface BinRecord {
-  readonly lo: number;
-  readonly hi: number;
-  readonly train: number;
-  readonly test: number;
-  readonly accuracy: number | null;
-}
-
-export interface IterationRecord {
+/** One iteration of a run as stored: the core's record plus where its predictor is. */
+export interface StoredIteration extends IterationRecord {
   readonly runId: string;
-  readonly iteration: number;
-  readonly train: number;
-  readonly test: number;
-  readonly bins: readonly BinRecord[];
-  readonly metrics: Record<string, number | null>;
-  readonly converged: boolean;
-  readonly trainSeconds: number;
   readonly predictorId: string;
-  readonly createdAt: string;
 }
 
 export interface IngestOutcome {
@@ -191,6 +170,7 @@ export function createRunState(options: RunStateOptions) {
       thing: string;
       space: string;
       params: Record<string, unknown>;
+      limits?: Record<string, unknown>;
     }): Promise<boolean> {
       const at = now();
       const item = {
@@ -272,7 +252,7 @@ export function createRunState(options: RunStateOptions) {
           await db.send(
             new PutCommand({
               TableName: samplesTable,
-              Item: { ...sample, runId, status: 'pending' },
+              Item: { ...sample, runId, sampleId: sample.id, status: 'pending' },
               ConditionExpression: 'attribute_not_exists(sampleId)',
             }),
           );
@@ -310,7 +290,7 @@ export function createRunState(options: RunStateOptions) {
         ExpressionAttributeValues: values,
         ConsistentRead: true,
       });
-      return items as unknown as SampleRecord[];
+      return items.map((item) => ({ ...item, id: item.sampleId }) as unknown as SampleRecord);
     },
 
     /**
@@ -395,18 +375,18 @@ export function createRunState(options: RunStateOptions) {
     },
 
     /** Stores an iteration summary; a retried train task overwrites its own iteration only. */
-    async putIteration(record: IterationRecord): Promise<void> {
+    async putIteration(record: StoredIteration): Promise<void> {
       await db.send(new PutCommand({ TableName: iterationsTable, Item: record }));
     },
 
-    async listIterations(runId: string): Promise<IterationRecord[]> {
+    async listIterations(runId: string): Promise<StoredIteration[]> {
       const items = await queryAll({
         TableName: iterationsTable,
         KeyConditionExpression: 'runId = :r',
         ExpressionAttributeValues: { ':r': runId },
         ConsistentRead: true,
       });
-      return items as unknown as IterationRecord[];
+      return items as unknown as StoredIteration[];
     },
   };
 }

@@ -4,8 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResultMessage } from '../../core/schemas/protocol.ts';
+import type { PlannedSample } from '../../core/schemas/run.ts';
 import { createIotPublisher } from '../../lambdas/adapters/iot-publisher.ts';
-import { createRunState, type PlannedSample } from '../../lambdas/adapters/run-state.ts';
+import { createRunState } from '../../lambdas/adapters/run-state.ts';
 import { createS3Store, getJson, putJson } from '../../lambdas/adapters/s3-store.ts';
 import {
   type Emulator,
@@ -69,8 +70,9 @@ function result(runId: string, batchId: string, samples: [string, number][]): Re
 }
 
 const planned = (ids: string[]): PlannedSample[] =>
-  ids.map((sampleId, i) => ({
-    sampleId,
+  ids.map((id, i) => ({
+    id,
+    key: `k-${id}`,
     iteration: 0,
     split: i % 4 === 0 ? 'test' : 'train',
     bin: i % 2,
@@ -136,11 +138,11 @@ describe('DynamoDB run state', () => {
     expect(again).toMatchObject({ recorded: 0, duplicates: 2, rejected: [] });
     expect((await state.getRun('dup'))?.measured).toBe(2);
     const measured = await state.listSamples('dup', { status: 'measured' });
-    expect(measured.map((s) => [s.sampleId, s.latencyMs]).sort()).toEqual([
+    expect(measured.map((s) => [s.id, s.latencyMs]).sort()).toEqual([
       ['s1', 5],
       ['s2', 6],
     ]);
-    expect((await state.listSamples('dup', { status: 'pending' })).map((s) => s.sampleId)).toEqual([
+    expect((await state.listSamples('dup', { status: 'pending' })).map((s) => s.id)).toEqual([
       's3',
     ]);
   });
@@ -194,19 +196,29 @@ describe('DynamoDB run state', () => {
     await state.updateRun('upd', { iteration: 1, batchId: 'b1a0', attempts: 1 });
     await expect(state.updateRun('missing', { iteration: 1 })).rejects.toThrow(/runId: no run/);
     expect(await state.getRun('upd')).toMatchObject({ iteration: 1, batchId: 'b1a0', attempts: 1 });
-    expect((await state.listSamples('upd', { iteration: 1 })).map((s) => s.sampleId)).toEqual([
-      'i1',
-    ]);
+    expect((await state.listSamples('upd', { iteration: 1 })).map((s) => s.id)).toEqual(['i1']);
     const record = {
       runId: 'upd',
-      train: 3,
-      test: 1,
-      bins: [{ lo: 10, hi: 12, train: 3, test: 1, accuracy: 0.97 }],
-      metrics: { accuracy: 0.97, spearman: null },
-      converged: false,
-      trainSeconds: 1.5,
       predictorId: 'upd',
-      createdAt: '2026-01-01T00:00:00.000Z',
+      samples: { train: 3, test: 1 },
+      bins: [{ lo: 10, hi: 12, train: 3, test: 1, accuracy: 0.97 }],
+      overall: {
+        n: 1,
+        accuracy: 0.97,
+        binBalancedAccuracy: 0.97,
+        within5: 1,
+        within10: 1,
+        rmse_ms: 0.1,
+        spearman: null,
+      },
+      secondsMeasuring: 3,
+      secondsTraining: 1.5,
+      quality: { maxDrift: 0.01, remeasured: 0 },
+      converged: true,
+      stop: true,
+      reason: 'converged' as const,
+      nextBinWeights: [],
+      finishedAt: '2026-01-01T00:00:00.000Z',
     };
     await state.putIteration({ ...record, iteration: 1 });
     await state.putIteration({ ...record, iteration: 0 });

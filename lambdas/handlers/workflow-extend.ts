@@ -1,0 +1,47 @@
+/**
+ * Extend task: plans the next iteration's batch with the core's `planExtension`, weighted
+ * towards the depth bins the last evaluation found below the threshold, excluding every
+ * architecture the run already has. Seeded by (seed, iteration), so a retry plans the same.
+ */
+import { z } from 'zod';
+import { iterationSeed, planExtension } from '../../core/loop.ts';
+import { createRng } from '../../core/rng.ts';
+import { logger, workflowTask } from '../middleware.ts';
+import { loadRun, type WorkflowDeps, workflowDeps } from '../workflow/run-context.ts';
+
+const extendInput = z.looseObject({
+  runId: z.string().min(1),
+  iteration: z.number().int().nonnegative(),
+  /** Per-bin weights from the training step's decision. */
+  binWeights: z.array(z.number().nonnegative()).min(1),
+});
+
+export function createExtendHandler(deps: () => WorkflowDeps = workflowDeps) {
+  return workflowTask(extendInput, async ({ runId, iteration, binWeights }) => {
+    const { state } = deps();
+    const { params, space, bins } = await loadRun(state, runId);
+    const next = iteration + 1;
+    const existing = await state.listSamples(runId);
+    const samples = planExtension({
+      source: { kind: 'space', space },
+      params,
+      bins,
+      iteration: next,
+      rng: createRng(iterationSeed(params.seed, next)),
+      exclude: new Set(existing.filter((s) => s.iteration !== next).map((s) => s.key)),
+      binWeights,
+    });
+    const written = await state.putSamples(runId, samples);
+    await state.updateRun(runId, { iteration: next, attempts: 0, unstableRetries: 0 });
+    logger.info('run extended', {
+      runId,
+      iteration: next,
+      planned: samples.length,
+      written,
+      binWeights,
+    });
+    return { runId, iteration: next };
+  });
+}
+
+export const handler = createExtendHandler();
