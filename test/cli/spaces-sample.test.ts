@@ -57,6 +57,35 @@ describe('esm sample', () => {
     expect(a.stdout).not.toBe(c.stdout);
   });
 
+  it('never repeats archs of the --exclude file (dataset lines or bare archs)', async () => {
+    const first = await esm('sample', '--space', 'resnet50', '--n', '5', '--seed', '4');
+    const archs = first.stdout.trim().split('\n');
+    const dir = await mkdtemp(join(tmpdir(), 'esm-exclude-'));
+    const file = join(dir, 'measured.jsonl');
+    // Two as dataset lines, three bare: both forms are excluded.
+    const lines = archs.map((a, i) => (i < 2 ? `{"arch":${a},"latency_ms":${i + 1}}` : a));
+    await writeFile(file, `${lines.join('\n')}\n`);
+    const again = await esm(
+      'sample',
+      '--space',
+      'resnet50',
+      '--n',
+      '5',
+      '--seed',
+      '4',
+      '--exclude',
+      file,
+    );
+    expect(again.code).toBe(0);
+    const fresh = again.stdout.trim().split('\n');
+    expect(fresh).toHaveLength(5);
+    for (const a of fresh) expect(archs).not.toContain(a);
+    await writeFile(file, '{"arch":{"d":[1]},"latency_ms":2}\n');
+    const bad = await esm('sample', '--space', 'resnet50', '--n', '1', '--exclude', file);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('measured.jsonl:1: d: expected an array of 5 numbers');
+  });
+
   it('rejects bad flags and unknown spaces with a clear message', async () => {
     const bad = await esm('sample', '--space', 'mobilenetv3', '--n', '5', '--sampling', 'uniform');
     expect(bad.code).not.toBe(0);
