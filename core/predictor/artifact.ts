@@ -1,0 +1,232 @@
+/**
+ * `predictor.json`: the description of a trained predictor directory (beside it,
+ * `predictor.onnx`). It records what is needed to predict (space, features, the model's
+ * parameters) and to reproduce the predictor (seed, options, data hash, metrics). One zod
+ * schema, one type; pure (the caller reads and writes the files).
+ */
+import { z } from 'zod';
+import { encodingNames } from '../encodings/types.ts';
+import { ValidationError } from '../errors.ts';
+import { lutJson } from './lut.ts';
+import type { MlpState } from './mlp.ts';
+import { ridgeJson } from './ridge.ts';
+import type { DenseLayer } from './trainer.ts';
+
+export const PREDICTOR_FORMAT = 'esm-predictor';
+export const PREDICTOR_VERSION = 1;
+export const PREDICTOR_JSON = 'predictor.json';
+export const PREDICTOR_ONNX = 'predictor.onnx';
+
+const finite = z.number().refine(Number.isFinite, { message: 'must be a finite number' });
+
+const denseLayerJson = z.object({
+  inputs: z.number().int().positive(),
+  outputs: z.number().int().positive(),
+  weights: z.array(finite),
+  bias: z.array(finite),
+});
+
+export const mlpJson = z.object({
+  kind: z.literal('mlp'),
+  input_mean: z.array(finite),
+  input_scale: z.array(z.number().positive()),
+  base: z.object({
+    space: z.enum(['log', 'ms']),
+    weights: z.array(finite),
+    bias: finite,
+    floor_ms: z.number().positive(),
+    penalty: z.number().nonnegative(),
+  }),
+  residual_scale: z.number().positive(),
+  members: z.array(z.object({ layers: z.array(denseLayerJson).min(1) })),
+});
+export type MlpJson = z.infer<typeof mlpJson>;
+
+export const modelJson = z.discriminatedUnion('kind', [mlpJson, ridgeJson, lutJson]);
+export type ModelJson = z.infer<typeof modelJson>;
+
+/** What the model's input vector is: a named encoding, or the LUT's table-entry counts. */
+export const featuresJson = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('encoding'),
+    encoding: z.enum(encodingNames),
+    length: z.number().int().positive(),
+  }),
+  z.object({
+    kind: z.literal('lut'),
+    buckets: z.number().int().positive(),
+    length: z.number().int().positive(),
+  }),
+]);
+export type FeaturesJson = z.infer<typeof featuresJson>;
+
+const metricsJson = z.object({
+  n: z.number().int().nonnegative(),
+  accuracy: z.number(),
+  within5: z.number(),
+  within10: z.number(),
+  rmse_ms: z.number(),
+  spearman: z.number().nullable(),
+});
+
+export const predictorJson = z.object({
+  format: z.literal(PREDICTOR_FORMAT),
+  version: z.literal(PREDICTOR_VERSION),
+  space: z.object({
+    name: z.string().min(1),
+    /** The JSON spec of a user-defined space, so the predictor works without the spec file. */
+    spec: z.unknown().optional(),
+  }),
+  features: featuresJson,
+  model: modelJson,
+  onnx: z.object({
+    file: z.literal(PREDICTOR_ONNX),
+    input: z.string(),
+    output: z.string(),
+  }),
+  training: z.object({
+    seed: z.number().int(),
+    n_train: z.number().int().positive(),
+    n_test: z.number().int().nonnegative(),
+    seconds: z.number().nonnegative(),
+    epochs: z.number().int().nonnegative().optional(),
+    backend: z.string().optional(),
+    /** Model options as given (hidden sizes, learning rate ...), for reproduction. */
+    options: z.record(z.string(), z.unknown()),
+    data: z.object({
+      file: z.string(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      rows: z.number().int().positive(),
+    }),
+    created_at: z.string(),
+  }),
+  metrics: z
+    .object({
+      test: metricsJson,
+      bins: z.array(
+        z.object({
+          lo: z.number().int(),
+          hi: z.number().int(),
+          n: z.number().int(),
+          accuracy: z.number().nullable(),
+        }),
+      ),
+    })
+    .optional(),
+});
+export type PredictorJson = z.infer<typeof predictorJson>;
+
+/**
+ * Validates a parsed predictor.json. Errors name the file and the field, e.g.
+ * `predictor.json: model.input_scale.3: Number must be greater than 0`.
+ */
+export function parsePredictorJson(json: unknown, source = PREDICTOR_JSON): PredictorJson {
+  const result = predictorJson.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const path = issue?.path.join('.') || '(root)';
+    throw new ValidationError(
+      `${source}: ${path}`,
+      `${issue?.message ?? 'invalid'}; the file must be written by \`esm fit --out\` (format ${PREDICTOR_FORMAT} v${PREDICTOR_VERSION})`,
+    );
+  }
+  const p = result.data;
+  const length = p.features.length;
+  const inputs =
+    p.model.kind === 'mlp'
+      ? p.model.input_mean.length
+      : p.model.kind === 'ridge'
+        ? p.model.weights.length
+        : p.model.costs.length;
+  if (inputs !== length) {
+    throw new ValidationError(
+      `${source}: model`,
+      `expects ${inputs} inputs but features.length is ${length}; the file is inconsistent, refit the predictor`,
+    );
+  }
+  if (p.model.kind === 'mlp') mlpStateFromJson(p.model, source);
+  return p;
+}
+
+function layerToJson(layer: DenseLayer) {
+  return {
+    inputs: layer.inputs,
+    outputs: layer.outputs,
+    weights: Array.from(layer.weights),
+    bias: Array.from(layer.bias),
+  };
+}
+
+export function mlpStateToJson(state: MlpState): MlpJson {
+  return {
+    kind: 'mlp',
+    input_mean: Array.from(state.inputMean),
+    input_scale: Array.from(state.inputScale),
+    base: {
+      space: state.base.space,
+      weights: Array.from(state.base.weights),
+      bias: state.base.bias,
+      floor_ms: state.base.floorMs,
+      penalty: state.base.penalty,
+    },
+    residual_scale: state.residualScale,
+    members: state.members.map((layers) => ({ layers: layers.map(layerToJson) })),
+  };
+}
+
+/** The in-memory state of a stored MLP; checks that every layer's shape fits the next. */
+export function mlpStateFromJson(json: MlpJson, source = PREDICTOR_JSON): MlpState {
+  const cols = json.input_mean.length;
+  const fail = (field: string, message: string): never => {
+    throw new ValidationError(`${source}: model.${field}`, message);
+  };
+  if (json.input_scale.length !== cols)
+    fail('input_scale', `must have ${cols} entries like input_mean`);
+  if (json.base.weights.length !== cols)
+    fail('base.weights', `must have ${cols} entries like input_mean`);
+  const members = json.members.map((member, m) => {
+    let inputs = cols;
+    return member.layers.map((layer, l) => {
+      const field = `members.${m}.layers.${l}`;
+      if (layer.inputs !== inputs)
+        fail(`${field}.inputs`, `must be ${inputs} (the previous layer's outputs)`);
+      if (layer.weights.length !== layer.inputs * layer.outputs) {
+        fail(
+          `${field}.weights`,
+          `must have inputs x outputs = ${layer.inputs * layer.outputs} entries`,
+        );
+      }
+      if (layer.bias.length !== layer.outputs)
+        fail(`${field}.bias`, `must have ${layer.outputs} entries`);
+      inputs = layer.outputs;
+      return {
+        inputs: layer.inputs,
+        outputs: layer.outputs,
+        weights: Float32Array.from(layer.weights),
+        bias: Float32Array.from(layer.bias),
+      };
+    });
+  });
+  const firstWidth = members[0]?.[0]?.outputs;
+  members.forEach((layers, m) => {
+    if ((layers[layers.length - 1] as DenseLayer).outputs !== 1) {
+      fail(`members.${m}.layers`, 'the last layer must have 1 output');
+    }
+    if ((layers[0] as DenseLayer).outputs !== firstWidth) {
+      fail(`members.${m}.layers.0.outputs`, 'every member must have the same first-layer width');
+    }
+  });
+  return {
+    inputMean: Float64Array.from(json.input_mean),
+    inputScale: Float64Array.from(json.input_scale),
+    base: {
+      space: json.base.space,
+      weights: Float64Array.from(json.base.weights),
+      bias: json.base.bias,
+      floorMs: json.base.floor_ms,
+      penalty: json.base.penalty,
+    },
+    residualScale: json.residual_scale,
+    members,
+  };
+}

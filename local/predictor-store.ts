@@ -1,0 +1,164 @@
+/**
+ * Predictor directories on the local file system: `predictor.json` + `predictor.onnx`.
+ * Loading one gives a predictor that parses native archs, encodes them and runs the ONNX
+ * graph with onnxruntime-node (one session per loaded predictor, created once).
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ValidationError } from '../core/errors.ts';
+import { encodeModel } from '../core/onnx/model.ts';
+import {
+  PREDICTOR_JSON,
+  PREDICTOR_ONNX,
+  type PredictorJson,
+  parsePredictorJson,
+} from '../core/predictor/artifact.ts';
+import { modelToOnnxGraph, onnxMetadata } from '../core/predictor/export-onnx.ts';
+import { createFeaturizer, type Featurizer } from '../core/predictor/index.ts';
+import { getSpace } from '../core/spaces/index.ts';
+import { spaceFromSpec } from '../core/spaces/spec.ts';
+import type { SearchSpace, Subnet } from '../core/spaces/types.ts';
+
+/** The ONNX bytes of a predictor (built from its stored model parameters). */
+export function predictorOnnxBytes(predictor: PredictorJson): Uint8Array {
+  return encodeModel(modelToOnnxGraph(predictor.model), {
+    docString: `ESM latency predictor (${predictor.model.kind}) for space ${predictor.space.name}`,
+    metadata: onnxMetadata({
+      'esm.space': predictor.space.name,
+      'esm.model': predictor.model.kind,
+      'esm.features': JSON.stringify(predictor.features),
+    }),
+  });
+}
+
+/** Writes `dir/predictor.json` and `dir/predictor.onnx` (creating `dir`). */
+export async function savePredictor(dir: string, predictor: PredictorJson): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, PREDICTOR_ONNX), predictorOnnxBytes(predictor));
+  await writeFile(join(dir, PREDICTOR_JSON), `${JSON.stringify(predictor, null, 1)}\n`);
+}
+
+export interface LoadedPredictor {
+  readonly dir: string;
+  readonly json: PredictorJson;
+  readonly space: SearchSpace;
+  readonly featurizer: Featurizer;
+  /** Latencies (ms) of native architectures; throws `ArchValidationError` naming the field. */
+  predict(archs: readonly unknown[]): Promise<Float64Array>;
+  predictSubnets(subnets: readonly Subnet[]): Promise<Float64Array>;
+  /** Latencies of already encoded rows (row-major float32, `rows` x features length). */
+  predictEncoded(x: Float32Array, rows: number): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+export interface LoadPredictorOptions {
+  /** onnxruntime intra-op threads. @default 1 */
+  readonly threads?: number;
+  /** Rows per onnxruntime call, bounding memory for large inputs. @default 65536 */
+  readonly chunkRows?: number;
+}
+
+function spaceOf(json: PredictorJson, dir: string): SearchSpace {
+  try {
+    return json.space.spec === undefined
+      ? getSpace(json.space.name)
+      : spaceFromSpec(json.space.spec);
+  } catch (cause) {
+    throw new ValidationError(
+      `${join(dir, PREDICTOR_JSON)}: space`,
+      `cannot resolve space "${json.space.name}": ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+}
+
+/** Reads and validates a predictor directory and opens its ONNX session. */
+export async function loadPredictor(
+  dir: string,
+  options: LoadPredictorOptions = {},
+): Promise<LoadedPredictor> {
+  const { threads = 1, chunkRows = 65536 } = options;
+  const jsonPath = join(dir, PREDICTOR_JSON);
+  let text: string;
+  try {
+    text = await readFile(jsonPath, 'utf8');
+  } catch (cause) {
+    throw new ValidationError(
+      'predictor',
+      `cannot read ${jsonPath}; pass a directory written by \`esm fit --out DIR\``,
+      { cause },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new ValidationError(jsonPath, 'is not valid JSON', { cause });
+  }
+  const json = parsePredictorJson(raw, jsonPath);
+  const space = spaceOf(json, dir);
+  const featurizer = createFeaturizer(
+    space,
+    json.features.kind === 'lut'
+      ? { kind: 'lut', buckets: json.features.buckets }
+      : { kind: 'encoding', encoding: json.features.encoding },
+  );
+  if (featurizer.features.length !== json.features.length) {
+    throw new ValidationError(
+      `${jsonPath}: features.length`,
+      `is ${json.features.length} but the ${space.name} space now encodes to ${featurizer.features.length}; refit the predictor`,
+    );
+  }
+  const onnxPath = join(dir, json.onnx.file);
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(await readFile(onnxPath), {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+    });
+  } catch (cause) {
+    throw new ValidationError(
+      onnxPath,
+      `cannot be loaded by onnxruntime (${(cause as Error).message}); refit with \`esm fit --out\``,
+      { cause },
+    );
+  }
+  const cols = json.features.length;
+
+  const predictEncoded = async (x: Float32Array, rows: number): Promise<Float32Array> => {
+    if (x.length !== rows * cols) {
+      throw new ValidationError('x', `expected ${rows} x ${cols} values, got ${x.length}`);
+    }
+    const out = new Float32Array(rows);
+    for (let start = 0; start < rows; start += chunkRows) {
+      const n = Math.min(chunkRows, rows - start);
+      const input = new ort.Tensor('float32', x.subarray(start * cols, (start + n) * cols), [
+        n,
+        cols,
+      ]);
+      const result = await session.run({ [json.onnx.input]: input });
+      out.set((result[json.onnx.output] as ort.Tensor).data as Float32Array, start);
+    }
+    return out;
+  };
+  const predictSubnets = async (subnets: readonly Subnet[]): Promise<Float64Array> => {
+    const x = new Float32Array(subnets.length * cols);
+    subnets.forEach((s, i) => {
+      x.set(featurizer.encode(s), i * cols);
+    });
+    return Float64Array.from(await predictEncoded(x, subnets.length));
+  };
+  return {
+    dir,
+    json,
+    space,
+    featurizer,
+    predictEncoded,
+    predictSubnets,
+    predict: (archs) => predictSubnets(archs.map((a) => space.parse(a))),
+    close: () => session.release(),
+  };
+}
