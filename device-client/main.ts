@@ -83,11 +83,12 @@ async function main(argv: readonly string[]): Promise<void> {
   logger.info('ready', { jobs: `esm/devices/${config.thing}/jobs` });
 }
 
+// Exit 2 marks a configuration error, which the systemd unit does not restart; other errors exit 1.
 main(process.argv).catch((error: unknown) => {
   if (error instanceof EsmError) {
     process.stderr.write(`esm-device: ${error.message}\n`);
-  } else {
-    process.stderr.write(`esm-device: unexpected error: ${(error as Error).stack ?? error}\n`);
+    process.exit(2);
   }
-  process.exit(2);
+  process.stderr.write(`esm-device: unexpected error: ${(error as Error).stack ?? error}\n`);
+  process.exit(1);
 });
