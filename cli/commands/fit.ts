@@ -1,0 +1,128 @@
+/** `esm fit`: train a latency predictor on a measured dataset and test it on the held-out rows. */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { parseDataset } from '../../core/dataset.ts';
+import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
+import { ValidationError } from '../../core/errors.ts';
+import { fitPredictor } from '../../core/predictor/index.ts';
+import { type ModelKind, modelKinds } from '../../core/predictor/types.ts';
+import { savePredictor } from '../../local/predictor-store.ts';
+import { createProgress } from '../../local/progress.ts';
+import { parse, resolveSpace, writeJson } from '../common.ts';
+
+interface FitFlags {
+  space: string;
+  data: string;
+  encoding: EncodingName;
+  model: ModelKind;
+  train?: number;
+  trainFraction?: number;
+  bins: number;
+  seed: number;
+  ensemble: number;
+  out?: string;
+  json?: boolean;
+}
+
+const percent = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)} %`);
+
+async function fit(flags: FitFlags): Promise<void> {
+  if (flags.train !== undefined && flags.trainFraction !== undefined) {
+    throw new ValidationError('--train', 'give either --train N or --train-fraction F, not both');
+  }
+  const space = await resolveSpace(flags.space);
+  const spaceSpec = flags.space.endsWith('.json')
+    ? JSON.parse(await readFile(flags.space, 'utf8'))
+    : undefined;
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(flags.data);
+  } catch (cause) {
+    throw new ValidationError('--data', `cannot read ${flags.data}`, { cause });
+  }
+  const dataset = parseDataset(bytes.toString('utf8'), { space, file: flags.data });
+  const progress = createProgress({ lines: !flags.json });
+  let bar: ReturnType<typeof progress.bar> | undefined;
+  const result = await fitPredictor({
+    space,
+    spaceSpec,
+    rows: dataset.rows,
+    data: { file: flags.data, sha256: createHash('sha256').update(bytes).digest('hex') },
+    model: flags.model,
+    encoding: flags.encoding,
+    train: flags.train,
+    trainFraction: flags.trainFraction,
+    bins: flags.bins,
+    seed: flags.seed,
+    options: {
+      mlp: {
+        ensemble: flags.ensemble,
+        onEpoch: (p) => {
+          bar ??= progress.bar(`training ${flags.model}`, p.maxEpochs * p.members);
+          bar.update(p.member * p.maxEpochs + p.epoch);
+        },
+      },
+    },
+  });
+  bar?.finish();
+  if (flags.out) await savePredictor(flags.out, result.predictor);
+
+  const test = result.test;
+  const bins = test?.bins ?? [];
+  if (flags.json) {
+    writeJson({
+      test: test
+        ? {
+            n: test.n,
+            accuracy: test.accuracy,
+            within5: test.within5,
+            within10: test.within10,
+            rmse_ms: test.rmse_ms,
+            spearman: test.spearman,
+          }
+        : null,
+      bins: bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.n, accuracy: b.accuracy })),
+      train: { n: result.train.n, seconds: result.train.seconds },
+    });
+    return;
+  }
+  const t = result.predictor.training;
+  const lines = [
+    `trained ${flags.model} on ${t.n_train} rows of ${flags.data} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : flags.encoding}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
+  ];
+  if (test) {
+    lines.push(
+      `test on ${test.n} held-out rows: accuracy ${percent(test.accuracy)}, within 5 % ${percent(test.within5)}, within 10 % ${percent(test.within10)}, RMSE ${test.rmse_ms.toFixed(3)} ms, Spearman ${test.spearman?.toFixed(4) ?? 'n/a'}`,
+      'per depth bin:',
+      ...bins.map((b) => `  depth ${b.lo}-${b.hi}: n ${b.n}, accuracy ${percent(b.accuracy)}`),
+    );
+  } else {
+    lines.push('no test rows (every row was used for training)');
+  }
+  if (flags.out) lines.push(`predictor written to ${flags.out} (predictor.json, predictor.onnx)`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export function register(program: Command): void {
+  program
+    .command('fit')
+    .description('train a latency predictor on measured data and test it on the held-out rows')
+    .requiredOption('--space <name|spec.json>', 'search space of the dataset')
+    .requiredOption('--data <file>', 'dataset: JSONL {"arch": ..., "latency_ms": ...} or CSV')
+    .option(
+      '--encoding <name>',
+      `encoding: ${encodingNames.join(', ')}`,
+      parse.oneOf(encodingNames),
+      'fcc',
+    )
+    .option('--model <kind>', `model: ${modelKinds.join(', ')}`, parse.oneOf(modelKinds), 'mlp')
+    .option('--train <n>', 'number of training rows (the rest are the test set)', parse.int(1))
+    .option('--train-fraction <f>', 'share of rows for training (default 0.8)', parse.number(0, 1))
+    .option('--bins <b>', 'depth bins for the per-bin accuracy', parse.int(1, 1000), 10)
+    .option('--seed <k>', 'seed of the split and the model', parse.int(0, 2 ** 32 - 1), 0)
+    .option('--ensemble <n>', 'MLP members averaged (mlp only)', parse.int(1, 20), 1)
+    .option('--out <dir>', 'write the predictor directory (predictor.json + predictor.onnx)')
+    .option('--json', 'print {"test", "bins", "train"} as JSON')
+    .action(fit);
+}
