@@ -7,9 +7,9 @@
  *   throughput  samples measured per minute by `runJob` with the default settings.
  *
  * npx tsx scripts/bench/measurement.ts stability [--processes 10] [--runs 30] [--warmup 10]
- *     [--threads 1] [--pin CPU|none] [--model ID]
- * npx tsx scripts/bench/measurement.ts spaces [--runs 30]
- * npx tsx scripts/bench/measurement.ts throughput [--samples 20] [--space mobilenetv3]
+ *     [--threads 1] [--clock wall|cpu] [--pin CPU|none] [--model ID]
+ * npx tsx scripts/bench/measurement.ts spaces [--runs 30] [--clock wall|cpu]
+ * npx tsx scripts/bench/measurement.ts throughput [--samples 20] [--space mobilenetv3] [--clock wall|cpu]
  * Every mode prints the load average before and after, because this machine is shared.
  */
 import { spawnSync } from 'node:child_process';
@@ -32,6 +32,7 @@ const { positionals, values } = parseArgs({
     runs: { type: 'string' },
     warmup: { type: 'string' },
     threads: { type: 'string', default: '1' },
+    clock: { type: 'string', default: 'wall' },
     pin: { type: 'string', default: 'none' },
     model: { type: 'string', default: stabilityReference.id },
     samples: { type: 'string', default: '20' },
@@ -46,6 +47,7 @@ const settings = {
   runs: values.runs ? Number(values.runs) : defaults.runs,
   warmup: values.warmup ? Number(values.warmup) : defaults.warmup,
   threads: Number(values.threads),
+  clock: values.clock === 'cpu' ? ('cpu' as const) : ('wall' as const),
 };
 const load = () =>
   loadavg()
@@ -93,7 +95,7 @@ async function stability(): Promise<void> {
       values.pin,
     ];
     args.push('--runs', String(settings.runs), '--warmup', String(settings.warmup));
-    args.push('--threads', String(settings.threads));
+    args.push('--threads', String(settings.threads), '--clock', settings.clock);
     const out = spawnSync(process.execPath, args, { encoding: 'utf8' });
     if (out.status !== 0) throw new Error(`child ${i} failed: ${out.stderr}`);
     const result = JSON.parse(out.stdout.trim().split('\n').at(-1) as string);

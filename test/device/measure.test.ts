@@ -60,6 +60,25 @@ describe('measureGraph', () => {
     expect(large.overheadMs.build).toBeGreaterThan(small.overheadMs.build);
   });
 
+  it('times CPU time with the cpu clock, which also ranks the models', async () => {
+    const settings = { ...quick, clock: 'cpu' as const };
+    const small = await measureGraph(graphOf(extremeArchs.mobilenetv3?.smallest), settings);
+    const large = await measureGraph(graphOf(extremeArchs.mobilenetv3?.largest), settings);
+
+    expect(small.session.clock).toBe('cpu');
+    expect(large.stats.median_ms / small.stats.median_ms).toBeGreaterThan(1.5);
+  });
+
+  it('refuses the cpu clock where CPU time is not latency', async () => {
+    const graph = graphOf(extremeArchs.mobilenetv3?.smallest);
+    await expect(measureGraph(graph, { ...quick, threads: 2, clock: 'cpu' })).rejects.toThrow(
+      /^clock: "cpu" needs threads 1/,
+    );
+    await expect(
+      measureGraph(graph, { ...quick, clock: 'cpu', executionProvider: 'cuda' }),
+    ).rejects.toThrow(/^clock: "cpu" needs the cpu execution provider/);
+  });
+
   it('rejects bad settings naming the field', async () => {
     const graph = graphOf(extremeArchs.mobilenetv3?.smallest);
     await expect(measureGraph(graph, { ...quick, runs: 0 })).rejects.toThrow(ValidationError);
