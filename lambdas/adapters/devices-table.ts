@@ -1,0 +1,162 @@
+/**
+ * Registered devices in DynamoDB (`devicesTable`, key `thing`). Registration first claims the
+ * thing name with a conditional write, so two concurrent registrations of one name cannot
+ * both succeed; the claim becomes the device record once the IoT identity exists, or is
+ * released if creating it failed. Certificates' private keys are never stored.
+ */
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  PutCommand,
+  ScanCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { ValidationError } from '../../core/errors.ts';
+import { documentClient } from './run-state.ts';
+
+export interface DeviceRecord {
+  readonly thing: string;
+  readonly status: 'registering' | 'registered';
+  readonly description?: string;
+  readonly thingArn?: string;
+  readonly certificateId?: string;
+  readonly certificateArn?: string;
+  readonly createdAt: string;
+  readonly registeredAt?: string;
+}
+
+export interface DevicesTableOptions {
+  readonly tableName: string;
+  /** @default the module-level client of lambdas/adapters/run-state.ts */
+  readonly client?: DynamoDBDocumentClient;
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+}
+
+export interface DevicePage {
+  readonly devices: DeviceRecord[];
+  /** Pass as `cursor` to get the next page; absent on the last page. */
+  readonly next?: string;
+}
+
+export interface DevicesTable {
+  /** @returns false when the thing name is taken. */
+  claim(thing: string, description?: string): Promise<boolean>;
+  complete(
+    thing: string,
+    identity: Pick<DeviceRecord, 'thingArn' | 'certificateId' | 'certificateArn'>,
+  ): Promise<DeviceRecord>;
+  release(thing: string): Promise<void>;
+  /**
+   * @param options.limit devices per page; @default 100
+   * @param options.cursor `next` of the previous page
+   */
+  list(options?: { limit?: number; cursor?: string }): Promise<DevicePage>;
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (error as { name?: string }).name === 'ConditionalCheckFailedException';
+}
+
+function decodeCursor(cursor: string): Record<string, unknown> {
+  try {
+    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (
+      typeof key === 'object' &&
+      key !== null &&
+      typeof (key as { thing?: unknown }).thing === 'string'
+    ) {
+      return { thing: (key as { thing: string }).thing };
+    }
+  } catch {
+    // Reported below.
+  }
+  throw new ValidationError('cursor', 'is not a cursor this API returned; use the `next` value');
+}
+
+export function createDevicesTable(options: DevicesTableOptions): DevicesTable {
+  const client = options.client ?? documentClient();
+  const now = options.now ?? (() => new Date());
+  const TableName = options.tableName;
+
+  return {
+    async claim(thing, description) {
+      const record: DeviceRecord = {
+        thing,
+        status: 'registering',
+        createdAt: now().toISOString(),
+        ...(description === undefined ? {} : { description }),
+      };
+      try {
+        await client.send(
+          new PutCommand({
+            TableName,
+            Item: record,
+            ConditionExpression: 'attribute_not_exists(thing)',
+          }),
+        );
+        return true;
+      } catch (error) {
+        if (isConditionFailure(error)) return false;
+        throw error;
+      }
+    },
+
+    async complete(thing, identity) {
+      const result = await client.send(
+        new UpdateCommand({
+          TableName,
+          Key: { thing },
+          ConditionExpression: '#status = :registering',
+          UpdateExpression:
+            'SET #status = :registered, thingArn = :thingArn, certificateId = :certificateId, ' +
+            'certificateArn = :certificateArn, registeredAt = :at',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':registering': 'registering',
+            ':registered': 'registered',
+            ':thingArn': identity.thingArn,
+            ':certificateId': identity.certificateId,
+            ':certificateArn': identity.certificateArn,
+            ':at': now().toISOString(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return result.Attributes as DeviceRecord;
+    },
+
+    async release(thing) {
+      await client
+        .send(
+          new DeleteCommand({
+            TableName,
+            Key: { thing },
+            ConditionExpression: '#status = :registering',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':registering': 'registering' },
+          }),
+        )
+        .catch((error: unknown) => {
+          if (!isConditionFailure(error)) throw error;
+        });
+    },
+
+    async list({ limit = 100, cursor } = {}) {
+      const result = await client.send(
+        new ScanCommand({
+          TableName,
+          Limit: limit,
+          ExclusiveStartKey: cursor === undefined ? undefined : decodeCursor(cursor),
+        }),
+      );
+      const devices = ((result.Items ?? []) as DeviceRecord[]).sort((a, b) =>
+        a.thing.localeCompare(b.thing),
+      );
+      const last = result.LastEvaluatedKey;
+      return last === undefined
+        ? { devices }
+        : { devices, next: Buffer.from(JSON.stringify(last)).toString('base64url') };
+    },
+  };
+}

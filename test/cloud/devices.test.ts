@@ -1,0 +1,281 @@
+/**
+ * Device registration (POST /devices, GET /devices) against a real AWS emulator over HTTP:
+ * the handlers create the thing, certificate and policy attachment in the IoT registry and
+ * record the device in DynamoDB. Bad input is refused with the field named and writes
+ * nothing; a half-done registration is rolled back.
+ */
+import {
+  CreatePolicyCommand,
+  CreateThingCommand,
+  CreateThingTypeCommand,
+  DescribeCertificateCommand,
+  DescribeEndpointCommand,
+  DescribeThingCommand,
+  IoTClient,
+  ListAttachedPoliciesCommand,
+  ListCertificatesCommand,
+  ListThingPrincipalsCommand,
+  ListThingsCommand,
+} from '@aws-sdk/client-iot';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDevicesTable } from '../../lambdas/adapters/devices-table.ts';
+import { createIotRegistry } from '../../lambdas/adapters/iot-registry.ts';
+import { handler as listDevices } from '../../lambdas/handlers/api-list-devices.ts';
+import {
+  createRegisterDeviceHandler,
+  handler as registerDevice,
+} from '../../lambdas/handlers/api-register-device.ts';
+import { envNames } from '../../lambdas/manifest.ts';
+import {
+  type Emulator,
+  type EsmResources,
+  provisionEsmResources,
+  scanAll,
+  startEmulator,
+} from '../support/moto.ts';
+
+let emulator: Emulator | undefined;
+let resources: EsmResources;
+let iot: IoTClient;
+let dataEndpoint: string;
+const unique = Date.now().toString(36);
+const thingType = `esm-device-${unique}`;
+const policyName = `esm-device-policy-${unique}`;
+
+beforeAll(async () => {
+  emulator = await startEmulator();
+  if (!emulator) return;
+  resources = await provisionEsmResources('devices');
+  iot = new IoTClient({});
+  // What infra/ deploys: the thing type and the device policy.
+  await iot.send(new CreateThingTypeCommand({ thingTypeName: thingType }));
+  await iot.send(
+    new CreatePolicyCommand({
+      policyName,
+      policyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
+      }),
+    }),
+  );
+  const endpoint = await iot.send(new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }));
+  dataEndpoint = endpoint.endpointAddress ?? '';
+  process.env[envNames.thingType] = thingType;
+  process.env[envNames.devicePolicy] = policyName;
+  process.env[envNames.iotDataEndpoint] = dataEndpoint;
+});
+
+afterAll(async () => {
+  iot?.destroy();
+  await emulator?.stop();
+});
+
+const context = {
+  awsRequestId: 'test-request',
+  functionName: 'esm-test',
+  functionVersion: '$LATEST',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:esm-test',
+  memoryLimitInMB: '256',
+  logGroupName: '/aws/lambda/esm-test',
+  logStreamName: 'test',
+  callbackWaitsForEmptyEventLoop: false,
+  getRemainingTimeInMillis: () => 30_000,
+} as unknown as Context;
+
+function event(
+  method: string,
+  path: string,
+  body?: unknown,
+  query?: Record<string, string>,
+): APIGatewayProxyEvent {
+  return {
+    httpMethod: method,
+    path,
+    resource: path,
+    body: body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body),
+    isBase64Encoded: false,
+    headers: { 'content-type': 'application/json' },
+    multiValueHeaders: {},
+    queryStringParameters: query ?? null,
+    multiValueQueryStringParameters: null,
+    pathParameters: null,
+    stageVariables: null,
+    requestContext: {} as APIGatewayProxyEvent['requestContext'],
+  };
+}
+
+type Answer = { statusCode: number; body: Record<string, unknown> };
+
+async function call(
+  fn: (e: APIGatewayProxyEvent, c: Context) => Promise<APIGatewayProxyResult>,
+  e: APIGatewayProxyEvent,
+): Promise<Answer> {
+  const result = await fn(e, context);
+  return {
+    statusCode: result.statusCode,
+    body: JSON.parse(result.body) as Record<string, unknown>,
+  };
+}
+
+async function thingCount(): Promise<number> {
+  return (await iot.send(new ListThingsCommand({}))).things?.length ?? 0;
+}
+
+async function certificateCount(): Promise<number> {
+  return (await iot.send(new ListCertificatesCommand({}))).certificates?.length ?? 0;
+}
+
+describe('device registration', () => {
+  it('creates thing, active certificate and attachments, records the device, returns the key once', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    // Act
+    const answer = await call(
+      registerDevice,
+      event('POST', '/devices', { thing: 'pi-5', description: 'Raspberry Pi 5, 8 GB' }),
+    );
+    // Assess
+    expect(answer.statusCode).toBe(201);
+    const body = answer.body as {
+      certificatePem: string;
+      privateKey: string;
+      endpoint: { host: string; port: number };
+      topics: Record<string, string>;
+      device: { certificateArn: string; certificateId: string; status: string };
+    };
+    expect(body.certificatePem).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(body.privateKey).toMatch(/PRIVATE KEY-----/);
+    expect(body.endpoint).toEqual(expect.objectContaining({ host: dataEndpoint, port: 8883 }));
+    expect(body.topics).toEqual({
+      jobs: 'esm/devices/pi-5/jobs',
+      results: 'esm/devices/pi-5/results',
+      status: 'esm/devices/pi-5/status',
+    });
+    expect(body.device.status).toBe('registered');
+
+    const thing = await iot.send(new DescribeThingCommand({ thingName: 'pi-5' }));
+    expect(thing.thingTypeName).toBe(thingType);
+    const principals = await iot.send(new ListThingPrincipalsCommand({ thingName: 'pi-5' }));
+    expect(principals.principals).toEqual([body.device.certificateArn]);
+    const policies = await iot.send(
+      new ListAttachedPoliciesCommand({ target: body.device.certificateArn }),
+    );
+    expect(policies.policies?.map((p) => p.policyName)).toEqual([policyName]);
+    const cert = await iot.send(
+      new DescribeCertificateCommand({ certificateId: body.device.certificateId }),
+    );
+    expect(cert.certificateDescription?.status).toBe('ACTIVE');
+
+    const rows = await scanAll(resources.devicesTable);
+    expect(rows).toEqual([
+      expect.objectContaining({
+        thing: 'pi-5',
+        status: 'registered',
+        description: 'Raspberry Pi 5, 8 GB',
+        certificateId: body.device.certificateId,
+      }),
+    ]);
+    expect(JSON.stringify(rows)).not.toContain('PRIVATE KEY');
+  });
+
+  it('lists registered devices without secrets', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    const answer = await call(listDevices, event('GET', '/devices'));
+    expect(answer.statusCode).toBe(200);
+    const devices = answer.body.devices as { thing: string; status: string }[];
+    expect(devices.map((d) => [d.thing, d.status])).toEqual([['pi-5', 'registered']]);
+    expect(JSON.stringify(answer.body)).not.toContain('PRIVATE KEY');
+  });
+
+  it('pages through devices with limit and cursor', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    await call(registerDevice, event('POST', '/devices', { thing: 'gpu-a100' }));
+    const first = await call(listDevices, event('GET', '/devices', undefined, { limit: '1' }));
+    expect(first.statusCode).toBe(200);
+    expect(first.body.devices).toHaveLength(1);
+    expect(typeof first.body.next).toBe('string');
+    const second = await call(
+      listDevices,
+      event('GET', '/devices', undefined, { limit: '1', cursor: String(first.body.next) }),
+    );
+    const seen = [first, second].flatMap((a) =>
+      (a.body.devices as { thing: string }[]).map((d) => d.thing),
+    );
+    expect(seen.sort()).toEqual(['gpu-a100', 'pi-5']);
+  });
+
+  it('answers 409 for a thing name that is taken, creating no second certificate', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    const certificates = await certificateCount();
+    const again = await call(registerDevice, event('POST', '/devices', { thing: 'pi-5' }));
+    expect(again.statusCode).toBe(409);
+    expect(again.body).toMatchObject({ error: 'DeviceExistsError', field: 'body.thing' });
+    expect(await certificateCount()).toBe(certificates);
+    const principals = await iot.send(new ListThingPrincipalsCommand({ thingName: 'pi-5' }));
+    expect(principals.principals).toHaveLength(1);
+  });
+
+  it('answers 409 for a thing made outside the platform and releases its claim', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    await iot.send(new CreateThingCommand({ thingName: 'hand-made' }));
+    const answer = await call(registerDevice, event('POST', '/devices', { thing: 'hand-made' }));
+    expect(answer.statusCode).toBe(409);
+    const rows = await scanAll(resources.devicesTable);
+    expect(rows.map((r) => r.thing)).not.toContain('hand-made');
+  });
+
+  it.each([
+    ['a thing name with a topic wildcard', { thing: 'pi/+' }, 'body.thing'],
+    ['no thing', { description: 'x' }, 'body.thing'],
+    ['a number for thing', { thing: 42 }, 'body.thing'],
+    [
+      'an oversized description',
+      { thing: 'ok-1', description: 'x'.repeat(501) },
+      'body.description',
+    ],
+    ['an unknown field', { thing: 'ok-2', certificate: 'mine' }, 'body'],
+    ['a body that is not JSON', '{"thing":', 'body'],
+  ])('answers 400 naming the field for %s, and writes nothing', async (_name, body, field) => {
+    if (!emulator) return;
+    const [things, certificates, rows] = [
+      await thingCount(),
+      await certificateCount(),
+      (await scanAll(resources.devicesTable)).length,
+    ];
+    const answer = await call(registerDevice, event('POST', '/devices', body));
+    expect(answer.statusCode).toBe(400);
+    expect(answer.body).toMatchObject({ error: 'ValidationError', field });
+    expect(await thingCount()).toBe(things);
+    expect(await certificateCount()).toBe(certificates);
+    expect((await scanAll(resources.devicesTable)).length).toBe(rows);
+  });
+
+  it('answers 400 for a bad page size or cursor', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    const limit = await call(listDevices, event('GET', '/devices', undefined, { limit: '0' }));
+    expect(limit).toMatchObject({ statusCode: 400, body: { field: 'query.limit' } });
+    const cursor = await call(
+      listDevices,
+      event('GET', '/devices', undefined, { cursor: 'not-a-cursor' }),
+    );
+    expect(cursor).toMatchObject({ statusCode: 400, body: { field: 'cursor' } });
+  });
+
+  it('rolls back thing and certificate when a step fails half-way', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    const certificates = await certificateCount();
+    // A policy name that does not exist makes AttachPolicy fail after the thing and the
+    // certificate were created.
+    const broken = createRegisterDeviceHandler(() => ({
+      registry: createIotRegistry({ thingType, policyName: 'no-such-policy' }),
+      devices: createDevicesTable({ tableName: resources.devicesTable }),
+      dataEndpoint,
+    }));
+    const answer = await call(broken, event('POST', '/devices', { thing: 'half-made' }));
+    expect(answer.statusCode).toBe(500);
+    await expect(iot.send(new DescribeThingCommand({ thingName: 'half-made' }))).rejects.toThrow();
+    expect(await certificateCount()).toBe(certificates);
+    const rows = await scanAll(resources.devicesTable);
+    expect(rows.map((r) => r.thing)).not.toContain('half-made');
+  });
+});
