@@ -11,7 +11,7 @@
  */
 import { ArchValidationError } from '../errors.ts';
 import { GraphBuilder, type Tensor } from './graph-builder.ts';
-import { checkChoice, checkNumberArray, checkObject } from './subnet.ts';
+import { checkChoice, checkNumberArray, checkObject, checkResolution } from './subnet.ts';
 import type { LayerGraph, SearchSpace, Subnet, UnitDef } from './types.ts';
 
 export interface DenseNetArch {
@@ -61,7 +61,7 @@ function parse(native: unknown): Subnet {
   const g = checkNumberArray('g', arch.g, POSITIONS);
   const b = checkNumberArray('b', arch.b, POSITIONS);
   const k = checkNumberArray('k', arch.k, POSITIONS);
-  const r = checkChoice('r', arch.r ?? 224, RESOLUTIONS);
+  const r = checkResolution(arch, RESOLUTIONS, { fallback: 224 });
   return {
     resolution: r,
     globals: {},

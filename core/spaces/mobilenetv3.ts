@@ -5,7 +5,7 @@
  */
 import { ArchValidationError } from '../errors.ts';
 import { GraphBuilder, makeDivisible, type Tensor } from './graph-builder.ts';
-import { checkChoice, checkNumberArray, checkObject } from './subnet.ts';
+import { checkChoice, checkNumberArray, checkObject, checkResolution } from './subnet.ts';
 import type { Activation, SearchSpace, Subnet, UnitDef } from './types.ts';
 
 export interface MobileNetV3Arch {
@@ -41,11 +41,18 @@ function parse(native: unknown): Subnet {
   const ks = checkNumberArray('ks', arch.ks, 20);
   const e = checkNumberArray('e', arch.e, 20);
   const d = checkNumberArray('d', arch.d, 5);
-  const r = checkChoice('r', arch.r ?? 224, RESOLUTIONS);
+  const r = checkResolution(arch, RESOLUTIONS, { fallback: 224 });
   for (const key of Object.keys(arch)) {
-    if (!['ks', 'e', 'd', 'r'].includes(key)) {
+    if (!['ks', 'e', 'd', 'r', 'wid'].includes(key)) {
       throw new ArchValidationError(key, 'unknown field; a mobilenetv3 arch has ks, e, d and r');
     }
+  }
+  // OFA's ArchManager writes "wid": null (no width multiplier); this space is width 1.0 only.
+  if (arch.wid !== undefined && arch.wid !== null) {
+    throw new ArchValidationError(
+      'wid',
+      `got ${JSON.stringify(arch.wid)}; this space is OFA w1.0, use null or leave it out`,
+    );
   }
   return {
     resolution: r,

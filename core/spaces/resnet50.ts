@@ -2,8 +2,8 @@
  * OFA ResNet50 (`OFAResNets` in once-for-all, `ofa_resnets.py`) with depth list {0,1,2},
  * expand ratios {0.2,0.25,0.35} and width multipliers {0.65,0.8,1.0}.
  *
- * Native arch: `{"d":[5], "e":[18], "w":[6], "r":R}` exactly as OFA's `sample_active_subnet`
- * returns it. `d[0]` is the input-stem depth: the stem's middle (residual) conv runs only
+ * Native arch: `{"d":[5], "e":[18], "w":[6], "r":R}` as OFA's `sample_active_subnet` returns
+ * it (plus the resolution; OFA's ResNetArchEncoder calls it `image_size`, also accepted). `d[0]` is the input-stem depth: the stem's middle (residual) conv runs only
  * when `d[0] == 2`; `d[1..4]` are added to the base stage depths [2,2,4,2]. `e` is one
  * expand ratio per block position (4+4+6+4), OFA order, inactive positions ignored. `w` are
  * indices into the width multipliers: `w[0]` the stem's first two convs, `w[1]` the stem
@@ -15,7 +15,7 @@
  */
 import { ArchValidationError } from '../errors.ts';
 import { GraphBuilder, makeDivisible, type Tensor } from './graph-builder.ts';
-import { checkChoice, checkNumberArray, checkObject } from './subnet.ts';
+import { checkChoice, checkNumberArray, checkObject, checkResolution } from './subnet.ts';
 import type { LayerGraph, SearchSpace, Subnet, UnitDef } from './types.ts';
 
 export interface ResNet50Arch {
@@ -61,14 +61,14 @@ function offset(u: number): number {
 function parse(native: unknown): Subnet {
   const arch = checkObject(native, 'resnet50');
   for (const key of Object.keys(arch)) {
-    if (!['d', 'e', 'w', 'r'].includes(key)) {
+    if (!['d', 'e', 'w', 'r', 'image_size'].includes(key)) {
       throw new ArchValidationError(key, 'unknown field; a resnet50 arch has d, e, w and r');
     }
   }
   const d = checkNumberArray('d', arch.d, 5);
   const e = checkNumberArray('e', arch.e, POSITIONS);
   const w = checkNumberArray('w', arch.w, 6);
-  const r = checkChoice('r', arch.r ?? 224, RESOLUTIONS);
+  const r = checkResolution(arch, RESOLUTIONS, { keys: ['r', 'image_size'], fallback: 224 });
   const stemDepth = checkChoice('d[0]', d[0], STEM_DEPTHS);
   const wIndex = w.map((value, i) => checkChoice(`w[${i}]`, value, WIDTH_INDICES));
   return {

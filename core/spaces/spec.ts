@@ -14,7 +14,7 @@ import { denseLayer, transition } from './densenet.ts';
 import { GraphBuilder, type Tensor } from './graph-builder.ts';
 import { mbconv } from './mobilenetv3.ts';
 import { bottleneck } from './resnet50.ts';
-import { checkChoice, checkObject } from './subnet.ts';
+import { checkChoice, checkObject, checkResolution } from './subnet.ts';
 import type { Activation, ChoiceDef, LayerGraph, SearchSpace, Subnet, UnitDef } from './types.ts';
 
 /** The per-block features of each block type, with the value used when a spec omits one. */
@@ -201,7 +201,7 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
         `expected an array of ${units.length} arrays of blocks, one per unit`,
       );
     }
-    const r = checkChoice('r', arch.r, spec.resolutions);
+    const r = checkResolution(arch, spec.resolutions);
     return {
       resolution: r,
       globals: {},

@@ -229,6 +229,29 @@ export function checkNumberArray(field: string, value: unknown, length: number):
   return value as number[];
 }
 
+/**
+ * The resolution of a native arch. OFA's own tools write it as `"r": [224]` (ArchManager) or
+ * `"image_size": 224` (ResNetArchEncoder), so a one-element list and the aliases given in
+ * `keys` are accepted too.
+ * @param options.keys accepted field names, first is canonical (default ['r'])
+ * @param options.fallback used when no key is present (default: the field is required)
+ */
+export function checkResolution(
+  arch: Record<string, unknown>,
+  allowed: readonly number[],
+  options: { keys?: readonly string[]; fallback?: number } = {},
+): number {
+  const { keys = ['r'], fallback } = options;
+  const present = keys.filter((k) => arch[k] !== undefined);
+  if (present.length > 1) {
+    throw new ArchValidationError(present[1] as string, `give the resolution once, as ${keys[0]}`);
+  }
+  const key = present[0] ?? (keys[0] as string);
+  let value = present.length ? arch[key] : fallback;
+  if (Array.isArray(value) && value.length === 1) value = value[0];
+  return checkChoice(key, value, allowed);
+}
+
 /** Throws unless `native` is a plain object. */
 export function checkObject(native: unknown, spaceName: string): Record<string, unknown> {
   if (typeof native !== 'object' || native === null || Array.isArray(native)) {

@@ -149,6 +149,14 @@ describe('mobilenetv3', () => {
     expect(depthRange(mobilenetv3)).toEqual({ min: 10, max: 20 });
   });
 
+  it('reads OFA ArchManager samples: "wid": null and "r": [R]', () => {
+    const native = mobilenetv3.toNative(randomSubnet(mobilenetv3, createRng(5)));
+    const ofa = { wid: null, ks: native.ks, e: native.e, d: native.d, r: [native.r] };
+    expect(subnetKey(mobilenetv3.parse(ofa))).toBe(subnetKey(mobilenetv3.parse(native)));
+    expect(() => mobilenetv3.parse({ ...ofa, wid: 1.2 })).toThrow(/^wid: got 1.2; this space/);
+    expect(() => mobilenetv3.parse({ ...ofa, r: [224, 192] })).toThrow(/^r: got \[224,192\]/);
+  });
+
   it('names the wrong block field and the allowed values', () => {
     const native = mobilenetv3.toNative(randomSubnet(mobilenetv3, createRng(5)));
     native.d = [4, 4, 4, 4, 4];
@@ -214,6 +222,19 @@ describe('resnet50', () => {
     e[4] = 0.3;
     expect(() => resnet50.parse(arch({ e }))).toThrow('e[4]: got 0.3, allowed values are');
     expect(() => resnet50.parse(arch({ e: [0.25] }))).toThrow(/^e: expected an array of 18/);
+  });
+
+  it('reads the formats of OFA`s own tools: image_size, [r], 0 at inactive positions', () => {
+    // As ResNetArchEncoder.feature2arch writes it: inactive expand ratios are 0.
+    const e = new Array(18).fill(0.2);
+    e[3] = 0;
+    const fromEncoder = { d: [2, 1, 2, 2, 1], e, w: [0, 1, 2, 2, 1, 0], image_size: 160 };
+    expect(resnet50.parse(fromEncoder).resolution).toBe(160);
+    const { image_size: _, ...rest } = fromEncoder;
+    expect(resnet50.parse({ ...rest, r: [192] }).resolution).toBe(192);
+    expect(() => resnet50.parse({ ...fromEncoder, r: 160 })).toThrow(
+      'image_size: give the resolution once, as r',
+    );
   });
 
   it('ignores expand values of inactive positions', () => {
