@@ -15,6 +15,8 @@ const commands = await Promise.all([
   import('./commands/predict.ts'),
   import('./commands/sample.ts'),
   import('./commands/measure.ts'),
+  import('./commands/run.ts'),
+  import('./commands/report.ts'),
 ]);
 for (const command of commands) command.register(program);
 

@@ -1,0 +1,357 @@
+/**
+ * report.html of a run: one self-contained page (inline CSS and SVG, no script, no CDN) with
+ * per-bin accuracy per iteration, samples per bin, predicted vs measured latency and the
+ * error histogram of the latest predictor on the test set, plus the parameters and the
+ * iteration table. Rendering is a pure function of the run's records; `writeReport` reads
+ * them from the run directory (`esm report DIR`).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { IterationRecord, RunState } from '../core/schemas/run.ts';
+import { type RunStore, writeFileAtomic } from './run-store.ts';
+
+/** One test sample scored by the latest predictor. */
+export interface TestPoint {
+  readonly id: string;
+  readonly depth: number;
+  readonly bin: number;
+  readonly measured: number;
+  readonly predicted: number;
+}
+
+export interface ReportData {
+  readonly state: RunState;
+  readonly iterations: readonly IterationRecord[];
+  /** Test predictions of the latest iteration's predictor. */
+  readonly points: readonly TestPoint[];
+  /** Measured samples in the dataset. */
+  readonly samples: number;
+}
+
+export interface RenderOptions {
+  /** Width of one histogram bar in percent of relative error. @default 1 */
+  readonly histogramStep?: number;
+  /** Relative errors beyond +-this percentage are clamped into the outermost bars. @default 20 */
+  readonly histogramRange?: number;
+}
+
+const COLORS = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+];
+const color = (i: number) => COLORS[i % COLORS.length] as string;
+
+const W = 560;
+const H = 320;
+const M = { left: 56, right: 16, top: 16, bottom: 44 };
+
+function esc(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+const pct = (x: number | null | undefined) =>
+  typeof x === 'number' ? `${(x * 100).toFixed(1)} %` : '-';
+
+/** "Nice" tick values covering lo..hi. */
+function ticks(lo: number, hi: number, count = 5): number[] {
+  const span = hi - lo || 1;
+  const raw = span / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) ?? 10 * mag;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step)
+    out.push(Number(v.toFixed(10)));
+  return out;
+}
+
+interface Axes {
+  x: (v: number) => number;
+  y: (v: number) => number;
+  svg: string;
+}
+
+function axes(
+  xDomain: [number, number],
+  yDomain: [number, number],
+  labels: { x: string; y: string },
+  options: {
+    xTicks?: number[];
+    yFormat?: (v: number) => string;
+    xFormat?: (v: number) => string;
+  } = {},
+): Axes {
+  const [x0, x1] = xDomain;
+  const [y0, y1] = yDomain;
+  const pw = W - M.left - M.right;
+  const ph = H - M.top - M.bottom;
+  const x = (v: number) => M.left + ((v - x0) / (x1 - x0 || 1)) * pw;
+  const y = (v: number) => M.top + ph - ((v - y0) / (y1 - y0 || 1)) * ph;
+  const yf = options.yFormat ?? ((v: number) => String(v));
+  const xf = options.xFormat ?? ((v: number) => String(v));
+  const parts: string[] = [];
+  for (const t of ticks(y0, y1)) {
+    parts.push(
+      `<line class="grid" x1="${M.left}" x2="${W - M.right}" y1="${y(t)}" y2="${y(t)}"/>`,
+      `<text class="tick" x="${M.left - 6}" y="${y(t) + 4}" text-anchor="end">${esc(yf(t))}</text>`,
+    );
+  }
+  for (const t of options.xTicks ?? ticks(x0, x1)) {
+    parts.push(
+      `<text class="tick" x="${x(t)}" y="${H - M.bottom + 16}" text-anchor="middle">${esc(xf(t))}</text>`,
+    );
+  }
+  parts.push(
+    `<line class="axis" x1="${M.left}" x2="${W - M.right}" y1="${M.top + ph}" y2="${M.top + ph}"/>`,
+    `<line class="axis" x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}"/>`,
+    `<text class="label" x="${M.left + pw / 2}" y="${H - 6}" text-anchor="middle">${esc(labels.x)}</text>`,
+    `<text class="label" transform="translate(14 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(labels.y)}</text>`,
+  );
+  return { x, y, svg: parts.join('') };
+}
+
+function svg(kind: string, title: string, body: string, legend = ''): string {
+  return `<figure><figcaption>${esc(title)}</figcaption><svg data-chart="${kind}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">${body}</svg>${legend}</figure>`;
+}
+
+function legendOf(items: readonly { label: string; color: string }[]): string {
+  return `<div class="legend">${items.map((i) => `<span><i style="background:${i.color}"></i>${esc(i.label)}</span>`).join('')}</div>`;
+}
+
+/** Per-bin test accuracy (lines) per iteration, with the threshold. */
+function accuracyChart(iterations: readonly IterationRecord[], accTh: number): string {
+  const accs = iterations
+    .flatMap((r) => r.bins.map((b) => b.accuracy))
+    .filter((a): a is number => a !== null);
+  const lo = Math.max(0, Math.min(accTh - 0.05, ...accs));
+  const a = axes(
+    [0, Math.max(1, iterations.length - 1)],
+    [Math.floor(lo * 20) / 20, 1],
+    { x: 'iteration', y: 'test accuracy (1 - MAPE)' },
+    { xTicks: iterations.map((r) => r.iteration), yFormat: (v) => `${Math.round(v * 100)}%` },
+  );
+  const bins = iterations[0]?.bins ?? [];
+  const parts = [a.svg];
+  parts.push(
+    `<line class="threshold" x1="${M.left}" x2="${W - M.right}" y1="${a.y(accTh)}" y2="${a.y(accTh)}"/>`,
+    `<text class="tick" x="${W - M.right}" y="${a.y(accTh) - 4}" text-anchor="end">AccTH ${pct(accTh)}</text>`,
+  );
+  bins.forEach((_, b) => {
+    const pts = iterations
+      .map((r) => ({ i: r.iteration, acc: r.bins[b]?.accuracy ?? null }))
+      .filter((p): p is { i: number; acc: number } => p.acc !== null);
+    if (pts.length > 1) {
+      parts.push(
+        `<polyline class="series" stroke="${color(b)}" points="${pts.map((p) => `${a.x(p.i)},${a.y(Math.max(p.acc, lo))}`).join(' ')}"/>`,
+      );
+    }
+    for (const p of pts) {
+      parts.push(
+        `<circle class="bin-point" data-bin="${b}" cx="${a.x(p.i)}" cy="${a.y(Math.max(p.acc, lo))}" r="4" fill="${color(b)}"><title>bin ${b}, iteration ${p.i}: ${pct(p.acc)}</title></circle>`,
+      );
+    }
+  });
+  const legend = legendOf(
+    bins.map((bin, b) => ({ label: `depth ${bin.lo}-${bin.hi}`, color: color(b) })),
+  );
+  return svg('accuracy', 'Per-bin test accuracy per iteration', parts.join(''), legend);
+}
+
+/** Train and test samples per depth bin after the latest iteration (stacked bars). */
+function samplesChart(last: IterationRecord): string {
+  const max = Math.max(1, ...last.bins.map((b) => b.train + b.test));
+  const n = last.bins.length;
+  const a = axes([0, n], [0, max * 1.1], { x: 'depth bin', y: 'samples' }, { xTicks: [] });
+  const pw = W - M.left - M.right;
+  const slot = pw / n;
+  const bw = slot * 0.6;
+  const parts = [a.svg];
+  last.bins.forEach((b, i) => {
+    const x = M.left + slot * i + (slot - bw) / 2;
+    const yTrain = a.y(b.train);
+    const yTest = a.y(b.train + b.test);
+    parts.push(
+      `<rect class="bar train" data-bin="${i}" x="${x}" y="${yTrain}" width="${bw}" height="${a.y(0) - yTrain}"><title>depth ${b.lo}-${b.hi}: ${b.train} train</title></rect>`,
+      `<rect class="bar test" data-bin="${i}" x="${x}" y="${yTest}" width="${bw}" height="${yTrain - yTest}"><title>depth ${b.lo}-${b.hi}: ${b.test} test</title></rect>`,
+      `<text class="tick" x="${x + bw / 2}" y="${H - M.bottom + 16}" text-anchor="middle">${b.lo}-${b.hi}</text>`,
+      `<text class="tick" x="${x + bw / 2}" y="${yTest - 4}" text-anchor="middle">${b.train + b.test}</text>`,
+    );
+  });
+  const legend = legendOf([
+    { label: 'train', color: '#4e79a7' },
+    { label: 'test', color: '#f28e2b' },
+  ]);
+  return svg(
+    'samples',
+    `Samples per depth bin (iteration ${last.iteration})`,
+    parts.join(''),
+    legend,
+  );
+}
+
+/** Predicted vs measured latency of the test set, coloured by bin, with the y = x line. */
+function scatterChart(points: readonly TestPoint[], binLabels: readonly string[]): string {
+  const all = points.flatMap((p) => [p.measured, p.predicted]);
+  const lo = Math.min(...all);
+  const hi = Math.max(...all);
+  const pad = (hi - lo) * 0.05 || 1;
+  const domain: [number, number] = [Math.max(0, lo - pad), hi + pad];
+  const a = axes(domain, domain, { x: 'measured latency (ms)', y: 'predicted latency (ms)' });
+  const parts = [
+    a.svg,
+    `<line class="diagonal" x1="${a.x(domain[0])}" y1="${a.y(domain[0])}" x2="${a.x(domain[1])}" y2="${a.y(domain[1])}"/>`,
+  ];
+  for (const p of points) {
+    parts.push(
+      `<circle class="point" cx="${fmt(a.x(p.measured), 2)}" cy="${fmt(a.y(p.predicted), 2)}" r="3" fill="${color(p.bin)}"><title>${esc(p.id)} depth ${p.depth}: measured ${fmt(p.measured, 2)} ms, predicted ${fmt(p.predicted, 2)} ms</title></circle>`,
+    );
+  }
+  const legend = legendOf(binLabels.map((label, b) => ({ label, color: color(b) })));
+  return svg(
+    'scatter',
+    `Predicted vs measured latency (${points.length} test samples)`,
+    parts.join(''),
+    legend,
+  );
+}
+
+/** Histogram of the relative error (predicted - measured) / measured in percent. */
+function histogramChart(points: readonly TestPoint[], step: number, range: number): string {
+  const nBars = Math.ceil((2 * range) / step);
+  const counts = new Array<number>(nBars).fill(0);
+  for (const p of points) {
+    const e = ((p.predicted - p.measured) / p.measured) * 100;
+    const i = Math.min(nBars - 1, Math.max(0, Math.floor((e + range) / step)));
+    counts[i] = (counts[i] as number) + 1;
+  }
+  const max = Math.max(1, ...counts);
+  const a = axes(
+    [-range, range],
+    [0, max * 1.1],
+    { x: 'relative error (%), clamped at the ends', y: 'test samples' },
+    {
+      xFormat: (v) => `${v}`,
+    },
+  );
+  const parts = [a.svg];
+  counts.forEach((c, i) => {
+    const x0 = a.x(-range + i * step);
+    const x1 = a.x(Math.min(range, -range + (i + 1) * step));
+    parts.push(
+      `<rect class="hbar" x="${fmt(x0 + 0.5, 2)}" y="${fmt(a.y(c), 2)}" width="${fmt(Math.max(0, x1 - x0 - 1), 2)}" height="${fmt(a.y(0) - a.y(c), 2)}"><title>${fmt(-range + i * step, 1)}..${fmt(-range + (i + 1) * step, 1)} %: ${c}</title></rect>`,
+    );
+  });
+  parts.push(`<line class="diagonal" x1="${a.x(0)}" x2="${a.x(0)}" y1="${M.top}" y2="${a.y(0)}"/>`);
+  return svg('histogram', 'Relative error of the latest predictor on the test set', parts.join(''));
+}
+
+const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#222;padding:0 16px}
+h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px}.sub{color:#666}
+.grid-2{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:16px}
+figure{margin:0;border:1px solid #ddd;border-radius:6px;padding:8px;background:#fff}
+figcaption{font-weight:600;margin-bottom:4px}svg{max-width:100%;height:auto}
+.grid{stroke:#eee}.axis{stroke:#888}.tick{font-size:11px;fill:#555}.label{font-size:12px;fill:#333}
+.threshold{stroke:#d62728;stroke-dasharray:6 4}.diagonal{stroke:#999;stroke-dasharray:4 4}
+.series{fill:none;stroke-width:2}.bar.train,.legend i.train{fill:#4e79a7}.bar.test{fill:#f28e2b}.hbar{fill:#4e79a7}
+.point{fill-opacity:.75}.legend{display:flex;flex-wrap:wrap;gap:12px;font-size:12px;margin-top:4px}
+.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:middle}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
+th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}.ok{color:#2ca02c}.bad{color:#d62728}
+.kv td{text-align:left}`;
+
+/** The report page; pure: the same records give the same HTML. */
+export function renderReport(data: ReportData, options: RenderOptions = {}): string {
+  const { histogramStep = 1, histogramRange = 20 } = options;
+  const { state, iterations, points } = data;
+  const p = state.params;
+  const last = iterations[iterations.length - 1];
+  const status =
+    state.status === 'converged'
+      ? `<span class="ok">converged</span> after ${iterations.length} iterations`
+      : state.status === 'max-iter'
+        ? `<span class="bad">not converged</span>: stopped at max-iter (${iterations.length} iterations)`
+        : state.status === 'failed'
+          ? `<span class="bad">failed</span>: ${esc(state.error ?? '')}`
+          : `in progress (iteration ${state.iteration})`;
+  const binLabels = (last?.bins ?? []).map((b) => `depth ${b.lo}-${b.hi}`);
+  const charts = last
+    ? [
+        accuracyChart(iterations, p.accTh),
+        samplesChart(last),
+        points.length ? scatterChart(points, binLabels) : '',
+        points.length ? histogramChart(points, histogramStep, histogramRange) : '',
+      ].join('')
+    : '<p>No iteration has finished yet.</p>';
+  const params: [string, string][] = [
+    ['space', p.space],
+    ['device', p.device],
+    ['sampling', p.sampling],
+    ['encoding', p.encoding],
+    ['N_I / N_Step', `${p.nInit} / ${p.nStep}`],
+    ['AccTH', pct(p.accTh)],
+    ['depth bins', String(p.bins)],
+    ['w1', String(p.w1)],
+    ['max iterations', String(p.maxIter)],
+    ['test fraction', String(p.testFraction)],
+    ['seed', String(p.seed)],
+    [
+      'measurement',
+      `${p.measurement.warmup} warm-up + ${p.measurement.runs} timed runs, ${p.measurement.threads} thread(s), max drift ${pct(p.measurement.maxReferenceDrift)}${p.measurement.clock ? `, ${p.measurement.clock} clock` : ''}`,
+    ],
+  ];
+  const rows = iterations
+    .map(
+      (r) =>
+        `<tr><td>${r.iteration}</td><td>${r.samples.train}</td><td>${r.samples.test}</td>${r.bins
+          .map(
+            (b) =>
+              `<td class="${b.accuracy !== null && b.accuracy >= p.accTh ? 'ok' : 'bad'}">${pct(b.accuracy)}</td>`,
+          )
+          .join(
+            '',
+          )}<td>${pct(r.overall.accuracy)}</td><td>${pct(r.overall.binBalancedAccuracy)}</td><td>${pct(r.overall.within10)}</td><td>${r.overall.spearman === null ? '-' : fmt(r.overall.spearman, 3)}</td><td>${fmt(r.secondsMeasuring, 0)}</td><td>${fmt(r.secondsTraining, 0)}</td><td>${fmt(r.quality.maxDrift * 100, 1)} %${r.quality.remeasured ? ` (${r.quality.remeasured} re-measured)` : ''}</td></tr>`,
+    )
+    .join('');
+  const binHeads = (last?.bins ?? []).map((b) => `<th>bin ${b.lo}-${b.hi}</th>`).join('');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ESM run ${esc(state.runId)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${CSS}</style></head>
+<body>
+<h1>ESM run ${esc(state.runId)}</h1>
+<p class="sub">${esc(p.space)} on ${esc(p.device)}: ${status}; ${data.samples} architectures measured.</p>
+<div class="grid-2">${charts}</div>
+<h2>Iterations</h2>
+<table><thead><tr><th>iteration</th><th>train</th><th>test</th>${binHeads}<th>accuracy</th><th>bin-balanced</th><th>within 10 %</th><th>Spearman</th><th>measuring (s)</th><th>training (s)</th><th>max drift</th></tr></thead><tbody>${rows}</tbody></table>
+<h2>Parameters</h2>
+<table class="kv"><tbody>${params.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</tbody></table>
+<p class="sub">Accuracy is 1 - |predicted - measured| / measured on held-out test samples (a fixed share of every batch, drawn per depth bin); bin-balanced is the mean of the per-bin accuracies. Created ${esc(state.createdAt)}.</p>
+</body></html>
+`;
+}
+
+/** Reads the run's records and writes report.html next to them; returns its path. */
+export function writeReport(store: RunStore, options: RenderOptions = {}): string {
+  const file = store.path('predictions');
+  const points: TestPoint[] = existsSync(file)
+    ? (JSON.parse(readFileSync(file, 'utf8')).points as TestPoint[])
+    : [];
+  const html = renderReport(
+    {
+      state: store.state,
+      iterations: store.iterations(),
+      points,
+      samples: store.measurements().length,
+    },
+    options,
+  );
+  const out = store.path('report');
+  writeFileAtomic(out, html);
+  return out;
+}
