@@ -99,6 +99,11 @@ export const functions = {
     ],
     memoryMb: 2048,
     timeoutSeconds: 900,
+    // Read at run time by the WebAssembly backend of tfjs, next to the bundle (no threads in Node).
+    assets: [
+      'node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm',
+      'node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm',
+    ],
   },
   workflowExtend: {
     entry: 'lambdas/handlers/workflow-extend.ts',

@@ -82,7 +82,8 @@ export class DeviceFleet extends Construct {
     const rule = new CfnTopicRule(this, 'ResultsRule', {
       topicRulePayload: {
         description: 'Device measurement results to the ingestion Lambda',
-        sql: `SELECT * FROM '${resultsTopicFilter}'`,
+        // topic() lets the ingestion refuse a result whose payload names another thing.
+        sql: `SELECT *, topic() AS topic FROM '${resultsTopicFilter}'`,
         awsIotSqlVersion: '2016-03-23',
         ruleDisabled: false,
         actions: [{ lambda: { functionArn: ingest.functionArn } }],

@@ -241,7 +241,7 @@ describe('IoT', () => {
     const ingest = logicalId('ingestResults', 'function');
     stateless.hasResourceProperties('AWS::IoT::TopicRule', {
       TopicRulePayload: {
-        Sql: "SELECT * FROM 'esm/devices/+/results'",
+        Sql: "SELECT *, topic() AS topic FROM 'esm/devices/+/results'",
         RuleDisabled: false,
         Actions: [{ Lambda: { FunctionArn: { 'Fn::GetAtt': [ingest, 'Arn'] } } }],
         ErrorAction: { Sqs: { QueueUrl: { Ref: Match.stringLikeRegexp('DeadLetters') } } },
