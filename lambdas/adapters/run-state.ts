@@ -88,7 +88,8 @@ export interface RunStateTables {
 }
 
 export interface RunStateOptions {
-  readonly tables: RunStateTables;
+  /** Functions that use only some tables (the API) pass only those; using another throws. */
+  readonly tables: Partial<RunStateTables>;
   /** @default the module-level client from `documentClient()` */
   readonly client?: DynamoDBDocumentClient;
   /** Parallel conditional writes while ingesting one result. @default 8 */
@@ -133,7 +134,16 @@ async function forEachLimited<T>(
 export type RunState = ReturnType<typeof createRunState>;
 
 export function createRunState(options: RunStateOptions) {
-  const { runsTable, iterationsTable, samplesTable } = options.tables;
+  const table = (name: keyof RunStateTables) => {
+    const value = options.tables[name];
+    if (value === undefined) {
+      throw new ValidationError(name, 'this function was not configured with that table');
+    }
+    return value;
+  };
+  const runsTable = () => table('runsTable');
+  const iterationsTable = () => table('iterationsTable');
+  const samplesTable = () => table('samplesTable');
   const db = options.client ?? documentClient();
   const concurrency = options.concurrency ?? 8;
   const now = () => (options.now?.() ?? new Date()).toISOString();
@@ -151,7 +161,7 @@ export function createRunState(options: RunStateOptions) {
 
   async function getRun(runId: string): Promise<RunRecord | undefined> {
     const out = await db.send(
-      new GetCommand({ TableName: runsTable, Key: { runId }, ConsistentRead: true }),
+      new GetCommand({ TableName: runsTable(), Key: { runId }, ConsistentRead: true }),
     );
     if (out.Item === undefined) return undefined;
     const item = out.Item as RunRecord & { unstableBatches?: Set<string> };
@@ -186,7 +196,7 @@ export function createRunState(options: RunStateOptions) {
       try {
         await db.send(
           new PutCommand({
-            TableName: runsTable,
+            TableName: runsTable(),
             Item: item,
             ConditionExpression: 'attribute_not_exists(runId)',
           }),
@@ -228,7 +238,7 @@ export function createRunState(options: RunStateOptions) {
       try {
         await db.send(
           new UpdateCommand({
-            TableName: runsTable,
+            TableName: runsTable(),
             Key: { runId },
             UpdateExpression: `SET ${sets.join(', ')}`,
             ConditionExpression: 'attribute_exists(runId)',
@@ -251,7 +261,7 @@ export function createRunState(options: RunStateOptions) {
         try {
           await db.send(
             new PutCommand({
-              TableName: samplesTable,
+              TableName: samplesTable(),
               Item: { ...sample, runId, sampleId: sample.id, status: 'pending' },
               ConditionExpression: 'attribute_not_exists(sampleId)',
             }),
@@ -283,7 +293,7 @@ export function createRunState(options: RunStateOptions) {
         values[':st'] = filter.status;
       }
       const items = await queryAll({
-        TableName: samplesTable,
+        TableName: samplesTable(),
         KeyConditionExpression: 'runId = :r',
         FilterExpression: conditions.length > 0 ? conditions.join(' AND ') : undefined,
         ExpressionAttributeNames: conditions.length > 0 ? names : undefined,
@@ -311,7 +321,7 @@ export function createRunState(options: RunStateOptions) {
       if (result.quality.unstable) {
         await db.send(
           new UpdateCommand({
-            TableName: runsTable,
+            TableName: runsTable(),
             Key: { runId: result.runId },
             UpdateExpression: 'ADD unstableBatches :b SET updatedAt = :u',
             ExpressionAttributeValues: { ':b': new Set([result.batchId]), ':u': now() },
@@ -329,7 +339,7 @@ export function createRunState(options: RunStateOptions) {
               TransactItems: [
                 {
                   Update: {
-                    TableName: samplesTable,
+                    TableName: samplesTable(),
                     Key: { runId: result.runId, sampleId: id },
                     UpdateExpression:
                       'SET #st = :measured, latencyMs = :lat, stats = :stats, thing = :thing, batchId = :batch, measuredAt = :at',
@@ -348,7 +358,7 @@ export function createRunState(options: RunStateOptions) {
                 },
                 {
                   Update: {
-                    TableName: runsTable,
+                    TableName: runsTable(),
                     Key: { runId: result.runId },
                     UpdateExpression: 'ADD measured :one SET updatedAt = :u',
                     ExpressionAttributeValues: { ':one': 1, ':u': now() },
@@ -362,7 +372,7 @@ export function createRunState(options: RunStateOptions) {
           if (!isConditionFailure(error)) throw error;
           const existing = await db.send(
             new GetCommand({
-              TableName: samplesTable,
+              TableName: samplesTable(),
               Key: { runId: result.runId, sampleId: id },
               ConsistentRead: true,
             }),
@@ -376,12 +386,12 @@ export function createRunState(options: RunStateOptions) {
 
     /** Stores an iteration summary; a retried train task overwrites its own iteration only. */
     async putIteration(record: StoredIteration): Promise<void> {
-      await db.send(new PutCommand({ TableName: iterationsTable, Item: record }));
+      await db.send(new PutCommand({ TableName: iterationsTable(), Item: record }));
     },
 
     async listIterations(runId: string): Promise<StoredIteration[]> {
       const items = await queryAll({
-        TableName: iterationsTable,
+        TableName: iterationsTable(),
         KeyConditionExpression: 'runId = :r',
         ExpressionAttributeValues: { ':r': runId },
         ConsistentRead: true,

@@ -95,10 +95,12 @@ export async function loadRun(state: RunState, runId: string): Promise<LoadedRun
   return { run, params, limits, space, bins: depthBins(space, params.bins) };
 }
 
-/** S3 keys of a run's artifacts. */
+/**
+ * S3 keys. Predictor ids are `{runId}-i{iteration}`: one immutable artifact per iteration,
+ * like the directory `esm fit --out` writes.
+ */
 export const keys = {
   dataset: (runId: string) => `runs/${runId}/dataset.jsonl`,
-  predictorDir: (id: string) => `predictors/${id}/`,
   predictorJson: (id: string) => `predictors/${id}/predictor.json`,
   predictorOnnx: (id: string) => `predictors/${id}/predictor.onnx`,
   /** Pointer to the newest predictor of a (space, device) pair, for `POST /predict`. */

@@ -1,0 +1,88 @@
+/**
+ * A stored predictor served with onnxruntime-node, loaded once per container. Artifacts
+ * never change once written (ids carry the iteration), so the cache needs no invalidation.
+ */
+import * as ort from 'onnxruntime-node';
+import { ArchValidationError, ValidationError } from '../../core/errors.ts';
+import type { DatasetStore } from '../../core/ports.ts';
+import { type PredictorJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
+import { createFeaturizer, type Featurizer } from '../../core/predictor/index.ts';
+import { getSpace } from '../../core/spaces/index.ts';
+import { spaceFromSpec } from '../../core/spaces/spec.ts';
+import type { SearchSpace } from '../../core/spaces/types.ts';
+import { NotFoundError } from '../middleware.ts';
+import { keys } from '../workflow/run-context.ts';
+import { getJson } from './s3-store.ts';
+
+export interface LoadedPredictor {
+  readonly id: string;
+  readonly json: PredictorJson;
+  readonly space: SearchSpace;
+  /** Latencies in ms of native architectures; errors name `archs[i].field`. */
+  predict(archs: readonly unknown[]): Promise<Float64Array>;
+}
+
+const cache = new Map<string, Promise<LoadedPredictor>>();
+
+function spaceOfPredictor(json: PredictorJson): SearchSpace {
+  return json.space.spec !== undefined ? spaceFromSpec(json.space.spec) : getSpace(json.space.name);
+}
+
+function encodeArchs(space: SearchSpace, featurizer: Featurizer, archs: readonly unknown[]) {
+  const subnets = archs.map((arch, i) => {
+    try {
+      return space.parse(arch);
+    } catch (error) {
+      if (error instanceof ValidationError) {
+        const detail = error.message.startsWith(`${error.field}: `)
+          ? error.message.slice(error.field.length + 2)
+          : error.message;
+        throw new ArchValidationError(`body.archs[${i}].${error.field}`, detail, { cause: error });
+      }
+      throw error;
+    }
+  });
+  return featurizer.encodeAll(subnets);
+}
+
+async function load(store: DatasetStore, id: string): Promise<LoadedPredictor> {
+  const [rawJson, onnx] = await Promise.all([
+    getJson(store, keys.predictorJson(id)),
+    store.get(keys.predictorOnnx(id)),
+  ]);
+  if (rawJson === undefined || onnx === undefined) throw new NotFoundError(`no predictor "${id}"`);
+  const json = parsePredictorJson(rawJson, keys.predictorJson(id));
+  const space = spaceOfPredictor(json);
+  const featurizer = createFeaturizer(
+    space,
+    json.features.kind === 'lut'
+      ? { kind: 'lut', buckets: json.features.buckets }
+      : { kind: 'encoding', encoding: json.features.encoding },
+  );
+  const session = await ort.InferenceSession.create(onnx);
+  return {
+    id,
+    json,
+    space,
+    async predict(archs) {
+      if (archs.length === 0) return new Float64Array();
+      const x = encodeArchs(space, featurizer, archs);
+      const input = new ort.Tensor('float32', Float32Array.from(x.data), [x.rows, x.cols]);
+      const output = await session.run({ [json.onnx.input]: input });
+      const values = output[json.onnx.output]?.data as Float32Array;
+      return Float64Array.from(values);
+    },
+  };
+}
+
+/** The predictor `id`, loaded on first use and kept for the container's lifetime. */
+export function loadPredictor(store: DatasetStore, id: string): Promise<LoadedPredictor> {
+  let loaded = cache.get(id);
+  if (loaded === undefined) {
+    loaded = load(store, id);
+    // A failed load (missing object, throttling) must not poison the cache.
+    loaded.catch(() => cache.delete(id));
+    cache.set(id, loaded);
+  }
+  return loaded;
+}
