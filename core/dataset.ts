@@ -41,7 +41,8 @@ export interface ParseDatasetOptions {
    */
   readonly duplicates?: DuplicatePolicy;
   /**
-   * `jsonl` or `csv`; by default a file whose first non-empty line starts with `{` is JSONL.
+   * `jsonl` or `csv`; by default from the extension (.csv; .jsonl, .ndjson, .json), else
+   * JSONL when the first non-empty line starts with `{` or `[`.
    * @default undefined (detect)
    */
   readonly format?: 'jsonl' | 'csv';
@@ -68,11 +69,22 @@ export function parseDataset(text: string, options: ParseDatasetOptions): Datase
   if (lines.length === 0) {
     throw new DatasetFormatError(file, 1, 'the dataset is empty; expected JSONL or CSV lines');
   }
-  const format = options.format ?? (lines[0]?.text.trimStart().startsWith('{') ? 'jsonl' : 'csv');
+  const format = options.format ?? detectFormat(file, lines[0]?.text ?? '');
   const raw = format === 'jsonl' ? readJsonl(lines, file) : readCsv(lines, file);
   const rows = raw.map((r) => toRow(r, space, file));
   return mergeDuplicates(rows, duplicates, file);
 }
+
+/** By extension (.csv, .jsonl/.ndjson/.json), else JSONL when the first line opens JSON. */
+function detectFormat(file: string, firstLine: string): 'jsonl' | 'csv' {
+  const lower = file.toLowerCase();
+  if (lower.endsWith('.csv')) return 'csv';
+  if (/\.(jsonl|ndjson|json)$/.test(lower)) return 'jsonl';
+  return /^\s*[[{]/.test(firstLine) ? 'jsonl' : 'csv';
+}
+
+const CSV_QUOTING =
+  'quote fields that contain commas or quotes and double the inner quotes, e.g. "{""ks"":[3,5]}"';
 
 function readJsonl(lines: readonly { line: number; text: string }[], file: string): RawLine[] {
   return lines.map(({ line, text }) => {
@@ -108,11 +120,7 @@ export function splitCsvLine(text: string, file: string, line: number): string[]
       i++;
       for (;;) {
         if (i >= text.length) {
-          throw new DatasetFormatError(
-            file,
-            line,
-            'unterminated quoted CSV field; quote the arch JSON and double its inner quotes ("{""ks"":[...]}")',
-          );
+          throw new DatasetFormatError(file, line, `unterminated quoted CSV field; ${CSV_QUOTING}`);
         }
         const ch = text[i] as string;
         if (ch === '"') {
@@ -131,7 +139,7 @@ export function splitCsvLine(text: string, file: string, line: number): string[]
         throw new DatasetFormatError(
           file,
           line,
-          `unexpected character after a quoted CSV field at column ${i + 1}`,
+          `unexpected character after a quoted CSV field at column ${i + 1}; ${CSV_QUOTING}`,
         );
       }
     } else {
@@ -164,7 +172,7 @@ function readCsv(lines: readonly { line: number; text: string }[], file: string)
       throw new DatasetFormatError(
         file,
         line,
-        `has ${fields.length} CSV fields, the header has ${names.length}; quote fields that contain commas`,
+        `has ${fields.length} CSV fields, the header has ${names.length}; ${CSV_QUOTING}`,
       );
     }
     const record: Record<string, unknown> = {};

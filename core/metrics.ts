@@ -4,12 +4,9 @@
  * rank correlation, overall and per depth bin.
  */
 import { ValidationError } from './errors.ts';
+import type { DepthBin } from './sampling.ts';
 
-/** An inclusive range of depths (numbers of active blocks). */
-export interface DepthBin {
-  readonly lo: number;
-  readonly hi: number;
-}
+export type { DepthBin } from './sampling.ts';
 
 export interface BinEvaluation {
   readonly lo: number;
@@ -39,7 +36,7 @@ export interface EvaluateOptions {
   readonly measured: ArrayLike<number>;
   /** Depth of each sample; required with `bins`. */
   readonly depths?: ArrayLike<number>;
-  /** Depth bins to report accuracy on (inclusive `lo`..`hi`). */
+  /** Depth bins to report accuracy on (inclusive `lo`..`hi`, e.g. from `depthBins`). */
   readonly bins?: readonly DepthBin[];
 }
 
