@@ -151,7 +151,8 @@ export class DeviceFleet extends Construct {
 /**
  * The policy attached to every device certificate. `${iot:Connection.Thing.ThingName}` is
  * the thing the certificate is attached to, so a device connects only with its own thing name
- * as client id and only receives its own jobs and publishes its own results and status.
+ * as client id and only receives its own jobs and publishes its own results and status
+ * (status retained).
  */
 export function devicePolicyDocument(stack: Stack): Record<string, unknown> {
   const arn = (resource: string) => stack.formatArn({ service: 'iot', resource });
@@ -181,6 +182,13 @@ export function devicePolicyDocument(stack: Stack): Record<string, unknown> {
           arn(`topic/${topics.results(THING_VARIABLE)}`),
           arn(`topic/${topics.status(THING_VARIABLE)}`),
         ],
+      },
+      // The daemon keeps its last status (and its last will, "offline") retained, which IoT
+      // Core authorises separately; without it the broker drops the connection.
+      {
+        Effect: 'Allow',
+        Action: 'iot:RetainPublish',
+        Resource: arn(`topic/${topics.status(THING_VARIABLE)}`),
       },
     ],
   };

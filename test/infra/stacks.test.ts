@@ -226,6 +226,9 @@ describe('IoT', () => {
       expect.stringContaining(`:topic/esm/devices/${own}/results`),
       expect.stringContaining(`:topic/esm/devices/${own}/status`),
     ]);
+    expect(resources('iot:RetainPublish')).toEqual([
+      expect.stringContaining(`:topic/esm/devices/${own}/status`),
+    ]);
     // No wildcard lets one device reach another's topics.
     const all = JSON.stringify(statements);
     expect(all).not.toMatch(/devices\/[*+#]/);
@@ -233,6 +236,7 @@ describe('IoT', () => {
       'iot:Connect',
       'iot:Publish',
       'iot:Receive',
+      'iot:RetainPublish',
       'iot:Subscribe',
     ]);
   });
