@@ -6,7 +6,7 @@
  *
  * Native arch of a spec space: `{"d":[per unit], "blocks":[[{feature: value}] per unit], "r":R}`
  * where `blocks[u]` lists exactly `d[u]` blocks; a feature with a single allowed value may
- * be left out of a block.
+ * be left out of a block. When some unit has a choice of widths, `"w":[per unit]` gives them.
  */
 import { z } from 'zod';
 import { ArchValidationError, ValidationError } from '../errors.ts';
@@ -41,7 +41,8 @@ const unitBase = {
   name: z.string().min(1).optional(),
   minDepth: positiveInt.max(64),
   maxDepth: positiveInt.max(64),
-  width: positiveInt,
+  /** Output channels, or a choice of them made once per unit (like OFA ResNet's stage width). */
+  width: z.union([positiveInt, values(positiveInt)]),
   stride: z.union([z.literal(1), z.literal(2)]),
   act: activation.default('relu'),
 };
@@ -132,6 +133,8 @@ type UnitSpec = SpaceSpec['units'][number];
 export interface SpecArch {
   d: number[];
   blocks: Record<string, number>[][];
+  /** Unit widths; only in spaces where some unit has a choice of widths. */
+  w?: number[];
   r: number;
 }
 
@@ -165,27 +168,37 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
   const spec = parseSpec(json);
   const features = spec.units.map(featureValues);
   const blockChoiceNames = FEATURE_ORDER.filter((f) => features.some((fs) => f in fs));
+  const widths = spec.units.map((unit) => (Array.isArray(unit.width) ? unit.width : [unit.width]));
+  const elasticWidth = spec.units.some((unit) => Array.isArray(unit.width));
+  const archKeys = elasticWidth ? ['d', 'blocks', 'w', 'r'] : ['d', 'blocks', 'r'];
   // Every unit lists every feature so that blockTuples and encodings see one shape; a feature
   // foreign to a unit's block type is a single value 0, which adds nothing to cardinality.
   const units: UnitDef[] = spec.units.map((unit, u) => ({
-    name: unit.name ?? `unit${u + 1} (${unit.block}, w${unit.width}, s${unit.stride})`,
+    name: unit.name ?? `unit${u + 1} (${unit.block}, w${widths[u]?.join('|')}, s${unit.stride})`,
     minDepth: unit.minDepth,
     maxDepth: unit.maxDepth,
     blockChoices: blockChoiceNames.map(
       (name): ChoiceDef => ({ name, values: features[u]?.[name] ?? [0] }),
     ),
-    unitChoices: [],
+    unitChoices: elasticWidth ? [{ name: 'width', values: widths[u] as number[] }] : [],
   }));
 
   function parse(native: unknown): Subnet {
     const arch = checkObject(native, spec.name);
     for (const key of Object.keys(arch)) {
-      if (!['d', 'blocks', 'r'].includes(key)) {
+      if (!archKeys.includes(key)) {
         throw new ArchValidationError(
           key,
-          `unknown field; a ${spec.name} arch has d, blocks and r`,
+          `unknown field; a ${spec.name} arch has ${archKeys.join(', ')}`,
         );
       }
+    }
+    const w = arch.w;
+    if (elasticWidth && (!Array.isArray(w) || w.length !== units.length)) {
+      throw new ArchValidationError(
+        'w',
+        `expected an array of ${units.length} widths, one per unit`,
+      );
     }
     const d = arch.d;
     if (!Array.isArray(d) || d.length !== units.length) {
@@ -216,8 +229,11 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
           throw new ArchValidationError(`blocks[${u}]`, `expected d[${u}] = ${depth} blocks`);
         }
         const own = features[u] as Record<string, readonly number[]>;
+        const choices: Record<string, number> = elasticWidth
+          ? { width: checkChoice(`w[${u}]`, (w as unknown[])[u], widths[u] as number[]) }
+          : {};
         return {
-          choices: {},
+          choices,
           blocks: list.map((raw, i) => {
             const field = `blocks[${u}][${i}]`;
             const block = checkObject(raw, `${spec.name} block`);
@@ -244,7 +260,7 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
   }
 
   function toNative(subnet: Subnet): SpecArch {
-    return {
+    const arch: SpecArch = {
       d: subnet.units.map((unit) => unit.blocks.length),
       blocks: subnet.units.map((unit, u) => {
         const own = Object.keys(features[u] ?? {});
@@ -254,6 +270,8 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
       }),
       r: subnet.resolution,
     };
+    if (elasticWidth) arch.w = subnet.units.map((unit) => unit.choices.width as number);
+    return arch;
   }
 
   function layerGraph(subnet: Subnet): LayerGraph {
@@ -266,8 +284,9 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
     });
     subnet.units.forEach((unit, u) => {
       const def = spec.units[u] as UnitSpec;
-      if (def.block === 'dense' && (def.stride !== 1 || x.channels !== def.width)) {
-        x = transition(g, x, { cout: def.width, stride: def.stride });
+      const width = elasticWidth ? (unit.choices.width as number) : (widths[u]?.[0] as number);
+      if (def.block === 'dense' && (def.stride !== 1 || x.channels !== width)) {
+        x = transition(g, x, { cout: width, stride: def.stride });
       }
       unit.blocks.forEach((block, i) => {
         const stride = i === 0 ? def.stride : 1;
@@ -276,7 +295,7 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
         switch (def.block) {
           case 'mbconv':
             x = mbconv(g, x, {
-              cout: def.width,
+              cout: width,
               kernel,
               expand: block.expand as number,
               stride,
@@ -286,14 +305,14 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
             break;
           case 'bottleneck':
             x = bottleneck(g, x, {
-              cout: def.width,
+              cout: width,
               expand: block.expand as number,
               stride,
               kernel,
             });
             break;
           case 'conv':
-            x = g.conv(x, { cout: def.width, kernel, stride, act });
+            x = g.conv(x, { cout: width, kernel, stride, act });
             break;
           case 'dense':
             x = denseLayer(g, x, {
@@ -322,7 +341,7 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
     globalChoices: [],
     units,
     blockChoiceNames,
-    unitChoiceNames: [],
+    unitChoiceNames: elasticWidth ? ['width'] : [],
     parse,
     toNative,
     layerGraph,

@@ -328,14 +328,42 @@ describe('spec spaces', () => {
           { growth: 32, bnSize: 4, kernel: 3 },
         ],
       ],
+      w: [32, 48, 192, 128],
       r: 128,
     });
     const graph = mixed.layerGraph(subnet);
     const concats = graph.nodes.filter((n) => n.op === 'concat').map((n) => n.channels);
     expect(concats).toEqual([128 + 16, 128 + 16 + 32]);
     expect(graph.nodes.filter((n) => n.op === 'se')).toHaveLength(2);
+    // The bottleneck unit's chosen width (192 of 192, 256) feeds the dense transition.
+    const transition = graph.nodes.find((n) => n.op === 'bn');
+    expect(transition?.op === 'bn' && transition.channels).toBe(192);
     const last = graph.nodes[graph.nodes.length - 1];
     expect(last?.op === 'linear' && last.cout).toBe(1000);
+  });
+
+  it('makes a unit width with several values a per-unit choice, "w" in the arch', () => {
+    expect(mixed.unitChoiceNames).toEqual(['width']);
+    expect(mixed.units.map((u) => u.unitChoices[0]?.values)).toEqual([
+      [32],
+      [48],
+      [192, 256],
+      [128],
+    ]);
+    const fixed = spaceFromSpec({ ...(example('mixed.json') as object), units: [conv] });
+    expect(fixed.unitChoiceNames).toEqual([]);
+    const asFixed = structuredClone(example('mixed.json') as { units: { width: unknown }[] });
+    (asFixed.units[2] as { width: unknown }).width = 256;
+    expect(cardinality(mixed)).toBe(2n * cardinality(spaceFromSpec(asFixed)));
+    const native = mixed.toNative(subnetWithDepth(mixed, 9, createRng(3)));
+    expect(() => mixed.parse({ ...native, w: [32, 48, 100, 128] })).toThrow(
+      'w[2]: got 100, allowed values are 192, 256',
+    );
+    const { w: _, ...noWidths } = native;
+    expect(() => mixed.parse(noWidths)).toThrow(/^w: expected an array of 4 widths/);
+    expect(() =>
+      fixed.parse({ ...fixed.toNative(randomSubnet(fixed, createRng(1))), w: [1] }),
+    ).toThrow(/^w: unknown field; a mixed-demo arch has d, blocks, r/);
   });
 
   it('names the wrong spec field', () => {
