@@ -105,13 +105,24 @@ export function decodeJob(
   } catch (error) {
     return { code: 'MALFORMED_JSON', message: `job is not JSON: ${(error as Error).message}` };
   }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { code: 'INVALID_JOB', message: 'job: must be a JSON object (see docs/protocol.md)' };
+  }
   const batchId = stringField(raw, 'batchId');
-  const v = typeof raw === 'object' && raw !== null ? (raw as { v?: unknown }).v : undefined;
+  const withBatch = batchId === undefined ? {} : { batchId };
+  const { v } = raw as { v?: unknown };
+  if (v === undefined) {
+    return {
+      code: 'INVALID_JOB',
+      message: `v: missing; this device speaks protocol version ${PROTOCOL_VERSION}`,
+      ...withBatch,
+    };
+  }
   if (v !== PROTOCOL_VERSION) {
     return {
       code: 'UNSUPPORTED_VERSION',
       message: `v: this device speaks protocol version ${PROTOCOL_VERSION}, the job has ${JSON.stringify(v)}`,
-      ...(batchId === undefined ? {} : { batchId }),
+      ...withBatch,
     };
   }
   const parsed = jobMessage.safeParse(raw);
@@ -121,7 +132,7 @@ export function decodeJob(
     return {
       code: 'INVALID_JOB',
       message: `${field}: ${issue?.message ?? 'invalid job'}`,
-      ...(batchId === undefined ? {} : { batchId }),
+      ...withBatch,
     };
   }
   return { job: parsed.data };
@@ -346,14 +357,24 @@ export function createDaemon(
 
   const startPump = () => {
     if (pumping) return;
-    pumping = pump().finally(() => {
-      pumping = undefined;
-    });
+    pumping = pump()
+      .catch((error: unknown) => {
+        // Only a bug lands here; the daemon must keep serving, so log and go on.
+        logger.error('job loop failed', { error: (error as Error).message });
+      })
+      .finally(() => {
+        pumping = undefined;
+        if (!stopping && queue.length > 0) startPump();
+      });
   };
 
   const onJob = (payload: Buffer) => {
-    if (stopping) return;
     const decoded = decodeJob(payload);
+    if (stopping) {
+      const batchId = 'job' in decoded ? decoded.job.batchId : decoded.batchId;
+      publishError('STOPPED', 'the device is stopping; send the job again later', batchId);
+      return;
+    }
     if (!('job' in decoded)) {
       publishError(decoded.code, decoded.message, decoded.batchId);
       return;

@@ -12,6 +12,7 @@ import { resultMessage, statusMessage, topics } from '../../core/schemas/protoco
 import { loadConfig } from '../../device-client/config.ts';
 import {
   backoffDelay,
+  createDaemon,
   type Daemon,
   type DaemonDeps,
   startDaemon,
@@ -115,9 +116,53 @@ describe('esm-device daemon over aedes', () => {
     expect(field(arch, 'error', 'code')).toBe('INVALID_JOB');
     expect(String(field(arch, 'error', 'message'))).toContain('samples[0].arch');
 
+    await publishJob(thing, { type: 'job', batchId: 'b-nov' });
+    const noVersion = await platform.next(
+      isStatus(thing, (m) => field(m, 'error', 'batchId') === 'b-nov'),
+    );
+    expect(field(noVersion, 'error', 'code')).toBe('INVALID_JOB');
+    expect(String(field(noVersion, 'error', 'message'))).toMatch(/^v: missing/);
+
     await publishJob(thing, tinyJob('b-after'));
     const ok = await platform.next(isResult(thing, 'b-after'), 60_000);
     expect(resultMessage.parse(ok.json).samples).toHaveLength(1);
+  });
+
+  it('sends heartbeats with its current state', async () => {
+    const thing = 'heartbeat-1';
+    await daemon(thing, { heartbeatSeconds: 1 });
+    const idle = isStatus(thing, (m) => field(m, 'state') === 'idle');
+    const first = await platform.next(idle);
+    const beat = await platform.next((m) => idle(m) && m !== first, 5000);
+    expect(statusMessage.parse(beat.json).queue).toBe(0);
+  });
+
+  it('keeps trying to reach an unreachable broker with backoff and stops promptly', async () => {
+    const closed = await startBroker();
+    const url = closed.url;
+    await closed.close();
+    const attempts: number[] = [];
+    const logger = {
+      debug: () => {},
+      info: (message: string, fields?: Record<string, unknown>) => {
+        if (message === 'reconnecting') attempts.push(Number(fields?.delayMs));
+      },
+      warn: () => {},
+      error: () => {},
+    };
+    const d = createDaemon(
+      { broker: url, thing: 'unreachable-1', reconnectMinMs: 20, reconnectMaxMs: 160 },
+      { logger },
+    );
+    await new Promise((r) => setTimeout(r, 700));
+    const start = Date.now();
+    await d.stop();
+
+    expect(Date.now() - start).toBeLessThan(2000);
+    expect(d.connected).toBe(false);
+    expect(attempts.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...attempts)).toBeLessThanOrEqual(160);
+    expect(attempts[2]).toBeGreaterThanOrEqual(40); // 20 * 2^2 with at least half kept
   });
 
   it('recognises duplicate deliveries by batch id', async () => {
