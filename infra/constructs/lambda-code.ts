@@ -89,7 +89,10 @@ function bundlingOptions(spec: FunctionSpec, projectRoot: string): BundlingOptio
     keepNames: true,
     sourceMap: true,
     banner: esmBanner,
-    externalModules: ['@aws-sdk/*', ...nodeModules],
+    // The SDK goes into the bundle rather than coming from the runtime, so the deployed code
+    // runs the SDK version the tests ran against moto.
+    bundleAwsSDK: true,
+    externalModules: [...nodeModules],
     commandHooks: {
       beforeBundling: () => [],
       beforeInstall: () => [],
