@@ -127,9 +127,29 @@ async function train(request: TrainRequest): Promise<TrainResult> {
   return { layers: bestLayers, epochs: epoch, bestEpoch, validationLoss: best };
 }
 
+async function run(
+  layers: readonly DenseLayer[],
+  x: Float32Array,
+  rows: number,
+  cols: number,
+): Promise<Float32Array> {
+  const out = tf.tidy(() => {
+    let h: tf.Tensor2D = tf.tensor2d(x, [rows, cols]);
+    layers.forEach((layer, l) => {
+      const w = tf.tensor2d(layer.weights, [layer.inputs, layer.outputs]);
+      h = tf.add(tf.matMul(h, w), tf.tensor1d(layer.bias));
+      if (l < layers.length - 1) h = tf.relu(h);
+    });
+    return h;
+  });
+  const data = (await out.data()) as Float32Array;
+  out.dispose();
+  return data;
+}
+
 /** A trainer on the fastest available tfjs backend (initialised on first use). */
 export async function createTfjsTrainer(): Promise<Trainer> {
   const backend = await selectBackend();
   await tf.ready();
-  return { backend, train };
+  return { backend, train, run };
 }

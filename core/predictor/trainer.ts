@@ -59,6 +59,13 @@ export interface Trainer {
   /** e.g. `tfjs-wasm`, `tfjs-node`; recorded in the predictor's metadata. */
   readonly backend: string;
   train(request: TrainRequest): Promise<TrainResult>;
+  /** Outputs of `layers` (ReLU between them) for row-major `x` of `rows` x `cols`. */
+  run(
+    layers: readonly DenseLayer[],
+    x: Float32Array,
+    rows: number,
+    cols: number,
+  ): Promise<Float32Array>;
 }
 
 /** Forward pass in plain JavaScript (float64 accumulation): ReLU on all but the last layer. */
