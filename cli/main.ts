@@ -11,6 +11,7 @@ const program = new Command('esm')
 
 const commands = await Promise.all([
   import('./commands/spaces.ts'),
+  import('./commands/encode.ts'),
   import('./commands/fit.ts'),
   import('./commands/predict.ts'),
   import('./commands/sample.ts'),
