@@ -17,6 +17,14 @@ import {
 } from '../core/loop.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import { silentLogger, systemClock } from '../core/ports.ts';
+import {
+  PREDICTOR_FORMAT,
+  PREDICTOR_ONNX,
+  PREDICTOR_VERSION,
+  type PredictorJson,
+} from '../core/predictor/artifact.ts';
+import { ONNX_INPUT, ONNX_OUTPUT } from '../core/predictor/export-onnx.ts';
+import { modelToJson } from '../core/predictor/index.ts';
 import { createMlp } from '../core/predictor/mlp.ts';
 import type { FitReport, Regressor } from '../core/predictor/types.ts';
 import { createRng } from '../core/rng.ts';
@@ -51,6 +59,11 @@ export interface TrainedPredictor {
   readonly record: IterationRecord;
   readonly runId: string;
   readonly trainRows: number;
+  readonly seed: number;
+  readonly featureLength: number;
+  readonly spaceSpec: Record<string, unknown> | undefined;
+  /** The run's dataset.jsonl, recorded (with its hash) as the training data. */
+  readonly datasetFile: string;
 }
 
 export interface RunLoopOptions {
@@ -375,20 +388,61 @@ async function trainAndEvaluate(
       record,
       runId: state.runId,
       trainRows: train.length,
+      seed,
+      featureLength: encoder.length,
+      spaceSpec: params.spaceSpec,
+      datasetFile: store.path('dataset'),
     });
   }
   return record;
 }
 
 /**
- * Saves the iteration's predictor with the predictor store (predictor.json + predictor.onnx),
- * replacing the previous iteration's.
+ * Saves the iteration's predictor with the predictor store (predictor.json + predictor.onnx,
+ * the format `esm predict` and the API load), replacing the previous iteration's.
  */
 export async function savePredictorFiles(dir: string, predictor: TrainedPredictor): Promise<void> {
-  const { mkdir, writeFile } = await import('node:fs/promises');
-  await mkdir(dir, { recursive: true });
-  await writeFile(
-    `${dir}/predictor.json`,
-    `${JSON.stringify({ space: predictor.space.name, encoding: predictor.encoding, runId: predictor.runId, iteration: predictor.record.iteration, trainRows: predictor.trainRows, metrics: predictor.record.overall }, null, 2)}\n`,
-  );
+  const { createHash } = await import('node:crypto');
+  const { readFile } = await import('node:fs/promises');
+  const { savePredictor } = await import('./predictor-store.ts');
+  const { record, fit } = predictor;
+  const data = await readFile(predictor.datasetFile);
+  const json: PredictorJson = {
+    format: PREDICTOR_FORMAT,
+    version: PREDICTOR_VERSION,
+    space:
+      predictor.spaceSpec === undefined
+        ? { name: predictor.space.name }
+        : { name: predictor.space.name, spec: predictor.spaceSpec },
+    features: { kind: 'encoding', encoding: predictor.encoding, length: predictor.featureLength },
+    model: modelToJson(predictor.regressor),
+    onnx: { file: PREDICTOR_ONNX, input: ONNX_INPUT, output: ONNX_OUTPUT },
+    training: {
+      seed: predictor.seed,
+      n_train: record.samples.train,
+      n_test: record.samples.test,
+      seconds: fit.seconds,
+      epochs: fit.epochs,
+      backend: (fit as { backend?: string }).backend,
+      options: { runId: predictor.runId, iteration: record.iteration },
+      data: {
+        file: predictor.datasetFile,
+        sha256: createHash('sha256').update(data).digest('hex'),
+        rows: record.samples.train + record.samples.test,
+      },
+      created_at: record.finishedAt,
+    },
+    metrics: {
+      test: {
+        n: record.overall.n,
+        accuracy: record.overall.accuracy,
+        within5: record.overall.within5,
+        within10: record.overall.within10,
+        rmse_ms: record.overall.rmse_ms,
+        spearman: record.overall.spearman,
+      },
+      bins: record.bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.test, accuracy: b.accuracy })),
+    },
+  };
+  await savePredictor(dir, json);
 }

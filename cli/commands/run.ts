@@ -93,7 +93,9 @@ async function newRun(options: RunOptions): Promise<RunStore> {
       ...(options.runs !== undefined && { runs: options.runs }),
       ...(options.warmup !== undefined && { warmup: options.warmup }),
       ...(options.threads !== undefined && { threads: options.threads }),
-      ...(options.maxDrift !== undefined && { maxReferenceDrift: options.maxDrift }),
+      // The paper's 3 % holds on a dedicated device; the embedded one shares this machine's
+      // cores, where reference models drift 20-30 % under load (docs/run.md).
+      maxReferenceDrift: options.maxDrift ?? (base.device === 'local' ? 0.3 : 0.03),
       // The embedded device shares this machine's cores with everything else running here,
       // so it times CPU time by default; remote devices are dedicated and time wall clock.
       clock: options.clock ?? (base.device === 'local' ? 'cpu' : 'wall'),
@@ -169,7 +171,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads on the device (default 1)', parse.int(1, 256))
     .option(
       '--max-drift <x>',
-      'largest reference-model drift before a batch is unstable (default 0.03)',
+      'largest reference-model drift before a batch is unstable (default 0.3 for local, 0.03 otherwise)',
       parse.number(0.001, 1),
     )
     .option(
