@@ -30,6 +30,9 @@ export class DeviceJobError extends EsmError {
   }
 }
 
+/** The broker could not be reached (wrong URL, broker down, TLS or authorisation refused). */
+export class BrokerConnectionError extends EsmError {}
+
 export interface MqttDispatcherOptions {
   /** Broker to connect to, e.g. `mqtt://127.0.0.1:1883`. Give this or `client`. */
   brokerUrl?: string;
@@ -41,6 +44,8 @@ export interface MqttDispatcherOptions {
   onStatus?: (status: StatusMessage) => void;
   /** Results and errors kept for `awaitResult` calls that come after them. @default 1000 */
   bufferLimit?: number;
+  /** How long `ready` waits for the first connection before rejecting. @default 30000 */
+  connectTimeoutMs?: number;
   /** @default silentLogger */
   logger?: Logger;
 }
@@ -59,7 +64,12 @@ const keyOf = (thing: string, batchId: string) => `${thing}\u0000${batchId}`;
 
 /** Connect (or adopt a client) and subscribe; see `MqttDispatcher`. */
 export function createMqttDispatcher(options: MqttDispatcherOptions): MqttDispatcher {
-  const { onStatus, bufferLimit = 1000, logger = silentLogger } = options;
+  const {
+    onStatus,
+    bufferLimit = 1000,
+    connectTimeoutMs = 30_000,
+    logger = silentLogger,
+  } = options;
   if (!options.client && !options.brokerUrl) {
     throw new EsmError('createMqttDispatcher needs brokerUrl or client');
   }
@@ -142,17 +152,29 @@ export function createMqttDispatcher(options: MqttDispatcherOptions): MqttDispat
     client.subscribeAsync({ [resultsFilter]: { qos: 1 }, [statusFilter]: { qos: 1 } });
   const ready = (async () => {
     if (!client.connected) {
-      await new Promise<void>((resolve, reject) => {
-        const onError = (error: Error) => {
-          // Without mqtt.js reconnects an error is final; with them, keep waiting.
-          if (client.options.reconnectPeriod === 0) reject(error);
-        };
-        client.once('connect', () => {
-          client.off('error', onError);
-          resolve();
+      let lastError: Error | undefined;
+      const onError = (error: Error) => {
+        lastError = error;
+      };
+      client.on('error', onError);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            const why = lastError ? `: ${lastError.message}` : '';
+            reject(
+              new BrokerConnectionError(
+                `cannot connect to the MQTT broker ${options.brokerUrl ?? ''} within ${connectTimeoutMs} ms${why}; check the URL, that the broker runs, and the TLS files`,
+              ),
+            );
+          }, connectTimeoutMs);
+          client.once('connect', () => {
+            clearTimeout(timer);
+            resolve();
+          });
         });
-        client.on('error', onError);
-      });
+      } finally {
+        client.off('error', onError);
+      }
     }
     await subscribe();
   })();

@@ -10,6 +10,7 @@ import { type StatusMessage, topics } from '../../core/schemas/protocol.ts';
 import { type Daemon, startDaemon } from '../../device-client/daemon.ts';
 import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
 import {
+  BrokerConnectionError,
   createMqttDispatcher,
   DeviceJobError,
   type MqttDispatcher,
@@ -82,6 +83,19 @@ describe('MQTT dispatcher with a real daemon', () => {
   it('validates a job before sending it', async () => {
     const job = { ...tinyJob('d-invalid'), samples: [] };
     await expect(dispatcher.dispatch('disp-1', job)).rejects.toThrow(/samples/);
+  });
+});
+
+describe('MQTT dispatcher without a broker', () => {
+  it('rejects ready with BrokerConnectionError naming the broker', async () => {
+    const gone = await startBroker();
+    await gone.close();
+    const dispatcher = createMqttDispatcher({ brokerUrl: gone.url, connectTimeoutMs: 300 });
+    const failure = await dispatcher.ready.catch((e) => e);
+    await dispatcher.close();
+
+    expect(failure).toBeInstanceOf(BrokerConnectionError);
+    expect(failure.message).toContain(gone.url);
   });
 });
 
