@@ -5,12 +5,14 @@ import { DatasetFormatError, EsmError, ValidationError } from '../../core/errors
 import { createRng } from '../../core/rng.ts';
 import {
   depthBins,
+  poolItem,
   type SamplingStrategy,
   sampleArchitectures,
+  samplePool,
   samplingStrategies,
 } from '../../core/sampling.ts';
 import { subnetKey } from '../../core/spaces/subnet.ts';
-import type { SearchSpace } from '../../core/spaces/types.ts';
+import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { jsonLines, parse, resolveSpace } from '../common.ts';
 
 interface SampleFlags {
@@ -20,21 +22,27 @@ interface SampleFlags {
   bins: number;
   seed: number;
   exclude?: string;
+  from?: string;
+}
+
+interface ArchLine {
+  readonly subnet: Subnet;
+  /** The line as written in the file. */
+  readonly text: string;
 }
 
 /**
- * Keys of the archs in a JSONL file: dataset lines (`{"arch": ..., "latency_ms": ...}`) or
- * bare native archs (the output of `esm sample`).
+ * The archs of a JSONL file: dataset lines (`{"arch": ..., "latency_ms": ...}`) or bare
+ * native archs (the output of `esm sample`); errors name the file and line.
  */
-async function excludedKeys(space: SearchSpace, file: string): Promise<Set<string>> {
+async function readArchLines(space: SearchSpace, file: string, flag: string): Promise<ArchLine[]> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (cause) {
-    throw new ValidationError('--exclude', `cannot read ${file}`, { cause });
+    throw new ValidationError(flag, `cannot read ${file}`, { cause });
   }
-  const keys = new Set<string>();
-  for (const { line, text: raw } of jsonLines(text)) {
+  return jsonLines(text).map(({ line, text: raw }) => {
     let json: unknown;
     try {
       json = JSON.parse(raw);
@@ -46,19 +54,20 @@ async function excludedKeys(space: SearchSpace, file: string): Promise<Set<strin
         ? (json as { arch: unknown }).arch
         : json;
     try {
-      keys.add(subnetKey(space.parse(arch)));
+      return { subnet: space.parse(arch), text: raw };
     } catch (cause) {
       if (!(cause instanceof EsmError)) throw cause;
       throw new DatasetFormatError(file, line, cause.message, { cause });
     }
-  }
-  return keys;
+  });
 }
 
 export function register(program: Command): void {
   program
     .command('sample')
-    .description('sample distinct architectures of a space; prints one native arch JSON per line')
+    .description(
+      'sample distinct architectures of a space (or lines of a dataset); prints one JSON per line',
+    )
     .requiredOption('--space <name|spec.json>', 'space name (see `esm spaces`) or a spec file')
     .requiredOption('--n <count>', 'number of architectures', parse.int(1, 10_000_000))
     .option(
@@ -78,16 +87,32 @@ export function register(program: Command): void {
       '--exclude <file.jsonl>',
       'never output archs of this file (a dataset or earlier `esm sample` output)',
     )
+    .option(
+      '--from <file.jsonl>',
+      'sample lines of this dataset instead of the space (replay); prints them as written',
+    )
     .action(async (flags: SampleFlags) => {
       const space = await resolveSpace(flags.space);
-      const subnets = sampleArchitectures(space, {
-        n: flags.n,
-        strategy: flags.sampling,
-        bins: depthBins(space, flags.bins),
-        rng: createRng(flags.seed),
-        exclude: flags.exclude ? await excludedKeys(space, flags.exclude) : undefined,
-      });
-      const lines = subnets.map((s) => JSON.stringify(space.toNative(s)));
+      const rng = createRng(flags.seed);
+      const bins = depthBins(space, flags.bins);
+      const exclude = flags.exclude
+        ? new Set(
+            (await readArchLines(space, flags.exclude, '--exclude')).map((l) =>
+              subnetKey(l.subnet),
+            ),
+          )
+        : undefined;
+      let lines: string[];
+      if (flags.from) {
+        const pool = (await readArchLines(space, flags.from, '--from')).map((l) =>
+          poolItem(l.subnet, { text: l.text }),
+        );
+        const options = { n: flags.n, strategy: flags.sampling, bins, rng, exclude };
+        lines = samplePool(pool, options).map((item) => item.text);
+      } else {
+        const options = { n: flags.n, strategy: flags.sampling, bins, rng, exclude };
+        lines = sampleArchitectures(space, options).map((s) => JSON.stringify(space.toNative(s)));
+      }
       process.stdout.write(lines.length ? `${lines.join('\n')}\n` : '');
     });
 }

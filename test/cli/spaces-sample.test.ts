@@ -98,6 +98,45 @@ describe('esm sample', () => {
   });
 });
 
+describe('esm sample --from (replay a dataset)', () => {
+  it('picks distinct dataset lines as written, balanced over the bins', async () => {
+    const space = getSpace('mobilenetv3');
+    const drawn = await esm('sample', '--space', 'mobilenetv3', '--n', '60', '--seed', '9');
+    const dir = await mkdtemp(join(tmpdir(), 'esm-pool-'));
+    const file = join(dir, 'dataset.jsonl');
+    const pool = drawn.stdout
+      .trim()
+      .split('\n')
+      .map((a, i) => `{"arch":${a},"latency_ms":${10 + i}}`);
+    await writeFile(file, `${pool.join('\n')}\n`);
+    const args = [
+      '--space',
+      'mobilenetv3',
+      '--from',
+      file,
+      '--sampling',
+      'balanced',
+      '--bins',
+      '2',
+    ];
+    const picked = await esm('sample', ...args, '--n', '10');
+    expect(picked.code).toBe(0);
+    const lines = picked.stdout.trim().split('\n');
+    expect(new Set(lines).size).toBe(10);
+    for (const l of lines) expect(pool).toContain(l);
+    const bins = depthBins(space, 2);
+    const counts = [0, 0];
+    for (const l of lines) {
+      const b = binOf(bins, depth(space.parse(JSON.parse(l).arch)));
+      counts[b] = (counts[b] ?? 0) + 1;
+    }
+    expect(counts).toEqual([5, 5]);
+    const tooMany = await esm('sample', ...args, '--n', '61');
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.stderr).toContain('n: the pool has 60 unused architectures, fewer than the 61');
+  });
+});
+
 describe('esm spaces and spec files', () => {
   it('lists the built-in spaces with exact cardinalities', async () => {
     const { code, stdout } = await esm('spaces', '--json');
