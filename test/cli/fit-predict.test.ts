@@ -1,0 +1,158 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
+import { createRng } from '../../core/rng.ts';
+import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
+import { randomSubnet } from '../../core/spaces/subnet.ts';
+
+const run = promisify(execFile);
+
+async function esm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run('node', ['bin/esm.js', ...args], { maxBuffer: 1 << 24 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('esm fit / esm predict', () => {
+  let dir: string;
+  let data: string;
+  let lines: { arch: unknown; latency_ms: number }[];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'esm-fit-'));
+    const rng = createRng(11);
+    lines = Array.from({ length: 250 }, () => {
+      const subnet = randomSubnet(mobilenetv3, rng);
+      const latency = syntheticLatencyMs(mobilenetv3, subnet, { noise: 0.01, rng });
+      return { arch: mobilenetv3.toNative(subnet), latency_ms: latency };
+    });
+    data = join(dir, 'data.jsonl');
+    await writeFile(data, lines.map((l) => JSON.stringify(l)).join('\n'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('fits, prints the documented JSON, writes a predictor that esm predict uses', async () => {
+    const out = join(dir, 'predictor');
+    const fit = await esm([
+      'fit',
+      '--space',
+      'mobilenetv3',
+      '--data',
+      data,
+      '--encoding',
+      'fcc',
+      '--train',
+      '200',
+      '--bins',
+      '4',
+      '--seed',
+      '3',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(fit.stderr).toBe('');
+    expect(fit.code).toBe(0);
+    const result = JSON.parse(fit.stdout);
+    expect(Object.keys(result).sort()).toEqual(['bins', 'test', 'train']);
+    expect(Object.keys(result.test).sort()).toEqual(
+      ['accuracy', 'n', 'rmse_ms', 'spearman', 'within10', 'within5'].sort(),
+    );
+    expect(result.test.n).toBe(50);
+    expect(result.train.n).toBe(200);
+    expect(result.train.seconds).toBeGreaterThan(0);
+    expect(result.test.accuracy).toBeGreaterThan(0.93);
+    expect(result.test.spearman).toBeGreaterThan(0.95);
+    expect(result.bins).toHaveLength(4);
+    expect(result.bins.reduce((n: number, b: { n: number }) => n + b.n, 0)).toBe(50);
+    for (const b of result.bins)
+      expect(Object.keys(b).sort()).toEqual(['accuracy', 'hi', 'lo', 'n']);
+
+    const stored = JSON.parse(await readFile(join(out, 'predictor.json'), 'utf8'));
+    expect(stored.training.seed).toBe(3);
+    expect(stored.training.data.rows).toBe(250);
+    expect(stored.metrics.test.accuracy).toBeCloseTo(result.test.accuracy, 12);
+
+    // Dataset lines and bare archs are both accepted.
+    const input = join(dir, 'archs.jsonl');
+    await writeFile(
+      input,
+      `${lines
+        .slice(0, 20)
+        .map((l, i) => JSON.stringify(i % 2 ? l : l.arch))
+        .join('\n')}\n`,
+    );
+    const predicted = await esm(['predict', '--predictor', out, '--in', input]);
+    expect(predicted.code).toBe(0);
+    const values = predicted.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).latency_ms as number);
+    expect(values).toHaveLength(20);
+    const accuracy =
+      values.reduce(
+        (s, v, i) =>
+          s + 1 - Math.abs(v - (lines[i]?.latency_ms as number)) / (lines[i]?.latency_ms as number),
+        0,
+      ) / values.length;
+    expect(accuracy).toBeGreaterThan(0.93);
+  }, 180_000);
+
+  it('reports a bad arch line of esm predict as file:line with the field', async () => {
+    const out = join(dir, 'ridge');
+    const fit = await esm([
+      'fit',
+      '--space',
+      'mobilenetv3',
+      '--data',
+      data,
+      '--model',
+      'ridge',
+      '--out',
+      out,
+    ]);
+    expect(fit.code).toBe(0);
+    expect(fit.stdout).toMatch(/test on 50 held-out rows: accuracy \d+\.\d+ %/);
+
+    const input = join(dir, 'bad.jsonl');
+    const bad = { ...(lines[1]?.arch as object), d: [2, 3, 9, 2, 2] };
+    await writeFile(input, `${JSON.stringify(lines[0]?.arch)}\n${JSON.stringify(bad)}\n`);
+    const predicted = await esm(['predict', '--predictor', out, '--in', input]);
+    expect(predicted.code).toBe(2);
+    expect(predicted.stderr).toMatch(
+      new RegExp(`${input.replace(/[.]/g, '\\.')}:2: d\\[2\\]: got 9, allowed values are 2, 3, 4`),
+    );
+  }, 60_000);
+
+  it('refuses conflicting split flags and a missing predictor directory with a clear message', async () => {
+    const both = await esm([
+      'fit',
+      '--space',
+      'mobilenetv3',
+      '--data',
+      data,
+      '--train',
+      '10',
+      '--train-fraction',
+      '0.5',
+    ]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--train: give either --train N or --train-fraction F/);
+
+    const missing = await esm(['predict', '--predictor', join(dir, 'nope'), '--in', data]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(
+      /predictor: cannot read .*predictor\.json; pass a directory written by `esm fit --out DIR`/,
+    );
+  }, 60_000);
+});
