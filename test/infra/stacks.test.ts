@@ -10,6 +10,7 @@ import { Bucket } from 'aws-cdk-lib/aws-s3';
 import type { CfnResource } from 'aws-cdk-lib/core';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DeviceFleet } from '../../infra/constructs/device-fleet.ts';
 import { createEsmApp } from '../../infra/esm-app.ts';
 import { envNames, type FunctionName, functions, tableKeys } from '../../lambdas/manifest.ts';
 import {
@@ -143,6 +144,23 @@ describe('functions', () => {
     }
   });
 
+  it('wires the IoT names, the data endpoint and the state machine into the environment', () => {
+    const env = (name: FunctionName) =>
+      stateless.toJSON().Resources[logicalId(name, 'function')].Properties.Environment.Variables;
+    const idOf = (child: string) =>
+      built.stateless.getLogicalId(built.stateless.fleet.node.findChild(child) as CfnResource);
+    expect(env('apiRegisterDevice')).toMatchObject({
+      [envNames.thingType]: { Ref: idOf('ThingType') },
+      [envNames.devicePolicy]: { Ref: idOf('DevicePolicy') },
+      [envNames.iotDataEndpoint]: {
+        'Fn::GetAtt': [expect.stringMatching(/DataEndpoint/), 'endpointAddress'],
+      },
+    });
+    expect(env('apiStartRun')[envNames.stateMachineArn]).toEqual({
+      Ref: expect.stringMatching(/StateMachine/),
+    });
+  });
+
   it('gives every function a log group with a retention', () => {
     const groups = Object.values(stateless.findResources('AWS::Logs::LogGroup'));
     expect(groups.length).toBeGreaterThanOrEqual(Object.keys(functions).length);
@@ -262,6 +280,14 @@ describe('IoT', () => {
       DestinationConfig: { OnFailure: { Destination: Match.anyValue() } },
     });
   });
+});
+
+it('skips the endpoint lookup when the data endpoint is given', () => {
+  const stack = new Stack(new App(), 'Fleet');
+  new DeviceFleet(stack, 'Devices', { dataEndpoint: 'abc-ats.iot.eu-west-1.amazonaws.com' });
+  const template = Template.fromStack(stack);
+  template.resourceCountIs('Custom::AWS', 0);
+  template.resourceCountIs('AWS::IoT::Policy', 1);
 });
 
 describe('state machine', () => {
