@@ -4,7 +4,12 @@ import { ValidationError } from '../../core/errors.ts';
 import { measurementSettings } from '../../core/schemas/protocol.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
 import { deviceFacts } from '../../device-client/device-facts.ts';
-import { type ExecutionProvider, measureGraph, pinToCpus } from '../../device-client/measure.ts';
+import {
+  type ExecutionProvider,
+  measureGraph,
+  pinToCpus,
+  useRealtimePriority,
+} from '../../device-client/measure.ts';
 import { extremeArchs } from '../../device-client/references.ts';
 import { parse, resolveSpace, writeJson } from '../common.ts';
 
@@ -17,6 +22,7 @@ interface MeasureOptions {
   batchSize?: number;
   seed: number;
   pin?: string;
+  realtime?: boolean;
   executionProvider: ExecutionProvider;
   clock?: 'wall' | 'cpu';
   json?: boolean;
@@ -69,6 +75,10 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of the random weights', parse.int(0), 0)
     .option('--pin <cpus>', 'pin the process to these CPUs with taskset, e.g. 1 or 0-3')
     .option(
+      '--realtime',
+      'run at real-time priority (chrt -f; needs root or CAP_SYS_NICE) so no process preempts a run',
+    )
+    .option(
       '--execution-provider <ep>',
       'cpu, or cuda with the GPU build of onnxruntime-node',
       parse.oneOf(['cpu', 'cuda'] as const),
@@ -97,16 +107,30 @@ export function register(program: Command): void {
           `warning: could not pin to CPUs ${options.pin} (taskset missing or refused)\n`,
         );
       }
+      const realtime = options.realtime ? useRealtimePriority() : false;
+      if (options.realtime && !realtime) {
+        process.stderr.write(
+          'warning: could not set real-time priority (needs root or CAP_SYS_NICE)\n',
+        );
+      }
       const { executionProvider, seed } = options;
       const result = await measureGraph(graph, { ...settings, seed, executionProvider });
       const device = deviceFacts('local', { executionProvider });
       if (options.json) {
-        return writeJson({ space: space.name, arch, settings, pinned, ...result, device });
+        return writeJson({
+          space: space.name,
+          arch,
+          settings,
+          pinned,
+          realtime,
+          ...result,
+          device,
+        });
       }
       const s = result.stats;
       process.stdout.write(
         [
-          `${space.name} at ${graph.resolution}x${graph.resolution}, batch ${settings.batchSize}, ${settings.threads} thread(s), ${executionProvider}, ${settings.clock ?? 'wall'} clock${pinned ? `, pinned to ${options.pin}` : ''}`,
+          `${space.name} at ${graph.resolution}x${graph.resolution}, batch ${settings.batchSize}, ${settings.threads} thread(s), ${executionProvider}, ${settings.clock ?? 'wall'} clock${pinned ? `, pinned to ${options.pin}` : ''}${realtime ? ', real-time priority' : ''}`,
           `  median ${ms(s.median_ms)}  mean ${ms(s.mean_ms)}  std ${ms(s.std_ms)}  min ${ms(s.min_ms)}  max ${ms(s.max_ms)}`,
           `  runs kept ${s.runs} of ${settings.runs} (outlier rule: median + 3 scaled MADs), warm-up ${settings.warmup}`,
           `  overhead (not timed): build ${result.overheadMs.build.toFixed(1)} ms, session ${result.overheadMs.session.toFixed(1)} ms`,
