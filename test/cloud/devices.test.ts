@@ -4,6 +4,11 @@
  * record the device in DynamoDB. Bad input is refused with the field named and writes
  * nothing; a half-done registration is rolled back.
  */
+
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import {
   CreatePolicyCommand,
   CreateThingCommand,
@@ -17,8 +22,13 @@ import {
   ListThingPrincipalsCommand,
   ListThingsCommand,
 } from '@aws-sdk/client-iot';
+import { App, Stack } from 'aws-cdk-lib';
+import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handlerCode } from '../../infra/constructs/lambda-code.ts';
+import { projectRoot } from '../../infra/esm-app.ts';
 import { createDevicesTable } from '../../lambdas/adapters/devices-table.ts';
 import { createIotRegistry } from '../../lambdas/adapters/iot-registry.ts';
 import { handler as listDevices } from '../../lambdas/handlers/api-list-devices.ts';
@@ -26,7 +36,7 @@ import {
   createRegisterDeviceHandler,
   handler as registerDevice,
 } from '../../lambdas/handlers/api-register-device.ts';
-import { envNames } from '../../lambdas/manifest.ts';
+import { envNames, functions } from '../../lambdas/manifest.ts';
 import {
   type Emulator,
   type EsmResources,
@@ -278,4 +288,37 @@ describe('device registration', () => {
     const rows = await scanAll(resources.devicesTable);
     expect(rows.map((r) => r.thing)).not.toContain('half-made');
   });
+});
+
+describe('the deployed bundle', () => {
+  it('registers a device when bundled by infra/ (esbuild, ESM, SDK inside)', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    // Prepare: bundle exactly as `cdk synth` does, into a temporary cloud assembly.
+    const outdir = mkdtempSync(path.join(tmpdir(), 'esm-bundle-'));
+    try {
+      const app = new App({ outdir });
+      new NodejsFunction(new Stack(app, 'Bundle'), 'Register', {
+        ...handlerCode(functions.apiRegisterDevice, { projectRoot }),
+        runtime: Runtime.NODEJS_22_X,
+        architecture: Architecture.ARM_64,
+      });
+      app.synth();
+      const asset = readdirSync(outdir).find((name) => name.startsWith('asset.'));
+      expect(asset).toBeDefined();
+      const bundled = (await import(
+        pathToFileURL(path.join(outdir, asset ?? '', 'index.mjs')).href
+      )) as { handler: typeof registerDevice };
+      // Act
+      const created = await call(
+        bundled.handler,
+        event('POST', '/devices', { thing: 'bundled-1' }),
+      );
+      const again = await call(bundled.handler, event('POST', '/devices', { thing: 'bundled-1' }));
+      // Assess: error class names survive minification (keepNames), as Retry/Catch need.
+      expect(created.statusCode).toBe(201);
+      expect(again).toMatchObject({ statusCode: 409, body: { error: 'DeviceExistsError' } });
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
