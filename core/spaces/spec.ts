@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { ArchValidationError, ValidationError } from '../errors.ts';
 import { denseLayer, transition } from './densenet.ts';
 import { GraphBuilder, type Tensor } from './graph-builder.ts';
+import { builtInSpaces } from './index.ts';
 import { mbconv } from './mobilenetv3.ts';
 import { bottleneck } from './resnet50.ts';
 import { checkChoice, checkObject, checkResolution } from './subnet.ts';
@@ -44,13 +45,13 @@ const unitBase = {
   /** Output channels, or a choice of them made once per unit (like OFA ResNet's stage width). */
   width: z.union([positiveInt, values(positiveInt)]),
   stride: z.union([z.literal(1), z.literal(2)]),
-  act: activation.default('relu'),
 };
 
 const unitSchema = z.discriminatedUnion('block', [
   z.strictObject({
     ...unitBase,
     block: z.literal('mbconv'),
+    act: activation.default('relu'),
     se: z.boolean().default(false),
     choices: z
       .strictObject({
@@ -72,6 +73,7 @@ const unitSchema = z.discriminatedUnion('block', [
   z.strictObject({
     ...unitBase,
     block: z.literal('conv'),
+    act: activation.default('relu'),
     choices: z.strictObject({ kernel: kernels.optional() }).default({}),
   }),
   z.strictObject({
@@ -116,6 +118,13 @@ export const spaceSpec = z
       .default({ act: 'relu', classes: 1000 }),
   })
   .superRefine((spec, ctx) => {
+    if (builtInSpaces.has(spec.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['name'],
+        message: `"${spec.name}" is a built-in space; choose another name so datasets stay unambiguous`,
+      });
+    }
     spec.units.forEach((unit, u) => {
       if (unit.maxDepth < unit.minDepth) {
         ctx.addIssue({
@@ -291,7 +300,7 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
       unit.blocks.forEach((block, i) => {
         const stride = i === 0 ? def.stride : 1;
         const kernel = block.kernel as number;
-        const act: Activation = def.act;
+        const act: Activation = 'act' in def ? def.act : 'relu';
         switch (def.block) {
           case 'mbconv':
             x = mbconv(g, x, {

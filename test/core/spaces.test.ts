@@ -383,6 +383,11 @@ describe('spec spaces', () => {
     expect(() => spaceFromSpec(spec([conv], { resolutions: [] }))).toThrow(/^resolutions: /);
     expect(() => spaceFromSpec({ resolutions: [64], units: [conv] })).toThrow(/^name: /);
     expect(() => spaceFromSpec(spec([]))).toThrow(/^units: /);
+    expect(() => spaceFromSpec({ ...spec([conv]), name: 'resnet50' })).toThrow(
+      /^name: "resnet50" is a built-in space/,
+    );
+    const bottleneck = { ...conv, block: 'bottleneck', act: 'h_swish' };
+    expect(() => spaceFromSpec(spec([bottleneck]))).toThrow(/^units\[0\]: Unrecognized key: "act"/);
   });
 
   it('names the wrong arch field', () => {
