@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import {
   measureGraph,
   pinToCpus,
   summarizeTimings,
+  useRealtimePriority,
 } from '../../device-client/measure.ts';
 import { extremeArchs } from '../../device-client/references.ts';
 import { commandWorks } from '../support/services.ts';
@@ -119,4 +121,14 @@ describe('pinToCpus', () => {
       expect(allowed()).toBe(availableParallelism() === 1 ? '0' : all);
     },
   );
+
+  it.runIf(commandWorks('chrt', ['--help']))('sets real-time priority where allowed', () => {
+    const policy = () => execFileSync('chrt', ['-p', String(process.pid)], { encoding: 'utf8' });
+    try {
+      if (useRealtimePriority()) expect(policy()).toMatch(/SCHED_FIFO/);
+      else expect(policy()).not.toMatch(/SCHED_FIFO/); // no CAP_SYS_NICE: reported, not faked
+    } finally {
+      execFileSync('chrt', ['-o', '-p', '0', String(process.pid)], { stdio: 'ignore' });
+    }
+  });
 });
