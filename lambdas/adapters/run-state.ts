@@ -5,7 +5,11 @@
  * - a run is created once (`attribute_not_exists(runId)`);
  * - a planned sample is written once and never overwrites a measurement;
  * - a result marks a sample measured only while it is pending, and the run's `measured`
- *   counter moves in the same transaction, so a duplicate delivery never double-counts.
+ *   counter moves by the number of such writes only, so a duplicate delivery never
+ *   double-counts.
+ * No transactions: per-sample transactions against the one run item conflict with each
+ * other under concurrent deliveries (TransactionConflict in DynamoDB; moto 5.2 even rolls
+ * back whole tables, losing concurrent writes).
  */
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
@@ -14,7 +18,6 @@ import {
   PutCommand,
   QueryCommand,
   type QueryCommandInput,
-  TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from '../../core/errors.ts';
@@ -43,7 +46,7 @@ export interface RunRecord {
   /** How many times the current iteration's samples were published. */
   readonly attempts: number;
   readonly dispatchedAt?: string;
-  /** Samples measured over the whole run; moved only together with a pending -> measured write. */
+  /** Samples measured over the whole run; moved only by pending -> measured writes. */
   readonly measured: number;
   /** Job ids whose results the device flagged unstable. */
   readonly unstableBatches?: readonly string[];
@@ -110,9 +113,7 @@ export function documentClient(): DynamoDBDocumentClient {
 function isConditionFailure(error: unknown): boolean {
   const name = (error as { name?: string }).name;
   return (
-    error instanceof ConditionalCheckFailedException ||
-    name === 'ConditionalCheckFailedException' ||
-    name === 'TransactionCanceledException'
+    error instanceof ConditionalCheckFailedException || name === 'ConditionalCheckFailedException'
   );
 }
 
@@ -304,9 +305,9 @@ export function createRunState(options: RunStateOptions) {
     },
 
     /**
-     * Records a device result once. Each sample goes from pending to measured in a
-     * transaction with the run's `measured` counter; a sample already measured is a
-     * duplicate delivery and stays as first recorded. An unstable batch records nothing but
+     * Records a device result once. Each sample goes from pending to measured with a
+     * conditional write; a sample already measured is a duplicate delivery and stays as
+     * first recorded. An unstable batch records nothing but
      * its job id, so the workflow can re-dispatch it.
      * @throws ValidationError (field `runId`) when the run does not exist.
      */
@@ -335,53 +336,71 @@ export function createRunState(options: RunStateOptions) {
       await forEachLimited(result.samples, concurrency, async ({ id, stats }) => {
         try {
           await db.send(
-            new TransactWriteCommand({
-              TransactItems: [
-                {
-                  Update: {
-                    TableName: samplesTable(),
-                    Key: { runId: result.runId, sampleId: id },
-                    UpdateExpression:
-                      'SET #st = :measured, latencyMs = :lat, stats = :stats, thing = :thing, batchId = :batch, measuredAt = :at',
-                    ConditionExpression: 'attribute_exists(sampleId) AND #st = :pending',
-                    ExpressionAttributeNames: { '#st': 'status' },
-                    ExpressionAttributeValues: {
-                      ':measured': 'measured',
-                      ':pending': 'pending',
-                      ':lat': stats.median_ms,
-                      ':stats': stats,
-                      ':thing': result.thing,
-                      ':batch': result.batchId,
-                      ':at': result.finishedAt,
-                    },
-                  },
-                },
-                {
-                  Update: {
-                    TableName: runsTable(),
-                    Key: { runId: result.runId },
-                    UpdateExpression: 'ADD measured :one SET updatedAt = :u',
-                    ExpressionAttributeValues: { ':one': 1, ':u': now() },
-                  },
-                },
-              ],
+            new UpdateCommand({
+              TableName: samplesTable(),
+              Key: { runId: result.runId, sampleId: id },
+              UpdateExpression:
+                'SET #st = :measured, latencyMs = :lat, stats = :stats, thing = :thing, batchId = :batch, measuredAt = :at',
+              ConditionExpression: 'attribute_exists(sampleId) AND #st = :pending',
+              ExpressionAttributeNames: { '#st': 'status' },
+              ExpressionAttributeValues: {
+                ':measured': 'measured',
+                ':pending': 'pending',
+                ':lat': stats.median_ms,
+                ':stats': stats,
+                ':thing': result.thing,
+                ':batch': result.batchId,
+                ':at': result.finishedAt,
+              },
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             }),
           );
           recorded += 1;
         } catch (error) {
           if (!isConditionFailure(error)) throw error;
-          const existing = await db.send(
-            new GetCommand({
-              TableName: samplesTable(),
-              Key: { runId: result.runId, sampleId: id },
-              ConsistentRead: true,
-            }),
-          );
-          if (existing.Item === undefined) rejected.push(id);
-          else duplicates += 1;
+          const old = (error as { Item?: unknown }).Item;
+          const exists =
+            old !== undefined ||
+            (
+              await db.send(
+                new GetCommand({
+                  TableName: samplesTable(),
+                  Key: { runId: result.runId, sampleId: id },
+                  ConsistentRead: true,
+                }),
+              )
+            ).Item !== undefined;
+          if (exists) duplicates += 1;
+          else rejected.push(id);
         }
       });
+      if (recorded > 0) {
+        // Only the writes that won their condition move the counter, so a repeated delivery
+        // never double-counts. A crash between the two writes can leave it short; the train
+        // task re-derives it from the samples (`setMeasured`).
+        await db.send(
+          new UpdateCommand({
+            TableName: runsTable(),
+            Key: { runId: result.runId },
+            UpdateExpression: 'ADD measured :n SET updatedAt = :u',
+            ExpressionAttributeValues: { ':n': recorded, ':u': now() },
+          }),
+        );
+      }
       return { recorded, duplicates, rejected, unstable: false };
+    },
+
+    /** Re-derives the run's `measured` counter from its samples (the samples are the truth). */
+    async setMeasured(runId: string, measured: number): Promise<void> {
+      await db.send(
+        new UpdateCommand({
+          TableName: runsTable(),
+          Key: { runId },
+          UpdateExpression: 'SET measured = :n, updatedAt = :u',
+          ConditionExpression: 'attribute_exists(runId)',
+          ExpressionAttributeValues: { ':n': measured, ':u': now() },
+        }),
+      );
     },
 
     /** Stores an iteration summary; a retried train task overwrites its own iteration only. */

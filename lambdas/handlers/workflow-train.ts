@@ -174,6 +174,7 @@ export function createTrainHandler(
       'application/json',
     );
     await state.putIteration({ ...record, runId, predictorId });
+    await state.setMeasured(runId, measured.length);
     if (record.stop) {
       await state.updateRun(runId, {
         status: record.converged ? 'converged' : 'max-iter',

@@ -147,6 +147,26 @@ describe('DynamoDB run state', () => {
     ]);
   });
 
+  it('counts concurrent duplicate deliveries once', async ({ skip }) => {
+    if (!emulator) skip();
+    const state = createRunState({ tables: resources });
+    await state.createRun({ runId: 'race', thing: 'pi-1', space: 'mobilenetv3', params: {} });
+    const ids = Array.from({ length: 12 }, (_, i) => `r${i}`);
+    await state.putSamples('race', planned(ids));
+    const message = result(
+      'race',
+      'b0',
+      ids.map((id, i) => [id, i + 1]),
+    );
+
+    const outcomes = await Promise.all([1, 2, 3].map(() => state.recordResult(message)));
+
+    expect(outcomes.reduce((n, o) => n + o.recorded, 0)).toBe(12);
+    expect(outcomes.reduce((n, o) => n + o.duplicates, 0)).toBe(24);
+    expect((await state.getRun('race'))?.measured).toBe(12);
+    expect(await state.listSamples('race', { status: 'pending' })).toEqual([]);
+  });
+
   it('rejects samples that are not part of the run and results of unknown runs', async ({
     skip,
   }) => {
