@@ -1,4 +1,5 @@
 import { Duration, Stack } from 'aws-cdk-lib';
+import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { CfnPolicy, CfnThingType, CfnTopicRule } from 'aws-cdk-lib/aws-iot';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
@@ -61,6 +62,16 @@ export class DeviceFleet extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
+    // A message here is a lost measurement: make it visible in the CloudWatch console.
+    this.deadLetters
+      .metricApproximateNumberOfMessagesVisible()
+      .createAlarm(this, 'DeadLettersAlarm', {
+        alarmDescription: 'Device results or ingestion events ended in the dead-letter queue',
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
     NagSuppressions.addResourceSuppressions(this.deadLetters, [
       {
         id: 'AwsSolutions-SQS3',

@@ -1,4 +1,5 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, LogLevel, StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
@@ -41,6 +42,13 @@ export class Workflow extends Construct {
       logs: { destination: logGroup, level: LogLevel.ALL, includeExecutionData: true },
     });
     for (const fn of Object.values(props.tasks) as IFunction[]) fn.grantInvoke(this.stateMachine);
+    this.stateMachine.metricFailed().createAlarm(this, 'FailedRunsAlarm', {
+      alarmDescription: 'An ESM run failed; GET /runs/{id} holds the error',
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
     NagSuppressions.addResourceSuppressions(
       this.stateMachine,
       [

@@ -275,6 +275,11 @@ describe('IoT', () => {
       SourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('ResultsRule'), 'Arn'] },
     });
     stateless.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
+    stateless.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
     stateless.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       FunctionName: { Ref: ingest },
       DestinationConfig: { OnFailure: { Destination: Match.anyValue() } },
