@@ -60,7 +60,7 @@ async function spaceOf(params: RunParams): Promise<SearchSpace> {
   return spaceFromSpec(params.spaceSpec);
 }
 
-async function newRun(options: RunOptions): Promise<RunStore> {
+async function newRunParams(options: RunOptions): Promise<{ params: RunParams; out: string }> {
   if (!options.space) {
     throw new ValidationError('space', 'give --space NAME (see `esm spaces`) or --resume DIR');
   }
@@ -109,7 +109,7 @@ async function newRun(options: RunOptions): Promise<RunStore> {
       'runs',
       `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '')}-${name}`,
     );
-  return RunStore.create(out, params);
+  return { params, out };
 }
 
 function pct(x: number | null): string {
@@ -184,19 +184,28 @@ export function register(program: Command): void {
     .option('--broker <url>', 'MQTT broker of a thing:NAME device, e.g. mqtt://host:1883')
     .option('--json', 'print the result as JSON on stdout')
     .action(async (options: RunOptions) => {
-      const store = options.resume ? RunStore.open(options.resume) : await newRun(options);
-      const params = store.state.params;
+      const resumed = options.resume ? RunStore.open(options.resume) : undefined;
+      const fresh = resumed ? undefined : await newRunParams(options);
+      const params = resumed?.state.params ?? (fresh as { params: RunParams }).params;
       const space = await spaceOf(params);
       const progress = createProgress({ lines: !options.json });
       let measureBar: ProgressBar | undefined;
       let trainBar: ProgressBar | undefined;
       let jobBase = 0;
+      // Open the device before creating the run directory, so a bad --device leaves nothing behind.
       const device = await openDevice(params.device, {
         space,
         broker: options.broker ?? params.broker,
         replayDelayMs: replayDelay(),
         onProgress: (_batchId, done) => measureBar?.update(jobBase + done),
       });
+      let store: RunStore;
+      try {
+        store = resumed ?? RunStore.create((fresh as { out: string }).out, params);
+      } catch (error) {
+        await device.close();
+        throw error;
+      }
       let stopping = false;
       const onSigint = () => {
         if (stopping) process.exit(130);

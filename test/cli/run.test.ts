@@ -1,0 +1,106 @@
+/**
+ * `esm run` end to end through the CLI: a tiny run on the embedded device (broker, daemon and
+ * real onnxruntime timing in-process), and the JSON contract of `--json`.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parsePredictorJson } from '../../core/predictor/artifact.ts';
+
+const esm = join(import.meta.dirname, '..', '..', 'bin', 'esm.js');
+const dir = mkdtempSync(join(tmpdir(), 'esm-cli-run-'));
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [esm, ...args], { encoding: 'utf8', timeout: 170_000 });
+}
+
+describe('esm run --device local', () => {
+  it('measures real ONNX models over MQTT, trains, and writes predictor and report', () => {
+    const out = join(dir, 'local');
+    // Tiny budget: 8 + 4 networks at small resolution through the whole loop.
+    const result = run([
+      'run',
+      '--space',
+      'mobilenetv3',
+      '--n-init',
+      '12',
+      '--n-step',
+      '4',
+      '--max-iter',
+      '2',
+      '--bins',
+      '2',
+      '--test-fraction',
+      '0.25',
+      '--runs',
+      '3',
+      '--warmup',
+      '1',
+      '--max-drift',
+      '1',
+      '--chunk-size',
+      '8',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(result.stderr).not.toMatch(/^error/m);
+    expect(result.status).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    expect(Object.keys(summary).sort()).toEqual([
+      'bins',
+      'converged',
+      'history',
+      'iterations',
+      'predictor',
+      'samples',
+    ]);
+    expect(summary.samples).toBeGreaterThanOrEqual(12);
+    expect(summary.bins).toHaveLength(2);
+    for (const b of summary.bins)
+      expect(Object.keys(b).sort()).toEqual(['accuracy', 'hi', 'lo', 'n']);
+    expect(summary.history).toHaveLength(summary.iterations);
+    expect(summary.predictor).toBe(join(out, 'predictor'));
+
+    const dataset = readFileSync(join(out, 'dataset.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(dataset).toHaveLength(summary.samples);
+    for (const line of dataset) {
+      expect(line.latency_ms).toBeGreaterThan(0);
+      expect(line.device).toMatch(/onnxruntime/);
+    }
+    const predictor = parsePredictorJson(
+      JSON.parse(readFileSync(join(summary.predictor, 'predictor.json'), 'utf8')),
+    );
+    expect(predictor.space.name).toBe('mobilenetv3');
+    expect(existsSync(join(summary.predictor, 'predictor.onnx'))).toBe(true);
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('data-chart="scatter"');
+  }, 180_000);
+
+  it('rejects a bad flag with the flag and the fix, and an unknown device', () => {
+    const bad = run(['run', '--space', 'mobilenetv3', '--sampling', 'uniform']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--sampling.*random, balanced/);
+    const device = run([
+      'run',
+      '--space',
+      'mobilenetv3',
+      '--device',
+      'gpu0',
+      '--out',
+      join(dir, 'bad'),
+    ]);
+    expect(device.status).toBe(2);
+    expect(device.stderr).toMatch(/device: unknown device "gpu0"; use local, dataset:FILE/);
+  });
+
+  it('refuses to resume a directory that is not a run', () => {
+    const result = run(['run', '--resume', dir]);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/resume: .* has no state.json/);
+  });
+});
