@@ -289,6 +289,30 @@ describe('esm-device daemon over aedes', () => {
     await proxy.close();
   });
 
+  it('subscribes again after a broker restart that lost its session', async () => {
+    const own = await startBroker();
+    const port = own.port;
+    const d = await daemon('restart-1', { broker: own.url });
+    await own.close();
+    const again = await startBroker({ port });
+    try {
+      const watcher = await recorder(again.url, [topics.results('restart-1')]);
+      const online = await recorder(again.url, [topics.status('restart-1')]);
+      await online.next((m) => field(m, 'state') === 'idle', 10_000);
+      await watcher.client.publishAsync(
+        topics.jobs('restart-1'),
+        JSON.stringify(tinyJob('b-restart')),
+        { qos: 1 },
+      );
+      const reply = await watcher.next((m) => field(m, 'batchId') === 'b-restart', 60_000);
+      expect(resultMessage.parse(reply.json).thing).toBe('restart-1');
+      await Promise.all([watcher.close(), online.close()]);
+    } finally {
+      await d.stop();
+      await again.close();
+    }
+  });
+
   it('stops cleanly on SIGTERM after the current sample and publishes offline', async () => {
     const thing = 'sigterm-1';
     const child = spawn(
