@@ -62,7 +62,9 @@ interface RawLine {
 /** Parses a dataset file's text; throws `DatasetFormatError` at the first bad line. */
 export function parseDataset(text: string, options: ParseDatasetOptions): Dataset {
   const { space, file, duplicates = 'average' } = options;
+  // A byte-order mark (spreadsheet exports) would otherwise end up in the first header name.
   const lines = text
+    .replace(/^\uFEFF/, '')
     .split('\n')
     .map((t, i) => ({ line: i + 1, text: t.replace(/\r$/, '') }))
     .filter((l) => l.text.trim().length > 0);
@@ -212,6 +214,13 @@ function toRow(raw: RawLine, space: SearchSpace, file: string): DatasetRow {
     throw new DatasetFormatError(file, raw.line, `field ${field}: ${issue?.message}; ${hint}`);
   }
   const { arch, latency_ms, ...extra } = result.data;
+  if (extra.space !== undefined && extra.space !== space.name) {
+    throw new DatasetFormatError(
+      file,
+      raw.line,
+      `field space: the line was measured in space "${extra.space}" but the dataset is read as "${space.name}"; pass --space ${extra.space} or remove the line`,
+    );
+  }
   let subnet: Subnet;
   try {
     subnet = space.parse(arch);

@@ -48,6 +48,12 @@ describe('parseDataset', () => {
     expect(rows[0]?.extra).toEqual({ device: 'rtx4090', runs: 50 });
   });
 
+  it('accepts a CSV with a byte-order mark and a line of its own space', () => {
+    const text = `\uFEFFarch,latency_ms,space\n${csvQuote(archJson)},4,mobilenetv3\n`;
+    const { rows } = parseDataset(text, { space, file: 'excel.csv' });
+    expect(rows.map((r) => r.latencyMs)).toEqual([4]);
+  });
+
   it('round-trips formatDatasetLine output', () => {
     const rng = createRng(3);
     const subnets = Array.from({ length: 20 }, () => randomSubnet(space, rng));
@@ -163,6 +169,12 @@ describe('parseDataset', () => {
         /^b\.csv:2: field latency_ms/,
       ],
       ['empty file', '\n\n', 'c.jsonl', /^c\.jsonl:1: the dataset is empty/],
+      [
+        'a line of another space',
+        JSON.stringify({ arch, latency_ms: 2, space: 'resnet50' }),
+        'a.jsonl',
+        /^a\.jsonl:1: field space: .*"resnet50" but the dataset is read as "mobilenetv3"; pass --space resnet50/,
+      ],
     ];
     for (const [what, text, file, pattern] of cases) {
       it(what, () => {
