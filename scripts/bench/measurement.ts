@@ -146,7 +146,11 @@ function extremes(space: SearchSpace): { name: string; subnet: Subnet }[] {
 }
 
 async function spaces(): Promise<void> {
-  console.log(`spaces: settings ${JSON.stringify(settings)}; load average before: ${load()}`);
+  const pinned = values.pin !== 'none' && pinToCpus(values.pin);
+  const realtime = values.realtime && useRealtimePriority();
+  console.log(
+    `spaces: settings ${JSON.stringify(settings)}, pinned ${pinned}, real-time ${realtime}; load average before: ${load()}`,
+  );
   const { builtInSpaces } = await import('../../core/spaces/index.ts');
   for (const space of builtInSpaces.values()) {
     for (const { name, subnet } of extremes(space)) {
