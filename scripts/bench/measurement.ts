@@ -97,6 +97,7 @@ async function stability(): Promise<void> {
       '--pin',
       values.pin,
     ];
+    if (values.realtime) args.push('--realtime');
     args.push('--runs', String(settings.runs), '--warmup', String(settings.warmup));
     args.push('--threads', String(settings.threads), '--clock', settings.clock);
     const out = spawnSync(process.execPath, args, { encoding: 'utf8' });
