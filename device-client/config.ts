@@ -38,6 +38,11 @@ export const deviceConfig = z
     /** onnxruntime execution provider (`cuda` needs `--onnxruntime-node-install=cuda12`). */
     executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    /**
+     * Directory where results wait until the broker acknowledges them, so that a crash or power
+     * loss does not lose a measured batch. Memory only when absent.
+     */
+    stateDir: z.string().min(1).optional(),
   })
   .refine((c) => (c.cert === undefined) === (c.key === undefined), {
     path: ['key'],
@@ -67,6 +72,7 @@ export const configSources: Record<Key, { flag: string; env: string }> = {
   progressIntervalMs: { flag: '--progress-interval-ms', env: 'ESM_PROGRESS_INTERVAL_MS' },
   executionProvider: { flag: '--execution-provider', env: 'ESM_EXECUTION_PROVIDER' },
   logLevel: { flag: '--log-level', env: 'ESM_LOG_LEVEL' },
+  stateDir: { flag: '--state-dir', env: 'ESM_STATE_DIR' },
 };
 
 const keys = Object.keys(configSources) as Key[];

@@ -9,13 +9,16 @@
  *   arrive when it is back;
  * - a result stays in `pending` until the broker acknowledges it (PUBACK) and is published again
  *   after every reconnect until then, so a job interrupted by a disconnect is still reported,
- *   whole, exactly as measured;
+ *   whole, exactly as measured; with `stateDir` it is also kept on disk, so not even a crash or
+ *   power loss between measuring and the acknowledgement loses it;
  * - a job delivered twice (at-least-once delivery, or a platform retry) is recognised by
  *   (runId, batchId): a finished one gets its result again, a queued or running one is ignored.
  *
  * Reconnection is ours, not mqtt.js's fixed `reconnectPeriod`: exponential backoff with jitter,
  * so a fleet does not reconnect in lockstep after a broker outage.
  */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ValidationError } from '../core/errors.ts';
 import type { Clock, Logger } from '../core/ports.ts';
@@ -273,6 +276,28 @@ export function createDaemon(
     });
   };
 
+  const stateFile = (result: ResultMessage) =>
+    config.stateDir
+      ? join(config.stateDir, `${encodeURIComponent(`${result.runId}__${result.batchId}`)}.json`)
+      : undefined;
+
+  /** Write-then-rename, so a crash mid-write never leaves a half result to re-send. */
+  const saveResult = (result: ResultMessage) => {
+    const file = stateFile(result);
+    if (!file) return;
+    try {
+      writeFileSync(`${file}.tmp`, JSON.stringify(result));
+      renameSync(`${file}.tmp`, file);
+    } catch (error) {
+      logger.warn('cannot keep the result on disk', { file, error: (error as Error).message });
+    }
+  };
+
+  const forgetResult = (result: ResultMessage) => {
+    const file = stateFile(result);
+    if (file) rmSync(file, { force: true });
+  };
+
   const publishResult = (result: ResultMessage) => {
     const key = batchKey(result);
     const entry = { result, inFlight: true };
@@ -282,9 +307,32 @@ export function createDaemon(
         entry.inFlight = false;
       } else if (pending.get(key) === entry) {
         pending.delete(key);
+        forgetResult(result);
         logger.info('result acknowledged', { batchId: result.batchId });
       }
     });
+  };
+
+  /** Results a previous process measured but could not deliver: sent on the first connect. */
+  const loadSavedResults = (dir: string) => {
+    mkdirSync(dir, { recursive: true });
+    for (const name of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(readFileSync(join(dir, name), 'utf8'));
+      } catch {
+        raw = undefined;
+      }
+      const parsed = resultMessage.safeParse(raw);
+      if (!parsed.success || parsed.data.thing !== thing) {
+        logger.warn('ignoring a saved file that is not a result of this thing', { file: name });
+        continue;
+      }
+      const key = batchKey(parsed.data);
+      remember(key, { result: parsed.data });
+      pending.set(key, { result: parsed.data, inFlight: false });
+      logger.info('result from a previous run will be sent', { batchId: parsed.data.batchId });
+    }
   };
 
   const remember = (key: string, outcome: Outcome) => {
@@ -336,6 +384,7 @@ export function createDaemon(
     active.delete(key);
     if (outcome.result) {
       remember(key, outcome);
+      saveResult(outcome.result);
       logger.info('job finished', {
         batchId: job.batchId,
         unstable: outcome.result.quality.unstable,
@@ -421,6 +470,8 @@ export function createDaemon(
       });
     }, delay);
   };
+
+  if (config.stateDir) loadSavedResults(config.stateDir);
 
   client.on('connect', (connack) => {
     attempt = 0;

@@ -38,6 +38,7 @@ const describe: Record<keyof typeof configSources, string> = {
   progressIntervalMs: 'fewest ms between two progress messages (default 1000)',
   executionProvider: 'onnxruntime execution provider: cpu or cuda (default cpu)',
   logLevel: 'debug, info, warn or error (default info)',
+  stateDir: 'directory keeping results until the broker acknowledges them (default: memory)',
 };
 
 async function main(argv: readonly string[]): Promise<void> {

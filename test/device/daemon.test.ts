@@ -3,7 +3,7 @@
  * real ONNX models with the real job runner (tiny MobileNetV3 subnets at resolution 128).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -286,6 +286,45 @@ describe('esm-device daemon over aedes', () => {
     await platform.next((m) => isOnline(m) && m !== firstOnline);
     await d.stop();
     expect(d.unacknowledged).toBe(0);
+    await proxy.close();
+  });
+
+  it('keeps an unacknowledged result on disk and sends it after a restart', async () => {
+    const thing = 'disk-1';
+    const dir = mkdtempSync(join(tmpdir(), 'esm-device-state-'));
+    const proxy = await cuttableProxy(broker.port);
+    let finished: () => void = () => {};
+    const measured = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    const first = await daemon(
+      thing,
+      { broker: `mqtt://127.0.0.1:${proxy.port}`, stateDir: dir },
+      {
+        flushTimeoutMs: 300,
+        runJob: async (job, o) => {
+          proxy.cut(); // the device loses the network (or power) before it can report
+          const result = await runJob(job, o);
+          finished();
+          return result;
+        },
+      },
+    );
+    await publishJob(thing, tinyJob('b-disk'));
+    await measured;
+    await first.stop();
+    expect(first.unacknowledged).toBe(1);
+    expect(readdirSync(dir)).toHaveLength(1);
+    expect(platform.messages.some(isResult(thing, 'b-disk'))).toBe(false);
+
+    await daemon(thing, { stateDir: dir });
+    const reply = await platform.next(isResult(thing, 'b-disk'), 30_000);
+    expect(resultMessage.parse(reply.json).samples).toHaveLength(1);
+    const deadline = Date.now() + 5000;
+    while (readdirSync(dir).length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(readdirSync(dir)).toEqual([]);
     await proxy.close();
   });
 
