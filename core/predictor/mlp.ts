@@ -3,10 +3,11 @@
  * to generalise from a few hundred to a few thousand measured networks:
  *
  * - inputs are standardised with the training rows' mean and standard deviation;
- * - a linear base model (ridge regression on the same inputs, solved in closed form) carries
- *   most of the latency: either on log latency or on latency in ms (with FCC's
- *   resolution-scaled counts, latency is close to linear in ms), whichever variant and
- *   penalty has the lower relative error on the validation split;
+ * - a linear base model carries most of the latency: the ridge baseline (ridge.ts, its
+ *   penalty cross-validated) on log latency or on latency in ms (with FCC's
+ *   resolution-scaled counts, latency is close to linear in ms), whichever variant has the
+ *   lower relative error on the validation split, then refitted on all training rows. The
+ *   default MLP therefore starts from exactly the ridge baseline of the same data;
  * - the MLP learns the rest as a multiplicative correction: its target is
  *   log(latency / base), standardised, and it starts from a zero output layer (so from the
  *   base model). Errors are judged relative, which a squared error in log space matches.
@@ -20,6 +21,8 @@
  */
 import { ValidationError } from '../errors.ts';
 import { createRng, type Rng } from '../rng.ts';
+import { createRidge } from './ridge.ts';
+import { fitStandardiser, type Standardiser } from './standardise.ts';
 import type { DenseLayer, EpochProgress, Trainer, TrainSet } from './trainer.ts';
 import { defaultTrainer, forward } from './trainer.ts';
 import type { FitReport, Matrix, Regressor } from './types.ts';
@@ -85,30 +88,6 @@ export interface MlpFitReport extends FitReport {
   readonly base: { readonly space: 'log' | 'ms'; readonly penalty: number };
 }
 
-const PENALTIES = [1e-4, 1e-3, 1e-2, 1e-1, 1];
-
-function columnStats(
-  x: Matrix,
-  rows: readonly number[],
-): { mean: Float64Array; scale: Float64Array } {
-  const mean = new Float64Array(x.cols);
-  const scale = new Float64Array(x.cols);
-  for (const r of rows) {
-    for (let c = 0; c < x.cols; c++)
-      mean[c] = (mean[c] as number) + (x.data[r * x.cols + c] as number);
-  }
-  for (let c = 0; c < x.cols; c++) mean[c] = (mean[c] as number) / rows.length;
-  for (const r of rows) {
-    for (let c = 0; c < x.cols; c++) {
-      const d = (x.data[r * x.cols + c] as number) - (mean[c] as number);
-      scale[c] = (scale[c] as number) + d * d;
-    }
-  }
-  // A constant column would divide by zero; scale 1 leaves it at 0 after centring.
-  for (let c = 0; c < x.cols; c++) scale[c] = Math.sqrt((scale[c] as number) / rows.length) || 1;
-  return { mean, scale };
-}
-
 function standardised(
   x: Matrix,
   rows: readonly number[],
@@ -125,40 +104,40 @@ function standardised(
   return out;
 }
 
-/** Solves the symmetric positive definite system `a w = b` by Cholesky decomposition. */
-function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Array {
-  const l = Float64Array.from(a);
-  for (let j = 0; j < n; j++) {
-    let d = l[j * n + j] as number;
-    for (let k = 0; k < j; k++) d -= (l[j * n + k] as number) ** 2;
-    const root = Math.sqrt(Math.max(d, 1e-12));
-    l[j * n + j] = root;
-    for (let i = j + 1; i < n; i++) {
-      let s = l[i * n + j] as number;
-      for (let k = 0; k < j; k++) s -= (l[i * n + k] as number) * (l[j * n + k] as number);
-      l[i * n + j] = s / root;
-    }
-  }
-  const y = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = b[i] as number;
-    for (let k = 0; k < i; k++) s -= (l[i * n + k] as number) * (y[k] as number);
-    y[i] = s / (l[i * n + i] as number);
-  }
-  const w = new Float64Array(n);
-  for (let i = n - 1; i >= 0; i--) {
-    let s = y[i] as number;
-    for (let k = i + 1; k < n; k++) s -= (l[k * n + i] as number) * (w[k] as number);
-    w[i] = s / (l[i * n + i] as number);
-  }
-  return w;
+function rowsOf(x: Matrix, rows: readonly number[]): Matrix {
+  const data = new Float64Array(rows.length * x.cols);
+  rows.forEach((r, i) => {
+    data.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols);
+  });
+  return { rows: rows.length, cols: x.cols, data };
 }
 
-function concat(a: Float64Array, b: Float64Array): Float64Array {
-  const out = new Float64Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+/**
+ * `log` or `ms` for `auto`: both ridge variants are fitted on the training split and the one
+ * with the lower relative error on the validation split wins.
+ */
+async function chooseBaseSpace(
+  choice: Exclude<MlpBase, 'none'>,
+  x: Matrix,
+  latencyMs: Float64Array,
+  trainRows: readonly number[],
+  valRows: readonly number[],
+  floorMs: number,
+): Promise<'log' | 'ms'> {
+  if (choice !== 'auto') return choice;
+  const yTrain = Float64Array.from(trainRows, (r) => latencyMs[r] as number);
+  let best: { space: 'log' | 'ms'; error: number } | undefined;
+  for (const space of ['log', 'ms'] as const) {
+    const ridge = createRidge({ target: space === 'log' ? 'log' : 'linear' });
+    await ridge.fit(rowsOf(x, trainRows), yTrain);
+    const predicted = await ridge.predict(rowsOf(x, valRows));
+    let error = 0;
+    valRows.forEach((r, i) => {
+      error += Math.abs(Math.max(predicted[i] as number, floorMs) / (latencyMs[r] as number) - 1);
+    });
+    if (!best || error < best.error) best = { space, error };
+  }
+  return (best as { space: 'log' | 'ms' }).space;
 }
 
 function dot(z: Float64Array, row: number, w: Float64Array): number {
@@ -171,67 +150,6 @@ function dot(z: Float64Array, row: number, w: Float64Array): number {
 function baseMs(base: MlpBaseModel, z: Float64Array, row: number): number {
   const b = base.bias + dot(z, row, base.weights);
   return base.space === 'log' ? Math.exp(b) : Math.max(b, base.floorMs);
-}
-
-/** Ridge fits of the allowed spaces and penalties; the lowest validation relative error wins. */
-function fitBase(
-  choice: MlpBase,
-  zTrain: Float64Array,
-  yTrain: Float64Array,
-  zVal: Float64Array,
-  yVal: Float64Array,
-  cols: number,
-  penalties: readonly number[] = PENALTIES,
-): MlpBaseModel {
-  const n = yTrain.length;
-  const floorMs = 0.5 * Math.min(...yTrain);
-  const logs = yTrain.map(Math.log);
-  if (choice === 'none') {
-    const bias = logs.reduce((a, b) => a + b, 0) / n;
-    return { space: 'log', weights: new Float64Array(cols), bias, floorMs, penalty: 0 };
-  }
-  const gram = new Float64Array(cols * cols);
-  for (let r = 0; r < n; r++) {
-    for (let i = 0; i < cols; i++) {
-      const zi = zTrain[r * cols + i] as number;
-      if (zi === 0) continue;
-      for (let j = 0; j <= i; j++) {
-        gram[i * cols + j] = (gram[i * cols + j] as number) + zi * (zTrain[r * cols + j] as number);
-      }
-    }
-  }
-  for (let i = 0; i < cols; i++) {
-    for (let j = 0; j < i; j++) gram[j * cols + i] = gram[i * cols + j] as number;
-  }
-  const spaces: ('log' | 'ms')[] = choice === 'auto' ? ['log', 'ms'] : [choice];
-  let best: { model: MlpBaseModel; error: number } | undefined;
-  for (const space of spaces) {
-    const t = space === 'log' ? logs : yTrain;
-    const bias = t.reduce((a, b) => a + b, 0) / n;
-    // Inputs are centred on the training rows, so the intercept is the target's mean.
-    const rhs = new Float64Array(cols);
-    for (let r = 0; r < n; r++) {
-      const tr = (t[r] as number) - bias;
-      for (let i = 0; i < cols; i++)
-        rhs[i] = (rhs[i] as number) + (zTrain[r * cols + i] as number) * tr;
-    }
-    for (const penalty of penalties) {
-      const a = gram.map((v) => v / n);
-      for (let i = 0; i < cols; i++) a[i * cols + i] = (a[i * cols + i] as number) + penalty;
-      const weights = solveSpd(
-        a,
-        rhs.map((v) => v / n),
-        cols,
-      );
-      const model: MlpBaseModel = { space, weights, bias, floorMs, penalty };
-      let error = 0;
-      for (let r = 0; r < yVal.length; r++) {
-        error += Math.abs(baseMs(model, zVal, r) / (yVal[r] as number) - 1);
-      }
-      if (!best || error < best.error) best = { model, error };
-    }
-  }
-  return (best as { model: MlpBaseModel }).model;
 }
 
 /** He-normal hidden layers and a zero output layer (the MLP starts as the base model). */
@@ -359,27 +277,42 @@ export class MlpRegressor implements Regressor {
     const valRows = order.slice(0, nVal);
     const trainRows = order.slice(nVal);
 
-    const { mean: inputMean, scale: inputScale } = columnStats(x, trainRows);
+    // The base is the ridge baseline itself (cross-validated penalty), refitted on every
+    // training row, so the MLP starts exactly where the ridge model is.
+    const floorMs = 0.5 * Math.min(...latencyMs);
+    let baseModel: MlpBaseModel;
+    let standardiser: Standardiser;
+    if (base === 'none') {
+      standardiser = fitStandardiser(x);
+      const meanLog = latencyMs.reduce((sum, v) => sum + Math.log(v), 0) / latencyMs.length;
+      baseModel = {
+        space: 'log',
+        weights: new Float64Array(x.cols),
+        bias: meanLog,
+        floorMs,
+        penalty: 0,
+      };
+    } else {
+      const space = await chooseBaseSpace(base, x, latencyMs, trainRows, valRows, floorMs);
+      const ridge = createRidge({ target: space === 'log' ? 'log' : 'linear' });
+      await ridge.fit(x, latencyMs);
+      const json = ridge.toJSON();
+      standardiser = json.standardiser;
+      baseModel = {
+        space,
+        weights: Float64Array.from(json.weights),
+        bias: json.intercept,
+        floorMs,
+        penalty: json.lambda,
+      };
+    }
+    const inputMean = Float64Array.from(standardiser.means);
+    const inputScale = Float64Array.from(standardiser.scales);
     const norm = { inputMean, inputScale };
     const zTrain = standardised(x, trainRows, norm);
     const zVal = standardised(x, valRows, norm);
     const yTrain = Float64Array.from(trainRows, (r) => latencyMs[r] as number);
     const yVal = Float64Array.from(valRows, (r) => latencyMs[r] as number);
-    // Settings are chosen on the validation split, then the base is refitted on every row:
-    // a linear model is cheap to fit and gains from all the data.
-    const chosen = fitBase(base, zTrain, yTrain, zVal, yVal, x.cols);
-    const baseModel =
-      base === 'none'
-        ? chosen
-        : fitBase(
-            chosen.space,
-            concat(zTrain, zVal),
-            concat(yTrain, yVal),
-            new Float64Array(0),
-            new Float64Array(0),
-            x.cols,
-            [chosen.penalty],
-          );
 
     const logResidual = (z: Float64Array, y: Float64Array) =>
       y.map((v, r) => Math.log(v / baseMs(baseModel, z, r)));

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
+import { fitPredictor } from '../../core/predictor/index.ts';
 import { createMlp, predictWithState } from '../../core/predictor/mlp.ts';
+import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import type { Matrix } from '../../core/predictor/types.ts';
 import { createRng } from '../../core/rng.ts';
+import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
+import { randomSubnet } from '../../core/spaces/subnet.ts';
 
 /** A known latency-like function with interactions a linear model cannot represent. */
 function knownFunction(n: number, seed: number): { x: Matrix; y: Float64Array } {
@@ -42,6 +46,26 @@ describe('MLP regressor', () => {
     expect(mlpAccuracy).toBeGreaterThan(linearAccuracy + 0.02);
     expect(report.epochs).toBeGreaterThan(1);
   }, 180_000);
+
+  it('does not lose to the ridge baseline on the same realistic data and split', async () => {
+    const rng = createRng(21);
+    const rows = Array.from({ length: 700 }, () => {
+      const subnet = randomSubnet(mobilenetv3, rng);
+      return { subnet, latencyMs: syntheticLatencyMs(mobilenetv3, subnet, { noise: 0.01, rng }) };
+    });
+    const common = {
+      space: mobilenetv3,
+      rows,
+      train: 400,
+      data: { file: 'synthetic', sha256: '0'.repeat(64) },
+    };
+
+    const mlp = await fitPredictor({ ...common, model: 'mlp' });
+    const ridge = await fitPredictor({ ...common, model: 'ridge' });
+
+    expect(mlp.test?.accuracy).toBeGreaterThanOrEqual((ridge.test?.accuracy as number) - 1e-3);
+    expect(mlp.test?.accuracy).toBeGreaterThan(0.95);
+  }, 120_000);
 
   it('gives the same predictor for the same data and seed, a different one for another seed', async () => {
     const { x, y } = knownFunction(200, 4);
