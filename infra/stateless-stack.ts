@@ -44,6 +44,7 @@ export class StatelessStack extends Stack {
     ) as Record<WorkflowTask, IFunction>;
     this.workflow = new Workflow(this, 'Workflow', { tasks });
     this.fleet.routeResults(fns.ingestResults);
+    this.fleet.routeStatus(fns.ingestStatus);
 
     const bind = this.functions.bindEnv.bind(this.functions);
     bind('bucket', props.bucket.bucketName);

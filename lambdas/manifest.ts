@@ -125,6 +125,13 @@ export const functions = {
     // runs:write: the run's measured counter moves in the same transaction as each sample.
     access: ['runs:read', 'runs:write', 'samples:read', 'samples:write', 'devices:write'],
   },
+  // IoT topic rule target for esm/devices/+/status (state changes only, not progress).
+  ingestStatus: {
+    entry: 'lambdas/handlers/ingest-status.ts',
+    description: "Record a device's state (online, idle, offline, error) and facts on its record",
+    env: ['devicesTable'],
+    access: ['devices:read', 'devices:write'],
+  },
   // API Gateway routes.
   apiRegisterDevice: {
     entry: 'lambdas/handlers/api-register-device.ts',
@@ -184,3 +191,9 @@ export const tableKeys = {
 
 /** MQTT topic filter of device results, routed by the IoT topic rule to `ingestResults`. */
 export const resultsTopicFilter = 'esm/devices/+/results';
+
+/**
+ * MQTT topic filter of device status messages, routed to `ingestStatus`; progress updates
+ * (`state = 'busy'`, up to one a second) are filtered out in the rule.
+ */
+export const statusTopicFilter = 'esm/devices/+/status';

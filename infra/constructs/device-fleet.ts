@@ -13,7 +13,7 @@ import {
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { topics } from '../../core/schemas/protocol.ts';
-import { resultsTopicFilter } from '../../lambdas/manifest.ts';
+import { resultsTopicFilter, statusTopicFilter } from '../../lambdas/manifest.ts';
 
 /** IoT policy variable: the thing the connecting certificate is attached to. */
 // biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT policy variable, resolved by IoT Core
@@ -35,7 +35,7 @@ export interface DeviceFleetProps {
 /**
  * The IoT side of the device protocol: a thing type for measurement devices, the device
  * policy that confines every device to its own topics, the account's data endpoint, and the
- * topic rule that hands results to the ingestion Lambda.
+ * topic rules that hand results and state changes to their Lambdas.
  */
 export class DeviceFleet extends Construct {
   readonly thingTypeName: string;
@@ -43,6 +43,7 @@ export class DeviceFleet extends Construct {
   readonly dataEndpoint: string;
   /** Where results that the rule could not deliver end up (14 days). */
   readonly deadLetters: Queue;
+  private errorRole?: Role;
 
   constructor(scope: Construct, id: string, props: DeviceFleetProps = {}) {
     super(scope, id);
@@ -85,38 +86,66 @@ export class DeviceFleet extends Construct {
    * queue; so does an event the function failed on after Lambda's asynchronous retries.
    */
   routeResults(ingest: LambdaFunction): CfnTopicRule {
-    const errorRole = new Role(this, 'RuleErrorRole', {
-      assumedBy: new ServicePrincipal('iot.amazonaws.com'),
-      description: 'Lets the results rule put undeliverable messages on the dead-letter queue',
+    // topic() lets the ingestion refuse a result whose payload names another thing.
+    return this.route('ResultsRule', ingest, {
+      description: 'Device measurement results to the ingestion Lambda',
+      sql: `SELECT *, topic() AS topic FROM '${resultsTopicFilter}'`,
     });
-    this.deadLetters.grantSendMessages(errorRole);
-    const rule = new CfnTopicRule(this, 'ResultsRule', {
+  }
+
+  /**
+   * Routes state changes on `esm/devices/+/status` to `ingest`; the rule drops progress
+   * updates (busy with a count), which a device sends up to once a second.
+   */
+  routeStatus(ingest: LambdaFunction): CfnTopicRule {
+    return this.route('StatusRule', ingest, {
+      description: 'Device state changes (online, idle, offline, error) to the devices table',
+      sql:
+        `SELECT *, topic() AS topic FROM '${statusTopicFilter}' ` +
+        "WHERE state <> 'busy' OR isUndefined(progress) OR progress.done = 0",
+    });
+  }
+
+  private route(
+    id: string,
+    target: LambdaFunction,
+    rule: { description: string; sql: string },
+  ): CfnTopicRule {
+    this.errorRole ??= this.createErrorRole();
+    const topicRule = new CfnTopicRule(this, id, {
       topicRulePayload: {
-        description: 'Device measurement results to the ingestion Lambda',
-        // topic() lets the ingestion refuse a result whose payload names another thing.
-        sql: `SELECT *, topic() AS topic FROM '${resultsTopicFilter}'`,
+        ...rule,
         awsIotSqlVersion: '2016-03-23',
         ruleDisabled: false,
-        actions: [{ lambda: { functionArn: ingest.functionArn } }],
+        actions: [{ lambda: { functionArn: target.functionArn } }],
         errorAction: {
           sqs: {
             queueUrl: this.deadLetters.queueUrl,
-            roleArn: errorRole.roleArn,
+            roleArn: this.errorRole.roleArn,
             useBase64: false,
           },
         },
       },
     });
-    ingest.addPermission('InvokeFromResultsRule', {
+    target.addPermission(`InvokeFrom${id}`, {
       principal: new ServicePrincipal('iot.amazonaws.com'),
-      sourceArn: rule.attrArn,
+      sourceArn: topicRule.attrArn,
       sourceAccount: Stack.of(this).account,
     });
-    ingest.configureAsyncInvoke({
+    target.configureAsyncInvoke({
       retryAttempts: 2,
       onFailure: new SqsDestination(this.deadLetters),
     });
-    return rule;
+    return topicRule;
+  }
+
+  private createErrorRole(): Role {
+    const role = new Role(this, 'RuleErrorRole', {
+      assumedBy: new ServicePrincipal('iot.amazonaws.com'),
+      description: 'Lets the topic rules put undeliverable messages on the dead-letter queue',
+    });
+    this.deadLetters.grantSendMessages(role);
+    return role;
   }
 
   private lookUpDataEndpoint(): string {

@@ -7,11 +7,13 @@
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
+  GetCommand,
   PutCommand,
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from '../../core/errors.ts';
+import type { DeviceFacts, StatusMessage } from '../../core/schemas/protocol.ts';
 import { documentClient } from './run-state.ts';
 
 export interface DeviceRecord {
@@ -23,6 +25,11 @@ export interface DeviceRecord {
   readonly certificateArn?: string;
   readonly createdAt: string;
   readonly registeredAt?: string;
+  /** Last state the device reported on its status topic, and when (the message's `at`). */
+  readonly state?: StatusMessage['state'];
+  readonly lastSeenAt?: string;
+  readonly facts?: DeviceFacts;
+  readonly lastError?: NonNullable<StatusMessage['error']>;
 }
 
 export interface DevicesTableOptions {
@@ -47,6 +54,12 @@ export interface DevicesTable {
     identity: Pick<DeviceRecord, 'thingArn' | 'certificateId' | 'certificateArn'>,
   ): Promise<DeviceRecord>;
   release(thing: string): Promise<void>;
+  /**
+   * Records a status message on the device's record. Out-of-order and repeated deliveries
+   * (QoS 1, retained messages) never move the state back: only a newer `at` is written.
+   * @returns 'recorded', 'stale' (an older or equal `at`), or 'unknown' (no such device).
+   */
+  recordStatus(status: StatusMessage): Promise<'recorded' | 'stale' | 'unknown'>;
   /**
    * @param options.limit devices per page; @default 100
    * @param options.cursor `next` of the previous page
@@ -140,6 +153,39 @@ export function createDevicesTable(options: DevicesTableOptions): DevicesTable {
         .catch((error: unknown) => {
           if (!isConditionFailure(error)) throw error;
         });
+    },
+
+    async recordStatus(status) {
+      const values: Record<string, unknown> = { ':state': status.state, ':at': status.at };
+      const sets = ['#state = :state', 'lastSeenAt = :at'];
+      if (status.device !== undefined) {
+        sets.push('facts = :facts');
+        values[':facts'] = status.device;
+      }
+      if (status.error !== undefined) {
+        sets.push('lastError = :error');
+        values[':error'] = status.error;
+      }
+      try {
+        await client.send(
+          new UpdateCommand({
+            TableName,
+            Key: { thing: status.thing },
+            ConditionExpression:
+              'attribute_exists(thing) AND (attribute_not_exists(lastSeenAt) OR lastSeenAt < :at)',
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            ExpressionAttributeNames: { '#state': 'state' },
+            ExpressionAttributeValues: values,
+          }),
+        );
+        return 'recorded';
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+      const existing = await client.send(
+        new GetCommand({ TableName, Key: { thing: status.thing }, ProjectionExpression: 'thing' }),
+      );
+      return existing.Item === undefined ? 'unknown' : 'stale';
     },
 
     async list({ limit = 100, cursor } = {}) {

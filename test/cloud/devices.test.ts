@@ -36,6 +36,7 @@ import {
   createRegisterDeviceHandler,
   handler as registerDevice,
 } from '../../lambdas/handlers/api-register-device.ts';
+import { handler as ingestStatus } from '../../lambdas/handlers/ingest-status.ts';
 import { envNames, functions } from '../../lambdas/manifest.ts';
 import {
   type Emulator,
@@ -287,6 +288,81 @@ describe('device registration', () => {
     expect(await certificateCount()).toBe(certificates);
     const rows = await scanAll(resources.devicesTable);
     expect(rows.map((r) => r.thing)).not.toContain('half-made');
+  });
+});
+
+describe('device status (IoT rule on esm/devices/+/status)', () => {
+  const facts = {
+    thing: 'pi-5',
+    cpu: 'Cortex-A76',
+    cores: 4,
+    accelerator: null,
+    os: 'linux',
+    node: 'v22.1.0',
+    onnxruntime: '1.30.0',
+    executionProvider: 'cpu',
+  };
+  const status = (state: string, at: string, extra: Record<string, unknown> = {}) => ({
+    v: 1,
+    type: 'status',
+    thing: 'pi-5',
+    state,
+    at,
+    topic: 'esm/devices/pi-5/status',
+    ...extra,
+  });
+  const record = async (thing: string) =>
+    (await scanAll(resources.devicesTable)).find((r) => r.thing === thing);
+
+  it('keeps the newest state, last-seen time and facts on the device record', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    const online = await ingestStatus(
+      status('online', '2026-11-28T10:00:00.000Z', { device: facts }),
+      context,
+    );
+    expect(online).toEqual({ outcome: 'recorded' });
+    // A retained or re-delivered older message must not move the state back.
+    const stale = await ingestStatus(status('offline', '2026-11-28T09:00:00.000Z'), context);
+    expect(stale).toEqual({ outcome: 'stale' });
+    expect(await record('pi-5')).toMatchObject({
+      state: 'online',
+      lastSeenAt: '2026-11-28T10:00:00.000Z',
+      facts,
+      status: 'registered',
+    });
+    const listed = await call(listDevices, event('GET', '/devices'));
+    expect(listed.body.devices).toEqual(
+      expect.arrayContaining([expect.objectContaining({ thing: 'pi-5', state: 'online' })]),
+    );
+  });
+
+  it('records nothing for an unregistered device', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    const answer = await ingestStatus(
+      {
+        ...status('online', '2026-11-28T10:00:00.000Z'),
+        thing: 'ghost',
+        topic: 'esm/devices/ghost/status',
+      },
+      context,
+    );
+    expect(answer).toEqual({ outcome: 'unknown' });
+    expect(await record('ghost')).toBeUndefined();
+  });
+
+  it('refuses a status that names another thing than its topic, and a malformed one', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    const before = await record('pi-5');
+    await expect(
+      ingestStatus(
+        { ...status('error', '2026-11-28T11:00:00.000Z'), topic: 'esm/devices/gpu-a100/status' },
+        context,
+      ),
+    ).rejects.toMatchObject({ name: 'ValidationError', field: 'thing' });
+    await expect(
+      ingestStatus(status('exploded', '2026-11-28T11:00:00.000Z'), context),
+    ).rejects.toMatchObject({ name: 'ValidationError', field: 'state' });
+    expect(await record('pi-5')).toEqual(before);
   });
 });
 

@@ -295,6 +295,24 @@ it('skips the endpoint lookup when the data endpoint is given', () => {
   template.resourceCountIs('AWS::IoT::Policy', 1);
 });
 
+it('routes device state changes, not progress updates, to the status function', () => {
+  const ingest = logicalId('ingestStatus', 'function');
+  stateless.hasResourceProperties('AWS::IoT::TopicRule', {
+    TopicRulePayload: {
+      Sql: Match.stringLikeRegexp(
+        "^SELECT \\*, topic\\(\\) AS topic FROM 'esm/devices/\\+/status' WHERE state <> 'busy'",
+      ),
+      Actions: [{ Lambda: { FunctionArn: { 'Fn::GetAtt': [ingest, 'Arn'] } } }],
+      ErrorAction: { Sqs: Match.objectLike({ QueueUrl: Match.anyValue() }) },
+    },
+  });
+  stateless.resourceCountIs('AWS::IoT::TopicRule', 2);
+  // An update, and a read to tell a stale status from an unknown device.
+  expect(actionsOf('ingestStatus')).toEqual(
+    expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:GetItem']),
+  );
+});
+
 describe('state machine', () => {
   it('runs the shared definition with Retry on transient and Catch on named errors', () => {
     const machines = Object.values(stateless.findResources('AWS::StepFunctions::StateMachine'));
