@@ -154,7 +154,7 @@ describe('esm-device daemon over aedes', () => {
       { broker: url, thing: 'unreachable-1', reconnectMinMs: 20, reconnectMaxMs: 160 },
       { logger },
     );
-    await new Promise((r) => setTimeout(r, 700));
+    await new Promise((r) => setTimeout(r, 1000));
     const start = Date.now();
     await d.stop();
 
