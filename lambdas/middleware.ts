@@ -44,6 +44,29 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, prefix
 }
 
 /**
+ * Runs `fn`; a `ValidationError` it throws is thrown again with its field under `prefix`
+ * (`space` -> `body.space`), so API errors name the request field.
+ */
+export function underField<T>(prefix: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof ValidationError && !error.field.startsWith(`${prefix}.`)) {
+      const detail = error.message.startsWith(`${error.field}: `)
+        ? error.message.slice(error.field.length + 2)
+        : error.message;
+      const Class = error.constructor as new (
+        field: string,
+        message: string,
+        options?: { cause?: unknown },
+      ) => ValidationError;
+      throw new Class(`${prefix}.${error.field}`, detail, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/**
  * A Step Functions task: the state input is parsed with `schema`; errors propagate with
  * their names so the state machine's Retry/Catch can tell them apart.
  */

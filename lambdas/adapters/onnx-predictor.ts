@@ -3,14 +3,13 @@
  * never change once written (ids carry the iteration), so the cache needs no invalidation.
  */
 import * as ort from 'onnxruntime-node';
-import { ArchValidationError, ValidationError } from '../../core/errors.ts';
 import type { DatasetStore } from '../../core/ports.ts';
 import { type PredictorJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
 import { createFeaturizer, type Featurizer } from '../../core/predictor/index.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
-import { NotFoundError } from '../middleware.ts';
+import { NotFoundError, underField } from '../middleware.ts';
 import { keys } from '../workflow/run-context.ts';
 import { getJson } from './s3-store.ts';
 
@@ -29,19 +28,7 @@ function spaceOfPredictor(json: PredictorJson): SearchSpace {
 }
 
 function encodeArchs(space: SearchSpace, featurizer: Featurizer, archs: readonly unknown[]) {
-  const subnets = archs.map((arch, i) => {
-    try {
-      return space.parse(arch);
-    } catch (error) {
-      if (error instanceof ValidationError) {
-        const detail = error.message.startsWith(`${error.field}: `)
-          ? error.message.slice(error.field.length + 2)
-          : error.message;
-        throw new ArchValidationError(`body.archs[${i}].${error.field}`, detail, { cause: error });
-      }
-      throw error;
-    }
-  });
+  const subnets = archs.map((arch, i) => underField(`body.archs[${i}]`, () => space.parse(arch)));
   return featurizer.encodeAll(subnets);
 }
 

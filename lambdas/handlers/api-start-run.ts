@@ -10,7 +10,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { ValidationError } from '../../core/errors.ts';
 import { createRunState, documentClient, type RunState } from '../adapters/run-state.ts';
 import { lazy, loadConfig } from '../config.ts';
-import { apiHandler, logger, parseBody } from '../middleware.ts';
+import { apiHandler, logger, parseBody, underField } from '../middleware.ts';
 import {
   cloudRunParams,
   dispatchLimits,
@@ -63,7 +63,7 @@ export function newRunId(now = new Date()): string {
 export function createStartRunHandler(deps: () => StartRunDeps = startRunDeps) {
   return apiHandler(async (event: APIGatewayProxyEvent) => {
     const { limits, ...params } = parseBody(event, startRunBody);
-    const space = spaceOf(params);
+    const space = underField('body', () => spaceOf(params));
     const thing = thingOf(params);
     const { state, deviceExists, start } = deps();
     if (!(await deviceExists(thing))) {

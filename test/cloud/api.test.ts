@@ -1,0 +1,277 @@
+/**
+ * The API handlers and workflow tasks on bad input, against the emulator: every bad request
+ * gets a 4xx naming the field, and nothing is written; tasks throw named errors (the state
+ * machine's Catch matches on the name). Plus `POST /predict` on a stored predictor.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { fitPredictor } from '../../core/predictor/index.ts';
+import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
+import { createRng } from '../../core/rng.ts';
+import { getSpace } from '../../core/spaces/index.ts';
+import { randomSubnet } from '../../core/spaces/subnet.ts';
+import { createS3Store } from '../../lambdas/adapters/s3-store.ts';
+import { loadConfig } from '../../lambdas/config.ts';
+import { handler as getRun } from '../../lambdas/handlers/api-get-run.ts';
+import { handler as listPredictors } from '../../lambdas/handlers/api-list-predictors.ts';
+import { maxPredictBatch, handler as predict } from '../../lambdas/handlers/api-predict.ts';
+import { createStartRunHandler, startRunDeps } from '../../lambdas/handlers/api-start-run.ts';
+import { handler as ingest } from '../../lambdas/handlers/ingest-results.ts';
+import { handler as init } from '../../lambdas/handlers/workflow-init.ts';
+import { keys } from '../../lambdas/workflow/run-context.ts';
+import { loadPredictor, predictorOnnxBytes, savePredictor } from '../../local/predictor-store.ts';
+import { apiEvent, lambdaContext } from '../support/local-sfn.ts';
+import {
+  type Emulator,
+  type EsmResources,
+  listKeys,
+  provisionEsmResources,
+  scanAll,
+  startEmulator,
+} from '../support/moto.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+});
+
+const space = getSpace('mobilenetv3');
+let emulator: Emulator | undefined;
+let resources: EsmResources;
+const started: string[] = [];
+
+const startRun = createStartRunHandler(() => ({
+  ...startRunDeps(),
+  start: async (runId) => {
+    started.push(runId);
+    return `arn:aws:states:us-east-1:123456789012:execution:esm:${runId}`;
+  },
+}));
+
+async function call(handler: unknown, event: unknown) {
+  const fn = handler as (e: unknown, c: unknown) => Promise<{ statusCode: number; body: string }>;
+  const response = await fn(event, lambdaContext('api'));
+  return { status: response.statusCode, body: JSON.parse(response.body) };
+}
+
+const post = (path: string, body: unknown) => apiEvent({ method: 'POST', path, body });
+
+beforeAll(async () => {
+  emulator = await startEmulator();
+  if (!emulator) return;
+  resources = await provisionEsmResources('api');
+  process.env.ESM_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:esm';
+  const db = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+  await db.send(new PutCommand({ TableName: resources.devicesTable, Item: { thing: 'pi-1' } }));
+  db.destroy();
+  // A small stored predictor (ridge: trains in milliseconds) as the train task writes it.
+  const rng = createRng(5);
+  const rows = Array.from({ length: 80 }, () => {
+    const subnet = randomSubnet(space, rng);
+    return { subnet, latencyMs: syntheticLatencyMs(space, subnet) };
+  });
+  const { predictor } = await fitPredictor({
+    space,
+    rows,
+    model: 'ridge',
+    encoding: 'fcc',
+    data: { file: 'synthetic', sha256: '0'.repeat(64) },
+  });
+  const store = createS3Store({ bucket: resources.bucket });
+  await store.put(keys.predictorJson('p-1'), JSON.stringify(predictor));
+  await store.put(keys.predictorOnnx('p-1'), predictorOnnxBytes(predictor));
+  await store.put(keys.latest('mobilenetv3', 'pi-1'), JSON.stringify({ id: 'p-1' }));
+});
+
+afterAll(async () => {
+  await emulator?.stop();
+});
+
+describe('POST /runs', () => {
+  const valid = { space: 'mobilenetv3', device: 'thing:pi-1', nInit: 20 };
+  const bad: [string, unknown, string][] = [
+    ['malformed JSON', '{"space": "mobilenetv3",', 'body'],
+    ['a non-object body', '[1, 2]', 'body'],
+    ['an unknown space', { ...valid, space: 'vgg' }, 'body.space'],
+    ['a bad parameter', { ...valid, nInit: -3 }, 'body.nInit'],
+    ['a bad measurement setting', { ...valid, measurement: { runs: 0 } }, 'body.measurement.runs'],
+    ['a local device', { ...valid, device: 'local' }, 'body.device'],
+    ['an unregistered device', { ...valid, device: 'thing:nobody' }, 'body.device'],
+    ['bad limits', { ...valid, limits: { maxDispatches: 0 } }, 'body.limits.maxDispatches'],
+  ];
+  for (const [what, body, field] of bad) {
+    it(`answers 400 naming the field for ${what}, and writes nothing`, async ({ skip }) => {
+      if (!emulator) skip();
+      const response = await call(startRun, post('/runs', body));
+      expect(response.status).toBe(400);
+      expect(response.body.field).toBe(field);
+      expect(response.body.message).toMatch(new RegExp(`^${field.replace(/[.[\]]/g, '\\$&')}: `));
+      expect(await scanAll(resources.runsTable)).toEqual([]);
+      expect(started).toEqual([]);
+    });
+  }
+
+  it('records a valid run and starts an execution named after it', async ({ skip }) => {
+    if (!emulator) skip();
+    const response = await call(startRun, post('/runs', valid));
+    expect(response.status).toBe(202);
+    expect(started).toEqual([response.body.runId]);
+    const runs = await scanAll(resources.runsTable);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ runId: response.body.runId, thing: 'pi-1', status: 'running' });
+    expect(response.body.params).toMatchObject({ nInit: 20, sampling: 'balanced', seed: 1 });
+
+    const shown = await call(
+      getRun,
+      apiEvent({ method: 'GET', path: '/runs/x', pathParameters: { id: response.body.runId } }),
+    );
+    expect(shown.status).toBe(200);
+    expect(shown.body).toMatchObject({ status: 'running', measured: 0, history: [] });
+  });
+});
+
+describe('GET /runs/{id}', () => {
+  it('answers 404 for an unknown run', async ({ skip }) => {
+    if (!emulator) skip();
+    const response = await call(
+      getRun,
+      apiEvent({ method: 'GET', path: '/runs/nope', pathParameters: { id: 'nope' } }),
+    );
+    expect(response.status).toBe(404);
+    expect(response.body.message).toMatch(/no run "nope"/);
+  });
+});
+
+describe('POST /predict and GET /predictors', () => {
+  const archs = () => {
+    const rng = createRng(8);
+    return Array.from({ length: 5 }, () => space.toNative(randomSubnet(space, rng)));
+  };
+
+  it('predicts like the predictor loaded locally, by id and by space/thing', async ({ skip }) => {
+    if (!emulator) skip();
+    const batch = archs();
+    const byPair = await call(
+      predict,
+      post('/predict', { predictor: 'mobilenetv3/pi-1', archs: batch }),
+    );
+    const byId = await call(predict, post('/predict', { predictor: 'p-1', archs: batch }));
+    expect(byPair.status).toBe(200);
+    expect(byId.body.latency_ms).toEqual(byPair.body.latency_ms);
+
+    const dir = await mkdtemp(join(tmpdir(), 'esm-api-'));
+    const store = createS3Store({ bucket: resources.bucket });
+    const json = JSON.parse(new TextDecoder().decode(await store.get(keys.predictorJson('p-1'))));
+    await savePredictor(dir, json);
+    const local = await loadPredictor(dir);
+    const expected = await local.predict(batch);
+    await local.close();
+    await rm(dir, { recursive: true });
+    byPair.body.latency_ms.forEach((ms: number, i: number) => {
+      expect(Math.abs(ms / (expected[i] as number) - 1)).toBeLessThan(1e-4);
+    });
+
+    const listed = await call(listPredictors, apiEvent({ method: 'GET', path: '/predictors' }));
+    expect(listed.body.predictors).toEqual([
+      expect.objectContaining({ id: 'p-1', space: 'mobilenetv3', encoding: 'fcc', latest: true }),
+    ]);
+  });
+
+  const badPredict: [string, unknown, string | undefined, number][] = [
+    ['malformed JSON', '{"predictor":', 'body', 400],
+    ['no predictor', { archs: [{}] }, 'body.predictor', 400],
+    ['no archs', { predictor: 'p-1', archs: [] }, 'body.archs', 400],
+    [
+      'an oversized batch',
+      { predictor: 'p-1', archs: Array.from({ length: maxPredictBatch + 1 }, () => ({})) },
+      'body.archs',
+      400,
+    ],
+    [
+      'an invalid architecture',
+      { predictor: 'p-1', archs: [{ ks: [3], e: [], d: [2, 2, 2, 2, 2], r: 224 }] },
+      'body.archs[0].ks',
+      400,
+    ],
+    ['a bad predictor reference', { predictor: 'a/b/c', archs: [{}] }, 'body.predictor', 400],
+    ['an unknown predictor', { predictor: 'p-404', archs: [{}] }, undefined, 404],
+    ['an unknown space/thing', { predictor: 'resnet50/pi-1', archs: [{}] }, undefined, 404],
+  ];
+  for (const [what, body, field, status] of badPredict) {
+    it(`answers ${what} with ${status} naming the field, writing nothing`, async ({ skip }) => {
+      if (!emulator) skip();
+      const before = (await listKeys(resources.bucket)).sort();
+      const response = await call(predict, post('/predict', body));
+      expect(response.status).toBe(status);
+      if (field !== undefined) expect(response.body.field).toBe(field);
+      expect((await listKeys(resources.bucket)).sort()).toEqual(before);
+    });
+  }
+
+  it('names the invalid architecture in a batch by its index', async ({ skip }) => {
+    if (!emulator) skip();
+    const batch = [...archs(), { ...(archs()[0] as object), r: 225 }];
+    const response = await call(predict, post('/predict', { predictor: 'p-1', archs: batch }));
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({ error: 'ArchValidationError', field: 'body.archs[5].r' });
+  });
+});
+
+describe('workflow tasks and ingestion throw named errors', () => {
+  it('init rejects an unknown space with UnknownSpaceError', async ({ skip }) => {
+    if (!emulator) skip();
+    const event = { runId: 'r-bad', params: { space: 'vgg', device: 'thing:pi-1' } };
+    await expect(init(event as never, lambdaContext('init') as never)).rejects.toMatchObject({
+      name: 'UnknownSpaceError',
+    });
+    await expect(
+      init({ runId: 'r-bad' } as never, lambdaContext('init') as never),
+    ).rejects.toMatchObject({ name: 'ValidationError', field: 'params' });
+  });
+
+  it('ingestion refuses a result published on another device topic', async ({ skip }) => {
+    if (!emulator) skip();
+    const before = await scanAll(resources.samplesTable);
+    const event = {
+      v: 1,
+      type: 'result',
+      runId: 'r',
+      batchId: 'b',
+      thing: 'pi-1',
+      samples: [],
+      quality: { maxDrift: 0, unstable: false },
+      device: {
+        thing: 'pi-1',
+        cpu: 'x',
+        cores: 1,
+        accelerator: null,
+        os: 'linux',
+        node: 'v20',
+        onnxruntime: '1',
+        executionProvider: 'cpu',
+      },
+      settings: {},
+      startedAt: 'a',
+      finishedAt: 'b',
+      topic: 'esm/devices/pi-2/results',
+    };
+    await expect(ingest(event as never, lambdaContext('ingest') as never)).rejects.toMatchObject({
+      name: 'ValidationError',
+      field: 'thing',
+    });
+    await expect(
+      ingest({ v: 1, type: 'result' } as never, lambdaContext('ingest') as never),
+    ).rejects.toMatchObject({ name: 'ValidationError', field: 'runId' });
+    expect(await scanAll(resources.samplesTable)).toEqual(before);
+  });
+
+  it('configuration fails fast naming the missing variable', () => {
+    expect(() => loadConfig(['bucket', 'runsTable'], { ESM_BUCKET: 'b' })).toThrow(
+      /^ESM_RUNS_TABLE: environment variable is missing or empty/,
+    );
+    expect(loadConfig(['bucket'], { ESM_BUCKET: 'b' })).toEqual({ bucket: 'b' });
+  });
+});
