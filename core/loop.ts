@@ -19,6 +19,7 @@ import {
   type DepthBin,
   extensionWeights,
   type PoolItem,
+  randomDepthDistribution,
   sampleArchitectures,
   samplePool,
 } from './sampling.ts';
@@ -30,7 +31,7 @@ import type {
   RunParams,
   Split,
 } from './schemas/run.ts';
-import { depth, subnetKey } from './spaces/subnet.ts';
+import { depth, depthRange, subnetKey } from './spaces/subnet.ts';
 import type { SearchSpace, Subnet } from './spaces/types.ts';
 
 /** The loop parameters the decisions need (a subset of `RunParams`). */
@@ -88,7 +89,8 @@ export function assignSplits(
 /** Where a batch's architectures come from: the whole space, or a measured pool (replay). */
 export type Source<T extends PoolItem & { arch: Record<string, unknown> }> =
   | { readonly kind: 'space'; readonly space: SearchSpace }
-  | { readonly kind: 'pool'; readonly pool: readonly T[] };
+  /** A measured pool of architectures of `space` (replay of a dataset). */
+  | { readonly kind: 'pool'; readonly pool: readonly T[]; readonly space: SearchSpace };
 
 export interface PlanOptions<T extends PoolItem & { arch: Record<string, unknown> }> {
   readonly source: Source<T>;
@@ -106,11 +108,42 @@ export interface PlanOptions<T extends PoolItem & { arch: Record<string, unknown
   readonly binWeights?: readonly number[];
 }
 
+/**
+ * Share of each bin under `random` sampling (the bell-shaped depth distribution of uniform
+ * per-unit depths).
+ */
+export function randomBinMass(space: SearchSpace, bins: readonly DepthBin[]): number[] {
+  const dist = randomDepthDistribution(space);
+  const min = depthRange(space).min;
+  return bins.map((b) => {
+    let mass = 0;
+    for (let d = b.lo; d <= b.hi; d++) mass += dist[d - min] ?? 0;
+    return mass;
+  });
+}
+
+/**
+ * Bin weights of a batch. `balanced`: the extension weights as given (none: equal counts).
+ * `random`: the random strategy's mass per bin times the extension weights, so that random
+ * sampling keeps its bell-shaped depth distribution in every batch (failing bins still get
+ * w1 times their share), also when replaying a pool that was measured balanced.
+ */
+export function batchBinWeights(
+  space: SearchSpace,
+  params: Pick<LoopParams, 'sampling'>,
+  bins: readonly DepthBin[],
+  binWeights?: readonly number[],
+): readonly number[] | undefined {
+  if (params.sampling !== 'random') return binWeights;
+  return randomBinMass(space, bins).map((m, i) => m * (binWeights?.[i] ?? 1));
+}
+
 function candidatesOf<T extends PoolItem & { arch: Record<string, unknown> }>(
   n: number,
   options: PlanOptions<T>,
 ): Candidate[] {
-  const { source, params, bins, rng, exclude, binWeights } = options;
+  const { source, params, bins, rng, exclude } = options;
+  const binWeights = batchBinWeights(source.space, params, bins, options.binWeights);
   const common = { n, strategy: params.sampling, rng, bins, exclude, binWeights };
   if (source.kind === 'pool') {
     return samplePool(source.pool, common).map((item) => ({

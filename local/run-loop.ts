@@ -161,7 +161,7 @@ export async function runLoop(options: RunLoopOptions): Promise<RunSummary> {
         [...measured.values()].map((m) => space.parse(m.arch)).map(subnetKey),
       );
       const source = device.pool
-        ? ({ kind: 'pool', pool: device.pool } as const)
+        ? ({ kind: 'pool', pool: device.pool, space } as const)
         : ({ kind: 'space', space } as const);
       const previous = history[history.length - 1];
       const batch =

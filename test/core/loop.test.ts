@@ -1,19 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import {
   assignSplits,
+  batchBinWeights,
   binCounts,
   type Candidate,
   decide,
   iterationSeed,
   planExtension,
   planInitialBatch,
+  randomBinMass,
   summariseIteration,
 } from '../../core/loop.ts';
 import { createRng } from '../../core/rng.ts';
 import { depthBins, poolItem } from '../../core/sampling.ts';
 import { runParams } from '../../core/schemas/run.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
-import { randomSubnet } from '../../core/spaces/subnet.ts';
+import { randomSubnet, subnetWithDepth } from '../../core/spaces/subnet.ts';
 
 const params = runParams.parse({ space: 'mobilenetv3', device: 'local' });
 const bins = depthBins(mobilenetv3, 5);
@@ -105,13 +107,41 @@ describe('planInitialBatch and planExtension', () => {
     });
     const keys = new Set(pool.map((p) => p.key));
     const batch = planInitialBatch({
-      source: { kind: 'pool', pool },
+      source: { kind: 'pool', pool, space: mobilenetv3 },
       params: { ...params, nInit: 40 },
       bins,
       rng: createRng(4),
     });
     expect(batch).toHaveLength(40);
     expect(batch.every((b) => keys.has(b.key))).toBe(true);
+  });
+});
+
+describe('batchBinWeights', () => {
+  it('keeps the bell-shaped depth distribution for random sampling, even from a balanced pool', () => {
+    const mass = randomBinMass(mobilenetv3, bins);
+    expect(mass.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 10);
+    // Middle depths are far more likely than the extremes under uniform per-unit depths.
+    expect(mass[2]).toBeGreaterThan(3 * (mass[0] as number));
+    const weights = batchBinWeights(mobilenetv3, { sampling: 'random' }, bins, [1, 1, 1, 1, 3]);
+    expect(weights?.[4]).toBeCloseTo(3 * (mass[4] as number), 12);
+    expect(batchBinWeights(mobilenetv3, { sampling: 'balanced' }, bins)).toBeUndefined();
+
+    const rng = createRng(8);
+    const pool = Array.from({ length: 2000 }, (_, i) => {
+      const s = subnetWithDepth(mobilenetv3, 10 + (i % 11), rng);
+      return poolItem(s, { arch: mobilenetv3.toNative(s) as unknown as Record<string, unknown> });
+    });
+    const batch = planInitialBatch({
+      source: { kind: 'pool', pool, space: mobilenetv3 },
+      params: { ...params, sampling: 'random', nInit: 200 },
+      bins,
+      rng,
+    });
+    const perBin = binCounts(batch, bins).map((c) => c.train + c.test);
+    perBin.forEach((n, b) => {
+      expect(Math.abs(n - 200 * (mass[b] as number))).toBeLessThanOrEqual(1);
+    });
   });
 });
 
