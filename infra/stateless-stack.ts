@@ -59,7 +59,6 @@ export class StatelessStack extends Stack {
       bucket: props.bucket,
       tables: props.tables,
       stateMachine: this.workflow.stateMachine,
-      thingTypeName: this.fleet.thingTypeName,
       devicePolicyName: this.fleet.policyName,
     });
 

@@ -52,8 +52,10 @@ export class EsmApi extends Construct {
       description: 'ESM platform: devices, ESM runs, latency predictors',
       endpointTypes: [EndpointType.REGIONAL],
       defaultMethodOptions: { authorizationType: AuthorizationType.IAM },
+      // The logging role is an account-wide API Gateway setting that other APIs (and other
+      // stages of this app) rely on too: deleting this stack must not unset it.
       cloudWatchRole: true,
-      cloudWatchRoleRemovalPolicy: RemovalPolicy.DESTROY,
+      cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN,
       deployOptions: {
         stageName: 'v1',
         accessLogDestination: new LogGroupLogDestination(accessLogs),

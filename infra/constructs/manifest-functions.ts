@@ -31,7 +31,6 @@ export interface AccessTargets {
   readonly bucket: IBucket;
   readonly tables: Record<TableName, ITable>;
   readonly stateMachine: IStateMachine;
-  readonly thingTypeName: string;
   readonly devicePolicyName: string;
 }
 
@@ -124,7 +123,7 @@ export class ManifestFunctions extends Construct {
           reason:
             'X-Ray PutTraceSegments/PutTelemetryRecords support no resource scoping; bucket reads ' +
             'and writes are scoped to the one artifact bucket (objects need /*); log streams of ' +
-            'the function own log group; IoT resources whose names are not known before ' +
+            "the function's own log group; IoT resources whose names are not known before " +
             'registration (things, certificates) or jobs topics of every device.',
           appliesTo: [
             'Resource::*',
@@ -203,12 +202,6 @@ function grant(fn: IFunction, access: Access, targets: AccessTargets): void {
         new PolicyStatement({
           actions: ['iot:AttachPolicy', 'iot:DetachPolicy'],
           resources: [iotArn(`policy/${targets.devicePolicyName}`)],
-        }),
-      );
-      fn.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['iot:DescribeThingType'],
-          resources: [iotArn(`thingtype/${targets.thingTypeName}`)],
         }),
       );
       // CreateKeysAndCertificate creates a resource whose ARN does not exist yet.
