@@ -20,7 +20,7 @@ export interface StatelessStackProps extends StackProps {
   readonly iotDataEndpoint?: string;
 }
 
-/** Functions, the ESM state machine, IoT (thing type, device policy, rule) and the API. */
+/** Functions, the ESM state machine, IoT (thing type, device policy, rules) and the API. */
 export class StatelessStack extends Stack {
   readonly functions: ManifestFunctions;
   readonly fleet: DeviceFleet;
