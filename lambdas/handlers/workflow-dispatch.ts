@@ -4,7 +4,7 @@
  * ids (`i{iteration}-a{attempt}-c{chunk}`), so results of an unstable or late attempt can be
  * told apart; samples already measured are never sent again.
  */
-import { jobMessage } from '../../core/schemas/protocol.ts';
+import { type JobMessage, jobMessage } from '../../core/schemas/protocol.ts';
 import {
   createIotPublisher,
   createMqttPublisher,
@@ -27,34 +27,54 @@ export const publisherFromEnv = lazy((): JobPublisher => {
   return createIotPublisher({ endpoint: loadConfig(['iotDataEndpoint']).iotDataEndpoint });
 });
 
+/**
+ * Largest job message: IoT Core refuses MQTT messages over 128 KB, so a chunk that would
+ * exceed this is split in halves (user-defined spaces can have large architectures).
+ */
+export const maxJobBytes = 120 * 1024;
+
 /** Prefix of the job ids of one publication of an iteration's batch. */
 export const attemptPrefix = (iteration: number, attempt: number) => `i${iteration}-a${attempt}-`;
+
+export interface DispatchOptions {
+  /** Largest job message in bytes. @default maxJobBytes */
+  readonly maxJobBytes?: number;
+}
 
 export function createDispatchHandler(
   deps: () => WorkflowDeps = workflowDeps,
   publisher: () => JobPublisher = publisherFromEnv,
+  options: DispatchOptions = {},
 ) {
+  const jobLimit = options.maxJobBytes ?? maxJobBytes;
   return workflowTask(iterationInput, async ({ runId, iteration }) => {
     const { state } = deps();
     const { run, params } = await loadRun(state, runId);
     const pending = await state.listSamples(runId, { iteration, status: 'pending' });
     const attempt = (run.iteration === iteration ? run.attempts : 0) + 1;
     const prefix = attemptPrefix(iteration, attempt);
-    const jobs = [];
+    const jobs: JobMessage[] = [];
+    const addJobs = (chunk: typeof pending) => {
+      const job = jobMessage.parse({
+        v: 1,
+        type: 'job',
+        runId,
+        batchId: `${prefix}c${jobs.length}`,
+        space: params.space,
+        spaceSpec: params.spaceSpec,
+        samples: chunk.map((s) => ({ id: s.id, arch: s.arch })),
+        settings: params.measurement,
+      });
+      if (chunk.length > 1 && Buffer.byteLength(JSON.stringify(job)) > jobLimit) {
+        const half = Math.ceil(chunk.length / 2);
+        addJobs(chunk.slice(0, half));
+        addJobs(chunk.slice(half));
+      } else {
+        jobs.push(job);
+      }
+    };
     for (let start = 0; start < pending.length; start += params.chunkSize) {
-      const chunk = pending.slice(start, start + params.chunkSize);
-      jobs.push(
-        jobMessage.parse({
-          v: 1,
-          type: 'job',
-          runId,
-          batchId: `${prefix}c${jobs.length}`,
-          space: params.space,
-          spaceSpec: params.spaceSpec,
-          samples: chunk.map((s) => ({ id: s.id, arch: s.arch })),
-          settings: params.measurement,
-        }),
-      );
+      addJobs(pending.slice(start, start + params.chunkSize));
     }
     // Recorded before publishing: a result may arrive before this task returns.
     await state.updateRun(runId, {
