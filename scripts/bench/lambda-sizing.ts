@@ -2,7 +2,8 @@
  * Sizing of the training Lambda (lambdas/manifest.ts `workflowTrain`: memoryMb, timeout):
  * what the train task does per iteration (encode every measured sample, fit the default
  * MLP, predict the test split, export ONNX) at the dataset sizes a run reaches, with wall
- * time and peak memory (RSS, sampled every 20 ms). Sizes run in ascending order in one
+ * time, CPU time (the honest number on a shared machine) and peak memory (RSS, sampled
+ * every 20 ms). Sizes run in ascending order in one
  * process, so the peak of a size includes what the smaller ones left (the wasm heap only
  * grows), as in a warm Lambda container.
  *
@@ -31,7 +32,9 @@ const sampler = setInterval(() => {
 }, 20);
 
 console.log(`space ${space.name}, fcc encoding, default MLP; node ${process.version}`);
-console.log('samples  train_s  epochs  predict+export_s  total_s  peak_rss_mb  heap_mb');
+console.log(
+  'samples  train_s  train_cpu_s  epochs  predict+export_s  total_s  peak_rss_mb  heap_mb',
+);
 for (const n of sizes) {
   const rng = createRng(n);
   const subnets = Array.from({ length: n }, () => randomSubnet(space, rng));
@@ -40,6 +43,7 @@ for (const n of sizes) {
   );
   const nTrain = Math.round(n * 0.8);
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const featurizer = createFeaturizer(space, { kind: 'encoding', encoding: 'fcc' });
   const regressor = createRegressor('mlp', { mlp: { seed: 1 } });
   const fit = await regressor.fit(
@@ -47,6 +51,7 @@ for (const n of sizes) {
     latency.subarray(0, nTrain),
   );
   const trained = performance.now();
+  const cpu = process.cpuUsage(cpuStarted);
   await regressor.predict(featurizer.encodeAll(subnets.slice(nTrain)));
   const onnx = encodeModel(modelToOnnxGraph(modelToJson(regressor)));
   const done = performance.now();
@@ -55,6 +60,7 @@ for (const n of sizes) {
     [
       String(n).padStart(7),
       ((trained - started) / 1000).toFixed(1).padStart(8),
+      ((cpu.user + cpu.system) / 1e6).toFixed(1).padStart(12),
       String(fit.epochs ?? '-').padStart(7),
       ((done - trained) / 1000).toFixed(2).padStart(17),
       ((done - started) / 1000).toFixed(1).padStart(8),
