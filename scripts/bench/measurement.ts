@@ -173,8 +173,10 @@ async function throughput(): Promise<void> {
     id: `s${i}`,
     arch: space.toNative(randomSubnet(space, rng)) as Record<string, unknown>,
   }));
+  const pinned = values.pin !== 'none' && pinToCpus(values.pin);
+  const realtime = values.realtime && useRealtimePriority();
   console.log(
-    `throughput: ${n} random ${space.name} samples, default settings; load average before: ${load()}`,
+    `throughput: ${n} random ${space.name} samples, settings ${JSON.stringify(settings)}, pinned ${pinned}, real-time ${realtime}; load average before: ${load()}`,
   );
   const start = performance.now();
   const result = await runJob(
