@@ -14,9 +14,11 @@
  *   count is the sum of the two sections, which any model can form.
  * - Global features: per-unit depth, total depth, global choices, the resolution and its
  *   square relative to the space's largest resolution.
- * - Resolution-scaled counts: every count again, multiplied by (r / r_max)^2. A block's
- *   cost grows with its input area, so latency ~ sum of counts x cost x (r / r_max)^2;
- *   with these entries a linear model can represent that interaction directly.
+ * - Area-scaled counts: every count again, multiplied by the area of its unit's feature
+ *   map relative to the same at r_max (`unitAreaScales`: about (r / r_max)^2, but following
+ *   the rounding of strided resolutions). A block's cost grows with its input area, so
+ *   latency ~ sum of counts x cost x area; with these entries a linear model can represent
+ *   that interaction directly.
  */
 import type { SearchSpace } from '../spaces/types.ts';
 import {
@@ -28,6 +30,7 @@ import {
   globalChoiceIndex,
   makeEncoder,
   resolutionIndex,
+  unitAreaScales,
   unitTupleOffset,
 } from './layout.ts';
 
@@ -37,11 +40,19 @@ export interface FccOptions {
    * @default true
    */
   readonly resolutionScaled?: boolean;
+  /**
+   * How counts are scaled: `global` by (r / r_max)^2, `unit` by the unit's own feature-map
+   * area relative to r_max (see `unitAreaScales`).
+   * @default 'unit'
+   */
+  readonly scaling?: 'global' | 'unit';
 }
 
 export function fccEncoder(space: SearchSpace, options: FccOptions = {}): FastEncoder {
-  const { resolutionScaled = true } = options;
+  const { resolutionScaled = true, scaling = 'unit' } = options;
   const compiled = compileSpace(space);
+  const nUnits = space.units.length;
+  const areaScales = scaling === 'unit' ? unitAreaScales(space) : undefined;
   const countLabels: string[] = [];
   const unitOffsets: number[] = [];
   space.units.forEach((unit, u) => {
@@ -59,10 +70,10 @@ export function fccEncoder(space: SearchSpace, options: FccOptions = {}): FastEn
   for (const c of space.globalChoices) labels.push(c.name);
   labels.push('resolution', 'resolution_sq');
   const scaledOffset = labels.length;
-  if (resolutionScaled) for (const l of countLabels) labels.push(`${l}*resolution_sq`);
+  if (resolutionScaled) for (const l of countLabels) labels.push(`${l}*area`);
 
   return makeEncoder('fcc', compiled, labels, (subnet, out, base) => {
-    resolutionIndex(compiled, subnet);
+    const ri = resolutionIndex(compiled, subnet);
     const scale = (subnet.resolution / compiled.maxResolution) ** 2;
     let at = base + globalsOffset;
     let total = 0;
@@ -87,8 +98,13 @@ export function fccEncoder(space: SearchSpace, options: FccOptions = {}): FastEn
     out[at++] = subnet.resolution;
     out[at] = scale;
     if (resolutionScaled) {
-      for (let i = 0; i < nCounts; i++)
-        out[base + scaledOffset + i] = (out[base + i] as number) * scale;
+      for (let u = 0; u < nUnits; u++) {
+        const unitScale = areaScales ? (areaScales[ri * nUnits + u] as number) : scale;
+        const end = u + 1 < nUnits ? (unitOffsets[u + 1] as number) : nCounts;
+        for (let i = unitOffsets[u] as number; i < end; i++) {
+          out[base + scaledOffset + i] = (out[base + i] as number) * unitScale;
+        }
+      }
     }
   });
 }

@@ -224,3 +224,79 @@ export function makeEncoder(
     },
   };
 }
+
+/**
+ * For each resolution (in `space.resolutions` order) and unit, the area of the feature map
+ * that the unit's later blocks run on, relative to the same at the largest resolution:
+ * `scales[resolutionIndex * units + u]`. Strided resolutions round up (ceil(132 / 32) =
+ * ceil(160 / 32) = 5), so this differs from (r / r_max)^2 in the deep units. The space
+ * interface does not expose strides, so the resolution is read off the space's own layer
+ * graph: the layers that one extra block adds to a unit all run at that unit's resolution.
+ * A unit whose depth cannot grow falls back to (r / r_max)^2.
+ */
+export function unitAreaScales(space: SearchSpace): Float64Array {
+  let scales = areaScaleCache.get(space);
+  if (!scales) {
+    scales = computeUnitAreaScales(space);
+    areaScaleCache.set(space, scales);
+  }
+  return scales;
+}
+
+/** Probing builds a few hundred layer graphs; encoders are created per fit and per predict. */
+const areaScaleCache = new WeakMap<SearchSpace, Float64Array>();
+
+function computeUnitAreaScales(space: SearchSpace): Float64Array {
+  const nUnits = space.units.length;
+  const rMax = Math.max(...space.resolutions);
+  const firstValues = (choices: readonly ChoiceDef[]) =>
+    Object.fromEntries(choices.map((c) => [c.name, c.values[0] as number]));
+  const baseDepths = space.units.map((u) => Math.min(u.maxDepth, Math.max(u.minDepth, 1)));
+  const subnetWith = (resolution: number, grow: number): Subnet => ({
+    resolution,
+    globals: firstValues(space.globalChoices),
+    units: space.units.map((unit, u) => ({
+      choices: firstValues(unit.unitChoices),
+      blocks: Array.from({ length: (baseDepths[u] as number) + (u === grow ? 1 : 0) }, () =>
+        firstValues(unit.blockChoices),
+      ),
+    })),
+  });
+  const layerKeys = (subnet: Subnet) => {
+    const counts = new Map<string, number>();
+    for (const node of space.layerGraph(subnet).nodes) {
+      const key = `${node.op}@${node.resolution}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    return counts;
+  };
+  /** Resolution of unit u's later blocks at input resolution r; undefined if unknown. */
+  const unitResolution = (r: number, u: number): number | undefined => {
+    const unit = space.units[u] as UnitDef;
+    if ((baseDepths[u] as number) + 1 > unit.maxDepth) return undefined;
+    const base = layerKeys(subnetWith(r, -1));
+    const added = new Map<number, number>();
+    for (const [key, count] of layerKeys(subnetWith(r, u))) {
+      const extra = count - (base.get(key) ?? 0);
+      if (extra > 0) {
+        const resolution = Number(key.slice(key.indexOf('@') + 1));
+        added.set(resolution, (added.get(resolution) ?? 0) + extra);
+      }
+    }
+    let best: number | undefined;
+    for (const [resolution, count] of added) {
+      if (best === undefined || count > (added.get(best) as number)) best = resolution;
+    }
+    return best;
+  };
+  const reference = space.units.map((_, u) => unitResolution(rMax, u));
+  const scales = new Float64Array(space.resolutions.length * nUnits);
+  space.resolutions.forEach((r, i) => {
+    for (let u = 0; u < nUnits; u++) {
+      const own = unitResolution(r, u);
+      const ref = reference[u];
+      scales[i * nUnits + u] = own !== undefined && ref ? (own / ref) ** 2 : (r / rMax) ** 2;
+    }
+  });
+  return scales;
+}

@@ -7,9 +7,11 @@
  *
  * Table keys are (resolution bucket, unit, first-or-later block, block feature tuple). A
  * unit's first block is keyed apart because it carries the stride and the channel change.
- * Within a bucket a key's cost is scaled by (r / r_ref)^2, r_ref being the bucket's mean
- * resolution, because a block's work grows with its input area; with one bucket the table
- * is a pure area model, with one bucket per resolution it is OFA's per-resolution table.
+ * Within a bucket a key's cost is scaled by its unit's feature-map area relative to the
+ * bucket's mean area for that unit (`unitAreaScales`; the stem/head by (r / r_ref)^2, r_ref
+ * the bucket's mean resolution), because a block's work grows with its input area; with one
+ * bucket the table is a pure area model, with one bucket per resolution it is OFA's
+ * per-resolution table.
  *
  * Only sums are identified: every unit has exactly one first block (when its minimum depth
  * is at least 1), so the stem/head cost can trade against the first-block costs; the ridge
@@ -23,6 +25,7 @@ import {
   combinationLabels,
   compileSpace,
   resolutionIndex,
+  unitAreaScales,
   unitTupleOffset,
 } from '../encodings/layout.ts';
 import { ValidationError } from '../errors.ts';
@@ -79,6 +82,18 @@ export function lutLayout(space: SearchSpace, options: LutLayoutOptions = {}): L
   const compiled = compileSpace(space);
   const buckets = resolutionBuckets(space, count);
   const bucketOf = space.resolutions.map((r) => buckets.findIndex((k) => r >= k.lo && r <= k.hi));
+  const nUnits = space.units.length;
+  const areas = unitAreaScales(space);
+  // Entry scale of unit u at resolution index i: its area over the bucket's mean area.
+  const unitScale = new Float64Array(areas.length);
+  buckets.forEach((_, b) => {
+    const members = space.resolutions.map((_, i) => i).filter((i) => bucketOf[i] === b);
+    for (let u = 0; u < nUnits; u++) {
+      const mean =
+        members.reduce((acc, i) => acc + (areas[i * nUnits + u] as number), 0) / members.length;
+      for (const i of members) unitScale[i * nUnits + u] = (areas[i * nUnits + u] as number) / mean;
+    }
+  });
   const perBucketLabels: string[] = [];
   const unitOffsets: number[] = [];
   space.units.forEach((unit, u) => {
@@ -102,7 +117,8 @@ export function lutLayout(space: SearchSpace, options: LutLayoutOptions = {}): L
     encode(subnet: Subnet): Float64Array {
       checkShape(compiled, subnet);
       const out = new Float64Array(labels.length);
-      const b = bucketOf[resolutionIndex(compiled, subnet)] as number;
+      const ri = resolutionIndex(compiled, subnet);
+      const b = bucketOf[ri] as number;
       const scale = (subnet.resolution / (buckets[b] as ResolutionBucket).ref) ** 2;
       const base = b * width;
       for (let u = 0; u < compiled.units.length; u++) {
@@ -110,12 +126,13 @@ export function lutLayout(space: SearchSpace, options: LutLayoutOptions = {}): L
         const sub = subnet.units[u] as (typeof subnet.units)[number];
         const unitOffset = unitTupleOffset(unit, sub.choices, u);
         const first = base + (unitOffsets[u] as number);
+        const blockScale = unitScale[ri * nUnits + u] as number;
         for (let slot = 0; slot < sub.blocks.length; slot++) {
           const block = sub.blocks[slot] as (typeof sub.blocks)[number];
           const at =
             (slot === 0 ? first : first + unit.combinations) +
             blockTupleIndex(unit, block, unitOffset, u, slot);
-          out[at] = (out[at] as number) + scale;
+          out[at] = (out[at] as number) + blockScale;
         }
       }
       out[base + width - 1] = scale;
@@ -142,10 +159,11 @@ export interface LutOptions {
    */
   readonly lambda?: number;
   /**
-   * Coordinate-descent sweeps for the non-negativity constraint (each costs entries^2).
-   * @default 500
+   * Active-set iterations for the non-negativity constraint (each solves one linear
+   * system of the entries in use).
+   * @default 200
    */
-  readonly maxSweeps?: number;
+  readonly maxIterations?: number;
 }
 
 export const lutJson = z.object({
@@ -181,16 +199,32 @@ function normalEquations(x: Matrix, y: Float64Array) {
   return { gram, rhs };
 }
 
+/** Solves gram[P, P] z = rhs[P] for the index set P (Cholesky). */
+function solveSubset(gram: Float64Array, rhs: Float64Array, p: number, set: readonly number[]) {
+  const k = set.length;
+  const a = new Float64Array(k * k);
+  const b = new Float64Array(k);
+  set.forEach((i, r) => {
+    b[r] = rhs[i] as number;
+    set.forEach((j, c) => {
+      a[r * k + c] = gram[i * p + j] as number;
+    });
+  });
+  return solveSpd(a, b, k);
+}
+
 /**
- * Minimises |Xw - y|^2 + lambda n |w|^2 subject to w >= 0: the unconstrained ridge solution
- * clipped at 0 is the starting point of projected coordinate descent on the normal
- * equations, which usually has little left to do.
+ * Minimises |Xw - y|^2 + lambda n |w|^2 subject to w >= 0 by the Lawson-Hanson active-set
+ * method on the normal equations, warm-started with the entries that are positive in the
+ * unconstrained solution. The table is nearly rank-deficient (only sums are identified), so
+ * first-order methods crawl along the flat directions; the active-set method is exact and
+ * usually needs a handful of steps from the warm start.
  */
 function nonNegativeRidge(
   x: Matrix,
   y: Float64Array,
   lambda: number,
-  maxSweeps: number,
+  maxIterations: number,
 ): Float64Array {
   const full = normalEquations(x, y);
   // Entries no training row uses stay at cost 0 and are left out of the solve.
@@ -207,27 +241,49 @@ function nonNegativeRidge(
   });
   const penalty = Math.max(lambda * x.rows, 1e-9);
   for (let j = 0; j < p; j++) gram[j * p + j] = (gram[j * p + j] as number) + penalty;
-  const w = solveSpd(gram, rhs, p).map((v) => Math.max(0, v));
-  const grad = new Float64Array(p);
-  for (let j = 0; j < p; j++) {
-    let sum = -(rhs[j] as number);
-    for (let k = 0; k < p; k++) sum += (gram[j * p + k] as number) * (w[k] as number);
-    grad[j] = sum;
-  }
-  const scaleY = Math.max(...y.map(Math.abs), 1e-12);
-  for (let sweep = 0; sweep < maxSweeps; sweep++) {
-    let largest = 0;
-    for (let j = 0; j < p; j++) {
-      const ajj = gram[j * p + j] as number;
-      const next = Math.max(0, (w[j] as number) - (grad[j] as number) / ajj);
-      const delta = next - (w[j] as number);
-      if (delta === 0) continue;
-      w[j] = next;
-      for (let k = 0; k < p; k++)
-        grad[k] = (grad[k] as number) + delta * (gram[k * p + j] as number);
-      largest = Math.max(largest, Math.abs(delta) * Math.sqrt(ajj));
+
+  const w = new Float64Array(p);
+  const passive = new Uint8Array(p);
+  const unconstrained = solveSpd(gram, rhs, p);
+  unconstrained.forEach((v, j) => {
+    if (v > 0) passive[j] = 1;
+  });
+  const tolerance = 1e-10 * Math.max(...rhs.map(Math.abs), 1e-12);
+  const members = () => Array.from({ length: p }, (_, j) => j).filter((j) => passive[j] === 1);
+  for (let iteration = 0; ; iteration++) {
+    // Inner loop: move from w towards the passive-set solution, dropping entries that hit 0.
+    for (;;) {
+      const set = members();
+      const z = set.length > 0 ? solveSubset(gram, rhs, p, set) : new Float64Array(0);
+      let alpha = 1;
+      set.forEach((j, r) => {
+        const zj = z[r] as number;
+        if (zj <= 0) alpha = Math.min(alpha, (w[j] as number) / ((w[j] as number) - zj));
+      });
+      set.forEach((j, r) => {
+        w[j] = (w[j] as number) + alpha * ((z[r] as number) - (w[j] as number));
+        if (alpha < 1 && (w[j] as number) <= 1e-15) {
+          w[j] = 0;
+          passive[j] = 0;
+        }
+      });
+      if (alpha === 1) break;
     }
-    if (largest < 1e-10 * scaleY * Math.sqrt(x.rows)) break;
+    if (iteration >= maxIterations) break;
+    // Outer loop: add the active entry whose cost most wants to grow, if any.
+    let best = -1;
+    let bestGradient = tolerance;
+    for (let j = 0; j < p; j++) {
+      if (passive[j] === 1) continue;
+      let g = rhs[j] as number;
+      for (let k = 0; k < p; k++) g -= (gram[j * p + k] as number) * (w[k] as number);
+      if (g > bestGradient) {
+        best = j;
+        bestGradient = g;
+      }
+    }
+    if (best < 0) break;
+    passive[best] = 1;
   }
   const costs = new Float64Array(x.cols);
   seen.forEach((j, a) => {
@@ -237,12 +293,12 @@ function nonNegativeRidge(
 }
 
 export function createLut(options: LutOptions = {}): LutModel {
-  const { lambda = 1e-6, maxSweeps = 500 } = options;
+  const { lambda = 1e-6, maxIterations = 200 } = options;
   if (!(lambda >= 0)) throw new ValidationError('lambda', `must be >= 0, got ${lambda}`);
-  return lutModel(lambda, maxSweeps);
+  return lutModel(lambda, maxIterations);
 }
 
-function lutModel(lambda: number, maxSweeps: number, fitted?: Float64Array): LutModel {
+function lutModel(lambda: number, maxIterations: number, fitted?: Float64Array): LutModel {
   let costs = fitted;
   return {
     kind: 'lut',
@@ -257,7 +313,7 @@ function lutModel(lambda: number, maxSweeps: number, fitted?: Float64Array): Lut
       latencyMs.forEach((v, i) => {
         if (!(v > 0)) throw new ValidationError(`latencyMs[${i}]`, `must be positive, got ${v}`);
       });
-      costs = nonNegativeRidge(x, latencyMs, lambda, maxSweeps);
+      costs = nonNegativeRidge(x, latencyMs, lambda, maxIterations);
       return { seconds: (performance.now() - started) / 1000 };
     },
     async predict(x: Matrix): Promise<Float64Array> {

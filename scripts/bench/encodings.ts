@@ -1,9 +1,8 @@
 /**
  * Encodings and baselines benchmark (issue 2): ridge on every encoding and the LUT baseline,
- * trained on a synthetic latency computed from each space's layer graph (so it needs no
- * device), plus encoding throughput. The synthetic device: every layer costs its
- * multiply-accumulates at a throughput that depends on the op (depthwise convs are memory
- * bound, so 8x slower per MAC), plus a fixed per-layer launch overhead, plus 1 % noise.
+ * trained on the synthetic CPU of core/predictor/synthetic.ts (per-layer dispatch overhead,
+ * operator-dependent compute throughput, memory-bound element-wise layers) with 1 % noise,
+ * so it needs no device; plus encoding throughput.
  *
  *   npx tsx scripts/bench/encodings.ts [--train 1000] [--test 2000] [--seed 1]
  */
@@ -14,11 +13,12 @@ import type { Encoder } from '../../core/encodings/types.ts';
 import { evaluate } from '../../core/metrics.ts';
 import { createLut, lutLayout } from '../../core/predictor/lut.ts';
 import { createRidge } from '../../core/predictor/ridge.ts';
+import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import type { Regressor } from '../../core/predictor/types.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
-import type { LayerGraph, SearchSpace, Subnet } from '../../core/spaces/types.ts';
+import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 
 const { values } = parseArgs({
   options: {
@@ -32,46 +32,12 @@ const nTrain = Number(values.train);
 const nTest = Number(values.test);
 const seed = Number(values.seed);
 
-/** Milliseconds on the synthetic device. */
-function syntheticLatency(graph: LayerGraph, rng: Rng): number {
-  const denseMacsPerMs = 2e7;
-  const depthwiseMacsPerMs = 2.5e6;
-  const elementsPerMs = 5e7;
-  const launchMs = 0.01;
-  let ms = 0;
-  for (const node of graph.nodes) {
-    const area = node.resolution * node.resolution;
-    switch (node.op) {
-      case 'conv': {
-        const out = Math.ceil(node.resolution / node.stride) ** 2;
-        const macs = out * (node.cin / node.groups) * node.cout * node.kernel * node.kernel;
-        ms += macs / (node.groups > 1 ? depthwiseMacsPerMs : denseMacsPerMs);
-        break;
-      }
-      case 'linear':
-        ms += (node.cin * node.cout) / denseMacsPerMs;
-        break;
-      case 'se':
-        ms +=
-          (area * node.channels * 2) / elementsPerMs +
-          (2 * node.channels * node.mid) / denseMacsPerMs;
-        break;
-      case 'pool':
-      case 'bn':
-      case 'add':
-      case 'concat':
-        ms += (area * node.channels) / elementsPerMs;
-        break;
-    }
-    ms += launchMs;
-  }
-  return ms * (1 + 0.01 * rng.normal());
-}
-
 function dataset(space: SearchSpace, n: number, rng: Rng) {
   const subnets: Subnet[] = [];
   for (let i = 0; i < n; i++) subnets.push(randomSubnet(space, rng));
-  const latency = Float64Array.from(subnets.map((s) => syntheticLatency(space.layerGraph(s), rng)));
+  const latency = Float64Array.from(subnets, (s) =>
+    syntheticLatencyMs(space, s, { noise: 0.01, rng }),
+  );
   return { subnets, latency };
 }
 
@@ -113,6 +79,14 @@ for (const name of values.spaces.split(',')) {
         ...(await score(createRidge({ target }), encoder, train, test)),
       });
     }
+  }
+  const globalScale = fccEncoder(space, { scaling: 'global' });
+  for (const target of ['log', 'linear'] as const) {
+    rows.push({
+      model: `ridge/${target}`,
+      encoding: 'fcc (global (r/r_max)^2 scaling)',
+      ...(await score(createRidge({ target }), globalScale, train, test)),
+    });
   }
   const plain = fccEncoder(space, { resolutionScaled: false });
   for (const target of ['log', 'linear'] as const) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { encodeAll } from '../../core/encodings/index.ts';
+import { unitAreaScales } from '../../core/encodings/layout.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { createLut, lutFromJSON, lutLayout, resolutionBuckets } from '../../core/predictor/lut.ts';
 import { createRidge, ridgeFromJSON } from '../../core/predictor/ridge.ts';
@@ -129,23 +130,40 @@ describe('lookup table', () => {
     expect(resolutionBuckets(space, 100)).toHaveLength(25);
   });
 
-  it('writes one area-scaled count per block into the bucket of the resolution', () => {
+  it('writes area-scaled counts per unit into the bucket of the resolution', () => {
     const layout = lutLayout(space, { buckets: 2 });
-    const subnet = randomSubnet(space, createRng(6));
-    const row = layout.encode(subnet);
-    const bucket = layout.buckets.findIndex(
-      (b) => subnet.resolution >= b.lo && subnet.resolution <= b.hi,
-    );
-    const scale = (subnet.resolution / (layout.buckets[bucket]?.ref as number)) ** 2;
-    const depth = subnet.units.reduce((a, u) => a + u.blocks.length, 0);
-    const prefix = `r${layout.buckets[bucket]?.lo}-${layout.buckets[bucket]?.hi}.`;
-    let inBucket = 0;
-    layout.labels.forEach((label, i) => {
-      if (label.startsWith(prefix) && !label.endsWith('stem_head')) inBucket += row[i] as number;
-      else if (!label.startsWith(prefix)) expect(row[i], label).toBe(label === 'overhead' ? 1 : 0);
-    });
-    expect(inBucket).toBeCloseTo(depth * scale, 12);
-    expect(row[layout.labels.indexOf(`${prefix}stem_head`)]).toBeCloseTo(scale, 12);
+    const areas = unitAreaScales(space);
+    const units = space.units.length;
+    for (const subnet of Array.from({ length: 20 }, (_, i) => randomSubnet(space, createRng(i)))) {
+      const row = layout.encode(subnet);
+      const b = layout.buckets.findIndex(
+        (k) => subnet.resolution >= k.lo && subnet.resolution <= k.hi,
+      );
+      const bucket = layout.buckets[b] as { lo: number; hi: number; ref: number };
+      const members = space.resolutions
+        .map((r, i) => ({ r, i }))
+        .filter(({ r }) => r >= bucket.lo && r <= bucket.hi);
+      const ri = space.resolutions.indexOf(subnet.resolution);
+      const prefix = `r${bucket.lo}-${bucket.hi}.`;
+      subnet.units.forEach((unit, u) => {
+        const mean =
+          members.reduce((acc, { i }) => acc + (areas[i * units + u] as number), 0) /
+          members.length;
+        const expected = (unit.blocks.length * (areas[ri * units + u] as number)) / mean;
+        const sum = layout.labels.reduce(
+          (acc, label, i) => (label.startsWith(`${prefix}u${u}.`) ? acc + (row[i] as number) : acc),
+          0,
+        );
+        expect(sum).toBeCloseTo(expected, 12);
+      });
+      layout.labels.forEach((label, i) => {
+        if (!label.startsWith(prefix)) expect(row[i], label).toBe(label === 'overhead' ? 1 : 0);
+      });
+      expect(row[layout.labels.indexOf(`${prefix}stem_head`)]).toBeCloseTo(
+        (subnet.resolution / bucket.ref) ** 2,
+        12,
+      );
+    }
   });
 
   it('recovers known per-block costs from whole-network latencies', async () => {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fccEncoder } from '../../core/encodings/fcc.ts';
 import { createEncoder, encodeAll, encodingNames } from '../../core/encodings/index.ts';
+import { unitAreaScales } from '../../core/encodings/layout.ts';
 import type { EncodingName } from '../../core/encodings/types.ts';
 import { ArchValidationError, ValidationError } from '../../core/errors.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
@@ -132,10 +133,11 @@ describe('encoding lengths', () => {
 
 describe('fcc', () => {
   for (const space of spaces) {
-    it(`${space.name}: counts per unit sum to the unit depth, one first block, scaled copy`, () => {
+    it(`${space.name}: counts per unit sum to the unit depth, one first block, area-scaled copy`, () => {
       const encoder = fccEncoder(space);
       const rng = createRng(7);
-      const rMax = Math.max(...space.resolutions);
+      const areas = unitAreaScales(space);
+      const units = space.units.length;
       const nCounts = encoder.labels.indexOf('u0.depth');
       const index = new Map(encoder.labels.map((l, i) => [l, i]));
       const at = (v: Float64Array, label: string) => v[index.get(label) ?? -1];
@@ -158,10 +160,11 @@ describe('fcc', () => {
         expect(total).toBe(depth(subnet));
         expect(at(v, 'depth')).toBe(depth(subnet));
         expect(at(v, 'resolution')).toBe(subnet.resolution);
-        const scale = (subnet.resolution / rMax) ** 2;
+        const ri = space.resolutions.indexOf(subnet.resolution);
         for (let i = 0; i < nCounts; i++) {
-          expect(at(v, `${encoder.labels[i]}*resolution_sq`)).toBeCloseTo(
-            (v[i] as number) * scale,
+          const u = Number((encoder.labels[i] as string).slice(1, encoder.labels[i]?.indexOf('.')));
+          expect(at(v, `${encoder.labels[i]}*area`)).toBeCloseTo(
+            (v[i] as number) * (areas[ri * units + u] as number),
             12,
           );
         }
@@ -215,6 +218,41 @@ describe('fcc', () => {
     const base = vectorKey(encoder.encode(space.parse(arch)));
     expect(vectorKey(encoder.encode(swapped(0, 1)))).not.toBe(base);
     expect(vectorKey(encoder.encode(swapped(1, 2)))).toBe(base);
+  });
+});
+
+describe('unit area scales', () => {
+  it('follow the rounded-up strided resolutions of each unit (mobilenetv3)', () => {
+    const space = getSpace('mobilenetv3');
+    const areas = unitAreaScales(space);
+    const at = (r: number) =>
+      Array.from(
+        areas.slice(space.resolutions.indexOf(r) * 5, space.resolutions.indexOf(r) * 5 + 5),
+      );
+    // r = 132: units run at 33, 17, 9, 9, 5 (ceil at each stride 2); at 224: 56, 28, 14, 14, 7.
+    const expected132 = [33 / 56, 17 / 28, 9 / 14, 9 / 14, 5 / 7].map((x) => x ** 2);
+    at(132).forEach((v, u) => {
+      expect(v).toBeCloseTo(expected132[u] as number, 12);
+    });
+    expect(at(224)).toEqual([1, 1, 1, 1, 1]);
+    at(128).forEach((v) => {
+      expect(v).toBeCloseTo((128 / 224) ** 2, 12);
+    });
+  });
+
+  it('exist for every unit of every space and grow with resolution', () => {
+    for (const space of spaces) {
+      const areas = unitAreaScales(space);
+      const units = space.units.length;
+      const order = [...space.resolutions].map((r, i) => ({ r, i })).sort((a, b) => a.r - b.r);
+      for (let u = 0; u < units; u++) {
+        const series = order.map(({ i }) => areas[i * units + u] as number);
+        expect(series.every((x) => x > 0 && x <= 1)).toBe(true);
+        series.slice(1).forEach((x, k) => {
+          expect(x).toBeGreaterThanOrEqual(series[k] as number);
+        });
+      }
+    }
   });
 });
 
