@@ -180,14 +180,6 @@ export class ModelSession {
     return summarizeTimings(await this.time(settings.runs));
   }
 
-  /** The output of one inference (for tests: shape and finiteness). */
-  async output(): Promise<{ dims: readonly number[]; data: Float32Array }> {
-    const result = await this.session.run(this.feeds);
-    const first = Object.values(result)[0];
-    if (!first) throw new EsmError('the model produced no output');
-    return { dims: first.dims, data: first.data as Float32Array };
-  }
-
   async release(): Promise<void> {
     await this.session.release();
   }
