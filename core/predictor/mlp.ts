@@ -3,10 +3,9 @@
  * to generalise from a few hundred to a few thousand measured networks:
  *
  * - inputs are standardised with the training rows' mean and standard deviation;
- * - a linear base model carries most of the latency: the ridge baseline (ridge.ts, its
- *   penalty cross-validated) on log latency or on latency in ms (with FCC's
- *   resolution-scaled counts, latency is close to linear in ms), whichever variant has the
- *   lower relative error on the validation split, then refitted on all training rows. The
+ * - a linear base model carries most of the latency: the ridge baseline (ridge.ts: penalty
+ *   and target, log latency or latency in ms, chosen by cross-validation) fitted on all
+ *   training rows. With FCC's area-scaled counts latency is close to linear in ms. The
  *   default MLP therefore starts from exactly the ridge baseline of the same data;
  * - the MLP learns the rest as a multiplicative correction: its target is
  *   log(latency / base), standardised, and it starts from a zero output layer (so from the
@@ -48,8 +47,8 @@ export interface MlpOptions {
   /** Members trained with different seeds and averaged (in log space). @default 1 */
   readonly ensemble?: number;
   /**
-   * The linear base model: ridge on `log` latency, on latency in `ms`, `auto` (the better of
-   * both on the validation split) or `none` (a constant: a plain MLP on log latency).
+   * The linear base model: ridge on `log` latency, on latency in `ms`, `auto` (the ridge
+   * baseline's cross-validated choice) or `none` (a constant: a plain MLP on log latency).
    * @default 'auto'
    */
   readonly base?: MlpBase;
@@ -102,42 +101,6 @@ function standardised(
     }
   });
   return out;
-}
-
-function rowsOf(x: Matrix, rows: readonly number[]): Matrix {
-  const data = new Float64Array(rows.length * x.cols);
-  rows.forEach((r, i) => {
-    data.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols);
-  });
-  return { rows: rows.length, cols: x.cols, data };
-}
-
-/**
- * `log` or `ms` for `auto`: both ridge variants are fitted on the training split and the one
- * with the lower relative error on the validation split wins.
- */
-async function chooseBaseSpace(
-  choice: Exclude<MlpBase, 'none'>,
-  x: Matrix,
-  latencyMs: Float64Array,
-  trainRows: readonly number[],
-  valRows: readonly number[],
-  floorMs: number,
-): Promise<'log' | 'ms'> {
-  if (choice !== 'auto') return choice;
-  const yTrain = Float64Array.from(trainRows, (r) => latencyMs[r] as number);
-  let best: { space: 'log' | 'ms'; error: number } | undefined;
-  for (const space of ['log', 'ms'] as const) {
-    const ridge = createRidge({ target: space === 'log' ? 'log' : 'linear' });
-    await ridge.fit(rowsOf(x, trainRows), yTrain);
-    const predicted = await ridge.predict(rowsOf(x, valRows));
-    let error = 0;
-    valRows.forEach((r, i) => {
-      error += Math.abs(Math.max(predicted[i] as number, floorMs) / (latencyMs[r] as number) - 1);
-    });
-    if (!best || error < best.error) best = { space, error };
-  }
-  return (best as { space: 'log' | 'ms' }).space;
 }
 
 function dot(z: Float64Array, row: number, w: Float64Array): number {
@@ -293,13 +256,12 @@ export class MlpRegressor implements Regressor {
         penalty: 0,
       };
     } else {
-      const space = await chooseBaseSpace(base, x, latencyMs, trainRows, valRows, floorMs);
-      const ridge = createRidge({ target: space === 'log' ? 'log' : 'linear' });
+      const ridge = createRidge({ target: base === 'ms' ? 'linear' : base });
       await ridge.fit(x, latencyMs);
       const json = ridge.toJSON();
       standardiser = json.standardiser;
       baseModel = {
-        space,
+        space: json.target === 'log' ? 'log' : 'ms',
         weights: Float64Array.from(json.weights),
         bias: json.intercept,
         floorMs,

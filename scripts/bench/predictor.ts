@@ -55,6 +55,7 @@ const allVariants: Variant[] = [
   { name: 'mlp ensemble 3', model: 'mlp', mlp: { ensemble: 3 } },
   { name: 'mlp linear base only', model: 'mlp', mlp: { ensemble: 0 } },
   { name: 'plain mlp (no base)', model: 'mlp', mlp: { base: 'none' } },
+  { name: 'ridge (default: target by CV)', model: 'ridge' },
   { name: 'ridge log', model: 'ridge', ridge: { target: 'log' } },
   { name: 'ridge ms', model: 'ridge', ridge: { target: 'linear' } },
   { name: 'lut', model: 'lut' },
