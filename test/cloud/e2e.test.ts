@@ -25,11 +25,7 @@ import type { JobMessage, ResultMessage } from '../../core/schemas/protocol.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import { type Daemon, startDaemon } from '../../device-client/daemon.ts';
-import {
-  createIotPublisher,
-  createMqttPublisher,
-  fanOutPublisher,
-} from '../../lambdas/adapters/iot-publisher.ts';
+import { createIotPublisher, fanOutPublisher } from '../../lambdas/adapters/iot-publisher.ts';
 import { createS3Store } from '../../lambdas/adapters/s3-store.ts';
 import { handler as getRun } from '../../lambdas/handlers/api-get-run.ts';
 import { handler as listPredictors } from '../../lambdas/handlers/api-list-predictors.ts';
@@ -41,7 +37,10 @@ import {
 } from '../../lambdas/handlers/api-start-run.ts';
 import { handler as ingest } from '../../lambdas/handlers/ingest-results.ts';
 import { handler as collect } from '../../lambdas/handlers/workflow-collect.ts';
-import { createDispatchHandler } from '../../lambdas/handlers/workflow-dispatch.ts';
+import {
+  createDispatchHandler,
+  publisherFromEnv,
+} from '../../lambdas/handlers/workflow-dispatch.ts';
 import { handler as extend } from '../../lambdas/handlers/workflow-extend.ts';
 import { handler as fail } from '../../lambdas/handlers/workflow-fail.ts';
 import { handler as init } from '../../lambdas/handlers/workflow-init.ts';
@@ -71,7 +70,6 @@ let resources: EsmResources;
 let broker: Broker;
 let daemon: Daemon;
 let bridge: mqtt.MqttClient;
-let jobPublisher: ReturnType<typeof createMqttPublisher>;
 const ingestions: Promise<unknown>[] = [];
 let deliveries = 0;
 
@@ -138,8 +136,9 @@ const fakeArns = Object.fromEntries(
 function localStarter(executions: Map<string, Promise<unknown>>): ExecutionStarter {
   // The engine's types want literal state types; the JSON is the one infra deploys.
   const machine = new StateMachine(buildDefinition(fakeArns, { pollSeconds: 30 }) as never);
+  // IoT Core (moto: accepted, not delivered) and the broker chosen by ESM_MQTT_URL.
   const dispatch = createDispatchHandler(undefined, () =>
-    fanOutPublisher(createIotPublisher(), jobPublisher),
+    fanOutPublisher(createIotPublisher(), publisherFromEnv()),
   );
   // Fewer epochs than the default keep the test in seconds; the training code path is the same.
   const train = createTrainHandler(undefined, { regressor: { mlp: { maxEpochs: 150 } } });
@@ -179,7 +178,7 @@ beforeAll(async () => {
   await registerDevice(thing);
   await registerDevice(ghost);
   broker = await startBroker({ port: 0 });
-  jobPublisher = createMqttPublisher({ url: broker.url });
+  process.env.ESM_MQTT_URL = broker.url;
   daemon = await startDaemon(
     { broker: broker.url, thing, heartbeatSeconds: 3600, progressIntervalMs: 0 },
     { runJob: replayJob },
@@ -200,7 +199,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await daemon?.stop();
   await bridge?.endAsync();
-  await jobPublisher?.close();
+  if (broker) await (publisherFromEnv() as { close?: () => Promise<void> }).close?.();
   await broker?.close();
   await emulator?.stop();
 });
