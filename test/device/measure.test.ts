@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
+import { deviceFacts as deviceFactsSchema } from '../../core/schemas/protocol.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import type { LayerGraph } from '../../core/spaces/types.ts';
+import { deviceFacts } from '../../device-client/device-facts.ts';
 import {
   ExecutionProviderError,
   measureGraph,
@@ -130,5 +132,22 @@ describe('pinToCpus', () => {
     } finally {
       execFileSync('chrt', ['-o', '-p', '0', String(process.pid)], { stdio: 'ignore' });
     }
+  });
+});
+
+describe('deviceFacts', () => {
+  it('describes this machine', () => {
+    const facts = deviceFacts('dev-1');
+
+    expect(deviceFactsSchema.safeParse(facts).success).toBe(true);
+    expect(facts).toMatchObject({
+      thing: 'dev-1',
+      node: process.version,
+      executionProvider: 'cpu',
+    });
+    expect(facts.cores).toBe(cpus().length);
+    expect(facts.onnxruntime).toMatch(/^\d+\.\d+\.\d+/);
+    // A GPU name exactly where nvidia-smi can list one.
+    expect(facts.accelerator !== null).toBe(commandWorks('nvidia-smi', ['-L']));
   });
 });
