@@ -42,8 +42,10 @@ export interface ResolutionBucket {
 
 export interface LutLayoutOptions {
   /**
-   * Number of resolution buckets (clipped to the number of resolutions of the space).
-   * @default 4
+   * Number of resolution buckets (clipped to the number of resolutions of the space). One
+   * bucket (a pure area model) fitted best in docs/BENCHMARKS.md; each extra bucket gives
+   * every entry only part of the data.
+   * @default 1
    */
   readonly buckets?: number;
 }
@@ -75,7 +77,7 @@ export function resolutionBuckets(space: SearchSpace, count: number): Resolution
 }
 
 export function lutLayout(space: SearchSpace, options: LutLayoutOptions = {}): LutLayout {
-  const { buckets: count = 4 } = options;
+  const { buckets: count = 1 } = options;
   if (!Number.isInteger(count) || count < 1) {
     throw new ValidationError('buckets', `must be a positive integer, got ${count}`);
   }
