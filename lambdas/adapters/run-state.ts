@@ -46,6 +46,8 @@ export interface RunRecord {
   /** How many times the current iteration's samples were published. */
   readonly attempts: number;
   readonly dispatchedAt?: string;
+  /** When the current iteration's batch was first published (measuring time starts). */
+  readonly iterationStartedAt?: string;
   /** Samples measured over the whole run; moved only by pending -> measured writes. */
   readonly measured: number;
   /** Job ids whose results the device flagged unstable. */
@@ -220,6 +222,7 @@ export function createRunState(options: RunStateOptions) {
           | 'batchId'
           | 'attempts'
           | 'dispatchedAt'
+          | 'iterationStartedAt'
           | 'unstableRetries'
           | 'predictorId'
           | 'error'

@@ -77,11 +77,13 @@ export function createDispatchHandler(
       addJobs(pending.slice(start, start + params.chunkSize));
     }
     // Recorded before publishing: a result may arrive before this task returns.
+    const at = new Date().toISOString();
     await state.updateRun(runId, {
       iteration,
       attempts: attempt,
       batchId: `${prefix}c0`,
-      dispatchedAt: new Date().toISOString(),
+      dispatchedAt: at,
+      iterationStartedAt: attempt === 1 ? at : run.iterationStartedAt,
     });
     for (const job of jobs) await publisher().publish(run.thing, job);
     logger.info('batch dispatched', {

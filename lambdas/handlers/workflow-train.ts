@@ -107,16 +107,21 @@ export function createTrainHandler(
       split: s.split,
       latencyMs: s.latencyMs ?? Number.NaN,
     }));
-    const firstMeasured = Math.min(...measured.map((s) => Date.parse(s.measuredAt ?? '')));
+    // Measuring time of this iteration: first publication to the last result that arrived.
+    const lastMeasured = Math.max(
+      ...measured
+        .filter((s) => s.iteration === iteration)
+        .map((s) => Date.parse(s.measuredAt ?? '')),
+    );
+    const measuringSeconds =
+      (lastMeasured - Date.parse(run.iterationStartedAt ?? run.dispatchedAt ?? '')) / 1000;
     const record = summariseIteration({
       iteration,
       bins,
       samples,
       predictedTest,
       params,
-      secondsMeasuring: Number.isFinite(firstMeasured)
-        ? Math.max(0, (Date.now() - firstMeasured) / 1000 - secondsTraining)
-        : 0,
+      secondsMeasuring: Number.isFinite(measuringSeconds) ? Math.max(0, measuringSeconds) : 0,
       secondsTraining,
       quality: { maxDrift: 0, remeasured: run.unstableRetries },
       finishedAt: new Date().toISOString(),

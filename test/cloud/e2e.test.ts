@@ -253,6 +253,8 @@ describe('the cloud ESM loop end to end', () => {
     for (const bin of run.body.bins) expect(bin.accuracy).toBeGreaterThanOrEqual(params.accTh);
     const last = run.body.history[run.body.history.length - 1];
     const sampled = last.samples.train + last.samples.test;
+    expect(last.secondsMeasuring).toBeGreaterThan(0);
+    expect(last.secondsTraining).toBeGreaterThan(0);
     // Every result was delivered twice, yet each sample counts once.
     expect(deliveries).toBeGreaterThanOrEqual(2 * Math.ceil(params.nInit / params.chunkSize));
     expect(run.body.measured).toBe(sampled);
