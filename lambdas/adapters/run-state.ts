@@ -312,7 +312,8 @@ export function createRunState(options: RunStateOptions) {
      * conditional write; a sample already measured is a duplicate delivery and stays as
      * first recorded. An unstable batch records nothing but
      * its job id, so the workflow can re-dispatch it.
-     * @throws ValidationError (field `runId`) when the run does not exist.
+     * @throws ValidationError (field `runId`) when the run does not exist, (field `thing`)
+     * when the result comes from another device than the run's.
      */
     async recordResult(result: ResultMessage): Promise<IngestOutcome> {
       const run = await getRun(result.runId);
@@ -320,6 +321,13 @@ export function createRunState(options: RunStateOptions) {
         throw new ValidationError(
           'runId',
           `result for unknown run "${result.runId}" (batch ${result.batchId}); nothing recorded`,
+        );
+      }
+      if (result.thing !== run.thing) {
+        // The IoT policy ties a topic to its device, not a run to its device: check here.
+        throw new ValidationError(
+          'thing',
+          `result from "${result.thing}" for run "${result.runId}", which measures on "${run.thing}"; nothing recorded`,
         );
       }
       if (result.quality.unstable) {

@@ -187,6 +187,8 @@ describe('DynamoDB run state', () => {
     await expect(state.recordResult(result('no-such-run', 'b0', [['a', 1]]))).rejects.toThrow(
       /runId: result for unknown run "no-such-run"/,
     );
+    const foreign = { ...result('rej', 'b0', [['a', 1]]), thing: 'pi-2' };
+    await expect(state.recordResult(foreign)).rejects.toThrow(/^thing: result from "pi-2"/);
     expect((await scanAll(resources.samplesTable)).length).toBe(before);
   });
 
