@@ -1,7 +1,7 @@
 /**
  * An AWS emulator for integration tests. When `AWS_ENDPOINT_URL` is set (LocalStack, or a
  * moto server already running) the tests use it; otherwise a moto server is started as a
- * child process on a free port. Where neither is possible the tests are skipped with a
+ * child process on a free port (requests serialised: see `serialisedMoto`). Where neither is possible the tests are skipped with a
  * printed reason (or fail under ESM_REQUIRE_SERVICES=1, see services.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -35,6 +35,24 @@ function setSdkEnvironment(endpoint: string): void {
   process.env.AWS_REGION ??= 'us-east-1';
   process.env.AWS_DEFAULT_REGION ??= process.env.AWS_REGION;
 }
+
+/**
+ * `python3 -m moto.server`, except that requests are handled one at a time. moto evaluates a
+ * DynamoDB condition and applies the write in separate steps, so under the threaded server
+ * two concurrent conditional updates of one item can both succeed, which real DynamoDB never
+ * allows; serialising requests restores per-item atomicity (the idempotency tests rely on it).
+ */
+const serialisedMoto = `
+import sys, threading
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+def serialised(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+run_simple(sys.argv[1], int(sys.argv[2]), serialised, threaded=True)
+`;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -105,8 +123,9 @@ export async function startEmulator(): Promise<Emulator | undefined> {
   }
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const child = spawn('python3', ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
+  const child = spawn('python3', ['-c', serialisedMoto, '127.0.0.1', String(port)], {
     stdio: 'ignore',
+    env: { ...process.env, MOTO_PORT: String(port) },
   });
   try {
     await waitUntilAnswering(`${endpoint}/moto-api/`, child, 30_000);
