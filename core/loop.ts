@@ -217,6 +217,13 @@ export interface DecideOptions {
   readonly iteration: number;
   readonly maxIter: number;
   readonly w1: number;
+  /** Test samples per bin; with `minTest`, a bin with fewer counts as failing. */
+  readonly binTestCounts?: readonly number[];
+  /**
+   * Fewest test samples a bin needs before its accuracy may count as converged: a bin judged
+   * on one or two networks passes or fails by chance. @default 1
+   */
+  readonly minTest?: number;
 }
 
 export interface Decision {
@@ -231,10 +238,14 @@ export interface Decision {
 
 /** Converged or not, and what to weight next: step 5 of the ESM loop. */
 export function decide(options: DecideOptions): Decision {
-  const { binAccuracies, accTh, iteration, maxIter, w1 } = options;
-  if (binAccuracies.length === 0) {
+  const { accTh, iteration, maxIter, w1, binTestCounts, minTest = 1 } = options;
+  if (options.binAccuracies.length === 0) {
     throw new ValidationError('binAccuracies', 'expected one accuracy per depth bin');
   }
+  // Too few test samples: the accuracy is unknown, which fails the bin and weights it w1.
+  const binAccuracies = options.binAccuracies.map((a, i) =>
+    binTestCounts && (binTestCounts[i] ?? 0) < minTest ? null : a,
+  );
   const converged = binAccuracies.every((a) => a !== null && a >= accTh);
   if (converged) return { converged, stop: true, reason: 'converged', binWeights: [] };
   if (iteration + 1 >= maxIter)
@@ -254,7 +265,7 @@ export interface SummariseOptions {
   readonly samples: readonly MeasuredSample[];
   /** Predicted latency of every test sample, in the order they appear in `samples`. */
   readonly predictedTest: ArrayLike<number>;
-  readonly params: Pick<LoopParams, 'accTh' | 'maxIter' | 'w1'>;
+  readonly params: Pick<LoopParams, 'accTh' | 'maxIter' | 'w1'> & { minTestPerBin?: number };
   readonly secondsMeasuring: number;
   readonly secondsTraining: number;
   readonly quality: { maxDrift: number; remeasured: number };
@@ -301,6 +312,8 @@ export function summariseIteration(options: SummariseOptions): IterationRecord {
   };
   const decision = decide({
     binAccuracies: binSummaries.map((b) => b.accuracy),
+    binTestCounts: binSummaries.map((b) => b.test),
+    minTest: params.minTestPerBin,
     accTh: params.accTh,
     iteration,
     maxIter: params.maxIter,

@@ -30,6 +30,7 @@ interface RunOptions {
   w1?: number;
   maxIter?: number;
   testFraction?: number;
+  minTestPerBin?: number;
   seed?: number;
   runs?: number;
   warmup?: number;
@@ -82,6 +83,7 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
     w1: options.w1,
     maxIter: options.maxIter,
     testFraction: options.testFraction,
+    minTestPerBin: options.minTestPerBin,
     seed: options.seed,
     chunkSize: options.chunkSize,
   };
@@ -164,6 +166,11 @@ export function register(program: Command): void {
       '--test-fraction <f>',
       'share of every batch held out per bin for testing (default 0.2)',
       parse.number(0.01, 0.9),
+    )
+    .option(
+      '--min-test-per-bin <n>',
+      'test samples a bin needs before it may count as converged (default 1)',
+      parse.int(1, 10_000),
     )
     .option('--seed <k>', 'random seed (default 1)', parse.int(0, 0xffffffff))
     .option('--runs <n>', 'timed runs per model on the device (default 15)', parse.int(1, 10_000))

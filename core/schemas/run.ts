@@ -35,6 +35,11 @@ export const runParams = z.object({
   w1: z.number().positive().max(1000).default(3),
   /** Iterations (train + evaluate) before giving up. */
   maxIter: z.number().int().min(1).max(1000).default(4),
+  /**
+   * Fewest test samples a bin needs before its accuracy may count as converged (fewer: the
+   * bin fails and is weighted w1). 1 = any tested bin may pass.
+   */
+  minTestPerBin: z.number().int().min(1).max(10_000).default(1),
   /** Share of every batch, stratified per depth bin, held out as test samples. */
   testFraction: z.number().gt(0).lt(1).default(0.2),
   seed: z.number().int().min(0).max(0xffffffff).default(1),

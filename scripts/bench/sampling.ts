@@ -8,7 +8,7 @@
  *
  *   npx tsx scripts/bench/sampling.ts [--dataset data/mobilenetv3-r160.jsonl] [--space mobilenetv3]
  *     [--seeds 3] [--acc-th 0.93] [--n-init 50] [--n-step 50] [--bins 5] [--max-iter 15]
- *     [--model mlp|ridge] [--train 400] [--json out.json]
+ *     [--min-test 1] [--model mlp|ridge] [--train 400] [--json out.json]
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +46,7 @@ const { values } = parseArgs({
     bins: { type: 'string', default: '5' },
     'max-iter': { type: 'string', default: '15' },
     w1: { type: 'string', default: '3' },
+    'min-test': { type: 'string', default: '1' },
     model: { type: 'string', default: 'mlp' },
     train: { type: 'string', default: '400' },
     json: { type: 'string' },
@@ -97,6 +98,7 @@ async function convergence(): Promise<LoopResult[]> {
         bins: nBins,
         w1: Number(values.w1),
         maxIter: Number(values['max-iter']),
+        minTestPerBin: Number(values['min-test']),
         seed,
       });
       const store = RunStore.create(join(dir, 'run'), params);
@@ -218,7 +220,7 @@ const enc = skip.has('encodings') ? [] : await encodings();
 const out: string[] = [];
 if (loops.length) {
   out.push(
-    `Convergence (AccTH ${values['acc-th']}, ${nBins} bins, N_I ${values['n-init']}, N_Step ${values['n-step']}, w1 ${values.w1}, max ${values['max-iter']} iterations, model ${model}):`,
+    `Convergence (AccTH ${values['acc-th']}, ${nBins} bins, N_I ${values['n-init']}, N_Step ${values['n-step']}, w1 ${values.w1}, min ${values['min-test']} test per bin, max ${values['max-iter']} iterations, model ${model}):`,
     '',
     '| strategy | converged | median iterations | median samples | samples per seed |',
     '|---|---|---|---|---|',

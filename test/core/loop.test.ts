@@ -157,6 +157,20 @@ describe('decide', () => {
     expect(d).toMatchObject({ converged: false, stop: false, reason: null });
     expect(d.binWeights).toEqual([1, 5, 5]);
   });
+  it('fails a bin judged on fewer than minTest test samples', () => {
+    const d = decide({
+      ...base,
+      binAccuracies: [0.95, 0.99, 0.93],
+      binTestCounts: [10, 1, 4],
+      minTest: 3,
+    });
+    expect(d).toMatchObject({ converged: false, stop: false });
+    expect(d.binWeights).toEqual([1, 5, 1]);
+    expect(
+      decide({ ...base, binAccuracies: [0.95, 0.99, 0.93], binTestCounts: [10, 3, 4], minTest: 3 })
+        .converged,
+    ).toBe(true);
+  });
   it('stops at max iterations', () => {
     expect(decide({ ...base, iteration: 2, binAccuracies: [0.5, 0.5, 0.5] })).toMatchObject({
       converged: false,
