@@ -218,6 +218,8 @@ describe('the cloud ESM loop end to end', () => {
     // Converges at iteration 3 with these seeds; the spare iterations absorb model tuning.
     maxIter: 6,
     testFraction: 0.25,
+    // Pinned: the convergence this test expects was measured with any tested bin counting.
+    minTestPerBin: 1,
     seed: 11,
     chunkSize: 20,
     measurement: { warmup: 0, runs: 3 },
