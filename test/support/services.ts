@@ -13,9 +13,9 @@ export const requireServices = process.env.ESM_REQUIRE_SERVICES === '1';
  */
 export function serviceAvailable(name: string, available: boolean, fix: string): boolean {
   if (available) return true;
-  const reason = `${name} is not available: ${fix}`;
+  const reason = `${name} is not available (${fix})`;
   if (requireServices) throw new Error(`ESM_REQUIRE_SERVICES=1 but ${reason}`);
-  console.warn(`skipping tests that need ${reason}`);
+  console.warn(`skipping the tests that need ${name}: ${reason}`);
   return false;
 }
 
