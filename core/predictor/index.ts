@@ -63,17 +63,23 @@ export interface Featurizer {
 
 export type FeatureChoice =
   | { readonly kind: 'encoding'; readonly encoding: EncodingName }
-  | { readonly kind: 'lut'; readonly buckets: number };
+  /** `buckets` undefined: the LUT layout's own default. */
+  | { readonly kind: 'lut'; readonly buckets?: number };
 
 export function createFeaturizer(space: SearchSpace, choice: FeatureChoice): Featurizer {
-  const encoder =
-    choice.kind === 'lut'
-      ? lutLayout(space, { buckets: choice.buckets })
-      : createEncoder(space, choice.encoding);
-  const features: FeaturesJson =
-    choice.kind === 'lut'
-      ? { kind: 'lut', buckets: choice.buckets, length: encoder.length }
-      : { kind: 'encoding', encoding: choice.encoding, length: encoder.length };
+  let encoder: { readonly length: number; encode(subnet: Subnet): Float64Array };
+  let features: FeaturesJson;
+  if (choice.kind === 'lut') {
+    const layout = lutLayout(
+      space,
+      choice.buckets === undefined ? {} : { buckets: choice.buckets },
+    );
+    encoder = layout;
+    features = { kind: 'lut', buckets: layout.buckets.length, length: layout.length };
+  } else {
+    encoder = createEncoder(space, choice.encoding);
+    features = { kind: 'encoding', encoding: choice.encoding, length: encoder.length };
+  }
   const encode = (subnet: Subnet) => encoder.encode(subnet);
   return {
     features,
@@ -100,7 +106,7 @@ export interface FitPredictorOptions {
   readonly model?: ModelKind;
   /** Ignored by `lut`, which uses its own table layout. @default 'fcc' */
   readonly encoding?: EncodingName;
-  /** Resolution buckets of the LUT. @default 4 */
+  /** Resolution buckets of the LUT. @default the LUT layout's default (lut.ts) */
   readonly lutBuckets?: number;
   /** Training rows; the rest are the test set. Overrides `trainFraction`. */
   readonly train?: number;
@@ -143,15 +149,7 @@ function trainCount(n: number, options: FitPredictorOptions): number {
 
 /** Splits, trains, evaluates and describes a predictor. */
 export async function fitPredictor(options: FitPredictorOptions): Promise<FitPredictorResult> {
-  const {
-    space,
-    rows,
-    model = 'mlp',
-    encoding = 'fcc',
-    lutBuckets = 4,
-    bins = 10,
-    seed = 0,
-  } = options;
+  const { space, rows, model = 'mlp', encoding = 'fcc', lutBuckets, bins = 10, seed = 0 } = options;
   if (rows.length < 2) {
     throw new ValidationError('data', `needs at least 2 measured rows, got ${rows.length}`);
   }
