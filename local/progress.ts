@@ -41,6 +41,7 @@ export function createProgress(options: ProgressOptions = {}): Progress {
     bar(label, total) {
       const started = Date.now();
       let last = 0;
+      let finished = false;
       const draw = (done: number, force: boolean) => {
         if (!bars) return;
         const now = Date.now();
@@ -58,8 +59,12 @@ export function createProgress(options: ProgressOptions = {}): Progress {
       };
       draw(0, true);
       return {
-        update: (done) => draw(done, false),
+        update: (done) => {
+          if (!finished) draw(done, false);
+        },
         finish: () => {
+          if (finished) return;
+          finished = true;
           draw(total, true);
           clear();
         },

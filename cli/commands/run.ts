@@ -198,6 +198,7 @@ export function register(program: Command): void {
       const progress = createProgress({ lines: !options.json });
       let measureBar: ProgressBar | undefined;
       let trainBar: ProgressBar | undefined;
+      let trainLabel = '';
       let jobBase = 0;
       // Open the device before creating the run directory, so a bad --device leaves nothing behind.
       const device = await openDevice(params.device, {
@@ -244,10 +245,13 @@ export function register(program: Command): void {
             break;
           case 'training':
             measureBar?.finish();
-            trainBar = progress.bar(`iteration ${event.iteration}: training on ${event.rows}`, 1);
+            trainLabel = `iteration ${event.iteration}: training on ${event.rows}, epoch`;
+            trainBar = undefined;
             break;
           case 'epoch':
-            trainBar?.update(event.epoch / event.maxEpochs);
+            // Early stopping usually ends before maxEpochs; finish() then fills the bar.
+            trainBar ??= progress.bar(trainLabel, event.maxEpochs);
+            trainBar.update(event.epoch);
             break;
           case 'iteration': {
             trainBar?.finish();
