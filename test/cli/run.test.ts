@@ -2,12 +2,14 @@
  * `esm run` end to end through the CLI: a tiny run on the embedded device (broker, daemon and
  * real onnxruntime timing in-process), and the JSON contract of `--json`.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parsePredictorJson } from '../../core/predictor/artifact.ts';
+import { startDaemon } from '../../device-client/daemon.ts';
+import { startBroker } from '../../local/mqtt-broker.ts';
 
 const esm = join(import.meta.dirname, '..', '..', 'bin', 'esm.js');
 const dir = mkdtempSync(join(tmpdir(), 'esm-cli-run-'));
@@ -80,6 +82,54 @@ describe('esm run --device local', () => {
     expect(existsSync(join(summary.predictor, 'predictor.onnx'))).toBe(true);
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('data-chart="scatter"');
   }, 180_000);
+
+  it('measures on a remote daemon with thing:NAME --broker URL', async () => {
+    const broker = await startBroker({ port: 0 });
+    const daemon = await startDaemon({ broker: broker.url, thing: 'bench-box' });
+    try {
+      const out = join(dir, 'thing');
+      // Async spawn: the daemon in this process must keep answering while the CLI runs.
+      const child = spawn(
+        process.execPath,
+        [
+          esm,
+          'run',
+          '--space',
+          'mobilenetv3',
+          '--device',
+          'thing:bench-box',
+          '--broker',
+          broker.url,
+          '--n-init',
+          '10',
+          '--max-iter',
+          '1',
+          '--runs',
+          '2',
+          '--warmup',
+          '0',
+          '--max-drift',
+          '1',
+          '--out',
+          out,
+          '--json',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      child.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      const code = await new Promise((r) => child.on('exit', r));
+      expect(code).toBe(0);
+      expect(JSON.parse(stdout).samples).toBe(10);
+      const lines = readFileSync(join(out, 'dataset.jsonl'), 'utf8').trim().split('\n');
+      expect(JSON.parse(lines[0] as string).device).toMatch(/^bench-box: /);
+    } finally {
+      await daemon.stop();
+      await broker.close();
+    }
+  }, 120_000);
 
   it('rejects a bad flag with the flag and the fix, and an unknown device', () => {
     const bad = run(['run', '--space', 'mobilenetv3', '--sampling', 'uniform']);
