@@ -303,7 +303,9 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
     ['seed', String(p.seed)],
     [
       'measurement',
-      `${p.measurement.warmup} warm-up + ${p.measurement.runs} timed runs, ${p.measurement.threads} thread(s), max drift ${pct(p.measurement.maxReferenceDrift)}${p.measurement.clock ? `, ${p.measurement.clock} clock` : ''}`,
+      p.device.startsWith('dataset:')
+        ? 'replayed: latencies as measured in the dataset'
+        : `${p.measurement.warmup} warm-up + ${p.measurement.runs} timed runs, ${p.measurement.threads} thread(s), max drift ${pct(p.measurement.maxReferenceDrift)}${p.measurement.clock ? `, ${p.measurement.clock} clock` : ''}`,
     ],
   ];
   const rows = iterations
