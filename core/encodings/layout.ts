@@ -191,9 +191,17 @@ export function checkShape(compiled: CompiledSpace, subnet: Subnet): void {
   }
 }
 
+/** An encoding's output buffer: float64 for the regressors, float32 straight for ONNX. */
+export type Vector = Float32Array | Float64Array;
+
 /** An encoder that can also write into a slice of a larger buffer (used by `encodeAll`). */
 export interface FastEncoder extends Encoder {
-  encodeInto(subnet: Subnet, out: Float64Array, offset: number): void;
+  /**
+   * Writes the encoding of `subnet` at `out[offset .. offset + length)`, overwriting what was
+   * there. Every value is an integer count, a choice value or a product computed in float64,
+   * so a float32 buffer holds exactly what `Float32Array.from(encode(subnet))` would.
+   */
+  encodeInto(subnet: Subnet, out: Vector, offset: number): void;
 }
 
 /**
@@ -204,9 +212,9 @@ export function makeEncoder(
   name: EncodingName,
   compiled: CompiledSpace,
   labels: readonly string[],
-  fill: (subnet: Subnet, out: Float64Array, offset: number) => void,
+  fill: (subnet: Subnet, out: Vector, offset: number) => void,
 ): FastEncoder {
-  const encodeInto = (subnet: Subnet, out: Float64Array, offset: number): void => {
+  const encodeInto = (subnet: Subnet, out: Vector, offset: number): void => {
     checkShape(compiled, subnet);
     out.fill(0, offset, offset + labels.length);
     fill(subnet, out, offset);

@@ -20,6 +20,7 @@ import {
   makeEncoder,
   resolutionIndex,
   unitChoiceIndex,
+  type Vector,
 } from './layout.ts';
 
 const STATS = ['mean', 'std', 'min', 'max'] as const;
@@ -49,7 +50,7 @@ class Moments {
     if (v > (a[k + 4] as number)) a[k + 4] = v;
   }
   /** Writes mean, std, min, max of `slot` at `at`; leaves zeros when it saw no value. */
-  write(slot: number, out: Float64Array, at: number): void {
+  write(slot: number, out: Vector, at: number): void {
     const a = this.acc;
     const k = slot * 5;
     const n = a[k] as number;

@@ -4,7 +4,8 @@
  * and per depth bin, and describe the result as predictor.json. The CLI (`esm fit`), the
  * local loop and the Lambdas call `fitPredictor` and do the file or S3 writes themselves.
  */
-import { createEncoder, type EncodingName } from '../encodings/index.ts';
+import { createEncoder, type EncodingName, encodeAll } from '../encodings/index.ts';
+import type { FastEncoder, Vector } from '../encodings/layout.ts';
 import { ValidationError } from '../errors.ts';
 import { type Evaluation, evaluate } from '../metrics.ts';
 import { createRng, shuffled } from '../rng.ts';
@@ -58,6 +59,8 @@ export function modelToJson(regressor: Regressor): ModelJson {
 export interface Featurizer {
   readonly features: FeaturesJson;
   encode(subnet: Subnet): Float64Array;
+  /** Writes the features of `subnet` at `out[offset ..]` without allocating (batch prediction). */
+  encodeInto(subnet: Subnet, out: Vector, offset: number): void;
   encodeAll(subnets: readonly Subnet[]): Matrix;
 }
 
@@ -80,18 +83,12 @@ export function createFeaturizer(space: SearchSpace, choice: FeatureChoice): Fea
     encoder = createEncoder(space, choice.encoding);
     features = { kind: 'encoding', encoding: choice.encoding, length: encoder.length };
   }
-  const encode = (subnet: Subnet) => encoder.encode(subnet);
+  const into = (encoder as Partial<FastEncoder>).encodeInto;
   return {
     features,
-    encode,
-    encodeAll(subnets) {
-      const cols = encoder.length;
-      const data = new Float64Array(subnets.length * cols);
-      subnets.forEach((s, i) => {
-        data.set(encode(s), i * cols);
-      });
-      return { rows: subnets.length, cols, data };
-    },
+    encode: (subnet) => encoder.encode(subnet),
+    encodeInto: into ?? ((subnet, out, offset) => out.set(encoder.encode(subnet), offset)),
+    encodeAll: (subnets) => encodeAll(encoder, subnets),
   };
 }
 
