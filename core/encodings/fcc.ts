@@ -62,7 +62,6 @@ export function fccEncoder(space: SearchSpace, options: FccOptions = {}): FastEn
       for (const t of tuples) countLabels.push(`u${u}.${section}.${t}`);
     }
   });
-  const nCounts = countLabels.length;
   const labels = [...countLabels];
   const globalsOffset = labels.length;
   for (let u = 0; u < space.units.length; u++) labels.push(`u${u}.depth`);
@@ -81,13 +80,18 @@ export function fccEncoder(space: SearchSpace, options: FccOptions = {}): FastEn
       const unit = compiled.units[u] as CompiledUnit;
       const sub = subnet.units[u] as (typeof subnet.units)[number];
       const unitOffset = unitTupleOffset(unit, sub.choices, u);
+      const unitScale = areaScales ? (areaScales[ri * nUnits + u] as number) : scale;
       const first = base + (unitOffsets[u] as number);
       const rest = first + unit.combinations;
       const nb = sub.blocks.length;
       for (let slot = 0; slot < nb; slot++) {
         const block = sub.blocks[slot] as (typeof sub.blocks)[number];
         const k = (slot === 0 ? first : rest) + blockTupleIndex(unit, block, unitOffset, u, slot);
-        out[k] = (out[k] as number) + 1;
+        const count = (out[k] as number) + 1;
+        out[k] = count;
+        // The scaled copy is rewritten with each new count, so only non-zero entries cost
+        // anything; the last write is count x scale, as if computed at the end.
+        if (resolutionScaled) out[k + scaledOffset] = count * unitScale;
       }
       out[at++] = nb;
       total += nb;
@@ -97,14 +101,5 @@ export function fccEncoder(space: SearchSpace, options: FccOptions = {}): FastEn
       out[at++] = c.values[globalChoiceIndex(c, subnet)] as number;
     out[at++] = subnet.resolution;
     out[at] = scale;
-    if (resolutionScaled) {
-      for (let u = 0; u < nUnits; u++) {
-        const unitScale = areaScales ? (areaScales[ri * nUnits + u] as number) : scale;
-        const end = u + 1 < nUnits ? (unitOffsets[u + 1] as number) : nCounts;
-        for (let i = unitOffsets[u] as number; i < end; i++) {
-          out[base + scaledOffset + i] = (out[base + i] as number) * unitScale;
-        }
-      }
-    }
   });
 }

@@ -11,6 +11,8 @@
  * - ONNX only: `predictEncoded` on already encoded float32 rows;
  * - from Subnet objects: `predictSubnets(subnets)` (encoding + ONNX);
  * - from native arch JSON: `predict(archs)` (space.parse + encoding + ONNX);
+ * - the same from Subnet objects with `loadPredictor(dir, { threads: 2 })`: JS encodes on
+ *   one thread, onnxruntime's matrix products use two;
  * - W workers: W worker_threads, each with its own predictor and its own `--n` Subnet
  *   objects, all running `predictSubnets` at once; archs/s = W x n / wall time of the run.
  * Rates are per wall second and per CPU second (user + system of the whole process, all
@@ -132,6 +134,10 @@ if (!isMainThread) {
     () => predictor.predict(archs),
   );
   await predictor.close();
+  const twoOrt = await loadPredictor(dir, { threads: 2 });
+  results['ONNX incl. encoding, from Subnet objects, 1 JS thread + 2 onnxruntime threads'] =
+    await rate(n, runs, () => twoOrt.predictSubnets(subnets));
+  await twoOrt.close();
 
   if (nWorkers > 0) {
     const workers = Array.from(

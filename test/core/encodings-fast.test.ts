@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createEncoder, encodeAll, encodingNames } from '../../core/encodings/index.ts';
 import type { FastEncoder } from '../../core/encodings/layout.ts';
+import { ArchValidationError } from '../../core/errors.ts';
 import { createFeaturizer } from '../../core/predictor/index.ts';
 import { createRng } from '../../core/rng.ts';
 import { getSpace } from '../../core/spaces/index.ts';
@@ -106,4 +107,34 @@ describe('featurizer.encodeInto (what batch prediction uses)', () => {
       });
     },
   );
+});
+
+describe('choice lookup tables', () => {
+  const space = getSpace('mobilenetv3');
+  const [subnet] = sample(space) as [Subnet];
+  const withKernel = (kernel: unknown): Subnet => ({
+    ...subnet,
+    units: subnet.units.map((unit, u) =>
+      u === 0
+        ? { ...unit, blocks: [{ ...unit.blocks[0], kernel } as never, ...unit.blocks.slice(1)] }
+        : unit,
+    ),
+  });
+  it.each([4, 3.5, -3, 1e9, '3', Number.NaN, undefined])(
+    'rejects kernel %s, naming the field, in every encoding',
+    (kernel) => {
+      for (const name of encodingNames) {
+        const encode = () => createEncoder(space, name).encode(withKernel(kernel));
+        expect(encode).toThrow(ArchValidationError);
+        expect(encode).toThrow(/units\[0\]\.blocks\[0\]\.kernel/);
+      }
+    },
+  );
+  it('reads non-integer choice values (resnet50 expand ratios) without a table', () => {
+    const resnet = getSpace('resnet50');
+    const encoder = createEncoder(resnet, 'feature');
+    const [s] = sample(resnet) as [Subnet];
+    const slot = encoder.labels.indexOf('u0.b0.expand');
+    expect(encoder.encode(s)[slot]).toBe(s.units[0]?.blocks[0]?.expand);
+  });
 });
