@@ -177,6 +177,11 @@ export function register(program: Command): void {
     .option('--warmup <n>', 'untimed runs per model (default 5)', parse.int(0, 1000))
     .option('--threads <n>', 'onnxruntime threads on the device (default 1)', parse.int(1, 256))
     .option(
+      '--clock <clock>',
+      'what a timed run measures: wall | cpu (default cpu for local, wall otherwise)',
+      parse.oneOf(['wall', 'cpu'] as const),
+    )
+    .option(
       '--max-drift <x>',
       'largest reference-model drift before a batch is unstable (default 0.3 for local, 0.03 otherwise)',
       parse.number(0.001, 1),

@@ -135,6 +135,9 @@ describe('esm run --device local', () => {
     const bad = run(['run', '--space', 'mobilenetv3', '--sampling', 'uniform']);
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/--sampling.*random, balanced/);
+    const clock = run(['run', '--space', 'mobilenetv3', '--clock', 'tsc']);
+    expect(clock.status).not.toBe(0);
+    expect(clock.stderr).toMatch(/--clock.*wall, cpu/);
     const device = run([
       'run',
       '--space',
