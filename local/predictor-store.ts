@@ -55,7 +55,12 @@ export interface LoadedPredictor {
 export interface LoadPredictorOptions {
   /** onnxruntime intra-op threads. @default 1 */
   readonly threads?: number;
-  /** Rows per onnxruntime call, bounding memory for large inputs. @default 65536 */
+  /**
+   * Rows per onnxruntime call, bounding memory for large inputs. Small enough that a batch's
+   * float32 buffer (4096 x 188 FCC features = 3 MB) stays in cache and does not trigger a
+   * full garbage collection; 65536 rows made `predictSubnets` 2-3x slower.
+   * @default 4096
+   */
   readonly chunkRows?: number;
 }
 
@@ -78,7 +83,7 @@ export async function loadPredictor(
   dir: string,
   options: LoadPredictorOptions = {},
 ): Promise<LoadedPredictor> {
-  const { threads = 1, chunkRows = 65536 } = options;
+  const { threads = 1, chunkRows = 4096 } = options;
   const jsonPath = join(dir, PREDICTOR_JSON);
   let text: string;
   try {
