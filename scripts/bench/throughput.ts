@@ -18,6 +18,7 @@
  * Rates are per wall second and per CPU second (user + system of the whole process, all
  * threads), because the development machine is shared.
  */
+import { rm } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -174,6 +175,7 @@ if (!isMainThread) {
     );
     for (const w of workers) w.postMessage('close');
   }
+  await rm(dir, { recursive: true, force: true });
 
   const machine = { cpus: cpus().length, node: process.version, loadavg: loadavg() };
   process.stdout.write(
