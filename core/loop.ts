@@ -13,6 +13,7 @@
  */
 import { ValidationError } from './errors.ts';
 import { evaluate } from './metrics.ts';
+import type { PredictorJson } from './predictor/artifact.ts';
 import type { Rng } from './rng.ts';
 import {
   binOf,
@@ -347,4 +348,13 @@ export function iterationSeed(seed: number, iteration: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
   return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** An iteration's test metrics in the predictor.json format, shared by local and cloud runs. */
+export function predictorMetrics(record: IterationRecord): NonNullable<PredictorJson['metrics']> {
+  const { n, accuracy, within5, within10, rmse_ms, spearman } = record.overall;
+  return {
+    test: { n, accuracy, within5, within10, rmse_ms, spearman },
+    bins: record.bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.test, accuracy: b.accuracy })),
+  };
 }

@@ -13,6 +13,7 @@ import {
   type MeasuredSample,
   planExtension,
   planInitialBatch,
+  predictorMetrics,
   summariseIteration,
 } from '../core/loop.ts';
 import type { Clock, Logger } from '../core/ports.ts';
@@ -432,17 +433,7 @@ export async function savePredictorFiles(dir: string, predictor: TrainedPredicto
       },
       created_at: record.finishedAt,
     },
-    metrics: {
-      test: {
-        n: record.overall.n,
-        accuracy: record.overall.accuracy,
-        within5: record.overall.within5,
-        within10: record.overall.within10,
-        rmse_ms: record.overall.rmse_ms,
-        spearman: record.overall.spearman,
-      },
-      bins: record.bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.test, accuracy: b.accuracy })),
-    },
+    metrics: predictorMetrics(record),
   };
   await savePredictor(dir, json);
 }

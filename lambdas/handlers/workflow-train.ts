@@ -8,7 +8,12 @@
  */
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../../core/errors.ts';
-import { iterationSeed, type MeasuredSample, summariseIteration } from '../../core/loop.ts';
+import {
+  iterationSeed,
+  type MeasuredSample,
+  predictorMetrics,
+  summariseIteration,
+} from '../../core/loop.ts';
 import { encodeModel } from '../../core/onnx/model.ts';
 import {
   PREDICTOR_FORMAT,
@@ -155,17 +160,7 @@ export function createTrainHandler(
         },
         created_at: record.finishedAt,
       },
-      metrics: {
-        test: {
-          n: record.overall.n,
-          accuracy: record.overall.accuracy,
-          within5: record.overall.within5,
-          within10: record.overall.within10,
-          rmse_ms: record.overall.rmse_ms,
-          spearman: record.overall.spearman,
-        },
-        bins: record.bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.test, accuracy: b.accuracy })),
-      },
+      metrics: predictorMetrics(record),
     };
     const onnx = encodeModel(modelToOnnxGraph(model), {
       metadata: onnxMetadata({ 'esm.space': space.name, 'esm.run': runId, 'esm.thing': run.thing }),
