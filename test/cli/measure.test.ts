@@ -1,23 +1,10 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { latencyStats } from '../../core/schemas/dataset.ts';
 import { deviceFacts } from '../../core/schemas/protocol.ts';
-
-const run = promisify(execFile);
-
-async function esm(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('node', ['bin/esm.js', ...args], { cwd: process.cwd() });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { esm } from '../support/cli.ts';
 
 const quick = ['--runs', '5', '--warmup', '1', '--json'];
 
