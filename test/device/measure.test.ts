@@ -60,8 +60,6 @@ describe('measureGraph', () => {
       expect(r.overheadMs.session).toBeGreaterThan(0);
       expect(r.session).toMatchObject({ intraOpNumThreads: 1, executionProvider: 'cpu' });
     }
-    // Building the larger model's weights and session costs more too.
-    expect(large.overheadMs.build).toBeGreaterThan(small.overheadMs.build);
   });
 
   it('times CPU time with the cpu clock, which also ranks the models', async () => {
