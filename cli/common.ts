@@ -1,9 +1,9 @@
 /** Helpers shared by the CLI commands: input, output, space resolution and error reporting. */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
-import { EsmError, UnknownSpaceError } from '../core/errors.ts';
+import { DatasetFormatError, EsmError, UnknownSpaceError } from '../core/errors.ts';
 import { getSpace } from '../core/spaces/index.ts';
-import type { SearchSpace } from '../core/spaces/types.ts';
+import type { SearchSpace, Subnet } from '../core/spaces/types.ts';
 
 /** A space name (`mobilenetv3`) or a path to a user-defined JSON spec (`my-space.json`). */
 export async function resolveSpace(nameOrPath: string): Promise<SearchSpace> {
@@ -38,6 +38,38 @@ export function jsonLines(text: string): { line: number; text: string }[] {
     .split('\n')
     .map((t, i) => ({ line: i + 1, text: t.trim() }))
     .filter((l) => l.text.length > 0);
+}
+
+/**
+ * The architectures of a JSONL input (a file, or standard input when `file` is undefined or
+ * "-"): bare native archs (`esm sample` output) or dataset lines carrying one under "arch".
+ * A bad line throws `DatasetFormatError` naming file:line and the field.
+ */
+export async function readArchLines(space: SearchSpace, file?: string): Promise<Subnet[]> {
+  const name = file && file !== '-' ? file : '<stdin>';
+  return jsonLines(await readInput(file)).map(({ line, text }) => {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (cause) {
+      throw new DatasetFormatError(
+        name,
+        line,
+        'not valid JSON; expected one arch (or dataset line) per line',
+        { cause },
+      );
+    }
+    const arch =
+      typeof json === 'object' && json !== null && 'arch' in json
+        ? (json as { arch: unknown }).arch
+        : json;
+    try {
+      return space.parse(arch);
+    } catch (cause) {
+      if (!(cause instanceof EsmError)) throw cause;
+      throw new DatasetFormatError(name, line, cause.message, { cause });
+    }
+  });
 }
 
 /** Commander option parsers that reject bad values with the flag's name. */

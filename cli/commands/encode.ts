@@ -1,8 +1,7 @@
 /** `esm encode`: encoded vectors of architectures, one JSON line `{"vector": [...]}` each. */
 import type { Command } from 'commander';
 import { createEncoder, type EncodingName, encodingNames } from '../../core/encodings/index.ts';
-import { DatasetFormatError, EsmError } from '../../core/errors.ts';
-import { jsonLines, parse, readInput, resolveSpace } from '../common.ts';
+import { parse, readArchLines, resolveSpace } from '../common.ts';
 
 interface EncodeFlags {
   space: string;
@@ -21,33 +20,9 @@ async function encode(flags: EncodeFlags): Promise<void> {
     );
     return;
   }
-  const file = flags.in && flags.in !== '-' ? flags.in : '<stdin>';
   const out: string[] = [];
-  for (const { line, text } of jsonLines(await readInput(flags.in))) {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (cause) {
-      throw new DatasetFormatError(
-        file,
-        line,
-        'not valid JSON; expected one arch (or dataset line) per line',
-        {
-          cause,
-        },
-      );
-    }
-    // Dataset lines carry the arch under "arch"; bare archs (esm sample output) are the line.
-    const arch =
-      typeof json === 'object' && json !== null && 'arch' in json
-        ? (json as { arch: unknown }).arch
-        : json;
-    try {
-      out.push(`{"vector":${JSON.stringify(Array.from(encoder.encode(space.parse(arch))))}}\n`);
-    } catch (cause) {
-      if (!(cause instanceof EsmError)) throw cause;
-      throw new DatasetFormatError(file, line, cause.message, { cause });
-    }
+  for (const subnet of await readArchLines(space, flags.in)) {
+    out.push(`{"vector":${JSON.stringify(Array.from(encoder.encode(subnet)))}}\n`);
   }
   process.stdout.write(out.join(''));
 }
