@@ -12,7 +12,7 @@
  * the per-bin accuracies), which does not depend on how many samples each bin received.
  */
 import { ValidationError } from './errors.ts';
-import { evaluate } from './metrics.ts';
+import { evaluate, headline } from './metrics.ts';
 import type { PredictorJson } from './predictor/artifact.ts';
 import type { Rng } from './rng.ts';
 import {
@@ -352,9 +352,8 @@ export function iterationSeed(seed: number, iteration: number): number {
 
 /** An iteration's test metrics in the predictor.json format, shared by local and cloud runs. */
 export function predictorMetrics(record: IterationRecord): NonNullable<PredictorJson['metrics']> {
-  const { n, accuracy, within5, within10, rmse_ms, spearman } = record.overall;
   return {
-    test: { n, accuracy, within5, within10, rmse_ms, spearman },
+    test: headline(record.overall),
     bins: record.bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.test, accuracy: b.accuracy })),
   };
 }

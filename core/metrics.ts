@@ -30,6 +30,12 @@ export interface Evaluation {
   readonly bins?: readonly BinEvaluation[];
 }
 
+/** The headline metrics of an evaluation, without its bins (the JSON that CLIs and files report). */
+export function headline(e: Evaluation): Omit<Evaluation, 'bins'> {
+  const { n, accuracy, within5, within10, rmse_ms, spearman } = e;
+  return { n, accuracy, within5, within10, rmse_ms, spearman };
+}
+
 export interface EvaluateOptions {
   readonly predicted: ArrayLike<number>;
   /** Measured latencies in ms; must be positive. */

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { parseDataset } from '../../core/dataset.ts';
 import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
 import { ValidationError } from '../../core/errors.ts';
+import { headline } from '../../core/metrics.ts';
 import { fitPredictor } from '../../core/predictor/index.ts';
 import { type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { savePredictor } from '../../local/predictor-store.ts';
@@ -72,16 +73,7 @@ async function fit(flags: FitFlags): Promise<void> {
   const bins = test?.bins ?? [];
   if (flags.json) {
     writeJson({
-      test: test
-        ? {
-            n: test.n,
-            accuracy: test.accuracy,
-            within5: test.within5,
-            within10: test.within10,
-            rmse_ms: test.rmse_ms,
-            spearman: test.spearman,
-          }
-        : null,
+      test: test ? headline(test) : null,
       bins: bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.n, accuracy: b.accuracy })),
       train: { n: result.train.n, seconds: result.train.seconds },
     });

@@ -7,7 +7,7 @@
 import { createEncoder, type EncodingName, encodeAll } from '../encodings/index.ts';
 import type { FastEncoder, Vector } from '../encodings/layout.ts';
 import { ValidationError } from '../errors.ts';
-import { type Evaluation, evaluate } from '../metrics.ts';
+import { type Evaluation, evaluate, headline } from '../metrics.ts';
 import { createRng, shuffled } from '../rng.ts';
 import { depthBins } from '../sampling.ts';
 import { depth } from '../spaces/subnet.ts';
@@ -208,14 +208,7 @@ export async function fitPredictor(options: FitPredictorOptions): Promise<FitPre
     },
     metrics: test
       ? {
-          test: {
-            n: test.n,
-            accuracy: test.accuracy,
-            within5: test.within5,
-            within10: test.within10,
-            rmse_ms: test.rmse_ms,
-            spearman: test.spearman,
-          },
+          test: headline(test),
           bins: (test.bins ?? []).map((b) => ({
             lo: b.lo,
             hi: b.hi,
