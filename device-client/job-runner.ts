@@ -15,7 +15,7 @@ import {
 import { getSpace } from '../core/spaces/index.ts';
 import type { LayerGraph, SearchSpace } from '../core/spaces/types.ts';
 import { deviceFacts } from './device-facts.ts';
-import { type ExecutionProvider, ModelSession, measureGraph } from './measure.ts';
+import { type ExecutionProvider, ModelSession, measureGraph, summarizeTimings } from './measure.ts';
 import { defaultReferences, type ReferenceModel } from './references.ts';
 
 export interface RunJobOptions {
@@ -90,6 +90,32 @@ interface Attempt {
   samples: { id: string; stats: LatencyStats }[];
   references: { id: string; checks: LatencyStats[]; drift: number }[];
   maxDrift: number;
+  referenceScaleMs?: number;
+}
+
+/**
+ * Times `graph` alternately, run by run, with the reference session and summarises the
+ * per-run ratios scaled by the reference's calibrated latency: a change of the machine's
+ * speed between runs hits both models and cancels in the ratio.
+ */
+async function measureInterleaved(
+  graph: LayerGraph,
+  reference: { session: ModelSession; scaleMs: number },
+  settings: MeasurementSettings & { executionProvider?: ExecutionProvider },
+): Promise<LatencyStats> {
+  const model = await ModelSession.open(graph, settings);
+  try {
+    await model.warmup(settings.warmup);
+    const scaled: number[] = [];
+    for (let i = 0; i < settings.runs; i++) {
+      const [own] = await model.time(1);
+      const [ref] = await reference.session.time(1);
+      scaled.push(((own as number) / (ref as number)) * reference.scaleMs);
+    }
+    return summarizeTimings(scaled);
+  } finally {
+    await model.release();
+  }
 }
 
 async function attempt(
@@ -116,11 +142,23 @@ async function attempt(
     // check's medians came out 8-14 % above later ones. One discarded pass absorbs that.
     for (const s of sessions) await s.model.measure(settings);
     await check();
+    const reference = sessions[0];
+    const interleaved =
+      job.settings.interleave === true && reference
+        ? {
+            session: reference.model,
+            scaleMs:
+              job.settings.referenceScaleMs ?? (reference.checks[0] as LatencyStats).median_ms,
+          }
+        : undefined;
     const samples: Attempt['samples'] = [];
     const total = graphs.length;
     for (let i = 0; i < total; i++) {
       if (options.shouldStop?.()) throw new JobStoppedError(job.batchId, i, total);
-      const { stats } = await measureGraph(graphs[i] as LayerGraph, settings);
+      const graph = graphs[i] as LayerGraph;
+      const stats = interleaved
+        ? await measureInterleaved(graph, interleaved, settings)
+        : (await measureGraph(graph, settings)).stats;
       samples.push({ id: (job.samples[i] as { id: string }).id, stats });
       options.onProgress?.(i + 1, total);
       const every = job.settings.referenceEvery;
@@ -132,7 +170,12 @@ async function attempt(
       checks: s.checks,
       drift: referenceDrift(s.checks),
     }));
-    return { samples, references, maxDrift: Math.max(0, ...references.map((r) => r.drift)) };
+    return {
+      samples,
+      references,
+      maxDrift: Math.max(0, ...references.map((r) => r.drift)),
+      referenceScaleMs: interleaved?.scaleMs,
+    };
   } finally {
     for (const s of sessions) await s.model.release();
   }
@@ -172,7 +215,13 @@ export async function runJob(job: JobMessage, options: RunJobOptions): Promise<R
     thing: options.thing,
     samples: result.samples,
     references: result.references,
-    quality: { maxDrift: result.maxDrift, unstable: result.maxDrift > limit },
+    quality: {
+      maxDrift: result.maxDrift,
+      unstable: result.maxDrift > limit,
+      ...(result.referenceScaleMs === undefined
+        ? {}
+        : { referenceScaleMs: result.referenceScaleMs }),
+    },
     device: deviceFacts(options.thing, { executionProvider: options.executionProvider }),
     settings,
     startedAt,

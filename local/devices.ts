@@ -28,7 +28,7 @@ export type MeasureRequest = Pick<
 
 export interface MeasureOutcome {
   readonly samples: readonly { id: string; stats: LatencyStats }[];
-  readonly quality: { maxDrift: number; unstable: boolean };
+  readonly quality: { maxDrift: number; unstable: boolean; referenceScaleMs?: number };
   /** Short description of the device that measured, recorded with every sample. */
   readonly device: string;
 }

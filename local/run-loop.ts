@@ -34,6 +34,7 @@ import type {
   IterationRecord,
   PlannedSample,
   RunDatasetLine,
+  RunParams,
   RunState,
 } from '../core/schemas/run.ts';
 import { subnetKey } from '../core/spaces/subnet.ts';
@@ -131,6 +132,19 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
+/**
+ * With interleaved measurement, the first job's reference latency becomes the run's scale:
+ * recorded in the parameters (so resumes keep it) and sent with every later job, so that all
+ * latencies of a run are ratios to the same reference times the same number.
+ */
+function calibrated(params: RunParams, referenceScaleMs: number | undefined): RunParams {
+  const m = params.measurement;
+  if (!m.interleave || m.referenceScaleMs !== undefined || referenceScaleMs === undefined) {
+    return params;
+  }
+  return { ...params, measurement: { ...m, referenceScaleMs } };
+}
+
 /** Runs (or resumes) the loop until it converges, reaches max-iter, or is asked to stop. */
 export async function runLoop(options: RunLoopOptions): Promise<RunSummary> {
   const { store, space, device, logger = silentLogger, clock = systemClock } = options;
@@ -199,7 +213,8 @@ export async function runLoop(options: RunLoopOptions): Promise<RunSummary> {
         space: space.name,
         spaceSpec: params.spaceSpec,
         samples: chunk.map((s) => ({ id: s.id, arch: s.arch })),
-        settings: params.measurement,
+        // state.params, not params: it gains the interleaving calibration after the first job.
+        settings: state.params.measurement,
       };
       let outcome = await device.measure(request);
       let remeasured = 0;
@@ -265,6 +280,7 @@ export async function runLoop(options: RunLoopOptions): Promise<RunSummary> {
       }
       state = {
         ...state,
+        params: calibrated(state.params, outcome.quality.referenceScaleMs),
         secondsMeasuring: state.secondsMeasuring + seconds,
         remeasured: state.remeasured + remeasured,
         maxDrift: Math.max(state.maxDrift, outcome.quality.maxDrift),

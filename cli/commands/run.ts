@@ -37,6 +37,7 @@ interface RunOptions {
   threads?: number;
   maxDrift?: number;
   clock?: 'wall' | 'cpu';
+  interleave?: boolean;
   chunkSize?: number;
   out?: string;
   resume?: string;
@@ -101,6 +102,7 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
       // The embedded device shares this machine's cores with everything else running here,
       // so it times CPU time by default; remote devices are dedicated and time wall clock.
       clock: options.clock ?? (base.device === 'local' ? 'cpu' : 'wall'),
+      ...(options.interleave && { interleave: true }),
     },
   });
   const name = options.space.replace(/^.*\//, '').replace(/\.json$/, '');
@@ -180,6 +182,10 @@ export function register(program: Command): void {
       '--clock <clock>',
       'what a timed run measures: wall | cpu (default cpu for local, wall otherwise)',
       parse.oneOf(['wall', 'cpu'] as const),
+    )
+    .option(
+      '--interleave',
+      'time each sample alternately with a reference model and report latency relative to it (steadier on shared machines; docs/measurement.md)',
     )
     .option(
       '--max-drift <x>',

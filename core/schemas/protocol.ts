@@ -40,6 +40,19 @@ export const measurementSettings = z.object({
    * thread on the CPU provider). Optional, so v1 peers that do not know it stay compatible.
    */
   clock: z.enum(['wall', 'cpu']).optional(),
+  /**
+   * Time every sample alternately, run by run, with the first reference model and report its
+   * latency as (median of the per-run ratios sample / reference) x `referenceScaleMs`. Both
+   * models see the same changes of the machine's speed, so the ratio is far steadier between
+   * processes than an absolute median (docs/BENCHMARKS.md, "Interleaving").
+   */
+  interleave: z.boolean().optional(),
+  /**
+   * The reference's calibrated latency for `interleave`; absent, the job uses its first
+   * reference check and reports it in `quality.referenceScaleMs`, which the platform sends
+   * with every later job of the run so that all share one scale.
+   */
+  referenceScaleMs: z.number().positive().optional(),
 });
 export type MeasurementSettings = z.infer<typeof measurementSettings>;
 
@@ -96,6 +109,8 @@ export const resultMessage = z.object({
     maxDrift: z.number().nonnegative(),
     /** True when a reference drifted more than `maxReferenceDrift`: the batch must not be trusted. */
     unstable: z.boolean(),
+    /** The reference latency that interleaved samples were scaled by (`settings.interleave`). */
+    referenceScaleMs: z.number().positive().optional(),
   }),
   device: deviceFacts,
   settings: measurementSettings,

@@ -3,7 +3,9 @@
  * ratio, cancel the speed changes of a shared machine? Spawns N processes (pinned to one
  * core with real-time priority when `taskset` and `chrt` work); each times model X and the
  * reference R alternately and reports X's raw median, the median of the per-run ratios X/R,
- * and the ratio of the medians. Prints the process-to-process CV of each.
+ * and the ratio of the medians; then measures X once more through the product's path,
+ * `runJob` with `settings.interleave` and a fixed `referenceScaleMs` (what `esm run
+ * --interleave` sends after its first job). Prints the process-to-process CV of each.
  *
  *   npx tsx scripts/bench/interleaved.ts [--processes 10] [--runs 100] [--clock wall|cpu]
  */
@@ -12,6 +14,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
+import { runJob } from '../../device-client/job-runner.ts';
 import { ModelSession } from '../../device-client/measure.ts';
 import { stabilityReference } from '../../device-client/references.ts';
 
@@ -52,8 +55,33 @@ async function child(): Promise<void> {
     tr.push((await r.time(1))[0] as number);
   }
   const ratio = median(tx.map((v, i) => v / (tr[i] as number)));
+  await x.release();
+  await r.release();
+  const result = await runJob(
+    {
+      v: 1,
+      type: 'job',
+      runId: 'bench',
+      batchId: 'interleaved',
+      space: 'mobilenetv3',
+      samples: [{ id: 'x', arch: modelX }],
+      settings: {
+        ...settings,
+        runs,
+        referenceEvery: 0,
+        maxReferenceDrift: 1,
+        interleave: true,
+        referenceScaleMs: 5,
+      },
+      references: [
+        { id: stabilityReference.id, space: 'mobilenetv3', arch: stabilityReference.arch },
+      ],
+    },
+    { thing: 'bench', retryUnstable: false },
+  );
+  const runJobMs = result.samples[0]?.stats.median_ms as number;
   process.stdout.write(
-    `${JSON.stringify({ raw: median(tx), ratio, ratioOfMedians: median(tx) / median(tr) })}\n`,
+    `${JSON.stringify({ raw: median(tx), ratio, ratioOfMedians: median(tx) / median(tr), runJobMs })}\n`,
   );
 }
 
@@ -68,7 +96,7 @@ function parent(): void {
       return false;
     }
   })();
-  const rows: { raw: number; ratio: number; ratioOfMedians: number }[] = [];
+  const rows: { raw: number; ratio: number; ratioOfMedians: number; runJobMs: number }[] = [];
   const loadBefore = loadavg()[0]?.toFixed(2);
   for (let i = 0; i < Number(values.processes); i++) {
     const out = canPin
@@ -79,7 +107,7 @@ function parent(): void {
   console.log(
     `${rows.length} processes, ${runs} interleaved runs each, ${clock} clock, pinned + real-time: ${canPin}, load ${loadBefore} -> ${loadavg()[0]?.toFixed(2)}`,
   );
-  for (const key of ['raw', 'ratio', 'ratioOfMedians'] as const) {
+  for (const key of ['raw', 'ratio', 'ratioOfMedians', 'runJobMs'] as const) {
     const v = rows.map((r) => r[key]);
     console.log(
       `  ${key}: CV ${(cv(v) * 100).toFixed(2)} % (${v.map((x) => x.toFixed(3)).join(' ')})`,

@@ -131,6 +131,31 @@ describe('esm run --device local', () => {
     }
   }, 120_000);
 
+  it('with --interleave keeps the reference calibration of the first job for the whole run', () => {
+    const out = join(dir, 'interleaved');
+    const args = ['run', '--space', 'mobilenetv3', '--n-init', '10', '--n-step', '2'];
+    const tiny = ['--max-iter', '2', '--bins', '1', '--runs', '3', '--warmup', '1'];
+    const result = run([
+      ...args,
+      ...tiny,
+      '--max-drift',
+      '1',
+      '--chunk-size',
+      '2',
+      '--interleave',
+      '--out',
+      out,
+    ]);
+    expect(result.stderr).not.toMatch(/^error/m);
+    expect(result.status).toBe(0);
+
+    const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8'));
+    expect(state.params.measurement.interleave).toBe(true);
+    expect(state.params.measurement.referenceScaleMs).toBeGreaterThan(0);
+    const dataset = readFileSync(join(out, 'dataset.jsonl'), 'utf8').trim().split('\n');
+    expect(dataset).toHaveLength(12);
+  }, 120_000);
+
   it('rejects a bad flag with the flag and the fix, and an unknown device', () => {
     const bad = run(['run', '--space', 'mobilenetv3', '--sampling', 'uniform']);
     expect(bad.status).not.toBe(0);

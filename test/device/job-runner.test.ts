@@ -57,6 +57,46 @@ describe('runJob', () => {
     expect(result.runId).toBe('run-1');
   });
 
+  it('interleaves samples with the reference and scales their ratio by the calibration', async () => {
+    const large = extremeArchs.mobilenetv3?.largest ?? {};
+    const settings = { warmup: 2, runs: 7, referenceEvery: 0, interleave: true };
+    const samples = [
+      { id: 'small', arch: small },
+      { id: 'large', arch: large },
+    ];
+
+    const calibrating = await runJob(
+      job({ samples, settings: jobMessage.shape.settings.parse(settings) }),
+      {
+        thing: 'dev-1',
+        retryUnstable: false,
+      },
+    );
+    const scale = calibrating.quality.referenceScaleMs as number;
+    const doubled = await runJob(
+      job({
+        samples,
+        settings: jobMessage.shape.settings.parse({ ...settings, referenceScaleMs: 2 * scale }),
+      }),
+      { thing: 'dev-1', retryUnstable: false },
+    );
+
+    expect(resultMessage.safeParse(calibrating).success).toBe(true);
+    // Without a calibration the job uses, and reports, its first reference check.
+    expect(scale).toBe(calibrating.references[0]?.checks[0]?.median_ms);
+    expect(doubled.quality.referenceScaleMs).toBe(2 * scale);
+    const latency = (r: typeof calibrating, id: string) =>
+      r.samples.find((s) => s.id === id)?.stats.median_ms as number;
+    // The reference is the smallest subnet itself: its ratio is about 1, so about the scale.
+    expect(latency(calibrating, 'small') / scale).toBeGreaterThan(0.7);
+    expect(latency(calibrating, 'small') / scale).toBeLessThan(1.4);
+    expect(latency(calibrating, 'large') / latency(calibrating, 'small')).toBeGreaterThan(1.5);
+    // A doubled calibration doubles every latency (the ratios barely move between jobs).
+    const factor = latency(doubled, 'large') / latency(calibrating, 'large');
+    expect(factor).toBeGreaterThan(1.6);
+    expect(factor).toBeLessThan(2.5);
+  });
+
   it('flags a batch whose reference drifted beyond the limit, after one re-measurement', async () => {
     let measured = 0;
 
