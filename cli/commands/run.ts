@@ -102,7 +102,9 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
       // The embedded device shares this machine's cores with everything else running here,
       // so it times CPU time by default; remote devices are dedicated and time wall clock.
       clock: options.clock ?? (base.device === 'local' ? 'cpu' : 'wall'),
-      ...(options.interleave && { interleave: true }),
+      // Interleaving cancels the speed changes of a shared machine (docs/measurement.md): on by
+      // default for the embedded device; remote devices report absolute milliseconds.
+      ...((options.interleave ?? base.device === 'local') && { interleave: true }),
     },
   });
   const name = options.space.replace(/^.*\//, '').replace(/\.json$/, '');
@@ -185,8 +187,9 @@ export function register(program: Command): void {
     )
     .option(
       '--interleave',
-      'time each sample alternately with a reference model and report latency relative to it (steadier on shared machines; docs/measurement.md)',
+      'time each sample alternately with a reference model and report latency relative to it (default for local; docs/measurement.md)',
     )
+    .option('--no-interleave', 'absolute latencies (the default for dataset: and thing: devices)')
     .option(
       '--max-drift <x>',
       'largest reference-model drift before a batch is unstable (default 0.3 for local, 0.03 otherwise)',

@@ -65,6 +65,10 @@ describe('esm run --device local', () => {
       expect(Object.keys(b).sort()).toEqual(['accuracy', 'hi', 'lo', 'n']);
     expect(summary.history).toHaveLength(summary.iterations);
     expect(summary.predictor).toBe(join(out, 'predictor'));
+    // The embedded device interleaves by default, calibrated once for the whole run.
+    const { measurement } = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')).params;
+    expect(measurement.interleave).toBe(true);
+    expect(measurement.referenceScaleMs).toBeGreaterThan(0);
 
     const dataset = readFileSync(join(out, 'dataset.jsonl'), 'utf8')
       .trim()
