@@ -6,7 +6,7 @@
  * them from the run directory (`esm report DIR`).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { IterationRecord, RunState } from '../core/schemas/run.ts';
+import type { IterationRecord, RunParams, RunState } from '../core/schemas/run.ts';
 import { type RunStore, writeFileAtomic } from './run-store.ts';
 
 /** One test sample scored by the latest predictor. */
@@ -305,7 +305,7 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
       'measurement',
       p.device.startsWith('dataset:')
         ? 'replayed: latencies as measured in the dataset'
-        : `${p.measurement.warmup} warm-up + ${p.measurement.runs} timed runs, ${p.measurement.threads} thread(s), max drift ${pct(p.measurement.maxReferenceDrift)}${p.measurement.clock ? `, ${p.measurement.clock} clock` : ''}`,
+        : `${p.measurement.warmup} warm-up + ${p.measurement.runs} timed runs, ${p.measurement.threads} thread(s), max drift ${pct(p.measurement.maxReferenceDrift)}${p.measurement.clock ? `, ${p.measurement.clock} clock` : ''}${interleaving(p.measurement)}`,
     ],
   ];
   const rows = iterations
@@ -356,4 +356,11 @@ export function writeReport(store: RunStore, options: RenderOptions = {}): strin
   const out = store.path('report');
   writeFileAtomic(out, html);
   return out;
+}
+
+/** How latencies were scaled when samples were timed interleaved with a reference model. */
+function interleaving(m: RunParams['measurement']): string {
+  if (!m.interleave) return '';
+  const scale = m.referenceScaleMs === undefined ? '' : ` = ${m.referenceScaleMs} ms`;
+  return `, interleaved with a reference (latency relative to it x its calibration${scale})`;
 }

@@ -110,6 +110,24 @@ describe('renderReport', () => {
     expect(counts.find((c) => c.lo === -5)?.n).toBe(1);
   });
 
+  it('says when latencies are relative to an interleaved reference, with the calibration', () => {
+    const local = runParams.parse({
+      space: 'mobilenetv3',
+      device: 'local',
+      measurement: { interleave: true, referenceScaleMs: 3.15 },
+    });
+    const page = renderReport({
+      state: { ...state, params: local },
+      iterations: [],
+      points,
+      samples: 0,
+    });
+    expect(page).toContain(
+      'interleaved with a reference (latency relative to it x its calibration = 3.15 ms)',
+    );
+    expect(html).not.toContain('interleaved');
+  });
+
   it('is self-contained: no script and no external resource', () => {
     expect(html).not.toMatch(/<script|https?:\/\/|<link /);
     expect(html).toContain('not converged');
