@@ -18,14 +18,8 @@ import {
 } from '../core/loop.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import { silentLogger, systemClock } from '../core/ports.ts';
-import {
-  PREDICTOR_FORMAT,
-  PREDICTOR_ONNX,
-  PREDICTOR_VERSION,
-  type PredictorJson,
-} from '../core/predictor/artifact.ts';
-import { ONNX_INPUT, ONNX_OUTPUT } from '../core/predictor/export-onnx.ts';
-import { modelToJson } from '../core/predictor/index.ts';
+import type { PredictorJson } from '../core/predictor/artifact.ts';
+import { modelToJson, predictorFrame } from '../core/predictor/index.ts';
 import { createMlp } from '../core/predictor/mlp.ts';
 import type { FitReport, Regressor } from '../core/predictor/types.ts';
 import { createRng } from '../core/rng.ts';
@@ -425,15 +419,9 @@ export async function savePredictorFiles(dir: string, predictor: TrainedPredicto
   const { record, fit } = predictor;
   const data = await readFile(predictor.datasetFile);
   const json: PredictorJson = {
-    format: PREDICTOR_FORMAT,
-    version: PREDICTOR_VERSION,
-    space:
-      predictor.spaceSpec === undefined
-        ? { name: predictor.space.name }
-        : { name: predictor.space.name, spec: predictor.spaceSpec },
+    ...predictorFrame(predictor.space.name, predictor.spaceSpec),
     features: { kind: 'encoding', encoding: predictor.encoding, length: predictor.featureLength },
     model: modelToJson(predictor.regressor),
-    onnx: { file: PREDICTOR_ONNX, input: ONNX_INPUT, output: ONNX_OUTPUT },
     training: {
       seed: predictor.seed,
       n_train: record.samples.train,

@@ -144,6 +144,19 @@ function trainCount(n: number, options: FitPredictorOptions): number {
   return Math.max(1, Math.round(n * fraction));
 }
 
+/**
+ * The parts of predictor.json that only depend on the space: format, version, the space (with
+ * the spec of a user-defined one, so the predictor works without the file) and the ONNX names.
+ */
+export function predictorFrame(spaceName: string, spaceSpec?: unknown) {
+  return {
+    format: PREDICTOR_FORMAT,
+    version: PREDICTOR_VERSION,
+    space: spaceSpec === undefined ? { name: spaceName } : { name: spaceName, spec: spaceSpec },
+    onnx: { file: PREDICTOR_ONNX, input: ONNX_INPUT, output: ONNX_OUTPUT },
+  } as const;
+}
+
 /** Splits, trains, evaluates and describes a predictor. */
 export async function fitPredictor(options: FitPredictorOptions): Promise<FitPredictorResult> {
   const { space, rows, model = 'mlp', encoding = 'fcc', lutBuckets, bins = 10, seed = 0 } = options;
@@ -186,15 +199,9 @@ export async function fitPredictor(options: FitPredictorOptions): Promise<FitPre
   }
   const { trainer: _trainer, onEpoch: _onEpoch, ...mlpOptions } = regressorOptions.mlp ?? {};
   const predictor: PredictorJson = {
-    format: PREDICTOR_FORMAT,
-    version: PREDICTOR_VERSION,
-    space:
-      options.spaceSpec === undefined
-        ? { name: space.name }
-        : { name: space.name, spec: options.spaceSpec },
+    ...predictorFrame(space.name, options.spaceSpec),
     features: featurizer.features,
     model: modelToJson(regressor),
-    onnx: { file: PREDICTOR_ONNX, input: ONNX_INPUT, output: ONNX_OUTPUT },
     training: {
       seed,
       n_train: trainRows.length,

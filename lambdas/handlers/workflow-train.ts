@@ -15,22 +15,13 @@ import {
   summariseIteration,
 } from '../../core/loop.ts';
 import { encodeModel } from '../../core/onnx/model.ts';
-import {
-  PREDICTOR_FORMAT,
-  PREDICTOR_ONNX,
-  PREDICTOR_VERSION,
-  type PredictorJson,
-} from '../../core/predictor/artifact.ts';
-import {
-  modelToOnnxGraph,
-  ONNX_INPUT,
-  ONNX_OUTPUT,
-  onnxMetadata,
-} from '../../core/predictor/export-onnx.ts';
+import type { PredictorJson } from '../../core/predictor/artifact.ts';
+import { modelToOnnxGraph, onnxMetadata } from '../../core/predictor/export-onnx.ts';
 import {
   createFeaturizer,
   createRegressor,
   modelToJson,
+  predictorFrame,
   type RegressorOptions,
 } from '../../core/predictor/index.ts';
 import type { SampleRecord } from '../adapters/run-state.ts';
@@ -137,15 +128,9 @@ export function createTrainHandler(
     const dataset = datasetJsonl(measured, space.name);
     const model = modelToJson(regressor);
     const predictor: PredictorJson = {
-      format: PREDICTOR_FORMAT,
-      version: PREDICTOR_VERSION,
-      space:
-        params.spaceSpec === undefined
-          ? { name: space.name }
-          : { name: space.name, spec: params.spaceSpec },
+      ...predictorFrame(space.name, params.spaceSpec),
       features: featurizer.features,
       model,
-      onnx: { file: PREDICTOR_ONNX, input: ONNX_INPUT, output: ONNX_OUTPUT },
       training: {
         seed,
         n_train: train.length,
