@@ -7,7 +7,7 @@ import { type EncodingName, encodingNames } from '../../core/encodings/index.ts'
 import { ValidationError } from '../../core/errors.ts';
 import { headline } from '../../core/metrics.ts';
 import { fitPredictor } from '../../core/predictor/index.ts';
-import { type ModelKind, modelKinds } from '../../core/predictor/types.ts';
+import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { savePredictor } from '../../local/predictor-store.ts';
 import { createProgress } from '../../local/progress.ts';
 import { parse, resolveSpace, writeJson } from '../common.ts';
@@ -108,7 +108,12 @@ export function register(program: Command): void {
       parse.oneOf(encodingNames),
       'fcc',
     )
-    .option('--model <kind>', `model: ${modelKinds.join(', ')}`, parse.oneOf(modelKinds), 'mlp')
+    .option(
+      '--model <kind>',
+      `model: ${modelKinds.join(', ')}`,
+      parse.oneOf(modelKinds),
+      defaultModelKind,
+    )
     .option('--train <n>', 'number of training rows (the rest are the test set)', parse.int(1))
     .option('--train-fraction <f>', 'share of rows for training (default 0.8)', parse.number(0, 1))
     .option('--bins <b>', 'depth bins for the per-bin accuracy', parse.int(1, 1000), 10)

@@ -14,6 +14,9 @@ export interface Matrix {
 export const modelKinds = ['mlp', 'ridge', 'lut'] as const;
 export type ModelKind = (typeof modelKinds)[number];
 
+/** The model `esm fit`, `esm run` and the cloud's training step use when none is named. */
+export const defaultModelKind: ModelKind = 'mlp';
+
 export interface FitReport {
   readonly seconds: number;
   readonly epochs?: number;
