@@ -40,7 +40,7 @@ export interface ConnectionOptions {
    * again after the next reconnect. Messages are handled one at a time, so keep it short.
    */
   onMessage: (topic: string, payload: Buffer) => Promise<void> | void;
-  /** Called after every successful connect, before the subscription is confirmed. */
+  /** Called after every successful connect, before the subscriptions are confirmed. */
   onConnect?: (info: { sessionPresent: boolean }) => void;
   /** Every lifecycle event, for logs, metrics and tests. */
   onEvent?: (event: ConnectionEvent) => void;
@@ -170,6 +170,11 @@ export function createConnection(options: ConnectionOptions): Connection {
     attempt = 0;
     logger.info('connected', { broker, clientId, sessionPresent: connack.sessionPresent });
     onEvent({ type: 'connectionSuccess', sessionPresent: connack.sessionPresent });
+    onConnect?.({ sessionPresent: connack.sessionPresent });
+    if (subscriptions.length === 0) {
+      resolveReady();
+      return;
+    }
     // Subscribing on every connect is harmless and covers brokers that lost the session.
     client.subscribe([...subscriptions], { qos: 1 }, (error, granted) => {
       const refused = granted?.some((g) => g.qos === 128);
@@ -182,7 +187,6 @@ export function createConnection(options: ConnectionOptions): Connection {
       onEvent({ type: 'subscribed' });
       resolveReady();
     });
-    onConnect?.({ sessionPresent: connack.sessionPresent });
   });
   client.on('reconnect', () => logger.debug('connecting', { broker }));
   client.on('close', () => {
@@ -218,6 +222,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       return client.connected;
     },
     publish(topic, payload, { qos, retain = false }) {
+      if (closing) return Promise.reject(new Error(`connection closed: ${topic} not published`));
       if (qos === 0 && !client.connected) return Promise.resolve();
       return new Promise((resolve, reject) => {
         client.publish(topic, payload, { qos, retain }, (error) => {
