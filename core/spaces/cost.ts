@@ -88,107 +88,76 @@ function depthwiseKind(kernel: number): MacKind {
   return 'depthwise_k7';
 }
 
+/** One shape for every `NodeCost` (V8 keeps a monomorphic object, encoding stays fast). */
+function cost(
+  node: LayerNode,
+  macKind: MacKind,
+  kernel: number,
+  macs: number,
+  params: number,
+  elementwiseOps: number,
+  outputElements: number,
+): NodeCost {
+  return {
+    id: node.id,
+    op: node.op,
+    macKind,
+    kernel,
+    macs,
+    params,
+    elementwiseOps,
+    outputElements,
+  };
+}
+
 /** The cost of one node of a layer graph. */
 export function nodeCost(node: LayerNode): NodeCost {
   const area = node.resolution * node.resolution;
-  const base = { id: node.id, op: node.op };
   switch (node.op) {
     case 'conv': {
       const out = Math.ceil(node.resolution / node.stride);
-      const outputElements = out * out * node.cout;
+      const outputs = out * out * node.cout;
       const perOutput = (node.cin / node.groups) * node.kernel * node.kernel;
       const depthwise = node.groups > 1 && node.groups === node.cin && node.cin === node.cout;
-      const macKind: MacKind = depthwise
+      const kind: MacKind = depthwise
         ? depthwiseKind(node.kernel)
         : node.groups > 1
           ? 'grouped'
           : node.kernel === 1
             ? 'dense_1x1'
             : 'dense_kxk';
-      return {
-        ...base,
-        macKind,
-        kernel: node.kernel,
-        macs: outputElements * perOutput,
-        params: node.cout * perOutput + node.cout,
-        elementwiseOps: node.act === 'none' ? 0 : outputElements,
-        outputElements,
-      };
+      const activation = node.act === 'none' ? 0 : outputs;
+      const params = node.cout * perOutput + node.cout;
+      return cost(node, kind, node.kernel, outputs * perOutput, params, activation, outputs);
     }
     case 'se': {
       const c = node.channels;
-      return {
-        ...base,
-        macKind: 'se',
-        kernel: 0,
-        macs: 2 * c * node.mid,
-        params: c * node.mid + node.mid + node.mid * c + c,
-        // Global pooling reads the map once, the scaling multiplies it once.
-        elementwiseOps: 2 * area * c,
-        outputElements: area * c,
-      };
+      const params = c * node.mid + node.mid + node.mid * c + c;
+      // Global pooling reads the map once, the scaling multiplies it once.
+      return cost(node, 'se', 0, 2 * c * node.mid, params, 2 * area * c, area * c);
     }
     case 'bn':
-      return {
-        ...base,
-        macKind: 'none',
-        kernel: 0,
-        macs: 0,
-        params: 2 * node.channels,
-        elementwiseOps: (node.act === 'none' ? 1 : 2) * area * node.channels,
-        outputElements: area * node.channels,
-      };
-    case 'add':
-      return {
-        ...base,
-        macKind: 'none',
-        kernel: 0,
-        macs: 0,
-        params: 0,
-        elementwiseOps: (node.act === 'none' ? 1 : 2) * area * node.channels,
-        outputElements: area * node.channels,
-      };
-    case 'concat':
-      return {
-        ...base,
-        macKind: 'none',
-        kernel: 0,
-        macs: 0,
-        params: 0,
-        elementwiseOps: 0,
-        outputElements: area * node.channels,
-      };
-    case 'pool': {
-      const out = node.kind === 'global_avg' ? 1 : Math.ceil(node.resolution / node.stride);
-      const outputElements = out * out * node.channels;
-      return {
-        ...base,
-        macKind: 'none',
-        kernel: node.kernel,
-        macs: 0,
-        params: 0,
-        elementwiseOps:
-          node.kind === 'global_avg'
-            ? area * node.channels
-            : outputElements * node.kernel * node.kernel,
-        outputElements,
-      };
+    case 'add': {
+      const elements = area * node.channels;
+      const params = node.op === 'bn' ? 2 * node.channels : 0;
+      const ops = (node.act === 'none' ? 1 : 2) * elements;
+      return cost(node, 'none', 0, 0, params, ops, elements);
     }
-    case 'linear':
-      return {
-        ...base,
-        macKind: 'linear',
-        kernel: 0,
-        macs: node.cin * node.cout,
-        params: node.cin * node.cout + node.cout,
-        elementwiseOps: node.act === 'none' ? 0 : node.cout,
-        outputElements: node.cout,
-      };
+    case 'concat':
+      return cost(node, 'none', 0, 0, 0, 0, area * node.channels);
+    case 'pool': {
+      const global = node.kind === 'global_avg';
+      const out = global ? 1 : Math.ceil(node.resolution / node.stride);
+      const outputs = out * out * node.channels;
+      const ops = global ? area * node.channels : outputs * node.kernel * node.kernel;
+      return cost(node, 'none', node.kernel, 0, 0, ops, outputs);
+    }
+    case 'linear': {
+      const activation = node.act === 'none' ? 0 : node.cout;
+      const params = node.cin * node.cout + node.cout;
+      return cost(node, 'linear', 0, node.cin * node.cout, params, activation, node.cout);
+    }
   }
-}
-
-function nodeInputs(node: LayerNode): readonly string[] {
-  return 'inputs' in node ? node.inputs : [node.input];
 }
 
 /** Per-node and whole-graph cost of a layer graph. */
@@ -216,25 +185,35 @@ export function graphCost(graph: LayerGraph, options: GraphCostOptions = {}): Gr
 
   // Liveness: a tensor lives from the node that writes it to its last reader (the output
   // to the end), so the peak is the largest sum of live sizes over the topological order.
-  const size = new Map<string, number>([['input', inputElements]]);
-  nodes.forEach((c) => {
-    size.set(c.id, c.outputElements);
-  });
-  const lastUse = new Map<string, number>();
+  // Tensors are numbered by position (the input is -1), so the pass allocates two arrays.
+  const n = graph.nodes.length;
+  const position = new Map<string, number>([['input', -1]]);
   graph.nodes.forEach((node, i) => {
-    for (const input of nodeInputs(node)) lastUse.set(input, i);
+    position.set(node.id, i);
   });
-  lastUse.set(graph.output, graph.nodes.length);
+  const lastUse = new Int32Array(n + 1).fill(-2);
+  const at = (id: string) => (position.get(id) ?? -2) + 1;
+  graph.nodes.forEach((node, i) => {
+    if ('inputs' in node) for (const input of node.inputs) lastUse[at(input)] = i;
+    else lastUse[at(node.input)] = i;
+  });
+  lastUse[at(graph.output)] = n;
+  const sizeOf = (k: number) =>
+    k === 0 ? inputElements : (nodes[k - 1] as NodeCost).outputElements;
   let live = inputElements;
   let peak = live;
-  graph.nodes.forEach((node, i) => {
-    live += size.get(node.id) ?? 0;
-    peak = Math.max(peak, live);
-    for (const input of new Set(nodeInputs(node))) {
-      if (lastUse.get(input) === i) live -= size.get(input) ?? 0;
-    }
-    if ((lastUse.get(node.id) ?? -1) < i) live -= size.get(node.id) ?? 0;
-  });
+  for (let i = 0; i < n; i++) {
+    const node = graph.nodes[i] as LayerNode;
+    live += sizeOf(i + 1);
+    if (live > peak) peak = live;
+    const inputs = 'inputs' in node ? node.inputs : [node.input];
+    inputs.forEach((input, j) => {
+      const k = at(input);
+      // A tensor read twice by the same node is freed once.
+      if (lastUse[k] === i && inputs.indexOf(input) === j) live -= sizeOf(k);
+    });
+    if ((lastUse[i + 1] as number) < i) live -= sizeOf(i + 1);
+  }
 
   return {
     nodes,
