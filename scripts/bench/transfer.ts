@@ -227,7 +227,7 @@ for (let seed = 1; seed <= seeds; seed++) {
           const s = await score(target, (x) => regressor.predict(x));
           const c = regressor.fitted?.correction;
           const chosen = c
-            ? `${c.space}, slope ${c.slope_penalty === null ? 'fixed' : c.slope_penalty}, features ${c.feature_penalty ?? 'none'}`
+            ? `${c.space}, slope ${c.slope_penalty === null ? 'fixed' : c.slope_penalty}, features ${c.features ? `${c.features.basis} ${c.feature_penalty}` : 'none'}`
             : '';
           results.push({
             kind: 'transfer',
