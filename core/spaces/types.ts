@@ -134,6 +134,11 @@ export interface SearchSpace<Native = unknown> {
   parse(native: unknown): Subnet;
   /** The native architecture JSON of a subnet. */
   toNative(subnet: Subnet): Native;
+  /**
+   * Other arch JSON forms that `parse` also reads, by name (e.g. OFA's `ofa-encoder`, with
+   * `"image_size"`), so `esm sample --format` can write what a user's own tools expect.
+   */
+  readonly nativeForms?: Readonly<Record<string, (subnet: Subnet) => unknown>>;
   /** The layer graph that devices turn into ONNX and time. */
   layerGraph(subnet: Subnet): LayerGraph;
 }

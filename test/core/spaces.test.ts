@@ -157,6 +157,34 @@ describe('mobilenetv3', () => {
     expect(() => mobilenetv3.parse({ ...ofa, r: [224, 192] })).toThrow(/^r: got \[224,192\]/);
   });
 
+  it('reads OFA MobileNetArchEncoder samples: "image_size" as an int or a one-element list', () => {
+    const native = mobilenetv3.toNative(randomSubnet(mobilenetv3, createRng(6)));
+    const { r, ...rest } = native;
+    const key = subnetKey(mobilenetv3.parse(native));
+    expect(subnetKey(mobilenetv3.parse({ ...rest, image_size: r }))).toBe(key);
+    expect(subnetKey(mobilenetv3.parse({ ...rest, image_size: [r] }))).toBe(key);
+    expect(() => mobilenetv3.parse({ ...rest, image_size: 225 })).toThrow(/^image_size: got 225/);
+    expect(() => mobilenetv3.parse({ ...native, image_size: r })).toThrow(
+      'image_size: give the resolution once, as r',
+    );
+  });
+
+  it('writes both OFA forms, and each parses back to the same subnet', () => {
+    const rng = createRng(8);
+    for (let i = 0; i < 20; i++) {
+      const subnet = randomSubnet(mobilenetv3, rng);
+      const encoder = mobilenetv3.nativeForms?.['ofa-encoder']?.(subnet) as Record<string, unknown>;
+      const manager = mobilenetv3.nativeForms?.['ofa-manager']?.(subnet) as Record<string, unknown>;
+      expect(encoder.image_size).toBe(subnet.resolution);
+      expect(manager).toMatchObject({ wid: null, r: [subnet.resolution] });
+      expect(subnetKey(mobilenetv3.parse(encoder))).toBe(subnetKey(subnet));
+      expect(subnetKey(mobilenetv3.parse(manager))).toBe(subnetKey(subnet));
+    }
+    const r50 = randomSubnet(resnet50, rng);
+    const r50Encoder = resnet50.nativeForms?.['ofa-encoder']?.(r50);
+    expect(subnetKey(resnet50.parse(r50Encoder))).toBe(subnetKey(r50));
+  });
+
   it('names the wrong block field and the allowed values', () => {
     const native = mobilenetv3.toNative(randomSubnet(mobilenetv3, createRng(5)));
     native.d = [4, 4, 4, 4, 4];
