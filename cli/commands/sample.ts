@@ -23,6 +23,7 @@ interface SampleFlags {
   seed: number;
   exclude?: string;
   from?: string;
+  format: string;
 }
 
 interface ArchLine {
@@ -91,8 +92,21 @@ export function register(program: Command): void {
       '--from <file.jsonl>',
       'sample lines of this dataset instead of the space (replay); prints them as written',
     )
+    .option(
+      '--format <form>',
+      'arch JSON form: native, or one the space also reads (mobilenetv3: ofa-encoder with "image_size", ofa-manager with "r": [R]; resnet50: ofa-encoder)',
+      'native',
+    )
     .action(async (flags: SampleFlags) => {
       const space = await resolveSpace(flags.space);
+      const forms = space.nativeForms ?? {};
+      const write = flags.format === 'native' ? space.toNative : forms[flags.format];
+      if (!write) {
+        throw new ValidationError(
+          '--format',
+          `space ${space.name} has no arch form "${flags.format}"; use ${['native', ...Object.keys(forms)].join(', ')}`,
+        );
+      }
       const rng = createRng(flags.seed);
       const bins = depthBins(space, flags.bins);
       const exclude = flags.exclude
@@ -104,6 +118,12 @@ export function register(program: Command): void {
         : undefined;
       let lines: string[];
       if (flags.from) {
+        if (flags.format !== 'native') {
+          throw new ValidationError(
+            '--format',
+            '--from prints dataset lines as written; drop --format',
+          );
+        }
         const pool = (await readArchLines(space, flags.from, '--from')).map((l) =>
           poolItem(l.subnet, { text: l.text }),
         );
@@ -111,7 +131,7 @@ export function register(program: Command): void {
         lines = samplePool(pool, options).map((item) => item.text);
       } else {
         const options = { n: flags.n, strategy: flags.sampling, bins, rng, exclude };
-        lines = sampleArchitectures(space, options).map((s) => JSON.stringify(space.toNative(s)));
+        lines = sampleArchitectures(space, options).map((s) => JSON.stringify(write(s)));
       }
       process.stdout.write(lines.length ? `${lines.join('\n')}\n` : '');
     });
