@@ -32,6 +32,8 @@ export type Access =
   | 'devices:write'
   | 'iot:publish-jobs'
   | 'iot:register-device'
+  | 'iot:rotate-certificate'
+  | 'iot:delete-device'
   | 'states:start';
 
 /** An API Gateway route, e.g. `GET /runs/{id}`. */
@@ -139,6 +141,20 @@ export const functions = {
     description: 'POST /devices: create thing, certificate and policy attachment',
     env: ['devicesTable', 'thingType', 'devicePolicy', 'iotDataEndpoint'],
     access: ['devices:write', 'iot:register-device'],
+  },
+  apiDeleteDevice: {
+    entry: 'lambdas/handlers/api-delete-device.ts',
+    route: 'DELETE /devices/{thing}',
+    description: 'DELETE /devices/{thing}: retire its certificates, delete the thing and record',
+    env: ['devicesTable', 'thingType', 'devicePolicy'],
+    access: ['devices:read', 'devices:write', 'iot:delete-device'],
+  },
+  apiRotateCertificate: {
+    entry: 'lambdas/handlers/api-rotate-certificate.ts',
+    route: 'POST /devices/{thing}/certificate',
+    description: 'POST /devices/{thing}/certificate: issue a new certificate, retire the old',
+    env: ['devicesTable', 'thingType', 'devicePolicy', 'iotDataEndpoint'],
+    access: ['devices:read', 'devices:write', 'iot:rotate-certificate'],
   },
   apiListDevices: {
     entry: 'lambdas/handlers/api-list-devices.ts',

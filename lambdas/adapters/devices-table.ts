@@ -25,6 +25,8 @@ export interface DeviceRecord {
   readonly certificateArn?: string;
   readonly createdAt: string;
   readonly registeredAt?: string;
+  /** When the certificate was last rotated. */
+  readonly rotatedAt?: string;
   /** Last state the device reported on its status topic, and when (the message's `at`). */
   readonly state?: StatusMessage['state'];
   readonly lastSeenAt?: string;
@@ -54,6 +56,15 @@ export interface DevicesTable {
     identity: Pick<DeviceRecord, 'thingArn' | 'certificateId' | 'certificateArn'>,
   ): Promise<DeviceRecord>;
   release(thing: string): Promise<void>;
+  /** The device record, or undefined. */
+  get(thing: string): Promise<DeviceRecord | undefined>;
+  /** Points a registered device's record at its new certificate (rotation). */
+  setCertificate(
+    thing: string,
+    certificate: Pick<DeviceRecord, 'certificateId' | 'certificateArn'>,
+  ): Promise<DeviceRecord>;
+  /** Deletes the device's record. @returns false when there was none. */
+  remove(thing: string): Promise<boolean>;
   /**
    * Records a status message on the device's record. Out-of-order and repeated deliveries
    * (QoS 1, retained messages) never move the state back: only a newer `at` is written.
@@ -153,6 +164,37 @@ export function createDevicesTable(options: DevicesTableOptions): DevicesTable {
         .catch((error: unknown) => {
           if (!isConditionFailure(error)) throw error;
         });
+    },
+
+    async get(thing) {
+      const out = await client.send(new GetCommand({ TableName, Key: { thing } }));
+      return out.Item as DeviceRecord | undefined;
+    },
+
+    async setCertificate(thing, certificate) {
+      const result = await client.send(
+        new UpdateCommand({
+          TableName,
+          Key: { thing },
+          ConditionExpression: 'attribute_exists(thing)',
+          UpdateExpression:
+            'SET certificateId = :certificateId, certificateArn = :certificateArn, rotatedAt = :at',
+          ExpressionAttributeValues: {
+            ':certificateId': certificate.certificateId,
+            ':certificateArn': certificate.certificateArn,
+            ':at': now().toISOString(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return result.Attributes as DeviceRecord;
+    },
+
+    async remove(thing) {
+      const out = await client.send(
+        new DeleteCommand({ TableName, Key: { thing }, ReturnValues: 'ALL_OLD' }),
+      );
+      return out.Attributes !== undefined;
     },
 
     async recordStatus(status) {
