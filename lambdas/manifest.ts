@@ -193,6 +193,13 @@ export const functions = {
     env: ['bucket'],
     access: ['bucket:read'],
   },
+  apiGetPredictor: {
+    entry: 'lambdas/handlers/api-get-predictor.ts',
+    route: 'GET /predictors/{id}',
+    description: 'GET /predictors/{id}: the files of one predictor, for esm cloud predictor pull',
+    env: ['bucket'],
+    access: ['bucket:read'],
+  },
 } as const satisfies Record<string, FunctionSpec>;
 
 export type FunctionName = keyof typeof functions;

@@ -13,7 +13,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from '../../core/errors.ts';
-import type { DeviceFacts, StatusMessage } from '../../core/schemas/protocol.ts';
+import { type DeviceFacts, type StatusMessage, thingName } from '../../core/schemas/protocol.ts';
 import { documentClient } from './run-state.ts';
 
 export interface DeviceRecord {
@@ -85,17 +85,24 @@ function isConditionFailure(error: unknown): boolean {
 function decodeCursor(cursor: string): Record<string, unknown> {
   try {
     const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    // Only a key this table could have returned: one valid thing name, nothing else (real
+    // DynamoDB answers a 500-level ValidationException to an empty or oversized key).
+    const thing = (key as { thing?: unknown } | null)?.thing;
     if (
       typeof key === 'object' &&
       key !== null &&
-      typeof (key as { thing?: unknown }).thing === 'string'
+      Object.keys(key).length === 1 &&
+      thingName.safeParse(thing).success
     ) {
-      return { thing: (key as { thing: string }).thing };
+      return { thing: thing as string };
     }
   } catch {
     // Reported below.
   }
-  throw new ValidationError('cursor', 'is not a cursor this API returned; use the `next` value');
+  throw new ValidationError(
+    'query.cursor',
+    'is not a cursor this API returned; use the `next` value of the previous page',
+  );
 }
 
 export function createDevicesTable(options: DevicesTableOptions): DevicesTable {

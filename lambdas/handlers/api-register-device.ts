@@ -27,7 +27,26 @@ export const csrPem = z
   .regex(
     /^\s*-----BEGIN (NEW )?CERTIFICATE REQUEST-----[\s\S]+-----END (NEW )?CERTIFICATE REQUEST-----\s*$/,
     'send a PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----)',
-  );
+  )
+  .refine(isDerSequence, 'the PEM body is not a DER certificate signing request');
+
+/**
+ * True when the base64 between the PEM lines is one whole DER SEQUENCE (what a PKCS#10
+ * request is), so that garbage is answered 400 here rather than by AWS IoT.
+ */
+function isDerSequence(text: string): boolean {
+  const body = text.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return false;
+  const der = Buffer.from(body, 'base64');
+  if (der.length < 2 || der[0] !== 0x30) return false;
+  const first = der[1] ?? 0;
+  if (first < 0x80) return der.length === 2 + first;
+  const size = first & 0x7f;
+  if (size < 1 || size > 3 || der.length < 2 + size) return false;
+  let length = 0;
+  for (let i = 0; i < size; i += 1) length = length * 256 + (der[2 + i] ?? 0);
+  return der.length === 2 + size + length;
+}
 
 export const registerDeviceBody = z.strictObject({
   thing: thingName,

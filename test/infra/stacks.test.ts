@@ -420,6 +420,7 @@ describe('API', () => {
       'predictors',
       'runs',
       '{id}',
+      '{id}',
       '{thing}',
     ]);
     stateless.hasResourceProperties('AWS::ApiGateway::Method', {
