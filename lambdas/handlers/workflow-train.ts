@@ -14,6 +14,7 @@ import {
   predictorMetrics,
   summariseIteration,
 } from '../../core/loop.ts';
+import { archFiles } from '../../core/onnx/arch-graph-files.ts';
 import { encodeModel } from '../../core/onnx/model.ts';
 import type { PredictorJson } from '../../core/predictor/artifact.ts';
 import { modelToOnnxGraph, onnxMetadata } from '../../core/predictor/export-onnx.ts';
@@ -147,11 +148,15 @@ export function createTrainHandler(
       },
       metrics: predictorMetrics(record),
     };
-    const onnx = encodeModel(modelToOnnxGraph(model), {
+    const graph = modelToOnnxGraph(model);
+    const onnx = encodeModel(graph, {
       metadata: onnxMetadata({ 'esm.space': space.name, 'esm.run': runId, 'esm.thing': run.thing }),
     });
+    const arch = archFiles(space, predictor, graph);
     await store.put(keys.dataset(runId), dataset, 'application/x-ndjson');
     await store.put(keys.predictorOnnx(predictorId), onnx, 'application/octet-stream');
+    await store.put(keys.predictorArchOnnx(predictorId), arch.onnx, 'application/octet-stream');
+    await store.put(keys.predictorArchJson(predictorId), arch.json, 'application/json');
     await store.put(keys.predictorJson(predictorId), JSON.stringify(predictor), 'application/json');
     await store.put(
       keys.latest(space.name, run.thing),
