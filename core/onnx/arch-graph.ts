@@ -11,6 +11,10 @@
  * vectors `esm encode` writes: bit for bit for onehot, feature and fcc, and to the last float64
  * bit of a sum (summation order) for statistical and the LUT rows.
  *
+ * Inside, the batch is the LAST axis ([features, batch]): the graph reorders and selects
+ * whole feature rows (Gather on axis 0 copies contiguous blocks of `batch` values), where
+ * selecting columns of [batch, features] copies one value at a time and cost 3x more.
+ *
  * A row the space does not allow (a value outside its choice, a depth outside the unit's
  * range) cannot throw inside onnxruntime, so such a row predicts NaN; inactive slots are
  * ignored like the native parsers ignore them.
@@ -33,7 +37,7 @@ import {
 import { attr, type OnnxGraph, type OnnxInitializer, type OnnxNode } from './model.ts';
 
 /** ONNX TensorProto data types used by Cast. */
-const TYPE = { float: 1, int64: 7, bool: 9, double: 11 } as const;
+const TYPE = { float: 1, int32: 6, int64: 7, bool: 9, double: 11 } as const;
 const PREFIX = 'arch/';
 
 /** Appends nodes and constants with unique names under the `arch/` prefix. */
@@ -53,6 +57,16 @@ class Builder {
     return name;
   }
 
+  i32(values: readonly number[], dims: readonly number[] = [values.length]): string {
+    const name = this.fresh('i32');
+    this.initializers.push({ name, dims, data: Int32Array.from(values) });
+    return name;
+  }
+
+  i32col(values: readonly number[]): string {
+    return this.i32(values, [values.length, 1]);
+  }
+
   f64(values: ArrayLike<number>, dims: readonly number[] = [values.length]): string {
     const name = this.fresh('f64');
     this.initializers.push({ name, dims, data: Float64Array.from(values) });
@@ -69,9 +83,18 @@ class Builder {
     return this.op('Cast', [x], { to: attr.int(TYPE[to]) });
   }
 
-  /** Columns `indices` of a [batch, k] tensor. */
-  columns(x: string, indices: readonly number[]): string {
-    return this.op('Gather', [x, this.i64(indices)], { axis: attr.int(1) });
+  /** An int64 constant shaped [k, 1], broadcasting one value per feature row over the batch. */
+  i64col(values: readonly number[]): string {
+    return this.i64(values, [values.length, 1]);
+  }
+
+  f64col(values: ArrayLike<number>): string {
+    return this.f64(values, [values.length, 1]);
+  }
+
+  /** Feature rows `indices` of a [k, batch] tensor. */
+  rows(x: string, indices: readonly number[]): string {
+    return this.op('Gather', [x, this.i64(indices)], { axis: attr.int(0) });
   }
 
   /** A 1-D table looked up at every element of an int64 index tensor. */
@@ -83,8 +106,9 @@ class Builder {
     return this.op('Reshape', [x, this.i64(shape)]);
   }
 
-  flatten(x: string): string {
-    return this.op('Flatten', [x], { axis: attr.int(1) });
+  /** [d0, ..., dk, batch] -> [d0 * ... * dk, batch]. */
+  flatten(x: string, rank: number): string {
+    return this.op('Flatten', [x], { axis: attr.int(rank - 1) });
   }
 
   concat(inputs: readonly string[], axis: number): string {
@@ -113,15 +137,15 @@ interface Front {
   readonly b: Builder;
   readonly space: SearchSpace;
   readonly layout: ArchRowLayout;
-  /** int64 [N, L]: index of each column's value in its choice (depth: the depth), -1 if invalid. */
+  /** int32 [L, N]: index of each column's value in its choice (depth: the depth), -1 if invalid. */
   readonly idx: string;
-  /** float64 [N, L]: each column's value, 0 for an inactive slot. */
+  /** float64 [L, N]: each column's value, 0 for an inactive slot. */
   readonly value: string;
-  /** bool [N, L]: false for inactive slots. */
+  /** bool [L, N]: false for inactive slots. */
   readonly active: string;
   /** bool [N, 1]: every active column holds an allowed value. */
   readonly valid: string;
-  /** int64 [N, 1]: index of the row's resolution. */
+  /** int32 [1, N]: index of the row's resolution. */
   readonly ri: string;
 }
 
@@ -150,9 +174,13 @@ function buildFront(b: Builder, space: SearchSpace): Front {
     indexTable.push(...segment);
     valueTable.push(...values);
   }
-  const clipped = b.op('Min', [b.op('Max', [ARCH_INPUT, b.i64([-1], [])]), b.i64(highs)]);
-  const flat = b.op('Add', [clipped, b.i64(offsets)]);
-  const idx = b.lookup(b.i64(indexTable), flat);
+  // Codes are small: int32 from here on halves the memory traffic (and ORT transposes
+  // 4-byte elements faster than 8-byte ones). Values past int32 are clipped first.
+  const bounded = b.op('Min', [b.op('Max', [ARCH_INPUT, b.i64([-1], [])]), b.i64([2 ** 30], [])]);
+  const input = b.op('Transpose', [b.cast(bounded, 'int32')], { perm: attr.ints([1, 0]) });
+  const clipped = b.op('Min', [input, b.i32col(highs)]);
+  const flat = b.op('Add', [clipped, b.i32col(offsets)]);
+  const idx = b.lookup(b.i32(indexTable), flat);
   const raw = b.lookup(b.f64(valueTable), flat);
 
   const depthOf = entries.map((e) =>
@@ -160,12 +188,13 @@ function buildFront(b: Builder, space: SearchSpace): Front {
   );
   // -2 < any looked-up depth (>= -1): columns other than block slots are always active.
   const slotOf = entries.map((e) => (e.kind === 'block' ? (e.slot as number) : -2));
-  const active = b.op('Less', [b.i64(slotOf), b.columns(idx, depthOf)]);
-  const allowed = b.op('Less', [b.i64([-1], []), idx]);
+  const active = b.op('Less', [b.i32col(slotOf), b.rows(idx, depthOf)]);
+  const allowed = b.op('Less', [b.i32([-1], []), idx]);
   const ok = b.op('Or', [b.op('Not', [active]), allowed]);
-  const valid = b.cast(b.reduce('Min', b.cast(ok, 'double'), [1], true), 'bool');
+  const validRow = b.reduce('Min', b.cast(ok, 'double'), [0], true);
+  const valid = b.cast(b.op('Transpose', [validRow], { perm: attr.ints([1, 0]) }), 'bool');
   const value = b.op('Where', [active, raw, b.f64([0], [])]);
-  const ri = b.columns(idx, [layout.resolutionColumn]);
+  const ri = b.rows(idx, [layout.resolutionColumn]);
   return { b, space, layout, idx, value, active, valid, ri };
 }
 
@@ -180,9 +209,9 @@ function checkLabels(name: string, mine: readonly string[], theirs: readonly str
   }
 }
 
-/** float64 [N, length(order)] -> the pool's columns in `order`. */
+/** The pool's feature rows in `order`. */
 function ordered(f: Front, pool: string, order: readonly number[]): string {
-  return f.b.columns(pool, order);
+  return f.b.rows(pool, order);
 }
 
 function onehot(f: Front): { x: string; labels: string[] } {
@@ -217,8 +246,8 @@ function onehot(f: Front): { x: string; labels: string[] } {
   space.resolutions.forEach((r, i) => {
     add(`resolution=${r}`, layout.resolutionColumn, i);
   });
-  const hit = b.op('Equal', [b.columns(f.idx, src), b.i64(index)]);
-  const x = b.cast(b.op('And', [hit, b.columns(f.active, src)]), 'double');
+  const hit = b.op('Equal', [b.rows(f.idx, src), b.i32col(index)]);
+  const x = b.cast(b.op('And', [hit, b.rows(f.active, src)]), 'double');
   return { x, labels };
 }
 
@@ -246,15 +275,15 @@ function feature(f: Front): { x: string; labels: string[] } {
   });
   labels.push('resolution');
   src.push(layout.resolutionColumn);
-  return { x: b.columns(f.value, src), labels };
+  return { x: b.rows(f.value, src), labels };
 }
 
 /** Largest unit depth: per-unit tensors are padded to it. */
 const maxDepthOf = (space: SearchSpace) => Math.max(...space.units.map((u) => u.maxDepth));
 
-/** float64 [N, U]: each unit's depth. */
+/** float64 [U, N]: each unit's depth. */
 function unitDepths(f: Front): string {
-  return f.b.columns(
+  return f.b.rows(
     f.value,
     f.space.units.map((_, u) => f.layout.depthColumn(u)),
   );
@@ -274,14 +303,18 @@ function moments(b: Builder, n: string, sum: string, sq: string, min: string, ma
   return [mean, std, min, max].map((s) => b.op('Where', [has, s, zero]));
 }
 
-/** Stacks same-shaped tensors on a new last axis and flattens all but the batch axis. */
+/**
+ * Stacks same-shaped tensors [..., batch] (rank `rank`) on a new axis before the batch and
+ * flattens all but the batch axis.
+ */
 function stackFlat(b: Builder, parts: readonly string[], rank: number): string {
-  const axis = b.i64([rank]);
+  const axis = b.i64([rank - 1]);
   return b.flatten(
     b.concat(
       parts.map((p) => b.op('Unsqueeze', [p, axis])),
-      rank,
+      rank - 1,
     ),
+    rank + 1,
   );
 }
 
@@ -295,8 +328,8 @@ function statistical(f: Front): { x: string; labels: string[] } {
   const inf = b.f64([Number.POSITIVE_INFINITY], []);
   const negInf = b.f64([Number.NEGATIVE_INFINITY], []);
   const depths = unitDepths(f);
-  const n = b.reshape(depths, [-1, U, 1]);
-  const total = b.reduce('Sum', depths, [1], true);
+  const n = b.reshape(depths, [U, 1, -1]);
+  const total = b.reduce('Sum', depths, [0], true);
 
   const pool: string[] = [];
   let width = 0;
@@ -325,22 +358,23 @@ function statistical(f: Front): { x: string; labels: string[] } {
         }
       }
     });
-    const shape = [-1, U, D, Cb];
-    const padding = b.f64(pad);
-    const v = b.reshape(b.op('Mul', [b.columns(f.value, src), padding]), shape);
+    const shape = [U, D, Cb, -1];
+    const padding = b.f64col(pad);
+    const v = b.reshape(b.op('Mul', [b.rows(f.value, src), padding]), shape);
     const m = b.cast(
-      b.reshape(b.op('Mul', [b.cast(b.columns(f.active, src), 'double'), padding]), shape),
+      b.reshape(b.op('Mul', [b.cast(b.rows(f.active, src), 'double'), padding]), shape),
       'bool',
     );
-    const sum = b.reduce('Sum', v, [2], false);
-    const sq = b.reduce('Sum', b.op('Mul', [v, v]), [2], false);
-    const min = b.reduce('Min', b.op('Where', [m, v, inf]), [2], false);
-    const max = b.reduce('Max', b.op('Where', [m, v, negInf]), [2], false);
+    // [U, D, Cb, N] -> [U, Cb, N] over the slots.
+    const sum = b.reduce('Sum', v, [1], false);
+    const sq = b.reduce('Sum', b.op('Mul', [v, v]), [1], false);
+    const min = b.reduce('Min', b.op('Where', [m, v, inf]), [1], false);
+    const max = b.reduce('Max', b.op('Where', [m, v, negInf]), [1], false);
     perUnitAt = push(stackFlat(b, moments(b, n, sum, sq, min, max), 3), U * Cb * 4);
-    overallParts.sum.push(b.reduce('Sum', sum, [1], false));
-    overallParts.sq.push(b.reduce('Sum', sq, [1], false));
-    overallParts.min.push(b.reduce('Min', min, [1], false));
-    overallParts.max.push(b.reduce('Max', max, [1], false));
+    overallParts.sum.push(b.reduce('Sum', sum, [0], false));
+    overallParts.sq.push(b.reduce('Sum', sq, [0], false));
+    overallParts.min.push(b.reduce('Min', min, [0], false));
+    overallParts.max.push(b.reduce('Max', max, [0], false));
   }
   let unitRawAt = -1;
   if (Cw > 0) {
@@ -348,20 +382,20 @@ function statistical(f: Front): { x: string; labels: string[] } {
     space.units.forEach((_, u) => {
       for (let c = 0; c < Cw; c++) src.push(layout.unitColumn(c, u));
     });
-    const raw = b.columns(f.value, src);
+    const raw = b.rows(f.value, src);
     unitRawAt = push(raw, U * Cw);
     // A unit choice counts once per block of its unit.
-    const w = b.reshape(raw, [-1, U, Cw]);
+    const w = b.reshape(raw, [U, Cw, -1]);
     const has = b.op('Less', [b.f64([0], []), n]);
-    overallParts.sum.push(b.reduce('Sum', b.op('Mul', [w, n]), [1], false));
-    overallParts.sq.push(b.reduce('Sum', b.op('Mul', [b.op('Mul', [w, w]), n]), [1], false));
-    overallParts.min.push(b.reduce('Min', b.op('Where', [has, w, inf]), [1], false));
-    overallParts.max.push(b.reduce('Max', b.op('Where', [has, w, negInf]), [1], false));
+    overallParts.sum.push(b.reduce('Sum', b.op('Mul', [w, n]), [0], false));
+    overallParts.sq.push(b.reduce('Sum', b.op('Mul', [b.op('Mul', [w, w]), n]), [0], false));
+    overallParts.min.push(b.reduce('Min', b.op('Where', [has, w, inf]), [0], false));
+    overallParts.max.push(b.reduce('Max', b.op('Where', [has, w, negInf]), [0], false));
   }
   let overallAt = -1;
   if (featureNames.length > 0) {
     const [sum, sq, min, max] = (['sum', 'sq', 'min', 'max'] as const).map((k) =>
-      b.concat(overallParts[k], 1),
+      b.concat(overallParts[k], 0),
     ) as [string, string, string, string];
     overallAt = push(
       stackFlat(b, moments(b, total, sum, sq, min, max), 2),
@@ -372,14 +406,14 @@ function statistical(f: Front): { x: string; labels: string[] } {
   const totalAt = push(total, 1);
   const globalAt = space.globalChoices.length
     ? push(
-        b.columns(
+        b.rows(
           f.value,
           space.globalChoices.map((_, g) => layout.globalColumn(g)),
         ),
         space.globalChoices.length,
       )
     : -1;
-  const resolutionAt = push(b.columns(f.value, [layout.resolutionColumn]), 1);
+  const resolutionAt = push(b.rows(f.value, [layout.resolutionColumn]), 1);
 
   const STATS = ['mean', 'std', 'min', 'max'];
   const labels: string[] = [];
@@ -412,12 +446,12 @@ function statistical(f: Front): { x: string; labels: string[] } {
   });
   labels.push('resolution');
   order.push(resolutionAt);
-  return { x: ordered(f, b.concat(pool, 1), order), labels };
+  return { x: ordered(f, b.concat(pool, 0), order), labels };
 }
 
 /**
  * Per unit, how many of its blocks use each feature tuple, the first block apart:
- * float64 [N, U, 2, Cmax] (section 0 = first block, 1 = the others), tuples in the
+ * float64 [U, 2, Cmax, N] (section 0 = first block, 1 = the others), tuples in the
  * encoders' mixed-radix order and padded to the largest unit's tuple count.
  */
 function tupleCounts(f: Front): { counts: string; cmax: number } {
@@ -446,37 +480,40 @@ function tupleCounts(f: Front): { counts: string; cmax: number } {
         src.push(layout.unitColumn(c, u));
         radix.push(real ? (mult[Cb + c] as number) : 0);
       }
-      // Padded slots never count: no looked-up depth reaches 2^40.
-      slots.push(real ? slot : 2 ** 40);
+      // Padded slots never count: no looked-up depth reaches 2^30.
+      slots.push(real ? slot : 2 ** 30);
       depthSrc.push(layout.depthColumn(u));
     }
   });
-  const terms = b.reshape(b.op('Mul', [b.columns(f.idx, src), b.i64(radix)]), [-1, U * D, T]);
-  const tuple = b.reduce('Sum', terms, [2], true);
-  const slotActive = b.op('Less', [b.i64(slots), b.columns(f.idx, depthSrc)]);
-  const range = b.i64(Array.from({ length: cmax }, (_, i) => i));
+  const terms = b.reshape(b.op('Mul', [b.rows(f.idx, src), b.i32col(radix)]), [U * D, T, -1]);
+  const tuple = b.reduce('Sum', terms, [1], true);
+  const slotActive = b.op('Less', [b.i32col(slots), b.rows(f.idx, depthSrc)]);
+  const range = b.i32(
+    Array.from({ length: cmax }, (_, i) => i),
+    [1, cmax, 1],
+  );
   const hit = b.op('And', [
     b.op('Equal', [tuple, range]),
-    b.op('Unsqueeze', [slotActive, b.i64([2])]),
+    b.op('Unsqueeze', [slotActive, b.i64([1])]),
   ]);
-  const perSlot = b.reshape(b.cast(hit, 'double'), [-1, U, D, cmax]);
-  const first = b.slice(perSlot, 2, 0, 1);
+  const perSlot = b.reshape(b.cast(hit, 'double'), [U, D, cmax, -1]);
+  const first = b.slice(perSlot, 1, 0, 1);
   const rest =
     D > 1
-      ? b.reduce('Sum', b.slice(perSlot, 2, 1, D), [2], true)
+      ? b.reduce('Sum', b.slice(perSlot, 1, 1, D), [1], true)
       : b.op('Mul', [first, b.f64([0], [])]);
-  return { counts: b.concat([first, rest], 2), cmax };
+  return { counts: b.concat([first, rest], 1), cmax };
 }
 
-/** float64 [N, U, 1, 1]: a per-(resolution, unit) factor looked up at the row's resolution. */
+/** float64 [U, 1, 1, N]: a per-(resolution, unit) factor looked up at the row's resolution. */
 function unitFactor(f: Front, table: ArrayLike<number>): string {
   const { b } = f;
   const U = f.space.units.length;
   const at = b.op('Add', [
-    b.op('Mul', [f.ri, b.i64([U], [])]),
-    b.i64(Array.from({ length: U }, (_, u) => u)),
+    b.op('Mul', [f.ri, b.i32([U], [])]),
+    b.i32col(Array.from({ length: U }, (_, u) => u)),
   ]);
-  return b.reshape(b.lookup(b.f64(table), at), [-1, U, 1, 1]);
+  return b.reshape(b.lookup(b.f64(table), at), [U, 1, 1, -1]);
 }
 
 /** Pool positions of each unit's real tuples (first section, then rest) in a [U, 2, cmax] block. */
@@ -502,7 +539,7 @@ function fcc(f: Front): string {
   const depths = unitDepths(f);
   const globals = space.globalChoices.length
     ? [
-        b.columns(
+        b.rows(
           f.value,
           space.globalChoices.map((_, g) => layout.globalColumn(g)),
         ),
@@ -510,15 +547,15 @@ function fcc(f: Front): string {
     : [];
   const pool = b.concat(
     [
-      b.flatten(counts),
-      b.flatten(scaled),
+      b.flatten(counts, 4),
+      b.flatten(scaled, 4),
       depths,
-      b.reduce('Sum', depths, [1], true),
+      b.reduce('Sum', depths, [0], true),
       ...globals,
-      b.columns(f.value, [layout.resolutionColumn]),
+      b.rows(f.value, [layout.resolutionColumn]),
       rsq,
     ],
-    1,
+    0,
   );
   const G = space.globalChoices.length;
   const tail = 2 * countWidth;
@@ -552,14 +589,14 @@ function lut(f: Front, bucketCount: number): string {
   });
   const { counts, cmax } = tupleCounts(f);
   const stem = b.lookup(b.f64(stemScale), f.ri);
-  const piece = b.concat([b.flatten(b.op('Mul', [counts, unitFactor(f, unitScale)])), stem], 1);
+  const piece = b.concat([b.flatten(b.op('Mul', [counts, unitFactor(f, unitScale)]), 4), stem], 0);
   const width = U * 2 * cmax + 1;
   const rowBucket = b.lookup(b.i64(bucketOf), f.ri);
   const parts = buckets.map((_, k) =>
     b.op('Mul', [piece, b.cast(b.op('Equal', [rowBucket, b.i64([k], [])]), 'double')]),
   );
   const ones = b.op('Add', [b.op('Mul', [stem, b.f64([0], [])]), b.f64([1], [])]);
-  const pool = b.concat([...parts, ones], 1);
+  const pool = b.concat([...parts, ones], 0);
   const order: number[] = [];
   buckets.forEach((_, k) => {
     order.push(...countOrder(space, cmax, k * width), k * width + width - 1);
@@ -619,7 +656,8 @@ export function encodingGraph(
         break;
     }
   }
-  b.op('Cast', [x], { to: attr.int(TYPE.float) }, 'x');
+  const x32 = b.cast(x, 'float');
+  b.op('Transpose', [x32], { perm: attr.ints([1, 0]) }, 'x');
   return {
     graph: {
       name: 'esm_arch_encoding',
