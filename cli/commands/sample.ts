@@ -1,6 +1,6 @@
 /** `esm sample`: print sampled architectures of a space as JSONL of native archs. */
 import type { Command } from 'commander';
-import { DatasetFormatError, EsmError } from '../../core/errors.ts';
+import { DatasetFormatError, EsmError, ValidationError } from '../../core/errors.ts';
 import { createRng } from '../../core/rng.ts';
 import {
   depthBins,

@@ -654,6 +654,11 @@ export function encodingGraph(
           );
         }
         break;
+      default:
+        throw new ValidationError(
+          'features.encoding',
+          `the arch-in graph has no ${features.encoding} encoding yet; use predictor.onnx with esm encode`,
+        );
     }
   }
   const x32 = b.cast(x, 'float');
