@@ -32,6 +32,8 @@ export type Access =
   | 'devices:write'
   | 'iot:publish-jobs'
   | 'iot:register-device'
+  | 'iot:rotate-certificate'
+  | 'iot:delete-device'
   | 'states:start';
 
 /** An API Gateway route, e.g. `GET /runs/{id}`. */
@@ -141,6 +143,20 @@ export const functions = {
     env: ['devicesTable', 'thingType', 'devicePolicy', 'iotDataEndpoint'],
     access: ['devices:write', 'iot:register-device'],
   },
+  apiDeleteDevice: {
+    entry: 'lambdas/handlers/api-delete-device.ts',
+    route: 'DELETE /devices/{thing}',
+    description: 'DELETE /devices/{thing}: retire its certificates, delete the thing and record',
+    env: ['devicesTable', 'thingType', 'devicePolicy'],
+    access: ['devices:read', 'devices:write', 'iot:delete-device'],
+  },
+  apiRotateCertificate: {
+    entry: 'lambdas/handlers/api-rotate-certificate.ts',
+    route: 'POST /devices/{thing}/certificate',
+    description: 'POST /devices/{thing}/certificate: issue a new certificate, retire the old',
+    env: ['devicesTable', 'thingType', 'devicePolicy', 'iotDataEndpoint'],
+    access: ['devices:read', 'devices:write', 'iot:rotate-certificate'],
+  },
   apiListDevices: {
     entry: 'lambdas/handlers/api-list-devices.ts',
     route: 'GET /devices',
@@ -175,6 +191,13 @@ export const functions = {
     entry: 'lambdas/handlers/api-list-predictors.ts',
     route: 'GET /predictors',
     description: 'GET /predictors',
+    env: ['bucket'],
+    access: ['bucket:read'],
+  },
+  apiGetPredictor: {
+    entry: 'lambdas/handlers/api-get-predictor.ts',
+    route: 'GET /predictors/{id}',
+    description: 'GET /predictors/{id}: the files of one predictor, for esm cloud predictor pull',
     env: ['bucket'],
     access: ['bucket:read'],
   },

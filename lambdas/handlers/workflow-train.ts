@@ -7,6 +7,7 @@
  * repeats the same seeded training and overwrites its own iteration only.
  */
 import { createHash } from 'node:crypto';
+import { archFiles } from '../../core/onnx/arch-graph-files.ts';
 import { encodeModel } from '../../core/onnx/model.ts';
 import { modelToOnnxGraph, onnxMetadata } from '../../core/predictor/export-onnx.ts';
 import type { RegressorOptions } from '../../core/predictor/index.ts';
@@ -72,9 +73,11 @@ export function createTrainHandler(
 
     // Artifacts are immutable per iteration, so `POST /predict` may cache them by id.
     const predictorId = `${runId}-i${iteration}`;
-    const onnx = encodeModel(modelToOnnxGraph(predictor.model), {
+    const graph = modelToOnnxGraph(predictor.model);
+    const onnx = encodeModel(graph, {
       metadata: onnxMetadata({ 'esm.space': space.name, 'esm.run': runId, 'esm.thing': run.thing }),
     });
+    const arch = archFiles(space, predictor, graph);
     await store.put(keys.dataset(runId), dataset, 'application/x-ndjson');
     await store.put(
       keys.predictions(runId),
@@ -82,6 +85,10 @@ export function createTrainHandler(
       'application/json',
     );
     await store.put(keys.predictorOnnx(predictorId), onnx, 'application/octet-stream');
+    if (arch) {
+      await store.put(keys.predictorArchOnnx(predictorId), arch.onnx, 'application/octet-stream');
+      await store.put(keys.predictorArchJson(predictorId), arch.json, 'application/json');
+    }
     await store.put(keys.predictorJson(predictorId), JSON.stringify(predictor), 'application/json');
     await store.put(
       keys.latest(space.name, run.thing),

@@ -151,6 +151,9 @@ export const keys = {
   predictions: (runId: string) => `runs/${runId}/test-predictions.json`,
   predictorJson: (id: string) => `predictors/${id}/predictor.json`,
   predictorOnnx: (id: string) => `predictors/${id}/predictor.onnx`,
+  /** The arch-in graph and its row layout (docs/predictor.md). */
+  predictorArchOnnx: (id: string) => `predictors/${id}/predictor-arch.onnx`,
+  predictorArchJson: (id: string) => `predictors/${id}/predictor-arch.json`,
   /** Pointer to the newest predictor of a (space, device) pair, for `POST /predict`. */
   latest: (space: string, thing: string) => `predictors/latest/${space}/${thing}.json`,
 } as const;
