@@ -15,6 +15,7 @@ import { type RunParamsInput, runParams } from '../../core/schemas/run.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
 import { type Daemon, startDaemon } from '../../device-client/daemon.ts';
 import { prepareResume, runLocal, runWorkflow } from '../../local/engine.ts';
+import { runDirPath } from '../../local/file-store.ts';
 import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
 import { RunStore } from '../../local/run-store.ts';
 
@@ -76,6 +77,21 @@ const lines = (store: RunStore) =>
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as { id: string; thing: string });
+
+describe('the run directory as the dataset store', () => {
+  it('keeps every workflow key inside the run directory; only other paths are files', () => {
+    const run = '/r';
+    expect(runDirPath(run, 'runs/x/dataset.jsonl')).toBe('/r/dataset.jsonl');
+    expect(runDirPath(run, 'runs/x/test-predictions.json')).toBe('/r/test-predictions.json');
+    expect(runDirPath(run, 'predictors/x-i3/predictor.onnx')).toBe('/r/predictor/predictor.onnx');
+    expect(runDirPath(run, 'predictors/x-i3/predictor-arch.json')).toBe(
+      '/r/predictor/predictor-arch.json',
+    );
+    expect(runDirPath(run, 'predictors/latest/mobilenetv3/t.json')).toBeNull();
+    expect(runDirPath(run, 'runs/x/other.json')).toBe('/r/runs/x/other.json');
+    expect(runDirPath(run, '/data/replay.jsonl')).toBe('/data/replay.jsonl');
+  });
+});
 
 describe('the local engine on a replayed dataset', () => {
   it('converges when the latency is learnable, every bin above the threshold', async () => {

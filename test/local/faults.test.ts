@@ -142,8 +142,7 @@ describe('a device daemon killed mid-batch', () => {
     expect(new Set(ids).size).toBe(20);
     const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8'));
     expect(state.samples.map((s: { id: string }) => s.id).sort()).toEqual([...ids].sort());
-    // The silent device's work was dispatched at least twice.
-    expect(state.attempts).toBeGreaterThan(1);
+    expect(datasetIds(out).every((l) => l.thing === 'dev-a')).toBe(true);
   }, 150_000);
 
   it('not restarted: the run ends after the timeouts with an error naming the device and the resume', async () => {
