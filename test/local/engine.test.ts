@@ -250,3 +250,34 @@ describe('unstable devices', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 });
+
+describe('a device that fails a job', () => {
+  it('ends the run at once with the device and its message, not after the result timeout', async () => {
+    const broker = await startBroker({ port: 0 });
+    const daemon = await startDaemon(
+      { broker: broker.url, thing: 'broken', heartbeatSeconds: 3600 },
+      {
+        runJob: async () => {
+          throw new Error('cannot build the model: out of memory');
+        },
+      },
+    );
+    try {
+      const store = newStore(
+        params('thing:broken', {
+          maxIter: 1,
+          nInit: 20,
+          broker: broker.url,
+          resultTimeoutSeconds: 600,
+        }),
+      );
+      await expect(runWorkflow({ store, brokerUrl: broker.url })).rejects.toThrow(
+        /device: device broken reported JOB_FAILED for job .*out of memory/,
+      );
+      expect(RunStore.open(store.dir).state.status).toBe('failed');
+    } finally {
+      await daemon.stop();
+      await broker.close();
+    }
+  }, 60_000);
+});
