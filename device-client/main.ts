@@ -45,6 +45,8 @@ const describe: Record<keyof typeof configSources, string> = {
 };
 
 async function main(argv: readonly string[]): Promise<void> {
+  // `esm-device register ...`: the device's one-time AWS IoT registration (register.ts).
+  if (argv[2] === 'register') return (await import('./register.ts')).registerMain(argv);
   const program = new Command('esm-device')
     .description(
       'Measure ONNX latencies for the ESM platform: receives jobs over MQTT and reports results.',
