@@ -93,6 +93,8 @@ describe('esm-device package installed offline from its tarball', () => {
     const help = execFileSync(bin, ['--help'], { encoding: 'utf8' });
     expect(help).toContain('Usage: esm-device');
     expect(help).toContain('--progress-interval');
+    // The registration command is in the bundle too (its AWS SDK code inlined).
+    expect(execFileSync(bin, ['register', '--help'], { encoding: 'utf8' })).toContain('--thing');
 
     const installed = join(prefix, 'lib', 'node_modules', 'esm-device');
     const modules = readdirSync(join(installed, 'node_modules'));
