@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
 import { resultMessage, statusMessage, topics } from '../../core/schemas/protocol.ts';
-import { loadConfig } from '../../device-client/config.ts';
+import { loadConfig, progressIntervalMs } from '../../device-client/config.ts';
 import {
   backoffDelay,
   createDaemon,
@@ -446,6 +446,38 @@ describe('daemon configuration', () => {
     const file = join(dir, 'device.json');
     writeFileSync(file, JSON.stringify({ broker: 'mqtt://h:1', thing: 'a', queue: 3 }));
     expect(fail(() => loadConfig({ env: {}, configFile: file }))).toBe(`${file}: queue`);
+  });
+
+  it('reads the progress interval in seconds from flag, variable or file, 5 s by default', () => {
+    const base = { broker: 'mqtt://h:1', thing: 'a' };
+    expect(progressIntervalMs(loadConfig({ env: {}, flags: base }))).toBe(5000);
+    expect(
+      progressIntervalMs(loadConfig({ env: { ESM_PROGRESS_INTERVAL: '2.5' }, flags: base })),
+    ).toBe(2500);
+    const dir = mkdtempSync(join(tmpdir(), 'esm-device-'));
+    const file = join(dir, 'device.json');
+    writeFileSync(file, JSON.stringify({ ...base, progressIntervalSeconds: 30 }));
+    expect(progressIntervalMs(loadConfig({ env: {}, configFile: file }))).toBe(30_000);
+    // The old millisecond setting still works and wins.
+    const old = { ...base, progressIntervalSeconds: '30', progressIntervalMs: '200' };
+    expect(progressIntervalMs(loadConfig({ env: {}, flags: old }))).toBe(200);
+    expect(() =>
+      loadConfig({ env: {}, flags: { ...base, progressIntervalSeconds: '-1' } }),
+    ).toThrow(/--progress-interval/);
+  });
+
+  it('keeps state per thing under XDG_STATE_HOME unless told otherwise or none', () => {
+    const flags = { broker: 'mqtt://h:1', thing: 'rpi-7' };
+    expect(loadConfig({ env: { XDG_STATE_HOME: '/srv/state' }, flags }).stateDir).toBe(
+      '/srv/state/esm-device/rpi-7',
+    );
+    expect(loadConfig({ env: { HOME: '/home/pi' }, flags }).stateDir).toBe(
+      '/home/pi/.local/state/esm-device/rpi-7',
+    );
+    expect(loadConfig({ env: {}, flags: { ...flags, stateDir: '/var/lib/x' } }).stateDir).toBe(
+      '/var/lib/x',
+    );
+    expect(loadConfig({ env: { ESM_STATE_DIR: 'none' }, flags }).stateDir).toBeUndefined();
   });
 
   it('backs off exponentially up to the maximum, with a floor', () => {
