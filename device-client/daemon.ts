@@ -18,8 +18,6 @@ import { createRng } from '../core/rng.ts';
 import {
   type DeviceFacts,
   type JobMessage,
-  jobMessage,
-  PROTOCOL_VERSION,
   type ResultMessage,
   resultMessage,
   type StatusErrorCode,
@@ -34,6 +32,7 @@ import {
   type TlsFiles,
 } from './config.ts';
 import { type Connection, createConnection } from './connection.ts';
+import { decodeJob } from './decode-job.ts';
 import { deviceFacts } from './device-facts.ts';
 import { createJobQueue, fileJournal, memoryJournal, type Outcome } from './job-queue.ts';
 import { JobStoppedError, type RunJobOptions, runJob } from './job-runner.ts';
@@ -41,6 +40,7 @@ import { createOutbox } from './outbox.ts';
 import { createStatusPublisher } from './status.ts';
 
 export { backoffDelay } from './connection.ts';
+export { decodeJob } from './decode-job.ts';
 
 /** Runs one job; `runJob` from job-runner.ts unless a test or embedder injects another. */
 export type JobRunner = (job: JobMessage, options: RunJobOptions) => Promise<ResultMessage>;
@@ -81,55 +81,6 @@ export interface Daemon {
    * published and the connection is closed. Idempotent.
    */
   stop(): Promise<void>;
-}
-
-function stringField(value: unknown, key: string): string | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const field = (value as Record<string, unknown>)[key];
-  return typeof field === 'string' ? field : undefined;
-}
-
-/** Check an incoming payload; the error names the first bad field, as the protocol promises. */
-export function decodeJob(
-  payload: Buffer | string,
-): { job: JobMessage } | { code: StatusErrorCode; message: string; batchId?: string } {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(payload.toString());
-  } catch (error) {
-    return { code: 'MALFORMED_JSON', message: `job is not JSON: ${(error as Error).message}` };
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    return { code: 'INVALID_JOB', message: 'job: must be a JSON object (see docs/protocol.md)' };
-  }
-  const batchId = stringField(raw, 'batchId');
-  const withBatch = batchId === undefined ? {} : { batchId };
-  const { v } = raw as { v?: unknown };
-  if (v === undefined) {
-    return {
-      code: 'INVALID_JOB',
-      message: `v: missing; this device speaks protocol version ${PROTOCOL_VERSION}`,
-      ...withBatch,
-    };
-  }
-  if (v !== PROTOCOL_VERSION) {
-    return {
-      code: 'UNSUPPORTED_VERSION',
-      message: `v: this device speaks protocol version ${PROTOCOL_VERSION}, the job has ${JSON.stringify(v)}`,
-      ...withBatch,
-    };
-  }
-  const parsed = jobMessage.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') || 'job';
-    return {
-      code: 'INVALID_JOB',
-      message: `${field}: ${issue?.message ?? 'invalid job'}`,
-      ...withBatch,
-    };
-  }
-  return { job: parsed.data };
 }
 
 /** Seed the reconnect jitter from the thing name, so devices differ but a run is replayable. */
