@@ -3,7 +3,7 @@
  * `npm install -g` into a temporary prefix with `--offline` (every dependency comes from the
  * tarball), then run: `esm-device --help`, and a real job over the aedes broker.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
@@ -15,6 +15,7 @@ import {
   packDevicePackage,
 } from '../../device-client/build.ts';
 import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
+import { startDeviceProcess } from '../support/device-process.ts';
 import { field, recorder, tinyJob } from '../support/mqtt.ts';
 
 /** Bytes of every file under `dir`. */
@@ -116,19 +117,10 @@ describe('esm-device package installed offline from its tarball', () => {
   it('measures a real job over MQTT', async () => {
     const thing = 'packaged-1';
     const platform = await recorder(broker.url, [topics.results(thing), topics.status(thing)]);
-    const child = spawn(
-      bin,
+    const device = startDeviceProcess(
       ['--broker', broker.url, '--thing', thing, '--state-dir', 'none', '--progress-interval', '0'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { bin },
     );
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      output += chunk;
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     try {
       await platform.next((m) => field(m, 'state') === 'online', 30_000);
       const job = tinyJob('b-packaged', { samples: 2 });
@@ -137,10 +129,10 @@ describe('esm-device package installed offline from its tarball', () => {
       const result = resultMessage.parse(reply.json);
       expect(result.samples.map((s) => s.id)).toEqual(['b-packaged-s0', 'b-packaged-s1']);
       expect(result.device.onnxruntime).toMatch(/^\d+\.\d+/);
-      expect(output).toContain('"stateDir":"memory only"');
+      expect(device.output()).toContain('"stateDir":"memory only"');
     } finally {
-      child.kill('SIGTERM');
-      expect(await exited, output).toBe(0);
+      device.child.kill('SIGTERM');
+      expect(await device.exited, device.output()).toBe(0);
       await platform.close();
     }
   });
