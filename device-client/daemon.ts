@@ -193,20 +193,15 @@ export function createDaemon(
       batchId: job.batchId,
       samples: job.samples.length,
     });
-    let outcome = await measure(job);
+    const outcome = await measure(job);
     progress = undefined;
     if (outcome.result) {
-      try {
-        // Into the outbox before the job leaves the journal: a crash between keeps one of them.
-        outbox.add(outcome.result);
-        logger.info('job finished', {
-          batchId: job.batchId,
-          unstable: outcome.result.quality.unstable,
-        });
-      } catch (error) {
-        const message = `cannot keep the result in ${stateDir}: ${(error as Error).message}`;
-        outcome = { error: { code: 'JOB_FAILED', message } };
-      }
+      // Into the outbox before the job leaves the journal: a crash between keeps one of them.
+      outbox.add(outcome.result);
+      logger.info('job finished', {
+        batchId: job.batchId,
+        unstable: outcome.result.quality.unstable,
+      });
     }
     queue.settle(job, outcome);
     if (outcome.error?.code === 'STOPPED') void reportStopped(job, outcome.error.message);

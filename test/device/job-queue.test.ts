@@ -2,7 +2,7 @@
  * The job queue and its file journal: duplicates, the limit, and what a restart (a new queue on
  * the same folder) finds. Real files in a temporary folder.
  */
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -104,6 +104,16 @@ describe('file journal across a restart', () => {
     expect(readdirSync(dir)).toEqual(['000000000001-broken.json.corrupt']);
     queue.offer(tinyJob('fresh'));
     expect(readdirSync(dir).filter((n) => n.endsWith('.json'))).toHaveLength(1);
+  });
+
+  it('does not accept a job the disk refuses', () => {
+    const dir = folder();
+    const queue = createJobQueue({ limit: 8, journal: fileJournal(join(dir, 'jobs')) });
+    rmSync(join(dir, 'jobs'), { recursive: true });
+    writeFileSync(join(dir, 'jobs'), ''); // a file where the folder should be: ENOTDIR
+    expect(() => queue.offer(tinyJob('refused'))).toThrow();
+    expect(queue.length).toBe(0);
+    expect(queue.take()).toBeUndefined();
   });
 
   it('stores jobs whose ids are too long for a file name', () => {
