@@ -297,7 +297,16 @@ export function createDaemon(
   });
   status.start();
 
-  const resumed = queue.resume();
+  // A job left on disk for longer than jobMaxAgeHours belongs to a run that has long given up
+  // on this device (or sent it elsewhere): say so instead of spending the device on it.
+  const maxAgeMs = config.jobMaxAgeHours * 3_600_000;
+  const { resumed, expired } = queue.resume(clock.now().getTime() - maxAgeMs);
+  for (const job of expired) {
+    void reportStopped(
+      job,
+      `accepted more than ${config.jobMaxAgeHours} h ago (jobMaxAgeHours) and not run; send it again if it is still wanted`,
+    );
+  }
   if (resumed > 0) {
     logger.info('resuming jobs accepted before the last stop', { jobs: resumed });
     startPump();
