@@ -23,7 +23,7 @@ import { modelToJson, predictorFrame } from '../core/predictor/index.ts';
 import { createMlp } from '../core/predictor/mlp.ts';
 import type { FitReport, Regressor } from '../core/predictor/types.ts';
 import { createRng } from '../core/rng.ts';
-import { depthBins } from '../core/sampling.ts';
+import { depthBins, poolDepthBins } from '../core/sampling.ts';
 import type {
   IterationRecord,
   PlannedSample,
@@ -144,7 +144,10 @@ export async function runLoop(options: RunLoopOptions): Promise<RunSummary> {
   const { store, space, device, logger = silentLogger, clock = systemClock } = options;
   const emit = options.onEvent ?? (() => {});
   const params = store.state.params;
-  const bins = depthBins(space, params.bins);
+  // Replays bin over the depths their pool holds (see poolDepthBins).
+  const bins = device.pool
+    ? poolDepthBins(device.pool, params.bins)
+    : depthBins(space, params.bins);
   const measured = new Map<string, RunDatasetLine>(store.measurements().map((m) => [m.id, m]));
   const history = store.iterations();
 
