@@ -1,5 +1,4 @@
 /** `esm sample`: print sampled architectures of a space as JSONL of native archs. */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DatasetFormatError, EsmError, ValidationError } from '../../core/errors.ts';
 import { createRng } from '../../core/rng.ts';
@@ -11,9 +10,16 @@ import {
   samplePool,
   samplingStrategies,
 } from '../../core/sampling.ts';
+import { runParams } from '../../core/schemas/run.ts';
 import { subnetKey } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
-import { jsonLines, parse, resolveSpace } from '../common.ts';
+import { jsonLines, parse, readFileOf, resolveSpace } from '../common.ts';
+
+/** The loop's own defaults, so `esm sample` draws what `esm run` would draw. */
+const runDefaults = {
+  sampling: runParams.shape.sampling.parse(undefined),
+  bins: runParams.shape.bins.parse(undefined),
+};
 
 interface SampleFlags {
   space: string;
@@ -37,12 +43,7 @@ interface ArchLine {
  * native archs (the output of `esm sample`); errors name the file and line.
  */
 async function readArchLines(space: SearchSpace, file: string, flag: string): Promise<ArchLine[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new ValidationError(flag, `cannot read ${file}`, { cause });
-  }
+  const text = (await readFileOf(file, flag)).toString('utf8');
   return jsonLines(text).map(({ line, text: raw }) => {
     let json: unknown;
     try {
@@ -73,15 +74,15 @@ export function register(program: Command): void {
     .requiredOption('--n <count>', 'number of architectures', parse.int(1, 10_000_000))
     .option(
       '--sampling <strategy>',
-      'random: every choice uniform; balanced: equal counts per depth bin',
+      'random: every choice uniform; balanced: equal counts per depth bin (the default of esm run)',
       parse.oneOf(samplingStrategies),
-      'random' as SamplingStrategy,
+      runDefaults.sampling,
     )
     .option(
       '--bins <count>',
-      'depth bins for balanced sampling (capped at the number of distinct depths)',
+      'depth bins for balanced sampling, capped at the number of distinct depths (the default of esm run)',
       parse.int(1, 1000),
-      10,
+      runDefaults.bins,
     )
     .option('--seed <int>', 'random seed', parse.int(0, 2 ** 32 - 1), 0)
     .option(

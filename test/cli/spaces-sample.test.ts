@@ -23,12 +23,14 @@ async function esm(...args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-/** What `esm sample --space S --n N --seed K` (random) prints, computed in-process. */
+/**
+ * What `esm sample --space S --n N --seed K` prints, computed in-process: balanced over 5 depth
+ * bins, the defaults of `esm run`.
+ */
 function expectedSample(space: string, n: number, seed: number): string[] {
   const s = getSpace(space);
-  return sampleArchitectures(s, { n, strategy: 'random', rng: createRng(seed) }).map((x) =>
-    JSON.stringify(s.toNative(x)),
-  );
+  const options = { n, strategy: 'balanced' as const, bins: depthBins(s, 5), rng: createRng(seed) };
+  return sampleArchitectures(s, options).map((x) => JSON.stringify(s.toNative(x)));
 }
 
 async function tempFile(name: string, lines: readonly string[]): Promise<string> {
@@ -81,7 +83,7 @@ describe('esm sample', () => {
     );
   });
 
-  it('uses seed 0 by default and prints what the seeded core samples', async () => {
+  it('defaults to seed 0 and the sampling of esm run (balanced, 5 bins), as the seeded core samples', async () => {
     const { stdout } = await esm('sample', '--space', 'resnet50', '--n', '5');
     expect(stdout.trim().split('\n')).toEqual(expectedSample('resnet50', 5, 0));
   });

@@ -83,9 +83,9 @@ function fccCanonicalKey(space: SearchSpace, subnet: Subnet): string {
 describe('encoding lengths of the layer-wise spaces', () => {
   // The lengths documented in docs/encodings.md.
   const documented: Record<string, Record<EncodingName, number>> = {
-    fbnet: { onehot: 221, feature: 52, statistical: 73, fcc: 136 },
-    'fbnet-imagenet': { onehot: 221, feature: 52, statistical: 73, fcc: 136 },
-    nasbench201: { onehot: 37, feature: 16, statistical: 37, fcc: 65 },
+    fbnet: { onehot: 221, feature: 52, statistical: 73, fcc: 136, physics: 17 },
+    'fbnet-imagenet': { onehot: 221, feature: 52, statistical: 73, fcc: 136, physics: 17 },
+    nasbench201: { onehot: 37, feature: 16, statistical: 37, fcc: 65, physics: 17 },
   };
   for (const [name, lengths] of Object.entries(documented)) {
     it(`${name} has the documented lengths, with one unique label per entry`, () => {
