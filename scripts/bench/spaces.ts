@@ -169,7 +169,6 @@ const ABLATIONS: Record<string, (label: string) => boolean> = {
   'fcc, unit counts only': (l) => !l.startsWith('eff.') && l !== 'dead',
   'fcc without eff.count': (l) => !l.startsWith('eff.count.'),
   'fcc without dead': (l) => l !== 'dead',
-  'fcc without per-edge eff': (l) => !/^eff\.\d/.test(l),
 };
 
 function pick(m: Matrix, idx: readonly number[]): Matrix {
