@@ -85,8 +85,10 @@ export function createTrainHandler(
       'application/json',
     );
     await store.put(keys.predictorOnnx(predictorId), onnx, 'application/octet-stream');
-    await store.put(keys.predictorArchOnnx(predictorId), arch.onnx, 'application/octet-stream');
-    await store.put(keys.predictorArchJson(predictorId), arch.json, 'application/json');
+    if (arch) {
+      await store.put(keys.predictorArchOnnx(predictorId), arch.onnx, 'application/octet-stream');
+      await store.put(keys.predictorArchJson(predictorId), arch.json, 'application/json');
+    }
     await store.put(keys.predictorJson(predictorId), JSON.stringify(predictor), 'application/json');
     await store.put(
       keys.latest(space.name, run.thing),
