@@ -27,6 +27,7 @@ import { statisticalEncoder } from '../encodings/statistical.ts';
 import { ArchGraphUnsupportedError, ValidationError } from '../errors.ts';
 import type { FeaturesJson } from '../predictor/artifact.ts';
 import { lutLayout, resolutionBuckets } from '../predictor/lut.ts';
+import { skipKinds } from '../spaces/subnet.ts';
 import type { SearchSpace } from '../spaces/types.ts';
 import {
   ARCH_INPUT,
@@ -613,6 +614,14 @@ export function encodingGraph(
   space: SearchSpace,
   features: FeaturesJson,
 ): { graph: OnnxGraph; valid: string } {
+  // Layer-wise units (a skip's other choices are ignored) and a space's own cell features
+  // (NAS-Bench-201's liveness) are not in this graph: refuse them rather than encode wrongly.
+  if (space.units.some((u) => skipKinds(u) > 0) || space.combinationFeatures) {
+    throw new ArchGraphUnsupportedError(
+      'space',
+      `the arch-in graph does not encode ${space.name}'s layer-wise units or cell features yet; use predictor.onnx with esm encode`,
+    );
+  }
   const b = new Builder();
   const f = buildFront(b, space);
   let x: string;
