@@ -59,7 +59,9 @@ export class StatelessStack extends Stack {
       bucket: props.bucket,
       tables: props.tables,
       stateMachine: this.workflow.stateMachine,
+      devicePolicyName: this.fleet.policyName,
     });
+    this.fleet.cleanUpOnDelete(fns.fleetCleanup);
 
     const routes = (Object.entries(functions) as [FunctionName, FunctionSpec][]).flatMap(
       ([name, spec]) =>

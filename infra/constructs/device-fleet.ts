@@ -1,4 +1,4 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { CustomResource, Duration, Stack } from 'aws-cdk-lib';
 import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { CfnPolicy, CfnThingType, CfnTopicRule } from 'aws-cdk-lib/aws-iot';
@@ -104,6 +104,25 @@ export class DeviceFleet extends Construct {
         `SELECT *, topic() AS topic FROM '${statusTopicFilter}' ` +
         "WHERE state <> 'busy' OR isUndefined(progress) OR progress.done = 0",
     });
+  }
+
+  /**
+   * A custom resource served by `cleanup` that deregisters every device when the stack is
+   * deleted. It depends on the thing type and the device policy, so CloudFormation deletes
+   * it (running the cleanup) before them; the function and its role outlive it through the
+   * service token.
+   */
+  cleanUpOnDelete(cleanup: LambdaFunction): CustomResource {
+    const resource = new CustomResource(this, 'FleetCleanup', {
+      serviceToken: cleanup.functionArn,
+      resourceType: 'Custom::EsmFleetCleanup',
+    });
+    resource.node.addDependency(
+      this.node.findChild('ThingType'),
+      this.node.findChild('DevicePolicy'),
+    );
+    if (cleanup.role !== undefined) resource.node.addDependency(cleanup.role);
+    return resource;
   }
 
   private route(

@@ -249,7 +249,13 @@ describe('least privilege', () => {
     }
     // Only the lifecycle functions touch the IoT registry.
     for (const name of Object.keys(functions) as FunctionName[]) {
-      if (['apiRegisterDevice', 'apiRotateCertificate', 'apiDeleteDevice'].includes(name)) continue;
+      const lifecycle = [
+        'apiRegisterDevice',
+        'apiRotateCertificate',
+        'apiDeleteDevice',
+        'fleetCleanup',
+      ];
+      if (lifecycle.includes(name)) continue;
       const registry = actionsOf(name).filter((a) => a.startsWith('iot:') && a !== 'iot:Publish');
       expect(registry, name).toEqual([]);
     }
@@ -322,6 +328,26 @@ describe('IoT', () => {
       DestinationConfig: { OnFailure: { Destination: Match.anyValue() } },
     });
   });
+});
+
+it('deregisters the fleet before the device policy and thing type are deleted', () => {
+  const resources = stateless.toJSON().Resources as Record<string, Json & { DependsOn?: string[] }>;
+  const [id, cleanup] =
+    Object.entries(resources).find(([, r]) => r.Type === 'Custom::EsmFleetCleanup') ?? [];
+  expect(id).toBeDefined();
+  const idOf = (child: string) =>
+    built.stateless.getLogicalId(built.stateless.fleet.node.findChild(child) as CfnResource);
+  // CloudFormation deletes a resource before what it depends on: the cleanup runs first.
+  expect(cleanup?.DependsOn).toEqual(
+    expect.arrayContaining([idOf('ThingType'), idOf('DevicePolicy')]),
+  );
+  expect((cleanup?.Properties as Json).ServiceToken).toEqual({
+    'Fn::GetAtt': [logicalId('fleetCleanup', 'function'), 'Arn'],
+  });
+  expect(actionsOf('fleetCleanup')).toEqual(
+    expect.arrayContaining(['iot:ListThings', 'iot:DeleteCertificate', 'iot:DeleteThing']),
+  );
+  expect(actionsOf('fleetCleanup')).not.toContain('iot:CreateKeysAndCertificate');
 });
 
 it('skips the endpoint lookup when the data endpoint is given', () => {
