@@ -341,7 +341,7 @@ it('deregisters the fleet before the device policy and thing type are deleted', 
   expect(cleanup?.DependsOn).toEqual(
     expect.arrayContaining([idOf('ThingType'), idOf('DevicePolicy')]),
   );
-  expect((cleanup?.Properties as Json).ServiceToken).toEqual({
+  expect((cleanup?.Properties as Json | undefined)?.ServiceToken).toEqual({
     'Fn::GetAtt': [logicalId('fleetCleanup', 'function'), 'Arn'],
   });
   expect(actionsOf('fleetCleanup')).toEqual(
