@@ -131,9 +131,10 @@ export const functions = {
   // IoT topic rule target for esm/devices/+/status (state changes only, not progress).
   ingestStatus: {
     entry: 'lambdas/handlers/ingest-status.ts',
-    description: "Record a device's state (online, idle, offline, error) and facts on its record",
-    env: ['devicesTable'],
-    access: ['devices:read', 'devices:write'],
+    description:
+      "Record a device's state (online, idle, offline, error) and facts on its record, and its progress on a run's jobs",
+    env: ['devicesTable', 'runsTable'],
+    access: ['devices:read', 'devices:write', 'runs:read', 'runs:write'],
   },
   // CloudFormation custom resource: deregisters every device when the stack is deleted.
   fleetCleanup: {
