@@ -13,7 +13,9 @@ async function predict(flags: PredictFlags): Promise<void> {
   const predictor = await loadPredictor(flags.predictor, { threads: flags.threads });
   const subnets = await readArchLines(predictor.space, flags.in);
   const latencies = await predictor.predictSubnets(subnets);
-  const out = Array.from(latencies, (v) => `{"latency_ms":${Number(v.toPrecision(7))}}\n`);
+  // A predictor trained with `esm fit --metric NAME` prints that field.
+  const key = JSON.stringify(predictor.json.metric ?? 'latency_ms');
+  const out = Array.from(latencies, (v) => `{${key}:${Number(v.toPrecision(7))}}\n`);
   process.stdout.write(out.join(''));
   await predictor.close();
 }
