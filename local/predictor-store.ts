@@ -42,8 +42,10 @@ export async function savePredictor(dir: string, predictor: PredictorJson): Prom
   const arch = archFiles(spaceOf(predictor, dir), predictor);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, PREDICTOR_ONNX), predictorOnnxBytes(predictor));
-  await writeFile(join(dir, ARCH_ONNX), arch.onnx);
-  await writeFile(join(dir, ARCH_JSON), arch.json);
+  if (arch) {
+    await writeFile(join(dir, ARCH_ONNX), arch.onnx);
+    await writeFile(join(dir, ARCH_JSON), arch.json);
+  }
   await writeFile(join(dir, PREDICTOR_JSON), `${JSON.stringify(predictor, null, 1)}\n`);
 }
 

@@ -9,6 +9,7 @@ import { fccEncoder } from './fcc.ts';
 import { featureEncoder } from './feature.ts';
 import type { FastEncoder } from './layout.ts';
 import { onehotEncoder } from './onehot.ts';
+import { physicsEncoder } from './physics.ts';
 import { statisticalEncoder } from './statistical.ts';
 import { type Encoder, type EncodingName, encodingNames } from './types.ts';
 
@@ -17,6 +18,7 @@ const factories: Record<EncodingName, (space: SearchSpace) => Encoder> = {
   feature: featureEncoder,
   statistical: statisticalEncoder,
   fcc: (space) => fccEncoder(space),
+  physics: physicsEncoder,
 };
 
 /** The encoder called `name` for `space`; throws `ValidationError` on an unknown name. */

@@ -1,6 +1,6 @@
 import type { SearchSpace, Subnet } from '../spaces/types.ts';
 
-export const encodingNames = ['onehot', 'feature', 'statistical', 'fcc'] as const;
+export const encodingNames = ['onehot', 'feature', 'statistical', 'fcc', 'physics'] as const;
 export type EncodingName = (typeof encodingNames)[number];
 
 /** Turns subnets of one space into fixed-length numeric vectors. */

@@ -3,8 +3,9 @@
  * front of the model graph) and `predictor-arch.json` (the row layout), as bytes and text. The
  * one function every writer of predictors calls (`esm fit`, the local loop through the
  * predictor store, the cloud training step), so none of them knows how the graph is built.
- * Pure: the caller writes the files.
+ * Pure: the caller writes the files. `undefined` where the features have no in-graph form yet.
  */
+import { ArchGraphUnsupportedError } from '../errors.ts';
 import type { PredictorJson } from '../predictor/artifact.ts';
 import { modelToOnnxGraph, onnxMetadata } from '../predictor/export-onnx.ts';
 import type { SearchSpace } from '../spaces/types.ts';
@@ -27,9 +28,16 @@ export function archFiles(
   space: SearchSpace,
   predictor: PredictorJson,
   model: OnnxGraph = modelToOnnxGraph(predictor.model),
-): ArchFiles {
+): ArchFiles | undefined {
   const layout = archRowLayoutJson(archRowLayout(space));
-  const graph = archInGraph(space, predictor.features, model);
+  let graph: ReturnType<typeof archInGraph>;
+  try {
+    graph = archInGraph(space, predictor.features, model);
+  } catch (error) {
+    // Predictors whose features have no in-graph form yet still save; they lack the arch-in files.
+    if (error instanceof ArchGraphUnsupportedError) return undefined;
+    throw error;
+  }
   const outputs = graph.outputs.map((o) => o.name);
   const onnx = encodeModel(graph, {
     docString: `ESM predictor (${predictor.model.kind}) for space ${space.name}: input ${ARCH_INPUT} = arch rows (esm encode --arch-tensor), encoding inside the graph`,

@@ -24,7 +24,7 @@ import { featureEncoder } from '../encodings/feature.ts';
 import { combinations, unitAreaScales } from '../encodings/layout.ts';
 import { onehotEncoder } from '../encodings/onehot.ts';
 import { statisticalEncoder } from '../encodings/statistical.ts';
-import { ValidationError } from '../errors.ts';
+import { ArchGraphUnsupportedError, ValidationError } from '../errors.ts';
 import type { FeaturesJson } from '../predictor/artifact.ts';
 import { lutLayout, resolutionBuckets } from '../predictor/lut.ts';
 import type { SearchSpace } from '../spaces/types.ts';
@@ -654,6 +654,11 @@ export function encodingGraph(
           );
         }
         break;
+      default:
+        throw new ArchGraphUnsupportedError(
+          'features.encoding',
+          `the arch-in graph has no ${features.encoding} encoding yet; use predictor.onnx with esm encode`,
+        );
     }
   }
   const x32 = b.cast(x, 'float');

@@ -11,6 +11,7 @@ import { lutJson } from './lut.ts';
 import type { MlpState } from './mlp.ts';
 import { ridgeJson } from './ridge.ts';
 import type { DenseLayer } from './trainer.ts';
+import { transferModelJson } from './transfer-json.ts';
 
 export const PREDICTOR_FORMAT = 'esm-predictor';
 export const PREDICTOR_VERSION = 1;
@@ -42,8 +43,30 @@ export const mlpJson = z.object({
 });
 export type MlpJson = z.infer<typeof mlpJson>;
 
-export const modelJson = z.discriminatedUnion('kind', [mlpJson, ridgeJson, lutJson]);
+/** A model trained on one device's data (what a transferred predictor starts from). */
+export const baseModelJson = z.discriminatedUnion('kind', [mlpJson, ridgeJson, lutJson]);
+export type BaseModelJson = z.infer<typeof baseModelJson>;
+
+/** A prior model of another device with a correction for this one (`esm fit --prior`). */
+export const transferJson = transferModelJson(baseModelJson);
+export type TransferJson = z.infer<typeof transferJson>;
+
+export const modelJson = z.discriminatedUnion('kind', [mlpJson, ridgeJson, lutJson, transferJson]);
 export type ModelJson = z.infer<typeof modelJson>;
+
+/** The number of input features a stored model expects. */
+export function modelInputs(model: ModelJson): number {
+  switch (model.kind) {
+    case 'mlp':
+      return model.input_mean.length;
+    case 'ridge':
+      return model.weights.length;
+    case 'lut':
+      return model.costs.length;
+    case 'transfer':
+      return modelInputs(model.prior);
+  }
+}
 
 /** What the model's input vector is: a named encoding, or the LUT's table-entry counts. */
 export const featuresJson = z.discriminatedUnion('kind', [
@@ -134,19 +157,18 @@ export function parsePredictorJson(json: unknown, source = PREDICTOR_JSON): Pred
   }
   const p = result.data;
   const length = p.features.length;
-  const inputs =
-    p.model.kind === 'mlp'
-      ? p.model.input_mean.length
-      : p.model.kind === 'ridge'
-        ? p.model.weights.length
-        : p.model.costs.length;
-  if (inputs !== length) {
+  const inputs = modelInputs(p.model);
+  const correction = p.model.kind === 'transfer' ? p.model.correction.features : null;
+  if (inputs !== length || (correction && correction.weights.length !== length)) {
     throw new ValidationError(
       `${source}: model`,
       `expects ${inputs} inputs but features.length is ${length}; the file is inconsistent, refit the predictor`,
     );
   }
   if (p.model.kind === 'mlp') mlpStateFromJson(p.model, source);
+  if (p.model.kind === 'transfer' && p.model.prior.kind === 'mlp') {
+    mlpStateFromJson(p.model.prior, source);
+  }
   return p;
 }
 

@@ -10,6 +10,7 @@ import { type ModelJson, mlpStateFromJson } from './artifact.ts';
 import type { LutJson } from './lut.ts';
 import type { MlpState } from './mlp.ts';
 import type { RidgeJson } from './ridge.ts';
+import { transferToOnnxGraph } from './transfer-onnx.ts';
 
 export const ONNX_INPUT = 'x';
 export const ONNX_OUTPUT = 'latency_ms';
@@ -192,6 +193,8 @@ export function modelToOnnxGraph(model: ModelJson): OnnxGraph {
       return ridgeToOnnxGraph(model);
     case 'lut':
       return lutToOnnxGraph(model);
+    case 'transfer':
+      return transferToOnnxGraph(modelToOnnxGraph(model.prior), model.correction);
   }
 }
 

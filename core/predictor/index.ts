@@ -52,7 +52,8 @@ export function createRegressor(kind: ModelKind, options: RegressorOptions = {})
 /** The parameters of a trained regressor as stored in predictor.json. */
 export function modelToJson(regressor: Regressor): ModelJson {
   const r = regressor as AnyRegressor;
-  return r.kind === 'mlp' ? mlpStateToJson(r.state) : r.toJSON();
+  // Any other regressor (a transfer correction) describes itself.
+  return r.kind === 'mlp' ? mlpStateToJson(r.state) : (r as { toJSON(): ModelJson }).toJSON();
 }
 
 /** Subnets to model inputs: the named encoding, or the LUT's table-entry counts. */
@@ -114,6 +115,11 @@ export interface FitPredictorOptions {
   /** Seeds the split and the model. @default 0 */
   readonly seed?: number;
   readonly options?: RegressorOptions;
+  /**
+   * An untrained regressor to fit instead of a new `model` (e.g. a transfer correction,
+   * transfer.ts); `model` and `encoding` still choose the features. @default none
+   */
+  readonly regressor?: Regressor;
   /** @default new Date() */
   readonly now?: Date;
 }
@@ -181,7 +187,7 @@ export async function fitPredictor(options: FitPredictorOptions): Promise<FitPre
     ...options.options,
     mlp: { ...options.options?.mlp, seed: options.options?.mlp?.seed ?? seed },
   };
-  const regressor = createRegressor(model, regressorOptions);
+  const regressor = options.regressor ?? createRegressor(model, regressorOptions);
   const report = await regressor.fit(
     featurizer.encodeAll(trainRows.map((r) => r.subnet)),
     Float64Array.from(trainRows, (r) => r.latencyMs),

@@ -23,10 +23,28 @@ export interface FitReport {
   readonly validationLoss?: number;
 }
 
+/** Predictions with their uncertainty, both in ms, one entry per row. */
+export interface PredictionWithStd {
+  readonly mean: Float64Array;
+  /**
+   * Standard deviation of the prediction's error, in ms. What it is depends on the model
+   * (docs/predictor.md, "Uncertainty"): the spread of an ensemble's members where the model
+   * has members, else the cross-validated relative residual of the training rows times the
+   * prediction. Larger means less sure; active sampling ranks candidates by `std / mean`.
+   */
+  readonly std: Float64Array;
+}
+
 export interface Regressor {
-  readonly kind: ModelKind;
+  /** `transfer`: a prior model of another device with a fitted correction (transfer.ts). */
+  readonly kind: ModelKind | 'transfer';
   /** Fit on `x` (rows = samples) and latencies in ms. */
   fit(x: Matrix, latencyMs: Float64Array): Promise<FitReport>;
   /** Predicted latencies in ms. */
   predict(x: Matrix): Promise<Float64Array>;
+  /**
+   * Predicted latencies with a per-row uncertainty. Every built-in kind has it after `fit`;
+   * optional so that a caller's own regressor (tests, experiments) need not.
+   */
+  predictWithStd?(x: Matrix): Promise<PredictionWithStd>;
 }

@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
+import { physicsLabels } from '../../core/encodings/physics.ts';
+import { createRidge } from '../../core/predictor/ridge.ts';
+import { createRng } from '../../core/rng.ts';
+import { graphCost } from '../../core/spaces/cost.ts';
+import { getSpace } from '../../core/spaces/index.ts';
+import { spaceFromSpec } from '../../core/spaces/spec.ts';
+import { randomSubnet } from '../../core/spaces/subnet.ts';
+
+const mixed = spaceFromSpec(JSON.parse(readFileSync('examples/spaces/mixed.json', 'utf8')));
+
+describe('physics encoding', () => {
+  it.each([getSpace('mobilenetv3'), getSpace('resnet50'), getSpace('densenet'), mixed])(
+    '$name: entries are the layer graph cost in millions / MB',
+    (space) => {
+      const encoder = createEncoder(space, 'physics');
+      expect(encoder.labels).toEqual(physicsLabels);
+      const rng = createRng(3);
+      for (let i = 0; i < 20; i++) {
+        const subnet = randomSubnet(space, rng);
+        const v = encoder.encode(subnet);
+        const cost = graphCost(space.layerGraph(subnet));
+        const at = (label: string) => v[physicsLabels.indexOf(label)] as number;
+        expect(at('macs')).toBeCloseTo(cost.macs / 1e6, 9);
+        expect(at('params')).toBeCloseTo(cost.params / 1e6, 9);
+        expect(at('peak_activation_mb')).toBeCloseTo(cost.peakActivationBytes / 1e6, 9);
+        expect(at('layers')).toBe(cost.layers);
+        // The MACs by kind add up to all MACs.
+        const byKind = physicsLabels
+          .filter((l) => l.startsWith('macs_'))
+          .reduce((sum, l) => sum + at(l), 0);
+        expect(byKind).toBeCloseTo(at('macs'), 9);
+        expect(at('macs')).toBeGreaterThan(0);
+      }
+    },
+  );
+
+  it('moves MACs between depthwise kernels when a kernel changes', () => {
+    const space = getSpace('mobilenetv3');
+    const arch = { ks: Array(20).fill(3), e: Array(20).fill(4), d: [3, 3, 3, 3, 3], r: 192 };
+    const encoder = createEncoder(space, 'physics');
+    const k3 = encoder.encode(space.parse(arch));
+    const k7 = encoder.encode(space.parse({ ...arch, ks: [7, ...arch.ks.slice(1)] }));
+    const i3 = physicsLabels.indexOf('macs_depthwise_k3');
+    const i7 = physicsLabels.indexOf('macs_depthwise_k7');
+    expect(k7[i3] as number).toBeLessThan(k3[i3] as number);
+    expect(k7[i7] as number).toBeGreaterThan(0);
+    expect(k3[i7]).toBe(0);
+  });
+
+  it('lets a ridge model learn a device whose latency is a cost model, from 20 samples', async () => {
+    // A device with a per-kind speed and a per-layer overhead: linear in the physics entries.
+    const space = getSpace('mobilenetv3');
+    const encoder = createEncoder(space, 'physics');
+    const rng = createRng(11);
+    const subnets = Array.from({ length: 220 }, () => randomSubnet(space, rng));
+    const x = encodeAll(encoder, subnets);
+    const latency = Float64Array.from(subnets, (_, i) => {
+      const row = x.data.subarray(i * x.cols, (i + 1) * x.cols);
+      const at = (l: string) => row[physicsLabels.indexOf(l)] as number;
+      return (
+        0.002 * at('macs_dense_1x1') +
+        0.01 * at('macs_depthwise_k3') +
+        0.012 * at('macs_depthwise_k5') +
+        0.015 * at('macs_depthwise_k7') +
+        0.02 * at('layers') +
+        0.5
+      );
+    });
+    const train = { rows: 20, cols: x.cols, data: x.data.subarray(0, 20 * x.cols) };
+    const ridge = createRidge({ target: 'linear' });
+    await ridge.fit(train, latency.subarray(0, 20));
+    const test = { rows: 200, cols: x.cols, data: x.data.subarray(20 * x.cols) };
+    const predicted = await ridge.predict(test);
+    const errors = Array.from(predicted, (p, i) => Math.abs(p / (latency[20 + i] as number) - 1));
+    const mean = errors.reduce((a, b) => a + b, 0) / errors.length;
+    expect(mean).toBeLessThan(0.01);
+  });
+});
