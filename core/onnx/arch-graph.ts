@@ -697,8 +697,79 @@ function lut(f: Front, bucketCount: number): string {
 }
 
 /**
+ * A concatenation of feature blocks (the `stack` features of combined models): each part as
+ * a features description of its own. Typed structurally, so the graph follows the feature
+ * kinds predictor.json allows without depending on their exact union.
+ */
+interface StackFeatures {
+  readonly kind: 'stack';
+  readonly parts: readonly FeaturesJson[];
+  readonly length: number;
+}
+
+/** float64 [features.length, N]: the model's input vector, feature rows first. */
+function featureRows(f: Front, features: FeaturesJson | StackFeatures): string {
+  const { b, space } = f;
+  if (features.kind === 'stack') {
+    return b.concat(
+      features.parts.map((part) => featureRows(f, part)),
+      0,
+    );
+  }
+  if (features.kind === 'lut') {
+    const layout = lutLayout(space, { buckets: features.buckets });
+    if (layout.length !== features.length) {
+      throw new ValidationError(
+        'features.length',
+        `is ${features.length}, the LUT layout has ${layout.length}`,
+      );
+    }
+    return lut(f, features.buckets);
+  }
+  if (features.kind !== 'encoding') {
+    throw new ArchGraphUnsupportedError(
+      'features.kind',
+      `the arch-in graph has no ${(features as { kind: string }).kind} features yet; use predictor.onnx`,
+    );
+  }
+  switch (features.encoding) {
+    case 'onehot': {
+      const r = onehot(f);
+      checkLabels('onehot', r.labels, onehotEncoder(space).labels);
+      return r.x;
+    }
+    case 'feature': {
+      const r = feature(f);
+      checkLabels('feature', r.labels, featureEncoder(space).labels);
+      return r.x;
+    }
+    case 'statistical': {
+      const r = statistical(f);
+      checkLabels('statistical', r.labels, statisticalEncoder(space).labels);
+      return r.x;
+    }
+    case 'fcc': {
+      const x = fcc(f);
+      if (fccEncoder(space).length !== features.length) {
+        throw new ValidationError(
+          'features.length',
+          `is ${features.length}, fcc has ${fccEncoder(space).length}`,
+        );
+      }
+      return x;
+    }
+    default:
+      throw new ArchGraphUnsupportedError(
+        'features.encoding',
+        `the arch-in graph has no ${features.encoding} encoding yet; use predictor.onnx with esm encode`,
+      );
+  }
+}
+
+/**
  * The encoding subgraph alone: input `arch` int64 [batch, L], output `x` float32 [batch,
  * features.length], the vector predictor.onnx takes; plus the validity flag of each row.
+ * Throws `ArchGraphUnsupportedError` for features it cannot compute yet.
  */
 export function encodingGraph(
   space: SearchSpace,
@@ -706,52 +777,7 @@ export function encodingGraph(
 ): { graph: OnnxGraph; valid: string } {
   const b = new Builder();
   const f = buildFront(b, space);
-  let x: string;
-  if (features.kind === 'lut') {
-    const layout = lutLayout(space, { buckets: features.buckets });
-    x = lut(f, features.buckets);
-    if (layout.length !== features.length) {
-      throw new ValidationError(
-        'features.length',
-        `is ${features.length}, the LUT layout has ${layout.length}`,
-      );
-    }
-  } else {
-    switch (features.encoding) {
-      case 'onehot': {
-        const r = onehot(f);
-        checkLabels('onehot', r.labels, onehotEncoder(space).labels);
-        x = r.x;
-        break;
-      }
-      case 'feature': {
-        const r = feature(f);
-        checkLabels('feature', r.labels, featureEncoder(space).labels);
-        x = r.x;
-        break;
-      }
-      case 'statistical': {
-        const r = statistical(f);
-        checkLabels('statistical', r.labels, statisticalEncoder(space).labels);
-        x = r.x;
-        break;
-      }
-      case 'fcc':
-        x = fcc(f);
-        if (fccEncoder(space).length !== features.length) {
-          throw new ValidationError(
-            'features.length',
-            `is ${features.length}, fcc has ${fccEncoder(space).length}`,
-          );
-        }
-        break;
-      default:
-        throw new ArchGraphUnsupportedError(
-          'features.encoding',
-          `the arch-in graph has no ${features.encoding} encoding yet; use predictor.onnx with esm encode`,
-        );
-    }
-  }
+  const x = featureRows(f, features as FeaturesJson | StackFeatures);
   const x32 = b.cast(x, 'float');
   b.op('Transpose', [x32], { perm: attr.ints([1, 0]) }, 'x');
   return {
