@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { encodingNames } from '../encodings/types.ts';
-import { samplingStrategies } from '../sampling.ts';
+import { loopSamplingStrategies } from '../sampling.ts';
 import { measurementSettings } from './protocol.ts';
 
 export const RUN_STATE_VERSION = 1;
@@ -21,7 +21,7 @@ export const runParams = z.object({
   device: z.string().min(1),
   /** MQTT broker URL for `thing:NAME` devices. */
   broker: z.string().optional(),
-  sampling: z.enum(samplingStrategies).default('balanced'),
+  sampling: z.enum(loopSamplingStrategies).default('balanced'),
   encoding: z.enum(encodingNames).default('fcc'),
   /** N_I: architectures measured before the first training. */
   nInit: z.number().int().min(2).max(100_000).default(100),
