@@ -74,7 +74,10 @@ export interface TransferOptions {
 
 const DEFAULT_SLOPE_PENALTIES = [null, 0.1, 0] as const;
 const DEFAULT_FEATURE_PENALTIES = [null, 100, 10, 1, 0.1, 0.01] as const;
-/** A ridge on every input column: only where rows are plenty (10 rows chose it by luck). */
+/**
+ * A ridge on every input column: only where rows are plenty (at 10-20 rows CV chose it by
+ * luck on 188 FCC columns), or at least twice the columns.
+ */
 const ALL: FeatureBasis = { name: 'all', projection: 'all', minRows: 100 };
 /** Below this many rows there is nothing to cross-validate on: the correction is a pure scale. */
 const MIN_CV_ROWS = 4;
@@ -241,12 +244,15 @@ function predictProblem(pr: Problem, coef: Float64Array, row: number, space: Cor
   return fromTarget(space, (design[row * cols + cols - 2] as number) + r);
 }
 
-function candidates(options: TransferOptions, n: number): Candidate[] {
+function candidates(options: TransferOptions, n: number, cols: number): Candidate[] {
   const spaces = options.spaces ?? ['log', 'ms'];
   const slopes = options.slopePenalties ?? DEFAULT_SLOPE_PENALTIES;
   const features = options.featurePenalties ?? DEFAULT_FEATURE_PENALTIES;
   const given = options.bases ?? [ALL];
-  const bases = given.filter((b) => n >= (b.minRows ?? 0));
+  // A small input (e.g. the physics encoding) is as few parameters as a projection.
+  const minRows = (b: FeatureBasis) =>
+    b.projection === 'all' ? Math.min(b.minRows ?? 0, 2 * cols) : (b.minRows ?? 0);
+  const bases = given.filter((b) => n >= minRows(b));
   for (const [field, list] of [
     ['spaces', spaces],
     ['slopePenalties', slopes],
@@ -302,7 +308,7 @@ export function fitCorrection(
       throw new ValidationError(`prior[${i}]`, `the prior predicted ${v}; check the prior`);
     }
   });
-  const all = candidates(options, n);
+  const all = candidates(options, n, x.cols);
   const bases = new Map((options.bases ?? [ALL]).map((b) => [b.name, b]));
   const none: Matrix = { rows: n, cols: 0, data: new Float64Array(0) };
   const problems = new Map<string, Problem>();
