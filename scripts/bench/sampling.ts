@@ -14,6 +14,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { bootstrapUncertainty } from '../../core/active.ts';
 import { parseDataset } from '../../core/dataset.ts';
 import {
   createEncoder,
@@ -22,7 +23,6 @@ import {
   encodingNames,
 } from '../../core/encodings/index.ts';
 import { ValidationError } from '../../core/errors.ts';
-import { bootstrapUncertainty } from '../../core/active.ts';
 import {
   assignSplits,
   iterationSeed,
