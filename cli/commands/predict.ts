@@ -1,7 +1,7 @@
 /** `esm predict`: latencies of architectures from a trained predictor directory. */
 import type { Command } from 'commander';
 import { loadPredictor } from '../../local/predictor-store.ts';
-import { parse, readArchLines } from '../common.ts';
+import { parse, readArchEntries } from '../common.ts';
 
 interface PredictFlags {
   predictor: string;
@@ -11,9 +11,16 @@ interface PredictFlags {
 
 async function predict(flags: PredictFlags): Promise<void> {
   const predictor = await loadPredictor(flags.predictor, { threads: flags.threads });
-  const subnets = await readArchLines(predictor.space, flags.in);
-  const latencies = await predictor.predictSubnets(subnets);
-  const out = Array.from(latencies, (v) => `{"latency_ms":${Number(v.toPrecision(7))}}\n`);
+  const entries = await readArchEntries(predictor.space, flags.in);
+  const latencies = await predictor.predictSubnets(entries.map((e) => e.subnet));
+  // Each line echoes its input (id when the line had one, and the arch), so outputs can be joined.
+  const out = entries.map((e, i) => {
+    const echo = {
+      ...(e.id === undefined ? {} : { id: e.id }),
+      arch: predictor.space.toNative(e.subnet),
+    };
+    return `${JSON.stringify({ ...echo, latency_ms: Number((latencies[i] as number).toPrecision(7)) })}\n`;
+  });
   process.stdout.write(out.join(''));
   await predictor.close();
 }
@@ -21,7 +28,9 @@ async function predict(flags: PredictFlags): Promise<void> {
 export function register(program: Command): void {
   program
     .command('predict')
-    .description('predict latencies (JSONL {"latency_ms": ...}) for archs or dataset lines')
+    .description(
+      'predict latencies for archs or dataset lines; prints JSONL {"id"?, "arch", "latency_ms"}',
+    )
     .requiredOption('--predictor <dir>', 'predictor directory written by `esm fit --out`')
     .option('--in <file>', 'JSONL of native archs or dataset lines (default: stdin)')
     .option('--threads <n>', 'onnxruntime threads', parse.int(1, 256), 1)
