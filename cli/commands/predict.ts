@@ -12,8 +12,13 @@ interface PredictFlags {
 async function predict(flags: PredictFlags): Promise<void> {
   const predictor = await loadPredictor(flags.predictor, { threads: flags.threads });
   const subnets = await readArchLines(predictor.space, flags.in);
-  const latencies = await predictor.predictSubnets(subnets);
-  const out = Array.from(latencies, (v) => `{"latency_ms":${Number(v.toPrecision(7))}}\n`);
+  const { mean, std } = await predictor.predictSubnetsWithStd(subnets);
+  // A predictor written before std_ms existed has none: print null rather than guess.
+  const number = (v: number) => (Number.isFinite(v) ? String(Number(v.toPrecision(7))) : 'null');
+  const out = Array.from(
+    mean,
+    (v, i) => `{"latency_ms":${number(v)},"std_ms":${number(std[i] as number)}}\n`,
+  );
   process.stdout.write(out.join(''));
   await predictor.close();
 }
@@ -21,7 +26,9 @@ async function predict(flags: PredictFlags): Promise<void> {
 export function register(program: Command): void {
   program
     .command('predict')
-    .description('predict latencies (JSONL {"latency_ms": ...}) for archs or dataset lines')
+    .description(
+      'predict latencies (JSONL {"latency_ms": ..., "std_ms": ...}) for archs or dataset lines',
+    )
     .requiredOption('--predictor <dir>', 'predictor directory written by `esm fit --out`')
     .option('--in <file>', 'JSONL of native archs or dataset lines (default: stdin)')
     .option('--threads <n>', 'onnxruntime threads', parse.int(1, 256), 1)
