@@ -367,10 +367,7 @@ function autoModel(
         const bestAccuracy = (scores[best] as CandidateScore).accuracy;
         // The blend's weights are fitted on the same out-of-fold rows that score it, so it
         // must win by a margin to be trusted over the best single candidate.
-        if (
-          blendAccuracy > bestAccuracy + blendMargin &&
-          weights.filter((w) => w > 0).length > 1
-        ) {
+        if (blendAccuracy > bestAccuracy + blendMargin && weights.filter((w) => w > 0).length > 1) {
           chosen = candidates
             .map((plan, c) => ({ plan, weight: weights[c] as number }))
             .filter((m) => m.weight > 0);
