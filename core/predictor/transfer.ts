@@ -17,24 +17,31 @@
  */
 import { createEncoder } from '../encodings/index.ts';
 import { ValidationError } from '../errors.ts';
+import type { SearchSpace } from '../spaces/types.ts';
+import type { BaseModelJson, FeaturesJson, PredictorJson, TransferJson } from './artifact.ts';
 import {
-  type BaseModelJson,
-  mlpStateFromJson,
-  type PredictorJson,
-  type TransferJson,
-} from './artifact.ts';
-import { type FitPredictorOptions, type FitPredictorResult, fitPredictor } from './index.ts';
-import { lutFromJSON, lutLayout } from './lut.ts';
-import { predictWithState } from './mlp.ts';
-import { ridgeFromJSON, solveSpd } from './ridge.ts';
+  createFeaturizer,
+  type FitPredictorOptions,
+  type FitPredictorResult,
+  featureChoiceOf,
+  fitPredictor,
+  regressorFromJson,
+} from './index.ts';
+import { lutLayout } from './lut.ts';
+import { solveSpd } from './ridge.ts';
 import { fitStandardiser, type Standardiser, standardise } from './standardise.ts';
 import {
+  applyCorrection,
   type CorrectionJson,
   type CorrectionSpace,
   PRIOR_FLOOR_MS,
   type PriorSourceJson,
+  transferStd,
 } from './transfer-json.ts';
-import type { FitReport, Matrix, Regressor } from './types.ts';
+
+export { applyCorrection, transferStd };
+
+import type { FitReport, Matrix, PredictionWithStd, Regressor } from './types.ts';
 
 /**
  * A set of correction features: a projection of the prior's input vector (cols x k, row-major)
@@ -399,29 +406,6 @@ function complexity(c: Candidate): number {
   return slope + features;
 }
 
-/** Corrected latencies in ms for rows `x` whose prior predictions are `prior`. */
-export function applyCorrection(
-  c: CorrectionJson,
-  x: Matrix,
-  prior: ArrayLike<number>,
-): Float64Array {
-  if (prior.length !== x.rows) {
-    throw new ValidationError('prior', `expected ${x.rows} prior predictions, got ${prior.length}`);
-  }
-  const w = c.features?.weights;
-  if (w && w.length !== x.cols) {
-    throw new ValidationError('x', `expected ${w.length} feature columns, got ${x.cols}`);
-  }
-  const out = new Float64Array(x.rows);
-  for (let i = 0; i < x.rows; i++) {
-    let t = c.intercept + c.slope * toTarget(c.space, prior[i] as number);
-    if (w)
-      for (let j = 0; j < x.cols; j++) t += (x.data[i * x.cols + j] as number) * (w[j] as number);
-    out[i] = fromTarget(c.space, t);
-  }
-  return out;
-}
-
 /** Groupings of input labels for `contributionBases`: a label's group key, or undefined. */
 const GROUPINGS: readonly { name: string; key: (label: string) => string | undefined }[] = [
   { name: 'units', key: (l) => /(?:^|\.)(u\d+)\./.exec(l)?.[1] },
@@ -436,7 +420,11 @@ const GROUPINGS: readonly { name: string; key: (label: string) => string | undef
   },
 ];
 
-/** The prior's coefficients on the raw input vector (its linear part). */
+/**
+ * The prior's coefficients on the raw input vector (its linear part): a ridge's or a LUT's
+ * weights, an MLP's linear base, `auto`'s members weighted and placed at their columns; tree
+ * ensembles have none (zeros).
+ */
 function linearCoefficients(model: BaseModelJson): number[] {
   switch (model.kind) {
     case 'ridge':
@@ -445,6 +433,19 @@ function linearCoefficients(model: BaseModelJson): number[] {
       return model.costs;
     case 'mlp':
       return model.base.weights.map((w, j) => w / (model.input_scale[j] as number));
+    case 'rf':
+    case 'gbt':
+      return new Array<number>(model.inputs).fill(0);
+    case 'auto': {
+      const out = new Array<number>(model.inputs).fill(0);
+      for (const m of model.members) {
+        linearCoefficients(m.model).forEach((c, j) => {
+          const at = m.columns[0] + j;
+          out[at] = (out[at] as number) + m.weight * c;
+        });
+      }
+      return out;
+    }
   }
 }
 
@@ -459,7 +460,7 @@ function linearCoefficients(model: BaseModelJson): number[] {
  */
 export function contributionBases(model: BaseModelJson, labels: readonly string[]): FeatureBasis[] {
   const coefs = linearCoefficients(model);
-  if (coefs.length !== labels.length) return [];
+  if (coefs.length !== labels.length || coefs.every((c) => c === 0)) return [];
   const extra = labels.flatMap((l, j) => (l === 'depth' || l === 'resolution' ? [j] : []));
   return GROUPINGS.flatMap(({ name, key }) => {
     const keyOf = labels.map(key);
@@ -475,20 +476,6 @@ export function contributionBases(model: BaseModelJson, labels: readonly string[
     });
     return [{ name, projection: { rows: labels.length, cols: k, data } }];
   });
-}
-
-/** A stored base model as a regressor that predicts (the prior of a transfer). */
-export function priorRegressor(model: BaseModelJson): Pick<Regressor, 'predict'> {
-  switch (model.kind) {
-    case 'mlp': {
-      const state = mlpStateFromJson(model);
-      return { predict: async (x) => predictWithState(state, x) };
-    }
-    case 'ridge':
-      return ridgeFromJSON(model);
-    case 'lut':
-      return lutFromJSON(model);
-  }
 }
 
 /** A regressor whose `fit` learns the correction of a fixed prior; `toJSON` gives the model. */
@@ -518,7 +505,7 @@ export function createTransferRegressor(
     : [];
   const fitOptions: TransferOptions =
     options.bases || units.length === 0 ? options : { ...options, bases: [...units, ALL] };
-  const base = priorRegressor(prior.model);
+  const base = regressorFromJson(prior.model);
   let fitted: CorrectionFit | undefined;
   return {
     kind: 'transfer',
@@ -534,6 +521,14 @@ export function createTransferRegressor(
       if (!fitted) throw new ValidationError('transfer', 'predict called before fit');
       return applyCorrection(fitted.correction, x, await base.predict(x));
     },
+    async predictWithStd(x: Matrix): Promise<PredictionWithStd> {
+      if (!fitted) throw new ValidationError('transfer', 'predict called before fit');
+      const c = fitted.correction;
+      const p = base.predictWithStd ? await base.predictWithStd(x) : undefined;
+      const priorMs = p?.mean ?? (await base.predict(x));
+      const mean = applyCorrection(c, x, priorMs);
+      return { mean, std: transferStd(c, mean, priorMs, p?.std) };
+    },
     toJSON(): TransferJson {
       if (!fitted) throw new ValidationError('transfer', 'toJSON called before fit');
       return {
@@ -546,8 +541,19 @@ export function createTransferRegressor(
   };
 }
 
+/** The label of every input column of a predictor's features (stacked parts side by side). */
+export function featureLabels(space: SearchSpace, features: FeaturesJson): string[] {
+  const part = (f: Exclude<FeaturesJson, { kind: 'stack' }>): readonly string[] =>
+    f.kind === 'lut'
+      ? lutLayout(space, { buckets: f.buckets }).labels
+      : createEncoder(space, f.encoding).labels;
+  return features.kind === 'stack'
+    ? features.parts.flatMap((f) => [...part(f)])
+    : [...part(features)];
+}
+
 export interface FitTransferOptions
-  extends Omit<FitPredictorOptions, 'model' | 'encoding' | 'lutBuckets' | 'options'> {
+  extends Omit<FitPredictorOptions, 'model' | 'encoding' | 'lutBuckets' | 'options' | 'custom'> {
   /** The prior predictor (of another device in the same space), as read from its predictor.json. */
   readonly prior: PredictorJson;
   /** Where the prior was read from, recorded in the training options. */
@@ -580,10 +586,7 @@ export async function fitTransferPredictor(
     );
   }
   const features = prior.features;
-  const labels =
-    features.kind === 'lut'
-      ? lutLayout(space, { buckets: features.buckets }).labels
-      : createEncoder(space, features.encoding).labels;
+  const labels = featureLabels(space, features);
   const regressor = createTransferRegressor(
     {
       model: prior.model,
@@ -599,10 +602,7 @@ export async function fitTransferPredictor(
   const result = await fitPredictor({
     ...options,
     spaceSpec: options.spaceSpec ?? prior.space.spec,
-    model: features.kind === 'lut' ? 'lut' : 'ridge',
-    encoding: features.kind === 'encoding' ? features.encoding : undefined,
-    lutBuckets: features.kind === 'lut' ? features.buckets : undefined,
-    regressor,
+    custom: { featurizer: createFeaturizer(space, featureChoiceOf(features)), regressor },
   });
   const fitted = regressor.fitted as CorrectionFit;
   return {
