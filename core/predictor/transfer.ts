@@ -21,6 +21,7 @@ import type { SearchSpace } from '../spaces/types.ts';
 import type { BaseModelJson, FeaturesJson, PredictorJson, TransferJson } from './artifact.ts';
 import {
   createFeaturizer,
+  type Featurizer,
   type FitPredictorOptions,
   type FitPredictorResult,
   featureChoiceOf,
@@ -552,6 +553,42 @@ export function featureLabels(space: SearchSpace, features: FeaturesJson): strin
     : [...part(features)];
 }
 
+/**
+ * The featurizer and untrained transfer regressor for a prior predictor.json (checked: same
+ * space, not itself transferred): what `fitTransferPredictor` and the loop's training step fit.
+ */
+export function transferModel(
+  space: SearchSpace,
+  prior: PredictorJson,
+  options: TransferOptions = {},
+): { featurizer: Featurizer; regressor: TransferRegressor } {
+  if (prior.space.name !== space.name) {
+    throw new ValidationError(
+      '--prior',
+      `the prior predicts space "${prior.space.name}", the data is "${space.name}"; use a prior of the same space`,
+    );
+  }
+  if (prior.model.kind === 'transfer') {
+    throw new ValidationError(
+      '--prior',
+      'the prior is itself a transferred predictor; use the predictor it was transferred from, or one fitted from scratch',
+    );
+  }
+  const regressor = createTransferRegressor(
+    {
+      model: prior.model,
+      source: {
+        data: prior.training.data,
+        n_train: prior.training.n_train,
+        created_at: prior.training.created_at,
+      },
+      labels: featureLabels(space, prior.features),
+    },
+    options,
+  );
+  return { featurizer: createFeaturizer(space, featureChoiceOf(prior.features)), regressor };
+}
+
 export interface FitTransferOptions
   extends Omit<FitPredictorOptions, 'model' | 'encoding' | 'lutBuckets' | 'options' | 'custom'> {
   /** The prior predictor (of another device in the same space), as read from its predictor.json. */
@@ -573,37 +610,13 @@ export async function fitTransferPredictor(
   options: FitTransferOptions,
 ): Promise<FitTransferResult> {
   const { prior, space } = options;
-  if (prior.space.name !== space.name) {
-    throw new ValidationError(
-      '--prior',
-      `the prior predicts space "${prior.space.name}", the data is "${space.name}"; use a prior of the same space`,
-    );
-  }
-  if (prior.model.kind === 'transfer') {
-    throw new ValidationError(
-      '--prior',
-      'the prior is itself a transferred predictor; use the predictor it was transferred from, or one fitted from scratch',
-    );
-  }
-  const features = prior.features;
-  const labels = featureLabels(space, features);
-  const regressor = createTransferRegressor(
-    {
-      model: prior.model,
-      source: {
-        data: prior.training.data,
-        n_train: prior.training.n_train,
-        created_at: prior.training.created_at,
-      },
-      labels,
-    },
-    options.transfer,
-  );
+  const custom = transferModel(space, prior, options.transfer);
   const result = await fitPredictor({
     ...options,
     spaceSpec: options.spaceSpec ?? prior.space.spec,
-    custom: { featurizer: createFeaturizer(space, featureChoiceOf(features)), regressor },
+    custom,
   });
+  const regressor = custom.regressor;
   const fitted = regressor.fitted as CorrectionFit;
   return {
     ...result,

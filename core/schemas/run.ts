@@ -33,6 +33,12 @@ export const runParams = z.object({
    * whose architectures are the only ones sampled. The device answers from the same dataset.
    */
   pool: z.string().min(1).optional(),
+  /**
+   * Transfer (`esm run --prior DIR`): a `DatasetStore` key of another device's predictor.json
+   * (an S3 key in the cloud, a file path locally). Every iteration then fits a correction of
+   * that predictor (core/predictor/transfer.ts) instead of `model` from scratch.
+   */
+  prior: z.string().min(1).optional(),
   /** The regressor trained every iteration. @default `defaultModelKind` (core/predictor) */
   model: z.enum(modelKinds).optional(),
   sampling: z.enum(loopSamplingStrategies).default('balanced'),
