@@ -15,8 +15,7 @@ import {
 } from './loop.ts';
 import type { PredictorJson } from './predictor/artifact.ts';
 import {
-  createFeaturizer,
-  createRegressor,
+  createModel,
   type Featurizer,
   modelToJson,
   predictorFrame,
@@ -118,22 +117,21 @@ export async function trainIteration(
   const kind = options.prior ? 'transfer' : (params.model ?? defaultModelKind);
   const onEpoch = options.onEpoch;
   const transfer = options.prior && transferModel(space, options.prior);
-  const featurizer =
-    transfer?.featurizer ??
-    createFeaturizer(
-      space,
-      kind === 'lut' ? { kind: 'lut' } : { kind: 'encoding', encoding: params.encoding },
-    );
-  const regressor =
-    transfer?.regressor ??
-    createRegressor(kind as ModelKind, {
-      ...options.regressor,
-      mlp: {
-        ...options.regressor?.mlp,
-        seed,
-        ...(onEpoch && {
-          onEpoch: (p: { epoch: number; maxEpochs: number }) => onEpoch(p.epoch, p.maxEpochs),
-        }),
+  // createModel builds the features a kind reads (auto's stacked parts included).
+  const { featurizer, regressor } =
+    transfer ??
+    createModel(space, {
+      model: kind as ModelKind,
+      encoding: params.encoding,
+      options: {
+        ...options.regressor,
+        mlp: {
+          ...options.regressor?.mlp,
+          seed,
+          ...(onEpoch && {
+            onEpoch: (p: { epoch: number; maxEpochs: number }) => onEpoch(p.epoch, p.maxEpochs),
+          }),
+        },
       },
     });
   const fit = await regressor.fit(

@@ -16,7 +16,7 @@ export function runDirPath(dir: string, key: string): string | null {
   const run = key.match(/^runs\/[^/]+\/(dataset\.jsonl|test-predictions\.json)$/);
   if (run) return join(dir, run[1] === 'dataset.jsonl' ? runFiles.dataset : runFiles.predictions);
   if (key.startsWith('predictors/latest/')) return null;
-  const predictor = key.match(/^predictors\/[^/]+\/(predictor\.(?:json|onnx))$/);
+  const predictor = key.match(/^predictors\/[^/]+\/(predictor(?:-arch)?\.(?:json|onnx))$/);
   if (predictor) return join(dir, runFiles.predictor, predictor[1] as string);
   return resolve(key);
 }

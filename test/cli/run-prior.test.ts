@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SyntheticDevice, syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
@@ -11,9 +11,13 @@ import { randomSubnet } from '../../core/spaces/subnet.ts';
 
 const run = promisify(execFile);
 
+const bin = resolve('bin/esm.js');
+let cwd = '.';
+
+/** esm in the test's directory: a local run also writes ./predictors/ (the engine's store). */
 async function esm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run('node', ['bin/esm.js', ...args], { maxBuffer: 1 << 24 });
+    const { stdout, stderr } = await run('node', [bin, ...args], { maxBuffer: 1 << 24, cwd });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -36,6 +40,7 @@ describe('esm run --prior DIR and --sampling active (replayed device)', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'esm-run-prior-'));
+    cwd = dir;
     const rng = createRng(31);
     const dataset = (n: number, device?: SyntheticDevice) =>
       Array.from({ length: n }, () => {
