@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { parseDataset } from '../../core/dataset.ts';
 import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
 import { ValidationError } from '../../core/errors.ts';
+import { checkMetricName, DEFAULT_METRIC, rowsForMetric } from '../../core/metric-rows.ts';
 import { headline } from '../../core/metrics.ts';
 import { type FitPredictorOptions, fitPredictor } from '../../core/predictor/index.ts';
 import { type CorrectionFit, fitTransferPredictor } from '../../core/predictor/transfer.ts';
@@ -25,6 +26,7 @@ interface FitFlags {
   ensemble: number;
   out?: string;
   json?: boolean;
+  metric: string;
   prior?: string;
 }
 
@@ -60,6 +62,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
   if (flags.train !== undefined && flags.trainFraction !== undefined) {
     throw new ValidationError('--train', 'give either --train N or --train-fraction F, not both');
   }
+  checkMetricName(flags.metric);
   const space = await resolveSpace(flags.space);
   const spaceSpec = flags.space.endsWith('.json')
     ? JSON.parse(await readFile(flags.space, 'utf8'))
@@ -71,12 +74,13 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
     throw new ValidationError('--data', `cannot read ${flags.data}`, { cause });
   }
   const dataset = parseDataset(bytes.toString('utf8'), { space, file: flags.data });
+  const target = rowsForMetric(dataset.rows, flags.metric, flags.data);
   const progress = createProgress({ lines: !flags.json });
   let bar: ReturnType<typeof progress.bar> | undefined;
   const result = await (prior?.run ?? fitPredictor)({
     space,
     spaceSpec,
-    rows: dataset.rows,
+    rows: target.rows,
     data: { file: flags.data, sha256: createHash('sha256').update(bytes).digest('hex') },
     model: flags.model,
     encoding: flags.encoding,
@@ -95,7 +99,11 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
     },
   });
   bar?.finish();
-  if (flags.out) await savePredictor(flags.out, result.predictor);
+  const predictor =
+    flags.metric === DEFAULT_METRIC
+      ? result.predictor
+      : { ...result.predictor, metric: flags.metric };
+  if (flags.out) await savePredictor(flags.out, predictor);
 
   const test = result.test;
   const bins = test?.bins ?? [];
@@ -117,7 +125,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
         `corrected the prior ${flags.prior} (fitted on ${result.predictor.model.kind === 'transfer' ? result.predictor.model.prior_source.n_train : '?'} rows of another device) with ${t.n_train} rows of ${flags.data}: ${c.space === 'log' ? 'log-affine' : 'affine'}, slope ${c.slope.toFixed(3)}${c.features ? `, ${c.features.basis} features (penalty ${c.feature_penalty})` : ''}${c.cv_error === null ? '' : `, chosen by CV (error ${percent(c.cv_error)})`}`,
       ]
     : [
-        `trained ${flags.model} on ${t.n_train} rows of ${flags.data} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : flags.encoding}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
+        `trained ${flags.model}${flags.metric === DEFAULT_METRIC ? '' : ` (${flags.metric})`} on ${t.n_train} rows of ${flags.data}${target.skipped > 0 ? ` (${target.skipped} lines without ${flags.metric} left out)` : ''} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : flags.encoding}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
       ];
   if (test) {
     lines.push(
@@ -157,6 +165,11 @@ export function register(program: Command): void {
     .option('--ensemble <n>', 'MLP members averaged (mlp only)', parse.int(1, 20), 1)
     .option('--out <dir>', 'write the predictor directory (predictor.json + predictor.onnx)')
     .option('--json', 'print {"test", "bins", "train"} as JSON')
+    .option(
+      '--metric <name>',
+      'dataset field to predict: latency_ms, peak_memory_mb, energy_mj or any numeric field',
+      DEFAULT_METRIC,
+    )
     .option(
       '--prior <dir>',
       'predictor directory of another device in the same space: learn this device as a correction of it (20 rows can be enough)',

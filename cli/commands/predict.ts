@@ -14,12 +14,14 @@ async function predict(flags: PredictFlags): Promise<void> {
   const entries = await readArchEntries(predictor.space, flags.in);
   const latencies = await predictor.predictSubnets(entries.map((e) => e.subnet));
   // Each line echoes its input (id when the line had one, and the arch), so outputs can be joined.
+  // A predictor trained with `esm fit --metric NAME` prints that field instead of latency_ms.
+  const key = predictor.json.metric ?? 'latency_ms';
   const out = entries.map((e, i) => {
     const echo = {
       ...(e.id === undefined ? {} : { id: e.id }),
       arch: predictor.space.toNative(e.subnet),
     };
-    return `${JSON.stringify({ ...echo, latency_ms: Number((latencies[i] as number).toPrecision(7)) })}\n`;
+    return `${JSON.stringify({ ...echo, [key]: Number((latencies[i] as number).toPrecision(7)) })}\n`;
   });
   process.stdout.write(out.join(''));
   await predictor.close();

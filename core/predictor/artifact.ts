@@ -100,6 +100,8 @@ export const predictorJson = z.object({
     /** The JSON spec of a user-defined space, so the predictor works without the spec file. */
     spec: z.unknown().optional(),
   }),
+  /** What the model predicts: a dataset field, `latency_ms` when absent (`esm fit --metric`). */
+  metric: z.string().optional(),
   features: featuresJson,
   model: modelJson,
   onnx: z.object({
