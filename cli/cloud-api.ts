@@ -25,7 +25,7 @@ export class CloudApiError extends EsmError {
 }
 
 /** SHA-256 for the signer, from node:crypto (no extra dependency). */
-class Sha256 implements Checksum {
+export class Sha256 implements Checksum {
   private hash;
   constructor(private readonly secret?: SourceData) {
     this.hash = this.make();

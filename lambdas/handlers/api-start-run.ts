@@ -1,14 +1,16 @@
 /**
  * `POST /runs`: validates the run parameters (the same as `esm run`, core/schemas/run.ts,
- * with `device: "thing:NAME"` of a registered device), records the run and starts the
+ * with `device: "thing:NAME"` of a registered device, or several of one kind for fan-out:
+ * `"device": "thing:a,thing:b"` or `"things": ["a", "b"]`), records the run and starts the
  * state machine. Bad input answers 400 naming the field, and nothing is written.
  */
 import { randomBytes } from 'node:crypto';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { ValidationError } from '../../core/errors.ts';
-import { createRunState, documentClient, type RunState } from '../adapters/run-state.ts';
+import { thingsOf } from '../../core/schemas/run.ts';
+import { createDevicesTable, type DeviceRecord } from '../adapters/devices-table.ts';
+import { createRunState, type RunState } from '../adapters/run-state.ts';
 import { lazy, loadConfig } from '../config.ts';
 import { apiHandler, logger, parseBody, underField } from '../middleware.ts';
 import {
@@ -29,7 +31,8 @@ export type ExecutionStarter = (runId: string, input: ExecutionInput) => Promise
 
 export interface StartRunDeps {
   readonly state: RunState;
-  readonly deviceExists: (thing: string) => Promise<boolean>;
+  /** The device's record (registration, last reported facts), or undefined. */
+  readonly device: (thing: string) => Promise<DeviceRecord | undefined>;
   readonly start: ExecutionStarter;
 }
 
@@ -38,12 +41,7 @@ export const startRunDeps = lazy((): StartRunDeps => {
   const sfn = new SFNClient({});
   return {
     state: createRunState({ tables: { runsTable: config.runsTable } }),
-    async deviceExists(thing) {
-      const out = await documentClient().send(
-        new GetCommand({ TableName: config.devicesTable, Key: { thing } }),
-      );
-      return out.Item !== undefined;
-    },
+    device: (thing) => createDevicesTable({ tableName: config.devicesTable }).get(thing),
     async start(runId, input) {
       const out = await sfn.send(
         new StartExecutionCommand({
@@ -63,18 +61,65 @@ export function newRunId(now = new Date()): string {
   return `run-${stamp}-${randomBytes(4).toString('hex')}`;
 }
 
+/** What makes two devices "of one kind": the same processor, accelerator and runtime. */
+function kindOf(record: DeviceRecord): string | undefined {
+  const facts = record.facts;
+  return facts === undefined
+    ? undefined
+    : `${facts.cpu} / ${facts.accelerator ?? 'no accelerator'} / ${facts.executionProvider}`;
+}
+
+/**
+ * Every device of the run is registered, named once, and (where the devices have reported
+ * their facts) of one kind: a fan-out run shards one batch over devices whose latencies
+ * must be interchangeable.
+ */
+async function checkDevices(
+  params: { device: string; things?: string[] },
+  device: StartRunDeps['device'],
+): Promise<void> {
+  const named = thingsOf({ device: params.device });
+  const field = params.things === undefined ? 'body.device' : 'body.things';
+  if (params.things !== undefined && params.device.includes(',')) {
+    if (named.join(',') !== params.things.join(',')) {
+      throw new ValidationError(
+        'body.things',
+        'names other devices than body.device; give one list',
+      );
+    }
+  }
+  const things = thingsOf(params);
+  const twice = things.find((t, i) => things.indexOf(t) !== i);
+  if (twice !== undefined) throw new ValidationError(field, `names "${twice}" twice`);
+  const records = await Promise.all(things.map((t) => device(t)));
+  const kinds = new Map<string, string>();
+  for (const [i, record] of records.entries()) {
+    const name = things[i] ?? '';
+    if (record === undefined) {
+      throw new ValidationError(
+        field,
+        `no registered device "${name}"; register it with POST /devices first`,
+      );
+    }
+    const kind = kindOf(record);
+    if (kind !== undefined && !kinds.has(kind)) kinds.set(kind, name);
+  }
+  if (kinds.size > 1) {
+    const seen = [...kinds].map(([kind, name]) => `${name}: ${kind}`).join('; ');
+    throw new ValidationError(
+      field,
+      `a run measures on devices of one kind; these differ (${seen}): start one run per kind`,
+    );
+  }
+}
+
 export function createStartRunHandler(deps: () => StartRunDeps = startRunDeps) {
   return apiHandler(async (event: APIGatewayProxyEvent) => {
     const { limits, ...params } = parseBody(event, startRunBody);
     const space = underField('body', () => spaceOf(params));
     const thing = thingOf(params);
-    const { state, deviceExists, start } = deps();
-    if (!(await deviceExists(thing))) {
-      throw new ValidationError(
-        'body.device',
-        `no registered device "${thing}"; register it with POST /devices first`,
-      );
-    }
+    const { state, device, start } = deps();
+    await checkDevices(params, device);
     const runId = newRunId();
     const input: ExecutionInput = {
       runId,

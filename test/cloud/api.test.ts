@@ -67,6 +67,29 @@ beforeAll(async () => {
   process.env.ESM_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:esm';
   const db = DynamoDBDocumentClient.from(new DynamoDBClient({}));
   await db.send(new PutCommand({ TableName: resources.devicesTable, Item: { thing: 'pi-1' } }));
+  // Devices that reported their facts: two Raspberry Pis of one kind and a GPU box.
+  const facts = (cpu: string, accelerator: string | null) => ({
+    thing: 'x',
+    cpu,
+    cores: 4,
+    accelerator,
+    os: 'linux',
+    node: 'v22.1.0',
+    onnxruntime: '1.30.0',
+    executionProvider: accelerator === null ? 'cpu' : 'cuda',
+  });
+  for (const [thing, cpu, accelerator] of [
+    ['pi-2', 'Cortex-A76', null],
+    ['pi-3', 'Cortex-A76', null],
+    ['gpu-1', 'EPYC 7763', 'NVIDIA A100'],
+  ] as const) {
+    await db.send(
+      new PutCommand({
+        TableName: resources.devicesTable,
+        Item: { thing, status: 'registered', facts: { ...facts(cpu, accelerator), thing } },
+      }),
+    );
+  }
   db.destroy();
   // A small stored predictor (ridge: trains in milliseconds) as the train task writes it.
   const rng = createRng(5);
@@ -133,6 +156,53 @@ describe('POST /runs', () => {
     );
     expect(shown.status).toBe(200);
     expect(shown.body).toMatchObject({ status: 'running', measured: 0, history: [] });
+  });
+});
+
+describe('POST /runs on several devices of one kind (fan-out)', () => {
+  const base = { space: 'mobilenetv3', nInit: 20 };
+  it.each([
+    ['a device list', { ...base, device: 'thing:pi-2,thing:pi-3' }],
+    ['a things array', { ...base, device: 'thing:pi-2', things: ['pi-2', 'pi-3'] }],
+  ])('starts one run over the devices of %s', async (_what, body) => {
+    if (!emulator) return;
+    const before = started.length;
+    const response = await call(startRun, post('/runs', body));
+    expect(response.status, JSON.stringify(response.body)).toBe(202);
+    expect(started).toHaveLength(before + 1);
+    const runs = await scanAll(resources.runsTable);
+    expect(runs.find((r) => r.runId === response.body.runId)).toMatchObject({ thing: 'pi-2' });
+  });
+
+  it.each([
+    [
+      'devices of different kinds',
+      { ...base, device: 'thing:pi-2,thing:gpu-1' },
+      'body.device',
+      /one kind.*pi-2: Cortex-A76.*gpu-1: EPYC 7763/,
+    ],
+    [
+      'an unregistered device in the list',
+      { ...base, device: 'thing:pi-2', things: ['pi-2', 'ghost'] },
+      'body.things',
+      /"ghost"/,
+    ],
+    ['a device named twice', { ...base, device: 'thing:pi-2,thing:pi-2' }, 'body.device', /twice/],
+    [
+      'a list that disagrees with device',
+      { ...base, device: 'thing:pi-2,thing:pi-3', things: ['pi-3', 'gpu-1'] },
+      'body.things',
+      /other devices/,
+    ],
+  ])('answers 400 for %s and starts nothing', async (_what, body, field, message) => {
+    if (!emulator) return;
+    const [before, rows] = [started.length, (await scanAll(resources.runsTable)).length];
+    const response = await call(startRun, post('/runs', body));
+    expect(response.status).toBe(400);
+    expect(response.body.field).toBe(field);
+    expect(response.body.message).toMatch(message);
+    expect(started).toHaveLength(before);
+    expect(await scanAll(resources.runsTable)).toHaveLength(rows);
   });
 });
 

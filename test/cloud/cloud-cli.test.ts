@@ -9,14 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import {
-  CreatePolicyCommand,
-  CreateThingTypeCommand,
-  DescribeEndpointCommand,
-  DescribeThingCommand,
-  IoTClient,
-  ListCertificatesCommand,
-} from '@aws-sdk/client-iot';
+import { DescribeThingCommand, IoTClient, ListCertificatesCommand } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRng } from '../../core/rng.ts';
 import { getSpace } from '../../core/spaces/index.ts';
@@ -34,6 +27,7 @@ import {
   type EsmResources,
   iotAvailable,
   provisionEsmResources,
+  provisionIot,
   scanAll,
   startEmulator,
 } from '../support/moto.ts';
@@ -63,21 +57,7 @@ beforeAll(async () => {
   emulator = started;
   resources = await provisionEsmResources('cli');
   iot = new IoTClient({});
-  const unique = Date.now().toString(36);
-  await iot.send(new CreateThingTypeCommand({ thingTypeName: `esm-${unique}` }));
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: `esm-policy-${unique}`,
-      policyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
-      }),
-    }),
-  );
-  const endpoint = await iot.send(new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }));
-  process.env[envNames.thingType] = `esm-${unique}`;
-  process.env[envNames.devicePolicy] = `esm-policy-${unique}`;
-  process.env[envNames.iotDataEndpoint] = endpoint.endpointAddress;
+  await provisionIot('cli');
   process.env[envNames.stateMachineArn] = 'arn:aws:states:us-east-1:123456789012:stateMachine:esm';
   broker = await startBroker({ port: 0 });
   process.env.ESM_MQTT_URL = broker.url;

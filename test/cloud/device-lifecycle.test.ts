@@ -8,10 +8,12 @@
  * call the handlers make is recorded and simulated against the deploying function's role
  * policy with AWS's IAM data (moto itself checks no IAM).
  */
+import { execFile } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import {
   type AttributeDefinition,
   CreateTableCommand,
@@ -137,6 +139,7 @@ afterAll(async () => {
   await emulator?.stop();
 });
 
+const run = promisify(execFile);
 const cloud = (...args: string[]) => esm('cloud', ...args, '--api-url', api.url);
 const certificateArns = async () =>
   (await iot.send(new ListThingPrincipalsCommand({ thingName: 'rpi5-lab-1' }))).principals ?? [];
@@ -243,6 +246,29 @@ describe('esm cloud devices', () => {
     expect(issued.size).toBe(2);
     for (const arn of issued) expect(await exists(arn), arn).toBe(false);
     expect(await scanAll(devicesTable)).toEqual([]);
+  }, 60_000);
+
+  it('registers a CSR made by esm-device register --csr-only from a workstation', async (ctx) => {
+    if (!emulator) return ctx.skip();
+    const deviceDir = path.join(dir, 'gpu-box-2');
+    const made = await run('node', [
+      'bin/esm-device.js',
+      'register',
+      '--thing',
+      'gpu-box-2',
+      '--dir',
+      deviceDir,
+      '--csr-only',
+    ]);
+    expect(made.stdout).toContain('esm cloud devices register gpu-box-2 --csr');
+    const csrFile = path.join(deviceDir, 'device.csr.pem');
+    expect(readFileSync(csrFile, 'utf8')).toMatch(/^-----BEGIN CERTIFICATE REQUEST-----/);
+    expect(statSync(path.join(deviceDir, 'device.key.pem')).mode & 0o077).toBe(0);
+    const registered = await cloud('devices', 'register', 'gpu-box-2', '--csr', csrFile);
+    expect(registered.code, registered.stderr).toBe(0);
+    const cert = new X509Certificate(readFileSync(path.join(deviceDir, 'device.cert.pem')));
+    expect(cert.subject).toContain('CN=gpu-box-2');
+    expect((await cloud('devices', 'delete', 'gpu-box-2')).code).toBe(0);
   }, 60_000);
 
   it('made only calls the deploying functions’ roles allow (IAM simulation of the recording)', async (ctx) => {

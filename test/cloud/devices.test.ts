@@ -10,11 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
-  CreatePolicyCommand,
   CreateThingCommand,
-  CreateThingTypeCommand,
   DescribeCertificateCommand,
-  DescribeEndpointCommand,
   DescribeThingCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
@@ -37,12 +34,13 @@ import {
   handler as registerDevice,
 } from '../../lambdas/handlers/api-register-device.ts';
 import { handler as ingestStatus } from '../../lambdas/handlers/ingest-status.ts';
-import { envNames, functions } from '../../lambdas/manifest.ts';
+import { functions } from '../../lambdas/manifest.ts';
 import {
   type Emulator,
   type EsmResources,
   iotAvailable,
   provisionEsmResources,
+  provisionIot,
   scanAll,
   startEmulator,
 } from '../support/moto.ts';
@@ -51,9 +49,8 @@ let emulator: Emulator | undefined;
 let resources: EsmResources;
 let iot: IoTClient;
 let dataEndpoint: string;
-const unique = Date.now().toString(36);
-const thingType = `esm-device-${unique}`;
-const policyName = `esm-device-policy-${unique}`;
+let thingType: string;
+let policyName: string;
 
 beforeAll(async () => {
   const started = await startEmulator();
@@ -66,21 +63,7 @@ beforeAll(async () => {
   resources = await provisionEsmResources('devices');
   iot = new IoTClient({});
   // What infra/ deploys: the thing type and the device policy.
-  await iot.send(new CreateThingTypeCommand({ thingTypeName: thingType }));
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName,
-      policyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
-      }),
-    }),
-  );
-  const endpoint = await iot.send(new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }));
-  dataEndpoint = endpoint.endpointAddress ?? '';
-  process.env[envNames.thingType] = thingType;
-  process.env[envNames.devicePolicy] = policyName;
-  process.env[envNames.iotDataEndpoint] = dataEndpoint;
+  ({ thingType, policyName, dataEndpoint } = await provisionIot('devices'));
 });
 
 afterAll(async () => {

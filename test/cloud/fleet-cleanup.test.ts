@@ -10,13 +10,10 @@ import { createServer, type Server } from 'node:http';
 import {
   AttachPolicyCommand,
   CreateKeysAndCertificateCommand,
-  CreatePolicyCommand,
   CreateThingCommand,
-  CreateThingTypeCommand,
   DeletePolicyCommand,
   DeleteThingTypeCommand,
   DeprecateThingTypeCommand,
-  DescribeEndpointCommand,
   IoTClient,
   ListCertificatesCommand,
   ListThingsCommand,
@@ -32,13 +29,13 @@ import {
   createFleetCleanupHandler,
   fleetCleanupDeps,
 } from '../../lambdas/handlers/fleet-cleanup.ts';
-import { envNames } from '../../lambdas/manifest.ts';
 import { apiEvent, lambdaContext } from '../support/local-sfn.ts';
 import {
   type Emulator,
   type EsmResources,
   iotAvailable,
   provisionEsmResources,
+  provisionIot,
   scanAll,
   startEmulator,
 } from '../support/moto.ts';
@@ -53,9 +50,8 @@ let iot: IoTClient;
 let server: Server;
 let responseUrl: string;
 const responses: Record<string, unknown>[] = [];
-const unique = Date.now().toString(36);
-const thingType = `esm-type-${unique}`;
-const policyName = `esm-policy-${unique}`;
+let thingType: string;
+let policyName: string;
 
 beforeAll(async () => {
   const started = await startEmulator();
@@ -67,20 +63,7 @@ beforeAll(async () => {
   emulator = started;
   resources = await provisionEsmResources('fleet');
   iot = new IoTClient({});
-  await iot.send(new CreateThingTypeCommand({ thingTypeName: thingType }));
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName,
-      policyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
-      }),
-    }),
-  );
-  const endpoint = await iot.send(new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }));
-  process.env[envNames.thingType] = thingType;
-  process.env[envNames.devicePolicy] = policyName;
-  process.env[envNames.iotDataEndpoint] = endpoint.endpointAddress;
+  ({ thingType, policyName } = await provisionIot('fleet'));
   // CloudFormation's pre-signed response URL.
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];

@@ -4,35 +4,13 @@
  * parameters as API Gateway fills them) and, like IAM authorisation, refuses a request whose
  * SigV4 signature (service execute-api) does not verify with the test credentials.
  */
-import { createHash, createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { Checksum, SourceData } from '@smithy/types';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { Sha256 } from '../../cli/cloud-api.ts';
 import { type FunctionName, type FunctionSpec, functions } from '../../lambdas/manifest.ts';
 
 type Handler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
-
-class Sha256 implements Checksum {
-  private hash;
-  constructor(private readonly secret?: SourceData) {
-    this.hash = this.make();
-  }
-  private make() {
-    return this.secret === undefined
-      ? createHash('sha256')
-      : createHmac('sha256', Buffer.from(this.secret as Uint8Array));
-  }
-  update(data: Uint8Array): void {
-    this.hash.update(data);
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    this.hash = this.make();
-  }
-}
 
 const context = {
   awsRequestId: 'local-request',

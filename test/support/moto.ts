@@ -256,3 +256,39 @@ export async function iotAvailable(emulator: Emulator | undefined): Promise<bool
     `the emulator answered ${reason}; LocalStack needs its IoT support (docs/cloud.md, LocalStack)`,
   );
 }
+
+export interface IotResources {
+  readonly thingType: string;
+  readonly policyName: string;
+  readonly dataEndpoint: string;
+}
+
+/**
+ * What infra/ deploys for devices, under unique names: the thing type and a device policy
+ * (permissive: the emulator evaluates no IoT policy), exported with the data endpoint as the
+ * handlers' environment.
+ */
+export async function provisionIot(prefix = 'esm'): Promise<IotResources> {
+  const { CreatePolicyCommand, CreateThingTypeCommand, DescribeEndpointCommand, IoTClient } =
+    await import('@aws-sdk/client-iot');
+  const unique = `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  const resources = { thingType: `${unique}-type`, policyName: `${unique}-policy` };
+  const iot = new IoTClient({});
+  await iot.send(new CreateThingTypeCommand({ thingTypeName: resources.thingType }));
+  await iot.send(
+    new CreatePolicyCommand({
+      policyName: resources.policyName,
+      policyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
+      }),
+    }),
+  );
+  const endpoint = await iot.send(new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }));
+  iot.destroy();
+  const dataEndpoint = endpoint.endpointAddress ?? '';
+  process.env[envNames.thingType] = resources.thingType;
+  process.env[envNames.devicePolicy] = resources.policyName;
+  process.env[envNames.iotDataEndpoint] = dataEndpoint;
+  return { ...resources, dataEndpoint };
+}
