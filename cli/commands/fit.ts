@@ -5,7 +5,9 @@ import type { Command } from 'commander';
 import { parseDataset } from '../../core/dataset.ts';
 import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
 import { ValidationError } from '../../core/errors.ts';
+import { checkMetricName, DEFAULT_METRIC, rowsForMetric } from '../../core/metric-rows.ts';
 import { headline } from '../../core/metrics.ts';
+import type { PredictorJson } from '../../core/predictor/artifact.ts';
 import { type FitPredictorOptions, fitPredictor } from '../../core/predictor/index.ts';
 import { type CorrectionFit, fitTransferPredictor } from '../../core/predictor/transfer.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
@@ -22,10 +24,26 @@ interface FitFlags {
   trainFraction?: number;
   bins: number;
   seed: number;
-  ensemble: number;
+  ensemble?: number;
   out?: string;
   json?: boolean;
+  metric: string;
   prior?: string;
+}
+
+/**
+ * The kind that ended up predicting: the model asked for, or for `auto` what it chose
+ * (`ridge-physics`, or a blend such as `ridge-both+gbt`).
+ */
+function chosenModel(predictor: PredictorJson): string {
+  const chosen = predictor.training.chosen;
+  if (!chosen || chosen.length === 0) return predictor.training.model ?? predictor.model.kind;
+  return chosen.map((c) => c.name).join('+');
+}
+
+function describeChoice(predictor: PredictorJson): string {
+  const chosen = predictor.training.chosen ?? [];
+  return chosen.map((c) => `${c.name} ${(100 * c.weight).toFixed(0)} %`).join(' + ');
 }
 
 const percent = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)} %`);
@@ -60,6 +78,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
   if (flags.train !== undefined && flags.trainFraction !== undefined) {
     throw new ValidationError('--train', 'give either --train N or --train-fraction F, not both');
   }
+  checkMetricName(flags.metric);
   const space = await resolveSpace(flags.space);
   const spaceSpec = flags.space.endsWith('.json')
     ? JSON.parse(await readFile(flags.space, 'utf8'))
@@ -71,12 +90,13 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
     throw new ValidationError('--data', `cannot read ${flags.data}`, { cause });
   }
   const dataset = parseDataset(bytes.toString('utf8'), { space, file: flags.data });
+  const target = rowsForMetric(dataset.rows, flags.metric, flags.data);
   const progress = createProgress({ lines: !flags.json });
   let bar: ReturnType<typeof progress.bar> | undefined;
   const result = await (prior?.run ?? fitPredictor)({
     space,
     spaceSpec,
-    rows: dataset.rows,
+    rows: target.rows,
     data: { file: flags.data, sha256: createHash('sha256').update(bytes).digest('hex') },
     model: flags.model,
     encoding: flags.encoding,
@@ -86,8 +106,9 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
     seed: flags.seed,
     options: {
       mlp: {
-        ensemble: flags.ensemble,
+        ...(flags.ensemble === undefined ? {} : { ensemble: flags.ensemble }),
         onEpoch: (p) => {
+          // auto trains many MLPs (one per fold and candidate): its bar shows the current one.
           bar ??= progress.bar(`training ${flags.model}`, p.maxEpochs * p.members);
           bar.update(p.member * p.maxEpochs + p.epoch);
         },
@@ -95,7 +116,11 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
     },
   });
   bar?.finish();
-  if (flags.out) await savePredictor(flags.out, result.predictor);
+  const predictor =
+    flags.metric === DEFAULT_METRIC
+      ? result.predictor
+      : { ...result.predictor, metric: flags.metric };
+  if (flags.out) await savePredictor(flags.out, predictor);
 
   const test = result.test;
   const bins = test?.bins ?? [];
@@ -104,6 +129,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
       test: test ? headline(test) : null,
       bins: bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.n, accuracy: b.accuracy })),
       train: { n: result.train.n, seconds: result.train.seconds },
+      model: chosenModel(result.predictor),
       ...(prior
         ? { prior: { dir: flags.prior, correction: prior.fitted.correction?.correction } }
         : {}),
@@ -117,7 +143,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
         `corrected the prior ${flags.prior} (fitted on ${result.predictor.model.kind === 'transfer' ? result.predictor.model.prior_source.n_train : '?'} rows of another device) with ${t.n_train} rows of ${flags.data}: ${c.space === 'log' ? 'log-affine' : 'affine'}, slope ${c.slope.toFixed(3)}${c.features ? `, ${c.features.basis} features (penalty ${c.feature_penalty})` : ''}${c.cv_error === null ? '' : `, chosen by CV (error ${percent(c.cv_error)})`}`,
       ]
     : [
-        `trained ${flags.model} on ${t.n_train} rows of ${flags.data} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : flags.encoding}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
+        `trained ${flags.model}${flags.model === 'auto' ? ` (chose ${describeChoice(result.predictor)})` : ''}${flags.metric === DEFAULT_METRIC ? '' : ` (${flags.metric})`} on ${t.n_train} rows of ${flags.data}${target.skipped > 0 ? ` (${target.skipped} lines without ${flags.metric} left out)` : ''} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : flags.encoding}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
       ];
   if (test) {
     lines.push(
@@ -146,7 +172,7 @@ export function register(program: Command): void {
     )
     .option(
       '--model <kind>',
-      `model: ${modelKinds.join(', ')}`,
+      `model: ${modelKinds.join(', ')} (auto: chosen by cross-validation, docs/predictor.md)`,
       parse.oneOf(modelKinds),
       defaultModelKind,
     )
@@ -154,9 +180,14 @@ export function register(program: Command): void {
     .option('--train-fraction <f>', 'share of rows for training (default 0.8)', parse.number(0, 1))
     .option('--bins <b>', 'depth bins for the per-bin accuracy', parse.int(1, 1000), 10)
     .option('--seed <k>', 'seed of the split and the model', parse.int(0, 2 ** 32 - 1), 0)
-    .option('--ensemble <n>', 'MLP members averaged (mlp only)', parse.int(1, 20), 1)
+    .option('--ensemble <n>', 'MLP members averaged (mlp only)', parse.int(1, 20))
     .option('--out <dir>', 'write the predictor directory (predictor.json + predictor.onnx)')
-    .option('--json', 'print {"test", "bins", "train"} as JSON')
+    .option('--json', 'print {"test", "bins", "train", "model"} as JSON (and "prior" with --prior)')
+    .option(
+      '--metric <name>',
+      'dataset field to predict: latency_ms, peak_memory_mb, energy_mj or any numeric field',
+      DEFAULT_METRIC,
+    )
     .option(
       '--prior <dir>',
       'predictor directory of another device in the same space: learn this device as a correction of it (20 rows can be enough)',
