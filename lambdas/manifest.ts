@@ -133,8 +133,15 @@ export const functions = {
     entry: 'lambdas/handlers/ingest-status.ts',
     description:
       "Record a device's state (online, idle, offline, error) and facts on its record, and its progress on a run's jobs",
-    env: ['devicesTable', 'runsTable'],
-    access: ['devices:read', 'devices:write', 'runs:read', 'runs:write'],
+    env: ['devicesTable', 'runsTable', 'samplesTable'],
+    access: [
+      'devices:read',
+      'devices:write',
+      'runs:read',
+      'runs:write',
+      'samples:read',
+      'samples:write',
+    ],
   },
   // CloudFormation custom resource: deregisters every device when the stack is deleted.
   fleetCleanup: {

@@ -21,10 +21,12 @@ const defaultTable = lazy(
   (): DevicesTable => createDevicesTable({ tableName: loadConfig(['devicesTable']).devicesTable }),
 );
 
-/** The runs table, where a device's progress on a run's jobs resets its result timeout. */
+/**
+ * The run state: a device's progress on a run's jobs resets its result timeout (runs table),
+ * a stopped job's samples are released (samples table).
+ */
 const defaultRuns = lazy(
-  (): RunStateStore =>
-    createRunState({ tables: { runsTable: loadConfig(['runsTable']).runsTable } }),
+  (): RunStateStore => createRunState({ tables: loadConfig(['runsTable', 'samplesTable']) }),
 );
 
 /**

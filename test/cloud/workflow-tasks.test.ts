@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { JobMessage, ResultMessage } from '../../core/schemas/protocol.ts';
 import type { JobPublisher } from '../../lambdas/adapters/iot-publisher.ts';
 import { createRunState } from '../../lambdas/adapters/run-state.ts';
+import { createIngestStatusHandler } from '../../lambdas/handlers/ingest-status.ts';
 import {
   handler as collect,
   createCollectHandler,
@@ -231,6 +232,40 @@ describe('workflow tasks', () => {
     expect(await invoke(fanCollect, { runId: 'tasks-fan', iteration: 0 })).toMatchObject({
       batch: 'complete',
     });
+  });
+
+  it('sends a job the device stopped before finishing again at once, and fails on a job error', async ({
+    skip,
+  }) => {
+    if (!emulator) skip();
+    published.length = 0;
+    const state = createRunState({ tables: resources });
+    const ingestStatus = createIngestStatusHandler(() => undefined);
+    const statusOf = (batchId: string, code: string) => ({
+      v: 1,
+      type: 'status',
+      thing: 'pi-7',
+      state: 'error',
+      at: '2026-01-01T00:00:05.000Z',
+      error: { code, message: `${code} test`, batchId },
+      topic: 'esm/devices/pi-7/status',
+    });
+    await invoke(init, { runId: 'tasks-stop', params });
+    await invoke(dispatch, { runId: 'tasks-stop', iteration: 0 });
+    const [first, second] = published.map((p) => p.job) as [JobMessage, JobMessage];
+    await invoke(ingestStatus, statusOf(first.batchId, 'STOPPED'));
+    const released = (await state.listSamples('tasks-stop', { status: 'pending' })).filter(
+      (s) => s.assignedBatch === undefined,
+    );
+    expect(released.map((s) => s.id).sort()).toEqual(first.samples.map((s) => s.id).sort());
+    expect(await invoke(collect, { runId: 'tasks-stop', iteration: 0 })).toMatchObject({
+      batch: 'redispatch',
+      reason: 'new',
+    });
+    await invoke(ingestStatus, statusOf(second.batchId, 'JOB_FAILED'));
+    await expect(invoke(collect, { runId: 'tasks-stop', iteration: 0 })).rejects.toThrow(
+      /device pi-7 reported JOB_FAILED for job tasks-stop\/i0-a1-c1: JOB_FAILED test/,
+    );
   });
 
   it('splits a chunk whose job message would exceed the IoT Core message size', async ({
