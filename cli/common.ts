@@ -1,7 +1,12 @@
 /** Helpers shared by the CLI commands: input, output, space resolution and error reporting. */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
-import { DatasetFormatError, EsmError, UnknownSpaceError } from '../core/errors.ts';
+import {
+  DatasetFormatError,
+  EsmError,
+  UnknownSpaceError,
+  ValidationError,
+} from '../core/errors.ts';
 import { getSpace } from '../core/spaces/index.ts';
 import type { SearchSpace, Subnet } from '../core/spaces/types.ts';
 
@@ -12,21 +17,57 @@ export async function resolveSpace(nameOrPath: string): Promise<SearchSpace> {
   try {
     text = await readFile(nameOrPath, 'utf8');
   } catch (cause) {
-    throw new UnknownSpaceError('space', `cannot read spec file ${nameOrPath}`, { cause });
+    throw new UnknownSpaceError('--space', `spec file ${unreadable(nameOrPath, cause)}`, {
+      cause,
+    });
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (cause) {
-    throw new UnknownSpaceError('space', `${nameOrPath} is not valid JSON`, { cause });
+    throw new UnknownSpaceError('--space', `${nameOrPath} is not valid JSON`, { cause });
   }
   const { spaceFromSpec } = await import('../core/spaces/spec.ts');
   return spaceFromSpec(json);
 }
 
-/** The whole of `file`, or of standard input when `file` is undefined or "-". */
-export async function readInput(file?: string): Promise<string> {
-  if (file && file !== '-') return readFile(file, 'utf8');
+/** Why a file could not be read, in words a user can act on. */
+function unreadable(file: string, cause: unknown): string {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return `${file} does not exist; check the path`;
+    case 'EISDIR':
+      return `${file} is a directory; give a file`;
+    case 'EACCES':
+    case 'EPERM':
+      return `${file} is not readable (permission denied)`;
+    default:
+      return `cannot read ${file}${code ? ` (${code})` : ''}`;
+  }
+}
+
+/**
+ * The bytes of `file`, named on the command line by `flag`. A missing file, a directory or an
+ * unreadable file throws `ValidationError` naming the flag, never a stack trace.
+ */
+export async function readFileOf(file: string, flag: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (cause) {
+    throw new ValidationError(flag, unreadable(file, cause), { cause });
+  }
+}
+
+/**
+ * The whole of `file`, or of standard input when `file` is undefined or "-". Waiting on a
+ * terminal would look like a hang, so a terminal on standard input is refused naming `flag`.
+ */
+export async function readInput(file?: string, flag = '--in'): Promise<string> {
+  if (file && file !== '-') return (await readFileOf(file, flag)).toString('utf8');
+  if (process.stdin.isTTY) {
+    throw new ValidationError(flag, 'give a file with --in FILE, or pipe JSONL into this command');
+  }
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
@@ -40,14 +81,34 @@ export function jsonLines(text: string): { line: number; text: string }[] {
     .filter((l) => l.text.length > 0);
 }
 
+/** One architecture of a JSONL input, with the id its line carried (dataset lines have one). */
+export interface ArchEntry {
+  readonly subnet: Subnet;
+  readonly id?: string;
+  /** 1-based line number in the input. */
+  readonly line: number;
+}
+
 /**
  * The architectures of a JSONL input (a file, or standard input when `file` is undefined or
- * "-"): bare native archs (`esm sample` output) or dataset lines carrying one under "arch".
- * A bad line throws `DatasetFormatError` naming file:line and the field.
+ * "-"): bare native archs (`esm sample` output) or dataset lines carrying one under "arch" (and
+ * an optional "id"). A bad line throws `DatasetFormatError` naming file:line and the field; an
+ * input without any architecture throws `ValidationError` naming `flag`.
  */
-export async function readArchLines(space: SearchSpace, file?: string): Promise<Subnet[]> {
-  const name = file && file !== '-' ? file : '<stdin>';
-  return jsonLines(await readInput(file)).map(({ line, text }) => {
+export async function readArchEntries(
+  space: SearchSpace,
+  file?: string,
+  flag = '--in',
+): Promise<ArchEntry[]> {
+  const name = file && file !== '-' ? file : 'standard input';
+  const lines = jsonLines(await readInput(file, flag));
+  if (lines.length === 0) {
+    throw new ValidationError(
+      flag,
+      `${name} holds no architectures; expected one JSON arch (or dataset line) per line, e.g. from \`esm sample --space ${space.name} --n 10\``,
+    );
+  }
+  return lines.map(({ line, text }) => {
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -59,17 +120,26 @@ export async function readArchLines(space: SearchSpace, file?: string): Promise<
         { cause },
       );
     }
-    const arch =
-      typeof json === 'object' && json !== null && 'arch' in json
-        ? (json as { arch: unknown }).arch
-        : json;
+    const wrapped = typeof json === 'object' && json !== null && 'arch' in json;
+    const arch = wrapped ? (json as { arch: unknown }).arch : json;
+    const rawId = wrapped ? (json as { id?: unknown }).id : undefined;
     try {
-      return space.parse(arch);
+      const subnet = space.parse(arch);
+      return rawId === undefined ? { subnet, line } : { subnet, line, id: String(rawId) };
     } catch (cause) {
       if (!(cause instanceof EsmError)) throw cause;
       throw new DatasetFormatError(name, line, cause.message, { cause });
     }
   });
+}
+
+/** The architectures of a JSONL input; see `readArchEntries`. */
+export async function readArchLines(
+  space: SearchSpace,
+  file?: string,
+  flag = '--in',
+): Promise<Subnet[]> {
+  return (await readArchEntries(space, file, flag)).map((e) => e.subnet);
 }
 
 /** Commander option parsers that reject bad values with the flag's name. */
@@ -105,11 +175,21 @@ export const parse = {
 /** Print a user error without a stack trace and exit non-zero; rethrow programming errors. */
 export function reportError(error: unknown): never {
   if (error instanceof EsmError) {
-    process.stderr.write(`error: ${error.message}\n`);
+    // "cannot read FILE" from a command that kept the file system's reason only as the cause.
+    const code = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+    const why = code && /cannot read/.test(error.message) ? ` (${errnoReasons[code] ?? code})` : '';
+    process.stderr.write(`error: ${error.message}${why}\n`);
     process.exit(2);
   }
   throw error;
 }
+
+const errnoReasons: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EISDIR: 'it is a directory, not a file',
+  EACCES: 'permission denied',
+  ENOTDIR: 'a part of the path is not a directory',
+};
 
 export function writeJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

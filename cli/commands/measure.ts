@@ -1,4 +1,7 @@
-import { readFile } from 'node:fs/promises';
+/**
+ * `esm measure`: build architectures as ONNX models and time them on this machine, one
+ * (`--arch`, a readable summary or `--json`) or a batch (`--in archs.jsonl`, dataset JSONL out).
+ */
 import type { Command } from 'commander';
 import { ValidationError } from '../../core/errors.ts';
 import { measurementSettings } from '../../core/schemas/protocol.ts';
@@ -11,11 +14,13 @@ import {
   useRealtimePriority,
 } from '../../device-client/measure.ts';
 import { extremeArchs } from '../../device-client/references.ts';
-import { parse, resolveSpace, writeJson } from '../common.ts';
+import { createProgress } from '../../local/progress.ts';
+import { parse, readArchEntries, readFileOf, resolveSpace, writeJson } from '../common.ts';
 
 interface MeasureOptions {
   space: string;
-  arch: string;
+  arch?: string;
+  in?: string;
   runs?: number;
   warmup?: number;
   threads?: number;
@@ -41,13 +46,7 @@ async function readArch(space: SearchSpace, value: string): Promise<unknown> {
     return archs[value];
   }
   let text = value;
-  if (value.startsWith('@')) {
-    try {
-      text = await readFile(value.slice(1), 'utf8');
-    } catch (cause) {
-      throw new ValidationError('--arch', `cannot read ${value.slice(1)}`, { cause });
-    }
-  }
+  if (value.startsWith('@')) text = (await readFileOf(value.slice(1), '--arch')).toString('utf8');
   try {
     return JSON.parse(text);
   } catch (cause) {
@@ -64,9 +63,10 @@ export function register(program: Command): void {
     .command('measure')
     .description('build one architecture as an ONNX model and time it on this machine')
     .requiredOption('--space <name|spec.json>', 'search space (a user spec file works too)')
-    .requiredOption(
-      '--arch <json|@file|smallest|largest>',
-      'architecture in the space’s native JSON',
+    .option('--arch <json|@file|smallest|largest>', 'one architecture in the space’s native JSON')
+    .option(
+      '--in <archs.jsonl>',
+      'measure every arch of this JSONL (native archs or dataset lines, "-" = stdin); prints dataset JSONL',
     )
     .option('--runs <n>', 'timed runs (default 30)', parse.int(1, 10_000))
     .option('--warmup <n>', 'untimed runs first (default 10)', parse.int(0, 1000))
@@ -86,14 +86,18 @@ export function register(program: Command): void {
     )
     .option(
       '--clock <clock>',
-      'wall (elapsed; default) or cpu (CPU time, robust on shared machines; one thread)',
+      'wall (elapsed; default: absolute latency) or cpu (CPU time, robust on shared machines; one thread)',
       parse.oneOf(['wall', 'cpu'] as const),
     )
     .option('--json', 'machine-readable output')
     .action(async (options: MeasureOptions) => {
+      if ((options.arch === undefined) === (options.in === undefined)) {
+        throw new ValidationError(
+          '--arch',
+          'give one architecture with --arch, or a file of them with --in FILE',
+        );
+      }
       const space = await resolveSpace(options.space);
-      const arch = await readArch(space, options.arch);
-      const graph = space.layerGraph(space.parse(arch));
       const settings = measurementSettings.parse({
         runs: options.runs,
         warmup: options.warmup,
@@ -101,6 +105,11 @@ export function register(program: Command): void {
         batchSize: options.batchSize,
         clock: options.clock,
       });
+      const entries = options.in
+        ? await readArchEntries(space, options.in, '--in')
+        : [{ subnet: space.parse(await readArch(space, options.arch as string)), line: 0 }];
+      // Every arch is validated before the first is timed, so a bad line costs no measurement.
+      const graphs = entries.map((e) => space.layerGraph(e.subnet));
       const pinned = options.pin ? pinToCpus(options.pin) : false;
       if (options.pin && !pinned) {
         process.stderr.write(
@@ -114,8 +123,34 @@ export function register(program: Command): void {
         );
       }
       const { executionProvider, seed } = options;
-      const result = await measureGraph(graph, { ...settings, seed, executionProvider });
+      const clock = settings.clock ?? 'wall';
       const device = deviceFacts('local', { executionProvider });
+      if (options.in) {
+        // A batch prints dataset lines (`esm fit --data` reads them) as each arch is measured.
+        const bar = createProgress().bar('measuring', graphs.length);
+        for (const [i, graph] of graphs.entries()) {
+          const entry = entries[i] as (typeof entries)[number];
+          const { stats } = await measureGraph(graph, { ...settings, seed, executionProvider });
+          const line = {
+            ...(entry.id === undefined ? {} : { id: entry.id }),
+            arch: space.toNative(entry.subnet),
+            latency_ms: stats.median_ms,
+            std_ms: stats.std_ms,
+            runs: stats.runs,
+            clock,
+            space: space.name,
+            device: `${device.cpu} (${executionProvider}, onnxruntime ${device.onnxruntime}, ${settings.threads} thread${settings.threads > 1 ? 's' : ''})`,
+            measured_at: new Date().toISOString(),
+          };
+          process.stdout.write(`${JSON.stringify(line)}\n`);
+          bar.update(i + 1);
+        }
+        bar.finish();
+        return;
+      }
+      const graph = graphs[0] as (typeof graphs)[number];
+      const arch = space.toNative((entries[0] as (typeof entries)[number]).subnet);
+      const result = await measureGraph(graph, { ...settings, seed, executionProvider });
       if (options.json) {
         return writeJson({
           space: space.name,
@@ -123,6 +158,8 @@ export function register(program: Command): void {
           settings,
           pinned,
           realtime,
+          latency_ms: result.stats.median_ms,
+          clock,
           ...result,
           device,
         });
@@ -130,13 +167,24 @@ export function register(program: Command): void {
       const s = result.stats;
       process.stdout.write(
         [
-          `${space.name} at ${graph.resolution}x${graph.resolution}, batch ${settings.batchSize}, ${settings.threads} thread(s), ${executionProvider}, ${settings.clock ?? 'wall'} clock${pinned ? `, pinned to ${options.pin}` : ''}${realtime ? ', real-time priority' : ''}`,
+          `${space.name} at ${graph.resolution}x${graph.resolution}, batch ${settings.batchSize}, ${settings.threads} thread(s), ${executionProvider}, ${clock} clock${pinned ? `, pinned to ${options.pin}` : ''}${realtime ? ', real-time priority' : ''}`,
           `  median ${ms(s.median_ms)}  mean ${ms(s.mean_ms)}  std ${ms(s.std_ms)}  min ${ms(s.min_ms)}  max ${ms(s.max_ms)}`,
           `  runs kept ${s.runs} of ${settings.runs} (outlier rule: median + 3 scaled MADs), warm-up ${settings.warmup}`,
           `  overhead (not timed): build ${result.overheadMs.build.toFixed(1)} ms, session ${result.overheadMs.session.toFixed(1)} ms`,
           `  device: ${device.cpu}, ${device.cores} cores, onnxruntime ${device.onnxruntime}`,
+          `  note: ${clockNote(clock)}`,
           '',
         ].join('\n'),
       );
     });
+}
+
+/**
+ * Why this number differs from a local `esm run` predictor's: the embedded device times CPU
+ * time interleaved with a reference model, and reports reference-calibrated milliseconds.
+ */
+function clockNote(clock: 'wall' | 'cpu'): string {
+  return clock === 'wall'
+    ? 'absolute wall-clock ms; a local `esm run` predictor predicts reference-calibrated CPU ms (docs/measurement.md), so expect it to differ'
+    : 'CPU ms of this process; a local `esm run` also interleaves a reference model and predicts reference-calibrated ms (docs/measurement.md)';
 }

@@ -1,5 +1,4 @@
 /** `esm sample`: print sampled architectures of a space as JSONL of native archs. */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DatasetFormatError, EsmError, ValidationError } from '../../core/errors.ts';
 import { createRng } from '../../core/rng.ts';
@@ -11,9 +10,16 @@ import {
   samplePool,
   samplingStrategies,
 } from '../../core/sampling.ts';
+import { runParams } from '../../core/schemas/run.ts';
 import { subnetKey } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
-import { jsonLines, parse, resolveSpace } from '../common.ts';
+import { jsonLines, parse, readFileOf, resolveSpace } from '../common.ts';
+
+/** The loop's own defaults, so `esm sample` draws what `esm run` would draw. */
+const runDefaults = {
+  sampling: runParams.shape.sampling.parse(undefined),
+  bins: runParams.shape.bins.parse(undefined),
+};
 
 interface SampleFlags {
   space: string;
@@ -23,6 +29,7 @@ interface SampleFlags {
   seed: number;
   exclude?: string;
   from?: string;
+  format: string;
 }
 
 interface ArchLine {
@@ -36,12 +43,7 @@ interface ArchLine {
  * native archs (the output of `esm sample`); errors name the file and line.
  */
 async function readArchLines(space: SearchSpace, file: string, flag: string): Promise<ArchLine[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new ValidationError(flag, `cannot read ${file}`, { cause });
-  }
+  const text = (await readFileOf(file, flag)).toString('utf8');
   return jsonLines(text).map(({ line, text: raw }) => {
     let json: unknown;
     try {
@@ -72,15 +74,15 @@ export function register(program: Command): void {
     .requiredOption('--n <count>', 'number of architectures', parse.int(1, 10_000_000))
     .option(
       '--sampling <strategy>',
-      'random: every choice uniform; balanced: equal counts per depth bin',
+      'random: every choice uniform; balanced: equal counts per depth bin (the default of esm run)',
       parse.oneOf(samplingStrategies),
-      'random' as SamplingStrategy,
+      runDefaults.sampling,
     )
     .option(
       '--bins <count>',
-      'depth bins for balanced sampling (capped at the number of distinct depths)',
+      'depth bins for balanced sampling, capped at the number of distinct depths (the default of esm run)',
       parse.int(1, 1000),
-      10,
+      runDefaults.bins,
     )
     .option('--seed <int>', 'random seed', parse.int(0, 2 ** 32 - 1), 0)
     .option(
@@ -91,8 +93,21 @@ export function register(program: Command): void {
       '--from <file.jsonl>',
       'sample lines of this dataset instead of the space (replay); prints them as written',
     )
+    .option(
+      '--format <form>',
+      'arch JSON form: native, or one the space also reads (mobilenetv3: ofa-encoder with "image_size", ofa-manager with "r": [R]; resnet50: ofa-encoder)',
+      'native',
+    )
     .action(async (flags: SampleFlags) => {
       const space = await resolveSpace(flags.space);
+      const forms = space.nativeForms ?? {};
+      const write = flags.format === 'native' ? space.toNative : forms[flags.format];
+      if (!write) {
+        throw new ValidationError(
+          '--format',
+          `space ${space.name} has no arch form "${flags.format}"; use ${['native', ...Object.keys(forms)].join(', ')}`,
+        );
+      }
       const rng = createRng(flags.seed);
       const bins = depthBins(space, flags.bins);
       const exclude = flags.exclude
@@ -104,6 +119,12 @@ export function register(program: Command): void {
         : undefined;
       let lines: string[];
       if (flags.from) {
+        if (flags.format !== 'native') {
+          throw new ValidationError(
+            '--format',
+            '--from prints dataset lines as written; drop --format',
+          );
+        }
         const pool = (await readArchLines(space, flags.from, '--from')).map((l) =>
           poolItem(l.subnet, { text: l.text }),
         );
@@ -111,7 +132,7 @@ export function register(program: Command): void {
         lines = samplePool(pool, options).map((item) => item.text);
       } else {
         const options = { n: flags.n, strategy: flags.sampling, bins, rng, exclude };
-        lines = sampleArchitectures(space, options).map((s) => JSON.stringify(space.toNative(s)));
+        lines = sampleArchitectures(space, options).map((s) => JSON.stringify(write(s)));
       }
       process.stdout.write(lines.length ? `${lines.join('\n')}\n` : '');
     });

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createRng } from '../../core/rng.ts';
 import { binOf, depthBins, sampleArchitectures } from '../../core/sampling.ts';
 import { getSpace } from '../../core/spaces/index.ts';
-import { depth } from '../../core/spaces/subnet.ts';
+import { depth, subnetKey } from '../../core/spaces/subnet.ts';
 
 // Each spawn pays the CLI's start-up (seconds on a loaded machine): independent ones run
 // together, and inputs are made in-process with the same seeded core functions.
@@ -23,12 +23,14 @@ async function esm(...args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-/** What `esm sample --space S --n N --seed K` (random) prints, computed in-process. */
+/**
+ * What `esm sample --space S --n N --seed K` prints, computed in-process: balanced over 5 depth
+ * bins, the defaults of `esm run`.
+ */
 function expectedSample(space: string, n: number, seed: number): string[] {
   const s = getSpace(space);
-  return sampleArchitectures(s, { n, strategy: 'random', rng: createRng(seed) }).map((x) =>
-    JSON.stringify(s.toNative(x)),
-  );
+  const options = { n, strategy: 'balanced' as const, bins: depthBins(s, 5), rng: createRng(seed) };
+  return sampleArchitectures(s, options).map((x) => JSON.stringify(s.toNative(x)));
 }
 
 async function tempFile(name: string, lines: readonly string[]): Promise<string> {
@@ -55,7 +57,33 @@ describe('esm sample', () => {
     expect(counts).toEqual([10, 10, 10, 10]);
   });
 
-  it('uses seed 0 by default and prints what the seeded core samples', async () => {
+  it('--format ofa-encoder writes OFA`s "image_size" form, the same archs as native', async () => {
+    const args = ['sample', '--space', 'mobilenetv3', '--n', '4', '--seed', '2'];
+    const [native, ofa, bad] = await Promise.all([
+      esm(...args),
+      esm(...args, '--format', 'ofa-encoder'),
+      esm(...args, '--format', 'keras'),
+    ]);
+    expect(ofa.code).toBe(0);
+    const space = getSpace('mobilenetv3');
+    const ofaLines = ofa.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(ofaLines.every((a) => typeof a.image_size === 'number' && a.r === undefined)).toBe(true);
+    expect(ofaLines.map((a) => subnetKey(space.parse(a)))).toEqual(
+      native.stdout
+        .trim()
+        .split('\n')
+        .map((l) => subnetKey(space.parse(JSON.parse(l)))),
+    );
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(
+      /--format: .*no arch form "keras"; use native, ofa-encoder, ofa-manager/,
+    );
+  });
+
+  it('defaults to seed 0 and the sampling of esm run (balanced, 5 bins), as the seeded core samples', async () => {
     const { stdout } = await esm('sample', '--space', 'resnet50', '--n', '5');
     expect(stdout.trim().split('\n')).toEqual(expectedSample('resnet50', 5, 0));
   });

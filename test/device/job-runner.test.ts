@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ArchValidationError, ValidationError } from '../../core/errors.ts';
 import { createRng } from '../../core/rng.ts';
 import { type JobMessage, jobMessage, resultMessage } from '../../core/schemas/protocol.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import { JobStoppedError, runJob } from '../../device-client/job-runner.ts';
+import { ModelSession } from '../../device-client/measure.ts';
 import { extremeArchs } from '../../device-client/references.ts';
 
 const small = extremeArchs.mobilenetv3?.smallest ?? {};
@@ -64,37 +65,65 @@ describe('runJob', () => {
       { id: 'small', arch: small },
       { id: 'large', arch: large },
     ];
+    const interleaved = (extra: Record<string, unknown> = {}) =>
+      runJob(
+        job({ samples, settings: jobMessage.shape.settings.parse({ ...settings, ...extra }) }),
+        {
+          thing: 'dev-1',
+          retryUnstable: false,
+        },
+      );
 
-    const calibrating = await runJob(
-      job({ samples, settings: jobMessage.shape.settings.parse(settings) }),
-      {
-        thing: 'dev-1',
-        retryUnstable: false,
-      },
-    );
+    const calibrating = await interleaved();
     const scale = calibrating.quality.referenceScaleMs as number;
-    const doubled = await runJob(
-      job({
-        samples,
-        settings: jobMessage.shape.settings.parse({ ...settings, referenceScaleMs: 2 * scale }),
-      }),
-      { thing: 'dev-1', retryUnstable: false },
-    );
+    const doubled = await interleaved({ referenceScaleMs: 2 * scale });
 
     expect(resultMessage.safeParse(calibrating).success).toBe(true);
     // Without a calibration the job uses, and reports, its first reference check.
     expect(scale).toBe(calibrating.references[0]?.checks[0]?.median_ms);
     expect(doubled.quality.referenceScaleMs).toBe(2 * scale);
-    const latency = (r: typeof calibrating, id: string) =>
-      r.samples.find((s) => s.id === id)?.stats.median_ms as number;
-    // The reference is the smallest subnet itself: its ratio is about 1, so about the scale.
-    expect(latency(calibrating, 'small') / scale).toBeGreaterThan(0.7);
-    expect(latency(calibrating, 'small') / scale).toBeLessThan(1.4);
-    expect(latency(calibrating, 'large') / latency(calibrating, 'small')).toBeGreaterThan(1.5);
-    // A doubled calibration doubles every latency (the ratios barely move between jobs).
-    const factor = latency(doubled, 'large') / latency(calibrating, 'large');
-    expect(factor).toBeGreaterThan(1.6);
-    expect(factor).toBeLessThan(2.5);
+    for (const s of [...calibrating.samples, ...doubled.samples]) {
+      expect(s.stats.median_ms).toBeGreaterThan(0);
+      expect(s.stats.runs).toBeLessThanOrEqual(settings.runs);
+    }
+  });
+
+  it('reports an interleaved latency as the run ratio sample / reference times the calibration', async () => {
+    // A clock that charges each run its input size, so the ratios are known exactly: the
+    // arithmetic is what this test checks, the real timing path is covered above (a ratio of
+    // real timings is no assertion for a shared machine; scripts/bench/measurement.ts times them).
+    const pixels = (session: ModelSession) =>
+      Object.values((session as unknown as { feeds: Record<string, { size: number }> }).feeds)[0]
+        ?.size ?? 0;
+    const clock = vi.spyOn(ModelSession.prototype, 'time').mockImplementation(async function (
+      this: ModelSession,
+      count: number,
+    ) {
+      return Array.from({ length: count }, () => pixels(this) / 1e4);
+    });
+    try {
+      const large = { ...small, r: 224 };
+      const samples = [
+        { id: 'same', arch: small },
+        { id: 'large', arch: large },
+      ];
+      const settings = { warmup: 0, runs: 3, referenceEvery: 0, interleave: true };
+      const result = await runJob(
+        job({
+          samples,
+          settings: jobMessage.shape.settings.parse({ ...settings, referenceScaleMs: 5 }),
+        }),
+        { thing: 'dev-1', retryUnstable: false },
+      );
+
+      const latency = (id: string) => result.samples.find((s) => s.id === id)?.stats.median_ms;
+      const r = (small as { r: number }).r;
+      expect(result.quality.referenceScaleMs).toBe(5);
+      expect(latency('same')).toBeCloseTo(5, 12);
+      expect(latency('large')).toBeCloseTo(5 * (224 / r) ** 2, 12);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('flags a batch whose reference drifted beyond the limit, after one re-measurement', async () => {

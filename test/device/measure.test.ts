@@ -46,12 +46,11 @@ describe('summarizeTimings', () => {
 });
 
 describe('measureGraph', () => {
-  it('times the largest MobileNetV3 subnet clearly slower than the smallest', async () => {
+  it('times the smallest and largest MobileNetV3 subnet with consistent statistics', async () => {
     const small = await measureGraph(graphOf(extremeArchs.mobilenetv3?.smallest), quick);
     const large = await measureGraph(graphOf(extremeArchs.mobilenetv3?.largest), quick);
 
-    // The fastest run, because on a shared machine a short run may be preempted (~10x apart).
-    expect(large.stats.min_ms / small.stats.min_ms).toBeGreaterThan(1.5);
+    // How much slower the largest is is a timing claim: scripts/bench/measurement.ts spaces.
     for (const r of [small, large]) {
       expect(r.stats.runs).toBeGreaterThan(0);
       expect(r.stats.runs).toBeLessThanOrEqual(quick.runs);
@@ -62,13 +61,16 @@ describe('measureGraph', () => {
     }
   });
 
-  it('times CPU time with the cpu clock, which also ranks the models', async () => {
+  it('times CPU time with the cpu clock', async () => {
     const settings = { ...quick, clock: 'cpu' as const };
     const small = await measureGraph(graphOf(extremeArchs.mobilenetv3?.smallest), settings);
     const large = await measureGraph(graphOf(extremeArchs.mobilenetv3?.largest), settings);
 
-    expect(small.session.clock).toBe('cpu');
-    expect(large.stats.median_ms / small.stats.median_ms).toBeGreaterThan(1.5);
+    for (const r of [small, large]) {
+      expect(r.session.clock).toBe('cpu');
+      expect(r.stats.median_ms).toBeGreaterThan(0);
+      expect(r.stats.min_ms).toBeLessThanOrEqual(r.stats.median_ms);
+    }
   });
 
   it('refuses the cpu clock where CPU time is not latency', async () => {

@@ -163,7 +163,9 @@ export async function startMosquitto(pki: Pki, acl: string): Promise<Mosquitto> 
     'allow_anonymous false',
     `acl_file ${join(pki.dir, 'acl')}`,
     'persistence false',
-    'log_dest stdout',
+    // A log file is line-buffered; piped stdout is block-buffered, so a denial logged just now
+    // could still sit in mosquitto's buffer when a test reads the log (seen on a loaded machine).
+    `log_dest file ${join(pki.dir, 'mosquitto.log')}`,
     'log_type all',
     // Started as root, mosquitto would switch to the `mosquitto` user, who cannot read the keys.
     `user ${userInfo().username}`,
@@ -188,7 +190,10 @@ export async function startMosquitto(pki: Pki, acl: string): Promise<Mosquitto> 
   return {
     url: `mqtts://127.0.0.1:${port}`,
     port,
-    log: () => output,
+    log: () => {
+      const file = join(pki.dir, 'mosquitto.log');
+      return `${output}${existsSync(file) ? readFileSync(file, 'utf8') : ''}`;
+    },
     close: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
