@@ -14,7 +14,7 @@
  * | `lut` | the LUT | lut |
  * | `rf` | random forest | physics + encoding |
  * | `gbt` | gradient-boosted trees on a physics-first ridge base | physics + encoding |
- * | `mlp` | residual MLP on a physics-first ridge base (up to 1,000 rows) | physics + encoding |
+ * | `mlp` | residual MLP on a physics-first ridge base (up to 200 rows) | physics + encoding |
  * | `mlp-ensemble` | 3 residual MLPs (up to 100 rows) | physics + encoding |
  *
  * Every candidate's out-of-fold predictions are scored by mean relative error (1 - accuracy,
@@ -80,7 +80,7 @@ export interface AutoOptions {
    * @default 0.002
    */
   readonly blendMargin?: number;
-  /** Most training rows at which the residual MLP is a candidate. @default 1000 */
+  /** Most training rows at which the residual MLP is a candidate. @default 200 */
   readonly mlpMaxRows?: number;
   /** Most training rows at which the MLP ensemble is a candidate. @default 100 */
   readonly ensembleMaxRows?: number;
@@ -128,6 +128,12 @@ interface Plan {
   make(seed: number): MemberRegressor;
 }
 
+/**
+ * Ridge penalties tried on the wide inputs: ridge.ts's grid without 1e-6 and 1e-5, to save
+ * solves (every penalty costs one per inner fold; ridge-physics keeps the full grid).
+ */
+const lambdas = [1e-4, 1e-3, 1e-2, 1e-1, 1, 10];
+
 /** Penalty multipliers: physics entries (the first `nPhysics`) are trusted first. */
 function physicsFirst(nPhysics: number, cols: number): number[] {
   return Array.from({ length: cols }, (_, j) => (j < nPhysics ? 1e-3 : 1));
@@ -135,7 +141,7 @@ function physicsFirst(nPhysics: number, cols: number): number[] {
 
 function plans(options: AutoOptions, rows: number): Plan[] {
   const { layout, candidates = autoCandidates } = options;
-  const { mlpMaxRows = 1000, ensembleMaxRows = 100 } = options;
+  const { mlpMaxRows = 200, ensembleMaxRows = 100 } = options;
   const { physics, encoding, lut } = layout;
   // Physics and encoding together: adjacent in the stack (physics first).
   const both: readonly [number, number] | undefined =
@@ -158,16 +164,20 @@ function plans(options: AutoOptions, rows: number): Plan[] {
   };
   const out: (Plan | undefined)[] = [
     physics && { name: 'ridge-physics', columns: physics, make: () => createRidge() },
-    encoding && { name: 'ridge-encoding', columns: encoding, make: () => createRidge() },
+    encoding && { name: 'ridge-encoding', columns: encoding, make: () => createRidge({ lambdas }) },
     physics && encoding && scales && both
-      ? { name: 'ridge-both', columns: both, make: () => createRidge({ penaltyScales: scales }) }
+      ? {
+          name: 'ridge-both',
+          columns: both,
+          make: () => createRidge({ penaltyScales: scales, lambdas }),
+        }
       : undefined,
     lut && { name: 'lut', columns: lut, make: () => createLut() },
-    // Half the trees above 1,000 rows: the forest's cost grows with rows, its accuracy not.
+    // Half the trees above 300 rows: the forest's cost grows with rows, its accuracy not.
     both && {
       name: 'rf',
       columns: both,
-      make: (seed) => createForest({ seed, trees: rows > 1000 ? 50 : 100 }),
+      make: (seed) => createForest({ seed, trees: rows > 300 ? 50 : 100 }),
     },
     both && {
       name: 'gbt',
