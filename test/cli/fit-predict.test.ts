@@ -117,7 +117,7 @@ describe('esm fit / esm predict', () => {
         0,
       ) / values.length;
     expect(accuracy).toBeGreaterThan(0.93);
-  }, 180_000);
+  }, 300_000);
 
   it('reports a bad arch line of esm predict as file:line with the field', async () => {
     const out = join(dir, 'ridge');
