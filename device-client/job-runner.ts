@@ -10,12 +10,15 @@ import {
   type JobMessage,
   jobMessage,
   type MeasurementSettings,
+  PROTOCOL_MINOR,
   type ResultMessage,
+  type SampleMetrics,
 } from '../core/schemas/protocol.ts';
 import { getSpace } from '../core/spaces/index.ts';
 import type { LayerGraph, SearchSpace } from '../core/spaces/types.ts';
 import { deviceFacts } from './device-facts.ts';
 import { type ExecutionProvider, ModelSession, measureGraph, summarizeTimings } from './measure.ts';
+import { type EnergyCounterLookup, findEnergyCounter, measureMetrics } from './metrics.ts';
 import { defaultReferences, type ReferenceModel } from './references.ts';
 
 export interface RunJobOptions {
@@ -87,7 +90,7 @@ export function referenceDrift(checks: readonly LatencyStats[]): number {
 }
 
 interface Attempt {
-  samples: { id: string; stats: LatencyStats }[];
+  samples: { id: string; stats: LatencyStats; metrics?: SampleMetrics }[];
   references: { id: string; checks: LatencyStats[]; drift: number }[];
   maxDrift: number;
   referenceScaleMs?: number;
@@ -153,13 +156,23 @@ async function attempt(
         : undefined;
     const samples: Attempt['samples'] = [];
     const total = graphs.length;
+    const wanted = job.settings.metrics ?? [];
+    // Looked up once per job: the counter (or the reason there is none) is the same for all.
+    let energy: EnergyCounterLookup | undefined;
+    if (wanted.includes('energy_mj')) {
+      energy = await findEnergyCounter({ executionProvider: options.executionProvider });
+    }
     for (let i = 0; i < total; i++) {
       if (options.shouldStop?.()) throw new JobStoppedError(job.batchId, i, total);
       const graph = graphs[i] as LayerGraph;
       const stats = interleaved
         ? await measureInterleaved(graph, interleaved, settings)
         : (await measureGraph(graph, settings)).stats;
-      samples.push({ id: (job.samples[i] as { id: string }).id, stats });
+      const id = (job.samples[i] as { id: string }).id;
+      // After the latency runs, so the child process and the energy runs never overlap them.
+      const metrics =
+        wanted.length > 0 ? await measureMetrics(graph, wanted, settings, { energy }) : undefined;
+      samples.push(metrics ? { id, stats, metrics } : { id, stats });
       options.onProgress?.(i + 1, total);
       const every = job.settings.referenceEvery;
       if (every > 0 && (i + 1) % every === 0 && i + 1 < total) await check();
@@ -209,6 +222,7 @@ export async function runJob(job: JobMessage, options: RunJobOptions): Promise<R
   const settings: MeasurementSettings = parsed.settings;
   return {
     v: 1,
+    minor: PROTOCOL_MINOR,
     type: 'result',
     runId: parsed.runId,
     batchId: parsed.batchId,

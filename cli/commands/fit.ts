@@ -5,8 +5,9 @@ import type { Command } from 'commander';
 import { parseDataset } from '../../core/dataset.ts';
 import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
 import { ValidationError } from '../../core/errors.ts';
+import { checkMetricName, DEFAULT_METRIC, rowsForMetric } from '../../core/metric-rows.ts';
 import { headline } from '../../core/metrics.ts';
-import { featuresName, type PredictorJson } from '../../core/predictor/artifact.ts';
+import type { PredictorJson } from '../../core/predictor/artifact.ts';
 import { type FitPredictorOptions, fitPredictor } from '../../core/predictor/index.ts';
 import { type CorrectionFit, fitTransferPredictor } from '../../core/predictor/transfer.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
@@ -26,6 +27,7 @@ interface FitFlags {
   ensemble?: number;
   out?: string;
   json?: boolean;
+  metric: string;
   prior?: string;
 }
 
@@ -34,7 +36,6 @@ interface FitFlags {
  * (`ridge-physics`, or a blend such as `ridge-both+gbt`).
  */
 function chosenModel(predictor: PredictorJson): string {
-  if (predictor.model.kind === 'transfer') return 'transfer';
   const chosen = predictor.training.chosen;
   if (!chosen || chosen.length === 0) return predictor.training.model ?? predictor.model.kind;
   return chosen.map((c) => c.name).join('+');
@@ -77,6 +78,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
   if (flags.train !== undefined && flags.trainFraction !== undefined) {
     throw new ValidationError('--train', 'give either --train N or --train-fraction F, not both');
   }
+  checkMetricName(flags.metric);
   const space = await resolveSpace(flags.space);
   const spaceSpec = flags.space.endsWith('.json')
     ? JSON.parse(await readFile(flags.space, 'utf8'))
@@ -88,12 +90,13 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
     throw new ValidationError('--data', `cannot read ${flags.data}`, { cause });
   }
   const dataset = parseDataset(bytes.toString('utf8'), { space, file: flags.data });
+  const target = rowsForMetric(dataset.rows, flags.metric, flags.data);
   const progress = createProgress({ lines: !flags.json });
   let bar: ReturnType<typeof progress.bar> | undefined;
   const result = await (prior?.run ?? fitPredictor)({
     space,
     spaceSpec,
-    rows: dataset.rows,
+    rows: target.rows,
     data: { file: flags.data, sha256: createHash('sha256').update(bytes).digest('hex') },
     model: flags.model,
     encoding: flags.encoding,
@@ -104,8 +107,8 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
     options: {
       mlp: {
         ...(flags.ensemble === undefined ? {} : { ensemble: flags.ensemble }),
-        // auto trains many MLPs (one per fold and candidate): its bar shows the current one.
         onEpoch: (p) => {
+          // auto trains many MLPs (one per fold and candidate): its bar shows the current one.
           bar ??= progress.bar(`training ${flags.model}`, p.maxEpochs * p.members);
           bar.update(p.member * p.maxEpochs + p.epoch);
         },
@@ -113,7 +116,11 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
     },
   });
   bar?.finish();
-  if (flags.out) await savePredictor(flags.out, result.predictor);
+  const predictor =
+    flags.metric === DEFAULT_METRIC
+      ? result.predictor
+      : { ...result.predictor, metric: flags.metric };
+  if (flags.out) await savePredictor(flags.out, predictor);
 
   const test = result.test;
   const bins = test?.bins ?? [];
@@ -136,7 +143,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
         `corrected the prior ${flags.prior} (fitted on ${result.predictor.model.kind === 'transfer' ? result.predictor.model.prior_source.n_train : '?'} rows of another device) with ${t.n_train} rows of ${flags.data}: ${c.space === 'log' ? 'log-affine' : 'affine'}, slope ${c.slope.toFixed(3)}${c.features ? `, ${c.features.basis} features (penalty ${c.feature_penalty})` : ''}${c.cv_error === null ? '' : `, chosen by CV (error ${percent(c.cv_error)})`}`,
       ]
     : [
-        `trained ${flags.model}${flags.model === 'auto' ? ` (chose ${describeChoice(result.predictor)})` : ''} on ${t.n_train} rows of ${flags.data} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : featuresName(result.featurizer.features)}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
+        `trained ${flags.model}${flags.model === 'auto' ? ` (chose ${describeChoice(result.predictor)})` : ''}${flags.metric === DEFAULT_METRIC ? '' : ` (${flags.metric})`} on ${t.n_train} rows of ${flags.data}${target.skipped > 0 ? ` (${target.skipped} lines without ${flags.metric} left out)` : ''} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : flags.encoding}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
       ];
   if (test) {
     lines.push(
@@ -175,7 +182,12 @@ export function register(program: Command): void {
     .option('--seed <k>', 'seed of the split and the model', parse.int(0, 2 ** 32 - 1), 0)
     .option('--ensemble <n>', 'MLP members averaged (mlp only)', parse.int(1, 20))
     .option('--out <dir>', 'write the predictor directory (predictor.json + predictor.onnx)')
-    .option('--json', 'print {"test", "bins", "train", "model"} as JSON')
+    .option('--json', 'print {"test", "bins", "train", "model"} as JSON (and "prior" with --prior)')
+    .option(
+      '--metric <name>',
+      'dataset field to predict: latency_ms, peak_memory_mb, energy_mj or any numeric field',
+      DEFAULT_METRIC,
+    )
     .option(
       '--prior <dir>',
       'predictor directory of another device in the same space: learn this device as a correction of it (20 rows can be enough)',

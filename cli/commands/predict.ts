@@ -16,13 +16,16 @@ async function predict(flags: PredictFlags): Promise<void> {
   // A predictor written before std_ms existed has none: print null rather than guess.
   const number = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(7)) : null);
   // Each line echoes its input (id when the line had one, and the arch), so outputs can be joined.
+  // A predictor trained with `esm fit --metric NAME` prints that field instead of latency_ms.
+  const key = predictor.json.metric ?? 'latency_ms';
   const out = entries.map((e, i) => {
     const echo = {
       ...(e.id === undefined ? {} : { id: e.id }),
       arch: predictor.space.toNative(e.subnet),
     };
-    const prediction = { latency_ms: number(mean[i] as number), std_ms: number(std[i] as number) };
-    return `${JSON.stringify({ ...echo, ...prediction })}\n`;
+    // The spread is named after the predicted field: std_ms for latency_ms, NAME_std otherwise.
+    const stdKey = key === 'latency_ms' ? 'std_ms' : `${key}_std`;
+    return `${JSON.stringify({ ...echo, [key]: number(mean[i] as number), [stdKey]: number(std[i] as number) })}\n`;
   });
   process.stdout.write(out.join(''));
   await predictor.close();

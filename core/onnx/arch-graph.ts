@@ -21,13 +21,13 @@
  */
 import { fccEncoder } from '../encodings/fcc.ts';
 import { featureEncoder } from '../encodings/feature.ts';
-import { combinations, unitAreaScales } from '../encodings/layout.ts';
+import { combinations, compileSpace, unitAreaScales } from '../encodings/layout.ts';
 import { onehotEncoder } from '../encodings/onehot.ts';
 import { statisticalEncoder } from '../encodings/statistical.ts';
 import { ArchGraphUnsupportedError, ValidationError } from '../errors.ts';
 import type { FeaturesJson } from '../predictor/artifact.ts';
 import { lutLayout, resolutionBuckets } from '../predictor/lut.ts';
-import type { SearchSpace } from '../spaces/types.ts';
+import { type SearchSpace, SKIP_CHOICE } from '../spaces/types.ts';
 import {
   ARCH_INPUT,
   type ArchRowEntry,
@@ -188,7 +188,23 @@ function buildFront(b: Builder, space: SearchSpace): Front {
   );
   // -2 < any looked-up depth (>= -1): columns other than block slots are always active.
   const slotOf = entries.map((e) => (e.kind === 'block' ? (e.slot as number) : -2));
-  const active = b.op('Less', [b.i32col(slotOf), b.rows(idx, depthOf)]);
+  const slotActive = b.op('Less', [b.i32col(slotOf), b.rows(idx, depthOf)]);
+  // In a layer-wise unit (a `skip` block choice) a skip slot's other choices mean nothing:
+  // they count as inactive, like the encoders skip them. `skip` itself stays active.
+  const skipChoice = space.blockChoiceNames.indexOf(SKIP_CHOICE);
+  const skipSrc = entries.map((e) =>
+    skipChoice >= 0 && e.kind === 'block' && e.choice !== SKIP_CHOICE
+      ? layout.blockColumn(skipChoice, e.unit as number, e.slot as number)
+      : 0,
+  );
+  // Dependent columns are layers when their skip kind is 0 (< 1); the others always (< 2^30).
+  const skipLimit = entries.map((e) =>
+    skipChoice >= 0 && e.kind === 'block' && e.choice !== SKIP_CHOICE ? 1 : 2 ** 30,
+  );
+  const active = b.op('And', [
+    slotActive,
+    b.op('Less', [b.rows(idx, skipSrc), b.i32col(skipLimit)]),
+  ]);
   const allowed = b.op('Less', [b.i32([-1], []), idx]);
   const ok = b.op('Or', [b.op('Not', [active]), allowed]);
   const validRow = b.reduce('Min', b.cast(ok, 'double'), [0], true);
@@ -266,8 +282,9 @@ function feature(f: Front): { x: string; labels: string[] } {
       labels.push(`u${u}.${c.name}`);
       src.push(layout.unitColumn(ci, u));
     });
+    // The unit's layers (skips left out), after the row's own columns in the pool.
     labels.push(`u${u}.depth`);
-    src.push(layout.depthColumn(u));
+    src.push(layout.length + u);
   });
   space.globalChoices.forEach((c, g) => {
     labels.push(c.name);
@@ -275,18 +292,39 @@ function feature(f: Front): { x: string; labels: string[] } {
   });
   labels.push('resolution');
   src.push(layout.resolutionColumn);
-  return { x: b.rows(f.value, src), labels };
+  return { x: b.rows(b.concat([f.value, unitDepths(f)], 0), src), labels };
 }
 
 /** Largest unit depth: per-unit tensors are padded to it. */
 const maxDepthOf = (space: SearchSpace) => Math.max(...space.units.map((u) => u.maxDepth));
 
-/** float64 [U, N]: each unit's depth. */
+/**
+ * float64 [U, N]: each unit's number of layers: its active slots that are not skips (in units
+ * without a `skip` choice, its depth).
+ */
 function unitDepths(f: Front): string {
-  return f.b.rows(
-    f.value,
-    f.space.units.map((_, u) => f.layout.depthColumn(u)),
-  );
+  const { b, space, layout } = f;
+  const U = space.units.length;
+  const D = maxDepthOf(space);
+  const skipChoice = space.blockChoiceNames.indexOf(SKIP_CHOICE);
+  const slots: number[] = [];
+  const depthSrc: number[] = [];
+  const skipSrc: number[] = [];
+  const skipLimit: number[] = [];
+  space.units.forEach((unit, u) => {
+    for (let slot = 0; slot < D; slot++) {
+      const real = slot < unit.maxDepth;
+      slots.push(real ? slot : 2 ** 30);
+      depthSrc.push(layout.depthColumn(u));
+      skipSrc.push(real && skipChoice >= 0 ? layout.blockColumn(skipChoice, u, slot) : 0);
+      skipLimit.push(real && skipChoice >= 0 ? 1 : 2 ** 30);
+    }
+  });
+  const layer = b.op('And', [
+    b.op('Less', [b.i32col(slots), b.rows(f.idx, depthSrc)]),
+    b.op('Less', [b.rows(f.idx, skipSrc), b.i32col(skipLimit)]),
+  ]);
+  return b.reduce('Sum', b.reshape(b.cast(layer, 'double'), [U, D, -1]), [1], false);
 }
 
 /**
@@ -340,7 +378,14 @@ function statistical(f: Front): { x: string; labels: string[] } {
   };
 
   // Per-unit block choice statistics over slots, padded to D slots.
-  const overallParts: { sum: string[]; sq: string[]; min: string[]; max: string[] } = {
+  const overallParts: {
+    count: string[];
+    sum: string[];
+    sq: string[];
+    min: string[];
+    max: string[];
+  } = {
+    count: [],
     sum: [],
     sq: [],
     min: [],
@@ -361,16 +406,17 @@ function statistical(f: Front): { x: string; labels: string[] } {
     const shape = [U, D, Cb, -1];
     const padding = b.f64col(pad);
     const v = b.reshape(b.op('Mul', [b.rows(f.value, src), padding]), shape);
-    const m = b.cast(
-      b.reshape(b.op('Mul', [b.cast(b.rows(f.active, src), 'double'), padding]), shape),
-      'bool',
-    );
-    // [U, D, Cb, N] -> [U, Cb, N] over the slots.
+    const mask = b.reshape(b.op('Mul', [b.cast(b.rows(f.active, src), 'double'), padding]), shape);
+    const m = b.cast(mask, 'bool');
+    // [U, D, Cb, N] -> [U, Cb, N] over the slots. Each feature has its own count: in a
+    // layer-wise unit `skip` counts every slot, the other choices only the layers.
+    const count = b.reduce('Sum', mask, [1], false);
     const sum = b.reduce('Sum', v, [1], false);
     const sq = b.reduce('Sum', b.op('Mul', [v, v]), [1], false);
     const min = b.reduce('Min', b.op('Where', [m, v, inf]), [1], false);
     const max = b.reduce('Max', b.op('Where', [m, v, negInf]), [1], false);
-    perUnitAt = push(stackFlat(b, moments(b, n, sum, sq, min, max), 3), U * Cb * 4);
+    perUnitAt = push(stackFlat(b, moments(b, count, sum, sq, min, max), 3), U * Cb * 4);
+    overallParts.count.push(b.reduce('Sum', count, [0], false));
     overallParts.sum.push(b.reduce('Sum', sum, [0], false));
     overallParts.sq.push(b.reduce('Sum', sq, [0], false));
     overallParts.min.push(b.reduce('Min', min, [0], false));
@@ -387,6 +433,8 @@ function statistical(f: Front): { x: string; labels: string[] } {
     // A unit choice counts once per block of its unit.
     const w = b.reshape(raw, [U, Cw, -1]);
     const has = b.op('Less', [b.f64([0], []), n]);
+    // Every unit choice counts the model's layers: total x ones [Cw, 1].
+    overallParts.count.push(b.op('Mul', [total, b.f64col(new Array(Cw).fill(1))]));
     overallParts.sum.push(b.reduce('Sum', b.op('Mul', [w, n]), [0], false));
     overallParts.sq.push(b.reduce('Sum', b.op('Mul', [b.op('Mul', [w, w]), n]), [0], false));
     overallParts.min.push(b.reduce('Min', b.op('Where', [has, w, inf]), [0], false));
@@ -394,11 +442,11 @@ function statistical(f: Front): { x: string; labels: string[] } {
   }
   let overallAt = -1;
   if (featureNames.length > 0) {
-    const [sum, sq, min, max] = (['sum', 'sq', 'min', 'max'] as const).map((k) =>
+    const [count, sum, sq, min, max] = (['count', 'sum', 'sq', 'min', 'max'] as const).map((k) =>
       b.concat(overallParts[k], 0),
-    ) as [string, string, string, string];
+    ) as [string, string, string, string, string];
     overallAt = push(
-      stackFlat(b, moments(b, total, sum, sq, min, max), 2),
+      stackFlat(b, moments(b, count, sum, sq, min, max), 2),
       featureNames.length * 4,
     );
   }
@@ -460,33 +508,65 @@ function tupleCounts(f: Front): { counts: string; cmax: number } {
   const D = maxDepthOf(space);
   const Cb = space.blockChoiceNames.length;
   const Cw = space.unitChoiceNames.length;
-  const T = Cb + Cw;
-  const cmax = Math.max(...space.units.map((unit) => combinations(unit).length));
-  const src: number[] = [];
-  const radix: number[] = [];
+  // The encoders' own tuple numbering (compileSpace): mixed radix over the block choices then
+  // the unit choices, the last varying fastest; `skip` takes no digit, and a skip of kind k
+  // is tuple skipBase + (k - 1) x unitCombinations + the unit choices' offset.
+  const compiled = compileSpace(space);
+  const skipChoice = space.blockChoiceNames.indexOf(SKIP_CHOICE);
+  const cmax = Math.max(...compiled.units.map((unit) => unit.combinations));
+  const blockSrc: number[] = [];
+  const blockRadix: number[] = [];
+  const unitSrc: number[] = [];
+  const unitRadix: number[] = [];
+  const kindSrc: number[] = [];
+  const kindOn: number[] = [];
+  const skipBase: number[] = [];
+  const skipStep: number[] = [];
   const slots: number[] = [];
   const depthSrc: number[] = [];
-  space.units.forEach((unit, u) => {
-    // Mixed radix over block choices then unit choices, the last varying fastest.
-    const sizes = [...unit.blockChoices, ...unit.unitChoices].map((c) => c.values.length);
-    const mult = sizes.map((_, i) => sizes.slice(i + 1).reduce((a, s) => a * s, 1));
+  compiled.units.forEach((unit, u) => {
+    const hasSkip = unit.skip !== undefined && skipChoice >= 0;
     for (let slot = 0; slot < D; slot++) {
-      const real = slot < unit.maxDepth;
+      const real = slot < unit.def.maxDepth;
       for (let c = 0; c < Cb; c++) {
-        src.push(real ? layout.blockColumn(c, u, slot) : 0);
-        radix.push(real ? (mult[c] as number) : 0);
+        blockSrc.push(real ? layout.blockColumn(c, u, slot) : 0);
+        blockRadix.push(real ? (unit.blockRadix[c] as number) : 0);
       }
       for (let c = 0; c < Cw; c++) {
-        src.push(layout.unitColumn(c, u));
-        radix.push(real ? (mult[Cb + c] as number) : 0);
+        unitSrc.push(layout.unitColumn(c, u));
+        unitRadix.push(real ? (unit.unitRadix[c] as number) : 0);
       }
+      kindSrc.push(real && hasSkip ? layout.blockColumn(skipChoice, u, slot) : 0);
+      kindOn.push(real && hasSkip ? 1 : 0);
+      skipBase.push(unit.skipBase - unit.unitCombinations);
+      skipStep.push(unit.unitCombinations);
       // Padded slots never count: no looked-up depth reaches 2^30.
       slots.push(real ? slot : 2 ** 30);
       depthSrc.push(layout.depthColumn(u));
     }
   });
-  const terms = b.reshape(b.op('Mul', [b.rows(f.idx, src), b.i32col(radix)]), [U * D, T, -1]);
-  const tuple = b.reduce('Sum', terms, [1], true);
+  const digits = (src: number[], radix: number[], width: number) =>
+    b.reduce(
+      'Sum',
+      b.reshape(b.op('Mul', [b.rows(f.idx, src), b.i32col(radix)]), [U * D, width, -1]),
+      [1],
+      true,
+    );
+  const blockPart = Cb > 0 ? digits(blockSrc, blockRadix, Cb) : undefined;
+  const unitPart = Cw > 0 ? digits(unitSrc, unitRadix, Cw) : undefined;
+  const parts = [blockPart, unitPart].filter((x): x is string => x !== undefined);
+  const layerTuple = parts.length === 2 ? b.op('Add', parts) : (parts[0] as string);
+  let tuple = layerTuple;
+  if (kindOn.some((k) => k > 0)) {
+    const kind = b.op('Unsqueeze', [
+      b.op('Mul', [b.rows(f.idx, kindSrc), b.i32col(kindOn)]),
+      b.i64([1]),
+    ]);
+    const col = (values: number[]) => b.i32(values, [values.length, 1, 1]);
+    let skipTuple = b.op('Add', [col(skipBase), b.op('Mul', [kind, col(skipStep)])]);
+    if (unitPart) skipTuple = b.op('Add', [skipTuple, unitPart]);
+    tuple = b.op('Where', [b.op('Less', [b.i32([0], []), kind]), skipTuple, layerTuple]);
+  }
   const slotActive = b.op('Less', [b.i32col(slots), b.rows(f.idx, depthSrc)]);
   const range = b.i32(
     Array.from({ length: cmax }, (_, i) => i),
@@ -530,10 +610,19 @@ function countOrder(space: SearchSpace, cmax: number, base: number): number[] {
 
 function fcc(f: Front): string {
   const { b, space, layout } = f;
+  if (space.combinationFeatures) {
+    // Space-specific features (NAS-Bench-201's live-path analysis) are JavaScript functions
+    // with no ONNX form here.
+    throw new ArchGraphUnsupportedError(
+      'features.encoding',
+      `the arch-in graph cannot compute fcc's ${space.name}-specific combination features yet; use predictor.onnx with esm encode, or another encoding`,
+    );
+  }
   const U = space.units.length;
   const { counts, cmax } = tupleCounts(f);
   const countWidth = U * 2 * cmax;
-  const scaled = b.op('Mul', [counts, unitFactor(f, unitAreaScales(space))]);
+  // fccEncoder's default: no area-scaled copy where the space has one resolution.
+  const scaledCopy = space.resolutions.length > 1;
   const rMax = Math.max(...space.resolutions);
   const rsq = b.lookup(b.f64(space.resolutions.map((r) => (r / rMax) ** 2)), f.ri);
   const depths = unitDepths(f);
@@ -548,7 +637,9 @@ function fcc(f: Front): string {
   const pool = b.concat(
     [
       b.flatten(counts, 4),
-      b.flatten(scaled, 4),
+      ...(scaledCopy
+        ? [b.flatten(b.op('Mul', [counts, unitFactor(f, unitAreaScales(space))]), 4)]
+        : []),
       depths,
       b.reduce('Sum', depths, [0], true),
       ...globals,
@@ -558,11 +649,11 @@ function fcc(f: Front): string {
     0,
   );
   const G = space.globalChoices.length;
-  const tail = 2 * countWidth;
+  const tail = (scaledCopy ? 2 : 1) * countWidth;
   const order = [
     ...countOrder(space, cmax, 0),
     ...Array.from({ length: U + 1 + G + 2 }, (_, i) => tail + i),
-    ...countOrder(space, cmax, countWidth),
+    ...(scaledCopy ? countOrder(space, cmax, countWidth) : []),
   ];
   return ordered(f, pool, order);
 }
@@ -606,67 +697,93 @@ function lut(f: Front, bucketCount: number): string {
 }
 
 /**
- * The encoding subgraph alone: input `arch` int64 [batch, L], output `x` float32 [batch,
- * features.length], the vector predictor.onnx takes; plus the validity flag of each row.
+ * A concatenation of feature blocks (the `stack` features of combined models): each part as
+ * a features description of its own. Typed structurally, so the graph follows the feature
+ * kinds predictor.json allows without depending on their exact union.
  */
-export function encodingGraph(
-  space: SearchSpace,
-  features: FeaturesJson,
-): { graph: OnnxGraph; valid: string } {
-  const b = new Builder();
-  const f = buildFront(b, space);
-  let x: string;
+interface StackFeatures {
+  readonly kind: 'stack';
+  readonly parts: readonly FeaturesJson[];
+  readonly length: number;
+}
+
+/** float64 [features.length, N]: the model's input vector, feature rows first. */
+function featureRows(f: Front, features: FeaturesJson | StackFeatures): string {
+  const { b, space } = f;
   if (features.kind === 'stack') {
-    throw new ArchGraphUnsupportedError(
-      'features',
-      'the arch-in graph has no stacked (auto) input yet; use predictor.onnx with esm encode',
+    return b.concat(
+      features.parts.map((part) => featureRows(f, part)),
+      0,
     );
   }
   if (features.kind === 'lut') {
     const layout = lutLayout(space, { buckets: features.buckets });
-    x = lut(f, features.buckets);
     if (layout.length !== features.length) {
       throw new ValidationError(
         'features.length',
         `is ${features.length}, the LUT layout has ${layout.length}`,
       );
     }
-  } else {
-    switch (features.encoding) {
-      case 'onehot': {
-        const r = onehot(f);
-        checkLabels('onehot', r.labels, onehotEncoder(space).labels);
-        x = r.x;
-        break;
-      }
-      case 'feature': {
-        const r = feature(f);
-        checkLabels('feature', r.labels, featureEncoder(space).labels);
-        x = r.x;
-        break;
-      }
-      case 'statistical': {
-        const r = statistical(f);
-        checkLabels('statistical', r.labels, statisticalEncoder(space).labels);
-        x = r.x;
-        break;
-      }
-      case 'fcc':
-        x = fcc(f);
-        if (fccEncoder(space).length !== features.length) {
-          throw new ValidationError(
-            'features.length',
-            `is ${features.length}, fcc has ${fccEncoder(space).length}`,
-          );
-        }
-        break;
-      default:
-        throw new ArchGraphUnsupportedError(
-          'features.encoding',
-          `the arch-in graph has no ${features.encoding} encoding yet; use predictor.onnx with esm encode`,
-        );
-    }
+    return lut(f, features.buckets);
   }
+  if (features.kind !== 'encoding') {
+    throw new ArchGraphUnsupportedError(
+      'features.kind',
+      `the arch-in graph has no ${(features as { kind: string }).kind} features yet; use predictor.onnx`,
+    );
+  }
+  switch (features.encoding) {
+    case 'onehot': {
+      const r = onehot(f);
+      checkLabels('onehot', r.labels, onehotEncoder(space).labels);
+      return r.x;
+    }
+    case 'feature': {
+      const r = feature(f);
+      checkLabels('feature', r.labels, featureEncoder(space).labels);
+      return r.x;
+    }
+    case 'statistical': {
+      const r = statistical(f);
+      checkLabels('statistical', r.labels, statisticalEncoder(space).labels);
+      return r.x;
+    }
+    case 'fcc': {
+      const x = fcc(f);
+      if (fccEncoder(space).length !== features.length) {
+        throw new ValidationError(
+          'features.length',
+          `is ${features.length}, fcc has ${fccEncoder(space).length}`,
+        );
+      }
+      return x;
+    }
+    default:
+      throw new ArchGraphUnsupportedError(
+        'features.encoding',
+        `the arch-in graph has no ${features.encoding} encoding yet; use predictor.onnx with esm encode`,
+      );
+  }
+}
+
+/**
+ * The encoding subgraph alone: input `arch` int64 [batch, L], output `x` float32 [batch,
+ * features.length], the vector predictor.onnx takes; plus the validity flag of each row.
+ * Throws `ArchGraphUnsupportedError` for features it cannot compute yet.
+ */
+export function encodingGraph(
+  space: SearchSpace,
+  features: FeaturesJson,
+): { graph: OnnxGraph; valid: string } {
+  if (features.kind === 'stack') {
+    throw new ArchGraphUnsupportedError(
+      'features',
+      'the arch-in graph has no stacked features (auto) yet; use predictor.onnx with esm encode',
+    );
+  }
+  const b = new Builder();
+  const f = buildFront(b, space);
+  const x = featureRows(f, features as FeaturesJson | StackFeatures);
   const x32 = b.cast(x, 'float');
   b.op('Transpose', [x32], { perm: attr.ints([1, 0]) }, 'x');
   return {

@@ -76,11 +76,15 @@ export const autoJson = z.object({
 });
 export type AutoJson = z.infer<typeof autoJson>;
 
-/**
- * A model trained on one device's data (what a transferred predictor starts from). Trees and
- * auto are not yet priors: transfer.ts reads a prior's linear part.
- */
-export const baseModelJson = z.discriminatedUnion('kind', [mlpJson, ridgeJson, lutJson]);
+/** A model trained on one device's data: what a transferred predictor starts from. */
+export const baseModelJson = z.discriminatedUnion('kind', [
+  mlpJson,
+  ridgeJson,
+  lutJson,
+  rfJson,
+  gbtJson,
+  autoJson,
+]);
 export type BaseModelJson = z.infer<typeof baseModelJson>;
 
 /** A prior model of another device with a correction for this one (`esm fit --prior`). */
@@ -98,7 +102,7 @@ export const modelJson = z.discriminatedUnion('kind', [
 ]);
 export type ModelJson = z.infer<typeof modelJson>;
 
-/** The number of input features a stored model expects. */
+/** Number of inputs a stored model reads. */
 export function modelInputs(model: ModelJson): number {
   switch (model.kind) {
     case 'mlp':
@@ -166,6 +170,8 @@ export const predictorJson = z.object({
     /** The JSON spec of a user-defined space, so the predictor works without the spec file. */
     spec: z.unknown().optional(),
   }),
+  /** What the model predicts: a dataset field, `latency_ms` when absent (`esm fit --metric`). */
+  metric: z.string().optional(),
   features: featuresJson,
   model: modelJson,
   onnx: z.object({
@@ -233,10 +239,13 @@ export function parsePredictorJson(json: unknown, source = PREDICTOR_JSON): Pred
       `expects ${inputs} inputs but features.length is ${length}; the file is inconsistent, refit the predictor`,
     );
   }
-  if (p.model.kind === 'mlp') mlpStateFromJson(p.model, source);
-  if (p.model.kind === 'auto') {
-    p.model.members.forEach((m, i) => {
-      const field = `${source}: model.members.${i}`;
+  // A transferred predictor's prior is checked like a model of its own.
+  const model = p.model.kind === 'transfer' ? p.model.prior : p.model;
+  const at = p.model.kind === 'transfer' ? 'model.prior' : 'model';
+  if (model.kind === 'mlp') mlpStateFromJson(model, source);
+  if (model.kind === 'auto') {
+    model.members.forEach((m, i) => {
+      const field = `${source}: ${at}.members.${i}`;
       const [start, end] = m.columns;
       if (!(start < end && end <= length)) {
         throw new ValidationError(`${field}.columns`, `must lie in 0..${length} with start < end`);
@@ -249,9 +258,6 @@ export function parsePredictorJson(json: unknown, source = PREDICTOR_JSON): Pred
       }
       if (m.model.kind === 'mlp') mlpStateFromJson(m.model, field);
     });
-  }
-  if (p.model.kind === 'transfer' && p.model.prior.kind === 'mlp') {
-    mlpStateFromJson(p.model.prior, source);
   }
   return p;
 }

@@ -20,6 +20,7 @@ import {
   PREDICTOR_ONNX,
   PREDICTOR_VERSION,
   type PredictorJson,
+  type TransferJson,
 } from './artifact.ts';
 import {
   type AutoFitReport,
@@ -42,6 +43,7 @@ import {
 import { createLut, type LutModel, type LutOptions, lutLayout } from './lut.ts';
 import { createMlp, type MlpOptions, MlpRegressor } from './mlp.ts';
 import { createRidge, type RidgeModel, type RidgeOptions } from './ridge.ts';
+import { applyCorrection, transferStd } from './transfer-json.ts';
 import {
   defaultModelKind,
   type Matrix,
@@ -104,17 +106,38 @@ export function createRegressor(kind: ModelKind, options: RegressorOptions = {})
 /** The parameters of a trained regressor as stored in predictor.json. */
 export function modelToJson(regressor: Regressor): ModelJson {
   const r = regressor as AnyRegressor;
-  if (r instanceof MlpRegressor) return mlpStateToJson(r.state);
-  // Any other regressor (a transfer correction, a tree ensemble, auto) describes itself.
-  return (r as { toJSON(): ModelJson }).toJSON();
+  // A transfer correction (transfer.ts) describes itself too.
+  return r instanceof MlpRegressor
+    ? mlpStateToJson(r.state)
+    : (r as Exclude<AnyRegressor, MlpRegressor> | { toJSON(): ModelJson }).toJSON();
 }
 
 /** A trained regressor from predictor.json's `model` (JavaScript predictions, e.g. a prior). */
 export function regressorFromJson(model: ModelJson): Regressor {
-  if (model.kind === 'transfer') {
-    throw new ValidationError('model', 'a transferred predictor is restored by transfer.ts');
-  }
+  if (model.kind === 'transfer') return transferFromJson(model);
   return model.kind === 'auto' ? autoFromJson(model) : memberFromJson(model);
+}
+
+/** A stored transferred model: its prior's predictions, corrected (transfer-json.ts). */
+function transferFromJson(model: TransferJson): Regressor {
+  const prior = regressorFromJson(model.prior);
+  const c = model.correction;
+  return {
+    kind: 'transfer',
+    fit: () => {
+      throw new ValidationError(
+        'transfer',
+        'a stored transferred model predicts only; refit with esm fit --prior',
+      );
+    },
+    predict: async (x) => applyCorrection(c, x, await prior.predict(x)),
+    predictWithStd: async (x) => {
+      const p = prior.predictWithStd ? await prior.predictWithStd(x) : undefined;
+      const priorMs = p?.mean ?? (await prior.predict(x));
+      const mean = applyCorrection(c, x, priorMs);
+      return { mean, std: transferStd(c, mean, priorMs, p?.std) };
+    },
+  };
 }
 
 /** Subnets to model inputs: the named encoding, or the LUT's table-entry counts. */
@@ -287,10 +310,10 @@ export interface FitPredictorOptions {
   readonly seed?: number;
   readonly options?: RegressorOptions;
   /**
-   * An untrained regressor to fit instead of a new `model` (e.g. a transfer correction,
-   * transfer.ts); `model` and `encoding` still choose the features. @default none
+   * The features and an untrained regressor to fit instead of `createModel`'s (e.g. a
+   * transfer correction, transfer.ts); `model` and `encoding` are then ignored. @default none
    */
-  readonly regressor?: Regressor;
+  readonly custom?: { readonly featurizer: Featurizer; readonly regressor: Regressor };
   /** @default new Date() */
   readonly now?: Date;
 }
@@ -385,14 +408,14 @@ export async function fitPredictor(options: FitPredictorOptions): Promise<FitPre
     gbt: { ...options.options?.gbt, seed: options.options?.gbt?.seed ?? seed },
     auto: { ...options.options?.auto, seed: options.options?.auto?.seed ?? seed },
   };
-  const created = createModel(space, {
-    model,
-    encoding,
-    lutBuckets,
-    options: regressorOptions,
-  });
-  const featurizer = created.featurizer;
-  const regressor = options.regressor ?? created.regressor;
+  const { featurizer, regressor } =
+    options.custom ??
+    createModel(space, {
+      model,
+      encoding,
+      lutBuckets,
+      options: regressorOptions,
+    });
   const report = await regressor.fit(
     featurizer.encodeAll(trainRows.map((r) => r.subnet)),
     Float64Array.from(trainRows, (r) => r.latencyMs),

@@ -10,6 +10,35 @@ import { z } from 'zod';
 import { latencyStats } from './dataset.ts';
 
 export const PROTOCOL_VERSION = 1;
+/**
+ * Additive revisions within version 1, carried as `minor`: 1 = per-sample metrics beyond
+ * latency (`settings.metrics`, `samples[].metrics`). A peer of minor 0 drops the unknown
+ * fields (zod strips them), so old devices answer without metrics and old platforms ignore them.
+ */
+export const PROTOCOL_MINOR = 1;
+
+/** Metrics a device can measure besides latency (docs/protocol.md, "Metrics beyond latency"). */
+export const deviceMetricNames = ['peak_memory_mb', 'energy_mj'] as const;
+export type DeviceMetricName = (typeof deviceMetricNames)[number];
+
+/**
+ * One measured metric: its value, or null with the reason (no counter on this hardware, not
+ * readable ...). A metric that cannot be measured never fails the job.
+ */
+export const metricReading = z.object({
+  value: z.number().nonnegative().nullable(),
+  /** How it was measured, e.g. "child process: peak RSS - RSS before the session". */
+  method: z.string().optional(),
+  /** Why `value` is null. */
+  reason: z.string().optional(),
+});
+export type MetricReading = z.infer<typeof metricReading>;
+
+export const sampleMetrics = z.object({
+  peak_memory_mb: metricReading.optional(),
+  energy_mj: metricReading.optional(),
+});
+export type SampleMetrics = z.infer<typeof sampleMetrics>;
 
 export const topics = {
   jobs: (thing: string) => `esm/devices/${thing}/jobs`,
@@ -53,6 +82,11 @@ export const measurementSettings = z.object({
    * with every later job of the run so that all share one scale.
    */
   referenceScaleMs: z.number().positive().optional(),
+  /**
+   * Metrics to measure per sample besides latency (minor 1). Optional, so minor-0 peers stay
+   * compatible; a device that cannot measure one reports it as null with the reason.
+   */
+  metrics: z.array(z.enum(deviceMetricNames)).max(deviceMetricNames.length).optional(),
 });
 export type MeasurementSettings = z.infer<typeof measurementSettings>;
 
@@ -63,6 +97,8 @@ const archEntry = z.object({
 
 export const jobMessage = z.object({
   v: z.literal(PROTOCOL_VERSION),
+  /** Revision within v1 (PROTOCOL_MINOR); absent = 0. */
+  minor: z.number().int().nonnegative().optional(),
   type: z.literal('job'),
   runId: z.string().min(1).max(200),
   batchId: z.string().min(1).max(200),
@@ -99,11 +135,20 @@ export const referenceResult = z.object({
 
 export const resultMessage = z.object({
   v: z.literal(PROTOCOL_VERSION),
+  /** Revision within v1 the device speaks (PROTOCOL_MINOR); absent = 0 (no metrics). */
+  minor: z.number().int().nonnegative().optional(),
   type: z.literal('result'),
   runId: z.string(),
   batchId: z.string(),
   thing: z.string(),
-  samples: z.array(z.object({ id: z.string(), stats: latencyStats })),
+  samples: z.array(
+    z.object({
+      id: z.string(),
+      stats: latencyStats,
+      /** The metrics `settings.metrics` asked for (minor 1). */
+      metrics: sampleMetrics.optional(),
+    }),
+  ),
   references: z.array(referenceResult).default([]),
   quality: z.object({
     maxDrift: z.number().nonnegative(),

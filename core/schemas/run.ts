@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { encodingNames } from '../encodings/types.ts';
 import { modelKinds } from '../predictor/types.ts';
-import { samplingStrategies } from '../sampling.ts';
+import { loopSamplingStrategies } from '../sampling.ts';
 import { latencyStats } from './dataset.ts';
 import { measurementSettings, thingName } from './protocol.ts';
 
@@ -33,9 +33,15 @@ export const runParams = z.object({
    * whose architectures are the only ones sampled. The device answers from the same dataset.
    */
   pool: z.string().min(1).optional(),
+  /**
+   * Transfer (`esm run --prior DIR`): a `DatasetStore` key of another device's predictor.json
+   * (an S3 key in the cloud, a file path locally). Every iteration then fits a correction of
+   * that predictor (core/predictor/transfer.ts) instead of `model` from scratch.
+   */
+  prior: z.string().min(1).optional(),
   /** The regressor trained every iteration. @default `defaultModelKind` (core/predictor) */
   model: z.enum(modelKinds).optional(),
-  sampling: z.enum(samplingStrategies).default('balanced'),
+  sampling: z.enum(loopSamplingStrategies).default('balanced'),
   encoding: z.enum(encodingNames).default('fcc'),
   /** N_I: architectures measured before the first training. */
   nInit: z.number().int().min(2).max(100_000).default(100),
@@ -185,6 +191,13 @@ export const runRecord = z.object({
   lastUnstable: z
     .object({ batchId: z.string(), thing: z.string(), maxDrift: z.number() })
     .optional(),
+  /**
+   * The last job a device refused or failed for good (status error, docs/protocol.md): the
+   * run fails with it rather than waiting for a result that will not come.
+   */
+  deviceError: z
+    .object({ thing: z.string(), batchId: z.string(), code: z.string(), message: z.string() })
+    .optional(),
   /** Re-dispatches spent on unstable results in the current iteration. */
   unstableRetries: z.number().int().nonnegative(),
   /** Re-dispatches spent on silent devices in the current iteration. */
@@ -214,6 +227,7 @@ export type RunPatch = Partial<
     | 'predictorId'
     | 'error'
     | 'params'
+    | 'deviceError'
   >
 >;
 

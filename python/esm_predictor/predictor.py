@@ -60,7 +60,8 @@ class Predictor:
         names = [o.name for o in self._session.get_outputs()]
         self._output = "latency_ms" if "latency_ms" in names else names[0]
         self._std = next((n for n in names if "std" in n), None)
-        self.metric = self._output
+        # What the model predicts (esm fit --metric): latency_ms unless predictor.json says otherwise.
+        self.metric = self.info.get("metric", "latency_ms")
 
     @property
     def space(self) -> str:

@@ -1,0 +1,72 @@
+/**
+ * The training target of a predictor: `latency_ms` by default, or another measured metric
+ * of the dataset lines (`peak_memory_mb`, `energy_mj`, or any numeric field), so that
+ * `esm fit --metric NAME` trains the same models on it. Pure: takes parsed rows.
+ */
+import type { DatasetRow } from './dataset.ts';
+import { DatasetFormatError, ValidationError } from './errors.ts';
+import { knownMetrics } from './schemas/dataset.ts';
+
+export const DEFAULT_METRIC = 'latency_ms';
+
+export interface MetricRows {
+  /** Rows whose `latencyMs` holds the metric's value (the models' target field). */
+  readonly rows: DatasetRow[];
+  /** Lines without a value for the metric (missing or null), left out. */
+  readonly skipped: number;
+  /** Distinct reasons the lines gave for a null value (`metric_notes`). */
+  readonly reasons: readonly string[];
+}
+
+/** Checks a metric name: a field name of the dataset lines. */
+export function checkMetricName(metric: string, field = '--metric'): string {
+  if (!/^[a-z][a-z0-9_]*$/.test(metric)) {
+    throw new ValidationError(
+      field,
+      `"${metric}" is not a dataset field name; use ${knownMetrics.join(', ')} or another numeric field of the lines`,
+    );
+  }
+  return metric;
+}
+
+/**
+ * The rows with a value for `metric`, that value as the target. Lines where the metric is
+ * missing or null (not measurable on that device) are left out and counted; a value that is
+ * not a positive number stops with the file, line and field.
+ */
+export function rowsForMetric(
+  rows: readonly DatasetRow[],
+  metric: string,
+  file: string,
+): MetricRows {
+  checkMetricName(metric);
+  if (metric === DEFAULT_METRIC) return { rows: [...rows], skipped: 0, reasons: [] };
+  const out: DatasetRow[] = [];
+  const reasons = new Set<string>();
+  let skipped = 0;
+  for (const row of rows) {
+    const value = row.extra[metric];
+    if (value === undefined || value === null) {
+      skipped++;
+      const note = (row.extra.metric_notes as Record<string, unknown> | undefined)?.[metric];
+      if (typeof note === 'string') reasons.add(note);
+      continue;
+    }
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw new DatasetFormatError(
+        file,
+        row.line,
+        `field ${metric}: got ${JSON.stringify(value)}; a metric to train on must be a positive number (null where it was not measured)`,
+      );
+    }
+    out.push({ ...row, latencyMs: value });
+  }
+  if (out.length === 0) {
+    const why = reasons.size > 0 ? ` (the lines say: ${[...reasons].join('; ')})` : '';
+    throw new ValidationError(
+      '--metric',
+      `no line of ${file} has a value for ${metric}${why}; measure it with esm run --metric ${metric} or pick another metric`,
+    );
+  }
+  return { rows: out, skipped, reasons: [...reasons] };
+}
