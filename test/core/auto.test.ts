@@ -92,7 +92,7 @@ describe('auto', () => {
       expect(report.candidates.map((c) => c.name)).toEqual(candidates);
       expect(report.chosen.reduce((s, c) => s + c.weight, 0)).toBeCloseTo(1, 12);
     },
-    120_000,
+    300_000,
   );
 
   it('restores from JSON with identical predictions and uncertainties', async () => {
@@ -108,7 +108,7 @@ describe('auto', () => {
     expect(Array.from(b.mean)).toEqual(Array.from(a.mean));
     expect(Array.from(b.std)).toEqual(Array.from(a.std));
     expect(Math.min(...a.std)).toBeGreaterThan(0);
-  });
+  }, 300_000);
 
   it('with too few rows to cross-validate, uses physics ridge and still predicts', async () => {
     const rows = device(0, 30);
