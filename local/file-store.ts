@@ -16,7 +16,8 @@ export function runDirPath(dir: string, key: string): string | null {
   const run = key.match(/^runs\/[^/]+\/(dataset\.jsonl|test-predictions\.json)$/);
   if (run) return join(dir, run[1] === 'dataset.jsonl' ? runFiles.dataset : runFiles.predictions);
   if (key.startsWith('predictors/latest/')) return null;
-  const predictor = key.match(/^predictors\/[^/]+\/(predictor\.(?:json|onnx))$/);
+  // predictor.json, predictor.onnx and the arch-in pair predictor-arch.onnx / .json.
+  const predictor = key.match(/^predictors\/[^/]+\/(predictor(?:-arch)?\.(?:json|onnx))$/);
   if (predictor) return join(dir, runFiles.predictor, predictor[1] as string);
   return resolve(key);
 }
