@@ -49,6 +49,25 @@ export function depthBins(space: SearchSpace, nBins: number): DepthBin[] {
   return binsForRange(depthRange(space), nBins);
 }
 
+/**
+ * Depth bins over the depths a replay pool actually holds. A measured dataset need not cover
+ * its space's depth range (HELP's FBNet archs are uniform over ops: 13..22 layers of 0..22),
+ * and a bin the pool cannot fill would keep the loop from ever converging.
+ */
+export function poolDepthBins(
+  pool: readonly { readonly depth: number }[],
+  nBins: number,
+): DepthBin[] {
+  if (pool.length === 0) throw new ValidationError('pool', 'the replay pool is empty');
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const item of pool) {
+    if (item.depth < min) min = item.depth;
+    if (item.depth > max) max = item.depth;
+  }
+  return binsForRange({ min, max }, nBins);
+}
+
 /** Index of the bin holding `d`; throws `ValidationError` when no bin does. */
 export function binOf(bins: readonly DepthBin[], d: number): number {
   const index = bins.findIndex((b) => d >= b.lo && d <= b.hi);

@@ -42,6 +42,11 @@ export const deviceConfig = z
     progressIntervalSeconds: z.coerce.number().min(0).max(3600).default(5),
     /** Deprecated: the same in milliseconds; wins over `progressIntervalSeconds` when given. */
     progressIntervalMs: z.coerce.number().int().min(0).max(3_600_000).optional(),
+    /**
+     * Jobs found on disk at start that were accepted longer ago than this are not run but
+     * answered `STOPPED` (their run has long moved on).
+     */
+    jobMaxAgeHours: z.coerce.number().positive().max(8760).default(24),
     /** onnxruntime execution provider (`cuda` needs `--onnxruntime-node-install=cuda12`). */
     executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -84,6 +89,7 @@ export const configSources: Record<Key, { flag: string; env: string }> = {
   reconnectMaxMs: { flag: '--reconnect-max-ms', env: 'ESM_RECONNECT_MAX_MS' },
   progressIntervalSeconds: { flag: '--progress-interval', env: 'ESM_PROGRESS_INTERVAL' },
   progressIntervalMs: { flag: '--progress-interval-ms', env: 'ESM_PROGRESS_INTERVAL_MS' },
+  jobMaxAgeHours: { flag: '--job-max-age-hours', env: 'ESM_JOB_MAX_AGE_HOURS' },
   executionProvider: { flag: '--execution-provider', env: 'ESM_EXECUTION_PROVIDER' },
   logLevel: { flag: '--log-level', env: 'ESM_LOG_LEVEL' },
   stateDir: { flag: '--state-dir', env: 'ESM_STATE_DIR' },

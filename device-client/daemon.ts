@@ -18,8 +18,6 @@ import { createRng } from '../core/rng.ts';
 import {
   type DeviceFacts,
   type JobMessage,
-  jobMessage,
-  PROTOCOL_VERSION,
   type ResultMessage,
   resultMessage,
   type StatusErrorCode,
@@ -34,6 +32,7 @@ import {
   type TlsFiles,
 } from './config.ts';
 import { type Connection, createConnection } from './connection.ts';
+import { decodeJob } from './decode-job.ts';
 import { deviceFacts } from './device-facts.ts';
 import { createJobQueue, fileJournal, memoryJournal, type Outcome } from './job-queue.ts';
 import { JobStoppedError, type RunJobOptions, runJob } from './job-runner.ts';
@@ -41,6 +40,7 @@ import { createOutbox } from './outbox.ts';
 import { createStatusPublisher } from './status.ts';
 
 export { backoffDelay } from './connection.ts';
+export { decodeJob } from './decode-job.ts';
 
 /** Runs one job; `runJob` from job-runner.ts unless a test or embedder injects another. */
 export type JobRunner = (job: JobMessage, options: RunJobOptions) => Promise<ResultMessage>;
@@ -81,55 +81,6 @@ export interface Daemon {
    * published and the connection is closed. Idempotent.
    */
   stop(): Promise<void>;
-}
-
-function stringField(value: unknown, key: string): string | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const field = (value as Record<string, unknown>)[key];
-  return typeof field === 'string' ? field : undefined;
-}
-
-/** Check an incoming payload; the error names the first bad field, as the protocol promises. */
-export function decodeJob(
-  payload: Buffer | string,
-): { job: JobMessage } | { code: StatusErrorCode; message: string; batchId?: string } {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(payload.toString());
-  } catch (error) {
-    return { code: 'MALFORMED_JSON', message: `job is not JSON: ${(error as Error).message}` };
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    return { code: 'INVALID_JOB', message: 'job: must be a JSON object (see docs/protocol.md)' };
-  }
-  const batchId = stringField(raw, 'batchId');
-  const withBatch = batchId === undefined ? {} : { batchId };
-  const { v } = raw as { v?: unknown };
-  if (v === undefined) {
-    return {
-      code: 'INVALID_JOB',
-      message: `v: missing; this device speaks protocol version ${PROTOCOL_VERSION}`,
-      ...withBatch,
-    };
-  }
-  if (v !== PROTOCOL_VERSION) {
-    return {
-      code: 'UNSUPPORTED_VERSION',
-      message: `v: this device speaks protocol version ${PROTOCOL_VERSION}, the job has ${JSON.stringify(v)}`,
-      ...withBatch,
-    };
-  }
-  const parsed = jobMessage.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') || 'job';
-    return {
-      code: 'INVALID_JOB',
-      message: `${field}: ${issue?.message ?? 'invalid job'}`,
-      ...withBatch,
-    };
-  }
-  return { job: parsed.data };
 }
 
 /** Seed the reconnect jitter from the thing name, so devices differ but a run is replayable. */
@@ -242,20 +193,15 @@ export function createDaemon(
       batchId: job.batchId,
       samples: job.samples.length,
     });
-    let outcome = await measure(job);
+    const outcome = await measure(job);
     progress = undefined;
     if (outcome.result) {
-      try {
-        // Into the outbox before the job leaves the journal: a crash between keeps one of them.
-        outbox.add(outcome.result);
-        logger.info('job finished', {
-          batchId: job.batchId,
-          unstable: outcome.result.quality.unstable,
-        });
-      } catch (error) {
-        const message = `cannot keep the result in ${stateDir}: ${(error as Error).message}`;
-        outcome = { error: { code: 'JOB_FAILED', message } };
-      }
+      // Into the outbox before the job leaves the journal: a crash between keeps one of them.
+      outbox.add(outcome.result);
+      logger.info('job finished', {
+        batchId: job.batchId,
+        unstable: outcome.result.quality.unstable,
+      });
     }
     queue.settle(job, outcome);
     if (outcome.error?.code === 'STOPPED') void reportStopped(job, outcome.error.message);
@@ -351,7 +297,16 @@ export function createDaemon(
   });
   status.start();
 
-  const resumed = queue.resume();
+  // A job left on disk for longer than jobMaxAgeHours belongs to a run that has long given up
+  // on this device (or sent it elsewhere): say so instead of spending the device on it.
+  const maxAgeMs = config.jobMaxAgeHours * 3_600_000;
+  const { resumed, expired } = queue.resume(clock.now().getTime() - maxAgeMs);
+  for (const job of expired) {
+    void reportStopped(
+      job,
+      `accepted more than ${config.jobMaxAgeHours} h ago (jobMaxAgeHours) and not run; send it again if it is still wanted`,
+    );
+  }
   if (resumed > 0) {
     logger.info('resuming jobs accepted before the last stop', { jobs: resumed });
     startPump();

@@ -41,7 +41,13 @@ export interface JobJournal {
   save(job: JobMessage): void;
   remove(batch: BatchRef): void;
   /** Jobs an earlier process accepted and did not finish, oldest first. */
-  load(): JobMessage[];
+  load(): JournalEntry[];
+}
+
+/** A journaled job and when it was accepted (ms since the epoch; 0 when unknown). */
+export interface JournalEntry {
+  job: JobMessage;
+  acceptedAt: number;
 }
 
 /** No journal: accepted jobs live in memory and die with the process. */
@@ -84,9 +90,9 @@ export function fileJournal(dir: string, options: { logger?: Logger } = {}): Job
       rmSync(join(dir, name), { force: true });
     },
     load() {
-      const jobs: JobMessage[] = [];
+      const jobs: JournalEntry[] = [];
       for (const name of jsonFiles(dir)) {
-        const raw = readJson(dir, name) as { job?: unknown } | undefined;
+        const raw = readJson(dir, name) as { job?: unknown; acceptedAt?: unknown } | undefined;
         const parsed = jobMessage.safeParse(raw?.job);
         if (!parsed.success) {
           logger.warn('a saved job cannot be read; kept as .corrupt and skipped', { file: name });
@@ -99,7 +105,8 @@ export function fileJournal(dir: string, options: { logger?: Logger } = {}): Job
           continue;
         }
         files.set(key, name);
-        jobs.push(parsed.data);
+        const acceptedAt = Date.parse(String(raw?.acceptedAt));
+        jobs.push({ job: parsed.data, acceptedAt: Number.isFinite(acceptedAt) ? acceptedAt : 0 });
       }
       return jobs;
     },
@@ -143,8 +150,12 @@ export interface JobQueue {
   drain(): JobMessage[];
   /** Remember a batch as finished (results restored from the outbox at start). */
   remember(batch: BatchRef, outcome: Outcome): void;
-  /** Queue the journal's jobs of an earlier process, except finished ones; returns the count. */
-  resume(): number;
+  /**
+   * Queue the journal's jobs of an earlier process, except finished ones and those accepted
+   * before `notBefore` (ms since the epoch), which are returned as `expired` (still journaled:
+   * `release` them once the platform has been told).
+   */
+  resume(notBefore?: number): { resumed: number; expired: JobMessage[] };
   readonly running: JobMessage | undefined;
   /** Jobs waiting behind the running one. */
   readonly length: number;
@@ -204,9 +215,10 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
       return jobs;
     },
     remember,
-    resume() {
-      let count = 0;
-      for (const job of journal.load()) {
+    resume(notBefore = Number.NEGATIVE_INFINITY) {
+      let resumed = 0;
+      const expired: JobMessage[] = [];
+      for (const { job, acceptedAt } of journal.load()) {
         const key = batchKey(job);
         if (finished.has(key)) {
           // Measured and in the outbox, but the crash came before the journal entry went.
@@ -214,11 +226,15 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
           continue;
         }
         if (active.has(key)) continue;
+        if (acceptedAt < notBefore) {
+          expired.push(job);
+          continue;
+        }
         active.add(key);
         waiting.push(job);
-        count++;
+        resumed++;
       }
-      return count;
+      return { resumed, expired };
     },
     get running() {
       return running;

@@ -38,6 +38,8 @@ const describe: Record<keyof typeof configSources, string> = {
   progressIntervalSeconds:
     'fewest seconds between two progress messages of a job; 0 = every sample (default 5)',
   progressIntervalMs: 'deprecated: the same in milliseconds (overrides --progress-interval)',
+  jobMaxAgeHours:
+    'jobs found on disk at start that were accepted longer ago are answered STOPPED, not run (default 24)',
   executionProvider: 'onnxruntime execution provider: cpu or cuda (default cpu)',
   logLevel: 'debug, info, warn or error (default info)',
   stateDir:

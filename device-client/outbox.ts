@@ -40,10 +40,11 @@ export interface Outbox {
   /** Results found on disk at start: `pending` still to send, `sent` acknowledged earlier. */
   readonly restored: { pending: ResultMessage[]; sent: ResultMessage[] };
   /**
-   * Keep `result` (durably with a folder; throws when the disk refuses) and send it. Call
-   * before the job leaves the journal, so that a crash in between keeps one of the two.
+   * Keep `result` (durably with a folder) and send it; returns false when the disk refused it
+   * (full, read-only), in which case it is still sent, from memory. Call before the job leaves
+   * the journal, so that a crash in between keeps one of the two.
    */
-  add(result: ResultMessage): void;
+  add(result: ResultMessage): boolean;
   /** Send a result again for a duplicate job (no new entry on disk). */
   resend(result: ResultMessage): void;
   /** Send every result neither acknowledged nor in flight (after a reconnect). */
@@ -133,12 +134,23 @@ export function createOutbox(options: OutboxOptions): Outbox {
   return {
     restored,
     add(result) {
+      let kept = true;
       if (outboxDir) {
-        writeFileDurably(join(outboxDir, batchFileName(result)), JSON.stringify(result));
+        try {
+          writeFileDurably(join(outboxDir, batchFileName(result)), JSON.stringify(result));
+        } catch (error) {
+          // A measured result is worth more than the disk's refusal: send it from memory.
+          kept = false;
+          logger.warn('cannot keep the result on disk; it is sent from memory only', {
+            batchId: result.batchId,
+            error: (error as Error).message,
+          });
+        }
       }
       const entry = { result, inFlight: false };
       pending.set(batchKey(result), entry);
       transmit(entry);
+      return kept;
     },
     resend(result) {
       const key = batchKey(result);

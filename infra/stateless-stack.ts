@@ -9,6 +9,7 @@ import { DeviceFleet } from './constructs/device-fleet.ts';
 import { EsmApi } from './constructs/esm-api.ts';
 import type { CodeOptions } from './constructs/lambda-code.ts';
 import { ManifestFunctions } from './constructs/manifest-functions.ts';
+import { Operations } from './constructs/operations.ts';
 import type { TableName } from './constructs/tables.ts';
 import { Workflow } from './constructs/workflow.ts';
 
@@ -26,6 +27,7 @@ export class StatelessStack extends Stack {
   readonly fleet: DeviceFleet;
   readonly workflow: Workflow;
   readonly api: EsmApi;
+  readonly operations: Operations;
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
@@ -45,6 +47,7 @@ export class StatelessStack extends Stack {
     this.workflow = new Workflow(this, 'Workflow', { tasks });
     this.fleet.routeResults(fns.ingestResults);
     this.fleet.routeStatus(fns.ingestStatus);
+    this.fleet.recordMeasurementTimes();
 
     const bind = this.functions.bindEnv.bind(this.functions);
     bind('bucket', props.bucket.bucketName);
@@ -59,7 +62,9 @@ export class StatelessStack extends Stack {
       bucket: props.bucket,
       tables: props.tables,
       stateMachine: this.workflow.stateMachine,
+      devicePolicyName: this.fleet.policyName,
     });
+    this.fleet.cleanUpOnDelete(fns.fleetCleanup);
 
     const routes = (Object.entries(functions) as [FunctionName, FunctionSpec][]).flatMap(
       ([name, spec]) =>
@@ -67,11 +72,22 @@ export class StatelessStack extends Stack {
     );
     this.api = new EsmApi(this, 'Api', { routes });
 
+    this.operations = new Operations(this, 'Operations', {
+      stateMachine: this.workflow.stateMachine,
+      trainFunction: fns.workflowTrain,
+      ingestFunctions: [fns.ingestResults, fns.ingestStatus],
+      api: this.api.api,
+      deadLetters: this.fleet.deadLetters,
+    });
+    this.operations.notifyAll(this);
+
     new CfnOutput(this, 'ApiUrl', { value: this.api.url });
     new CfnOutput(this, 'ApiInvokeArn', { value: this.api.invokeArn() });
     new CfnOutput(this, 'IotDataEndpoint', { value: this.fleet.dataEndpoint });
     new CfnOutput(this, 'DevicePolicyName', { value: this.fleet.policyName });
     new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.fleet.deadLetters.queueUrl });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.operations.topic.topicArn });
+    new CfnOutput(this, 'DashboardName', { value: this.operations.dashboard.dashboardName });
   }
 }

@@ -34,6 +34,7 @@ export type Access =
   | 'iot:register-device'
   | 'iot:rotate-certificate'
   | 'iot:delete-device'
+  | 'iot:clean-fleet'
   | 'states:start';
 
 /** An API Gateway route, e.g. `GET /runs/{id}`. */
@@ -134,6 +135,14 @@ export const functions = {
       "Record a device's state (online, idle, offline, error) and facts on its record, and its progress on a run's jobs",
     env: ['devicesTable', 'runsTable'],
     access: ['devices:read', 'devices:write', 'runs:read', 'runs:write'],
+  },
+  // CloudFormation custom resource: deregisters every device when the stack is deleted.
+  fleetCleanup: {
+    entry: 'lambdas/handlers/fleet-cleanup.ts',
+    description: 'On stack delete: deregister every device so the IoT policy and thing type go',
+    env: ['devicesTable', 'thingType', 'devicePolicy'],
+    access: ['devices:write', 'iot:clean-fleet'],
+    timeoutSeconds: 900,
   },
   // API Gateway routes.
   apiRegisterDevice: {

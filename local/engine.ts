@@ -250,7 +250,9 @@ export async function runWorkflow(options: RunWorkflowOptions): Promise<RunSumma
         emit({ type: 'rejected', message: `a message on ${topic} is not JSON; ignored` });
         return;
       }
-      const batchId = typeof message.batchId === 'string' ? message.batchId : undefined;
+      const error = message.error as { batchId?: unknown } | undefined;
+      const raw = message.batchId ?? error?.batchId;
+      const batchId = typeof raw === 'string' ? raw : undefined;
       const ours =
         message.runId === runId || (batchId !== undefined && runOfJob(batchId) === runId);
       if (!ours) return;
@@ -271,6 +273,8 @@ export async function runWorkflow(options: RunWorkflowOptions): Promise<RunSumma
           showProgress();
         } else if (topic.endsWith('/status')) {
           await ingestStatus({ ...message, topic } as never, lambdaContext('ingestStatus'));
+          // A refused or failed job changes what Collect decides: let it look now.
+          if (message.state === 'error') bump();
           const progress = message.progress as { done?: number } | undefined;
           if (batchId && typeof progress?.done === 'number') {
             inFlight.set(batchId, progress.done);

@@ -16,9 +16,10 @@ export function runDirPath(dir: string, key: string): string | null {
   const run = key.match(/^runs\/[^/]+\/(dataset\.jsonl|test-predictions\.json)$/);
   if (run) return join(dir, run[1] === 'dataset.jsonl' ? runFiles.dataset : runFiles.predictions);
   if (key.startsWith('predictors/latest/')) return null;
-  // predictor.json, predictor.onnx and the arch-in pair predictor-arch.onnx / .json.
-  const predictor = key.match(/^predictors\/[^/]+\/(predictor(?:-arch)?\.(?:json|onnx))$/);
+  // Every file of an iteration's predictor (predictor.json/.onnx, the arch-in graph ...).
+  const predictor = key.match(/^predictors\/[^/]+\/([^/]+)$/);
   if (predictor) return join(dir, runFiles.predictor, predictor[1] as string);
+  if (key.startsWith('runs/') || key.startsWith('predictors/')) return join(dir, key);
   return resolve(key);
 }
 

@@ -223,7 +223,7 @@ export class RunStore implements RunStateStore {
 
   /** Forgets the error of a failed run (a resume starts it again). */
   clearError(): void {
-    const { error: _e, errorName: _n, ...rest } = this.current;
+    const { error: _e, errorName: _n, deviceError: _d, ...rest } = this.current;
     this.current = rest as RunState;
     this.save();
   }

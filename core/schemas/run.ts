@@ -190,6 +190,13 @@ export const runRecord = z.object({
   lastUnstable: z
     .object({ batchId: z.string(), thing: z.string(), maxDrift: z.number() })
     .optional(),
+  /**
+   * The last job a device refused or failed for good (status error, docs/protocol.md): the
+   * run fails with it rather than waiting for a result that will not come.
+   */
+  deviceError: z
+    .object({ thing: z.string(), batchId: z.string(), code: z.string(), message: z.string() })
+    .optional(),
   /** Re-dispatches spent on unstable results in the current iteration. */
   unstableRetries: z.number().int().nonnegative(),
   /** Re-dispatches spent on silent devices in the current iteration. */
@@ -219,6 +226,7 @@ export type RunPatch = Partial<
     | 'predictorId'
     | 'error'
     | 'params'
+    | 'deviceError'
   >
 >;
 

@@ -252,26 +252,20 @@ const OP_LABELS = ['skip_connect', 'conv1x1', 'conv3x3', 'pool'] as const;
 const opColumn = (op: number) => op - 1;
 
 /**
- * What FCC adds for a cell (docs/encodings.md): per edge and op whether the edge is
- * effective (it computes in the deployed graph), the effective-op counts, and whether the
- * cell is dead. Measured Pixel 3 latency follows the effective edges, not all edges.
+ * What FCC adds for a cell (docs/encodings.md): how many effective edges (the ones the
+ * deployed graph computes) carry each op, and whether the cell is dead. Measured Pixel 3
+ * latency follows the effective edges, not all edges; which edge an effective op sits on
+ * bought nothing more (docs/BENCHMARKS.md), so only the counts are kept.
  */
 const cellFeatures: CombinationFeatures = {
-  labels: [
-    ...NB201_EDGES.flatMap(([i, j]) => OP_LABELS.map((op) => `eff.${j}<-${i}.${op}`)),
-    ...OP_LABELS.map((op) => `eff.count.${op}`),
-    'dead',
-  ],
+  labels: [...OP_LABELS.map((op) => `eff.count.${op}`), 'dead'],
   fill(subnet, out, offset) {
     const ops = cellOps(subnet);
     const { effective, dead } = cellLiveness(ops);
-    const counts = offset + NB201_EDGES.length * OP_LABELS.length;
     ops.forEach((op, e) => {
-      if (!effective[e]) return;
-      out[offset + e * OP_LABELS.length + opColumn(op)] = 1;
-      out[counts + opColumn(op)] = (out[counts + opColumn(op)] as number) + 1;
+      if (effective[e]) out[offset + opColumn(op)] = (out[offset + opColumn(op)] as number) + 1;
     });
-    out[counts + OP_LABELS.length] = dead ? 1 : 0;
+    out[offset + OP_LABELS.length] = dead ? 1 : 0;
   },
 };
 

@@ -1,9 +1,10 @@
-import { Duration, Stack } from 'aws-cdk-lib';
-import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { CustomResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ComparisonOperator, TreatMissingData, Unit } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { CfnPolicy, CfnThingType, CfnTopicRule } from 'aws-cdk-lib/aws-iot';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { FilterPattern, LogGroup, MetricFilter, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import {
   AwsCustomResource,
@@ -14,6 +15,7 @@ import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { topics } from '../../core/schemas/protocol.ts';
 import { resultsTopicFilter, statusTopicFilter } from '../../lambdas/manifest.ts';
+import { deviceMetrics } from './operations.ts';
 
 /** IoT policy variable: the thing the connecting certificate is attached to. */
 // biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT policy variable, resolved by IoT Core
@@ -103,6 +105,75 @@ export class DeviceFleet extends Construct {
       sql:
         `SELECT *, topic() AS topic FROM '${statusTopicFilter}' ` +
         "WHERE state <> 'busy' OR isUndefined(progress) OR progress.done = 0",
+    });
+  }
+
+  /**
+   * A custom resource served by `cleanup` that deregisters every device when the stack is
+   * deleted. It depends on the thing type and the device policy, so CloudFormation deletes
+   * it (running the cleanup) before them; the function and its role outlive it through the
+   * service token.
+   */
+  cleanUpOnDelete(cleanup: LambdaFunction): CustomResource {
+    const resource = new CustomResource(this, 'FleetCleanup', {
+      serviceToken: cleanup.functionArn,
+      resourceType: 'Custom::EsmFleetCleanup',
+    });
+    resource.node.addDependency(
+      this.node.findChild('ThingType'),
+      this.node.findChild('DevicePolicy'),
+    );
+    if (cleanup.role !== undefined) resource.node.addDependency(cleanup.role);
+    return resource;
+  }
+
+  /**
+   * A third rule on the results topic writes each job's measuring time and device to a log
+   * group; a metric filter turns it into `ESM/Devices JobSeconds` with a `Thing` dimension
+   * (the dashboard's per-device graph). A rule action to CloudWatch metrics directly cannot
+   * carry a dimension.
+   */
+  recordMeasurementTimes(): CfnTopicRule {
+    const logGroup = new LogGroup(this, 'MeasurementTimes', {
+      retention: RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    new MetricFilter(this, 'JobSecondsFilter', {
+      logGroup,
+      filterPattern: FilterPattern.exists('$.seconds'),
+      metricNamespace: deviceMetrics.namespace,
+      metricName: deviceMetrics.jobSeconds,
+      metricValue: '$.seconds',
+      dimensions: { Thing: '$.thing' },
+      unit: Unit.SECONDS,
+    });
+    const role = new Role(this, 'MeasurementTimesRole', {
+      assumedBy: new ServicePrincipal('iot.amazonaws.com'),
+      description: 'Lets the measurement-time rule write to its log group',
+    });
+    logGroup.grantWrite(role);
+    this.errorRole ??= this.createErrorRole();
+    // ISO-8601 times as the daemon writes them (toISOString: milliseconds, Z).
+    const epoch = (field: string) => `time_to_epoch(${field}, "yyyy-MM-dd'T'HH:mm:ss.SSSX")`;
+    return new CfnTopicRule(this, 'MeasurementTimesRule', {
+      topicRulePayload: {
+        description: 'Seconds each device took per measurement job, for the dashboard',
+        sql:
+          `SELECT topic(3) AS thing, (${epoch('finishedAt')} - ${epoch('startedAt')}) / 1000.0 ` +
+          `AS seconds FROM '${resultsTopicFilter}'`,
+        awsIotSqlVersion: '2016-03-23',
+        ruleDisabled: false,
+        actions: [
+          { cloudwatchLogs: { logGroupName: logGroup.logGroupName, roleArn: role.roleArn } },
+        ],
+        errorAction: {
+          sqs: {
+            queueUrl: this.deadLetters.queueUrl,
+            roleArn: this.errorRole.roleArn,
+            useBase64: false,
+          },
+        },
+      },
     });
   }
 

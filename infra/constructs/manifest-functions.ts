@@ -31,6 +31,7 @@ export interface AccessTargets {
   readonly bucket: IBucket;
   readonly tables: Record<TableName, ITable>;
   readonly stateMachine: IStateMachine;
+  readonly devicePolicyName: string;
 }
 
 const tableOf = {
@@ -181,7 +182,8 @@ function grant(fn: IFunction, access: Access, targets: AccessTargets): void {
     case 'iot:register-device':
     case 'iot:rotate-certificate':
     case 'iot:delete-device':
-      for (const statement of deviceLifecycleStatements(access, iotArn)) {
+    case 'iot:clean-fleet':
+      for (const statement of deviceLifecycleStatements(access, iotArn, targets.devicePolicyName)) {
         fn.addToRolePolicy(statement);
       }
       return;
@@ -199,8 +201,13 @@ function grant(fn: IFunction, access: Access, targets: AccessTargets): void {
  * (`ESM_DEVICE_POLICY`). Certificate creation has no resource type at all (`*`).
  */
 export function deviceLifecycleStatements(
-  access: 'iot:register-device' | 'iot:rotate-certificate' | 'iot:delete-device',
+  access:
+    | 'iot:register-device'
+    | 'iot:rotate-certificate'
+    | 'iot:delete-device'
+    | 'iot:clean-fleet',
   iotArn: (resource: string) => string,
+  devicePolicyName: string,
 ): PolicyStatement[] {
   // Every step may retire a certificate: rollback of a half-done registration or rotation,
   // the old certificate after a rotation, all of them on delete.
@@ -228,6 +235,12 @@ export function deviceLifecycleStatements(
       cert: retire,
       any: [],
     },
+    // ListThings has no resource type; ListTargetsForPolicy authorises on the policy.
+    'iot:clean-fleet': {
+      thing: ['iot:ListThingPrincipals', 'iot:DeleteThing'],
+      cert: retire,
+      any: ['iot:ListThings'],
+    },
   }[access];
   const statements = [
     new PolicyStatement({ actions: byAccess.thing, resources: [iotArn('thing/*')] }),
@@ -235,6 +248,14 @@ export function deviceLifecycleStatements(
   ];
   if (byAccess.any.length > 0) {
     statements.push(new PolicyStatement({ actions: byAccess.any, resources: ['*'] }));
+  }
+  if (access === 'iot:clean-fleet') {
+    statements.push(
+      new PolicyStatement({
+        actions: ['iot:ListTargetsForPolicy'],
+        resources: [iotArn(`policy/${devicePolicyName}`)],
+      }),
+    );
   }
   return statements;
 }

@@ -79,8 +79,11 @@ export interface IotRegistry {
   issueCertificate(thing: string, options?: CertificateOptions): Promise<IssuedCertificate>;
   /** ARNs of the certificates attached to the thing ([] for no such thing). */
   certificatesOf(thing: string): Promise<string[]>;
-  /** Detaches, deactivates and deletes one certificate of the thing. */
-  retireCertificate(thing: string, certificateArn: string): Promise<void>;
+  /**
+   * Detaches (from the thing and the device policy), deactivates and deletes a certificate;
+   * `thing` undefined for one attached to no thing.
+   */
+  retireCertificate(thing: string | undefined, certificateArn: string): Promise<void>;
   /**
    * Retires every certificate of the thing and deletes it; a thing that is already gone is
    * fine (idempotent). @returns the retired certificates' ids
@@ -158,15 +161,22 @@ export function createIotRegistry(options: IotRegistryOptions): IotRegistry {
   }
 
   /** Each step once, in order; a step whose target is already gone counts as done. */
-  async function retireCertificate(thing: string, certificateArn: string): Promise<void> {
+  async function retireCertificate(
+    thing: string | undefined,
+    certificateArn: string,
+  ): Promise<void> {
     const certificateId = certificateIdOf(certificateArn);
     const tolerant = (promise: Promise<unknown>) =>
       promise.catch((error: unknown) => {
         if (!isNotFound(error)) throw error;
       });
-    await tolerant(
-      client.send(new DetachThingPrincipalCommand({ thingName: thing, principal: certificateArn })),
-    );
+    if (thing !== undefined) {
+      await tolerant(
+        client.send(
+          new DetachThingPrincipalCommand({ thingName: thing, principal: certificateArn }),
+        ),
+      );
+    }
     await tolerant(
       client.send(
         new DetachPolicyCommand({ policyName: options.policyName, target: certificateArn }),

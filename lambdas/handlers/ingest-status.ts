@@ -27,6 +27,38 @@ const defaultRuns = lazy(
     createRunState({ tables: { runsTable: loadConfig(['runsTable']).runsTable } }),
 );
 
+/**
+ * A device refused or failed a job of a run. `STOPPED` (it shut down first) and `QUEUE_FULL`
+ * are not the job's fault: its samples are released so the next dispatch sends them again
+ * at once. Any other code is final for the job: it is recorded on the run, whose Collect step
+ * fails with it instead of waiting out the result timeout.
+ */
+async function recordJobError(
+  runs: RunStateStore | undefined,
+  runId: string,
+  error: { thing: string; batchId: string; code: string; message: string },
+): Promise<void> {
+  if (runs === undefined || (await runs.getRun(runId)) === undefined) return;
+  if (error.code === 'STOPPED' || error.code === 'QUEUE_FULL') {
+    const held = (await runs.listSamples(runId, { status: 'pending' })).filter(
+      (s) => s.assignedBatch === error.batchId && s.assignedThing === error.thing,
+    );
+    await runs.releaseSamples(
+      runId,
+      held.map((s) => s.id),
+    );
+    return;
+  }
+  await runs.updateRun(runId, {
+    deviceError: {
+      thing: error.thing,
+      batchId: error.batchId,
+      code: error.code,
+      message: error.message,
+    },
+  });
+}
+
 export function createIngestStatusHandler(
   table: () => DevicesTable | undefined = defaultTable,
   runs: () => RunStateStore | undefined = defaultRuns,
@@ -40,9 +72,13 @@ export function createIngestStatusHandler(
         `status names thing "${status.thing}" but was published on ${event.topic}`,
       );
     }
-    const runId = status.batchId !== undefined ? runOfJob(status.batchId) : undefined;
+    const batchId = status.error?.batchId ?? status.batchId;
+    const runId = batchId !== undefined ? runOfJob(batchId) : undefined;
     if (status.progress !== undefined && runId !== undefined) {
       await runs()?.recordProgress(runId, status.thing, status.at);
+    }
+    if (status.state === 'error' && status.error && runId !== undefined && batchId !== undefined) {
+      await recordJobError(runs(), runId, { thing: status.thing, batchId, ...status.error });
     }
     const devices = table();
     const outcome = devices ? await devices.recordStatus(status) : 'untracked';

@@ -7,11 +7,17 @@
  * - a device sent no progress for `resultTimeoutSeconds`: its samples are released and go to
  *   the other devices (or to it again when it is the only one), at most `maxRedispatches`
  *   times per iteration, then `MeasurementTimeoutError` naming the device;
+ * - a device reported a job failed for good (status error, recorded by ingest-status):
+ *   `ValidationError` naming the device and its message;
  * - samples no job holds yet and a device with a free slot (after the calibration job of an
  *   interleaved run, or when a job finished): `redispatch`;
  * - otherwise `measuring` (wait again).
  */
-import { MeasurementTimeoutError, UnstableDeviceError } from '../../core/errors.ts';
+import {
+  MeasurementTimeoutError,
+  UnstableDeviceError,
+  ValidationError,
+} from '../../core/errors.ts';
 import { collectDecision, liveDevices } from '../../core/loop.ts';
 import { logger, workflowTask } from '../middleware.ts';
 import {
@@ -31,6 +37,14 @@ export function createCollectHandler(deps: () => WorkflowDeps = workflowDeps) {
     const { run, params } = loaded;
     const pending = await state.listSamples(runId, { iteration, status: 'pending' });
     const base = { runId, iteration, pending: pending.length };
+    const failed = run.deviceError;
+    if (failed && pending.some((s) => s.assignedBatch === failed.batchId)) {
+      throw new ValidationError(
+        'device',
+        `device ${failed.thing} reported ${failed.code} for job ${failed.batchId}: ${failed.message}; ` +
+          'fix the device (docs/protocol.md lists the codes), then resume the run',
+      );
+    }
     const decision = collectDecision({
       pending,
       unstableBatches: run.unstableBatches,

@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createRng } from '../../core/rng.ts';
-import { depthBins, randomDepthDistribution, sampleArchitectures } from '../../core/sampling.ts';
+import {
+  depthBins,
+  poolDepthBins,
+  randomDepthDistribution,
+  sampleArchitectures,
+} from '../../core/sampling.ts';
 import { FBNET_OPS, fbnet, fbnetImagenet } from '../../core/spaces/fbnet.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { cellLiveness, NB201_OPS, nasbench201 } from '../../core/spaces/nasbench201.ts';
@@ -82,6 +87,18 @@ describe('fbnet', () => {
     const dist = randomDepthDistribution(fbnet);
     expect(dist.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
     expect(dist.reduce((a, p, d) => a + p * d, 0)).toBeCloseTo((22 * 8) / 9, 10);
+  });
+
+  it('bins a replay pool over the depths it holds (HELP: 13..22 of 0..22)', () => {
+    const pool = dataLines('help-fbnet/titan_rtx_64.jsonl', 5000).map(({ arch }) => ({
+      depth: depth(fbnet.parse(arch)),
+    }));
+    const bins = poolDepthBins(pool, 5);
+    expect(bins[0]?.lo).toBe(Math.min(...pool.map((p) => p.depth)));
+    expect(bins.at(-1)?.hi).toBe(22);
+    expect(bins).toHaveLength(5);
+    expect(depthBins(fbnet, 5)[0]).toEqual({ lo: 0, hi: 3 });
+    expect(() => poolDepthBins([], 5)).toThrow(/^pool: the replay pool is empty/);
   });
 
   it('has the parameters of hand arithmetic: all skips, and all k5_e6 / k3_e1_g2', () => {

@@ -3,56 +3,38 @@
  * against the aedes broker over TCP, is killed with SIGKILL in the middle of a job and started
  * again on the same state folder. Real ONNX measurements, no mocks.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resultMessage, topics } from '../../core/schemas/protocol.ts';
 import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
+import { type DeviceProcess, startDeviceProcess } from '../support/device-process.ts';
 import { field, type Received, type Recorder, recorder, tinyJob } from '../support/mqtt.ts';
 
 let broker: Broker;
 let platform: Recorder;
 const children: ChildProcess[] = [];
 
-interface Device {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
+function startDevice(thing: string, stateDir: string): DeviceProcess {
+  const device = startDeviceProcess([
+    '--broker',
+    broker.url,
+    '--thing',
+    thing,
+    '--state-dir',
+    stateDir,
+    '--progress-interval',
+    '0',
+    '--reconnect-min-ms',
+    '50',
+  ]);
+  children.push(device.child);
+  return device;
 }
 
-function startDevice(thing: string, stateDir: string): Device {
-  const child = spawn(
-    process.execPath,
-    [
-      'bin/esm-device.js',
-      '--broker',
-      broker.url,
-      '--thing',
-      thing,
-      '--state-dir',
-      stateDir,
-      '--progress-interval',
-      '0',
-      '--reconnect-min-ms',
-      '50',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  let output = '';
-  child.stdout?.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    output += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return { child, output: () => output, exited };
-}
-
-async function kill9(device: Device) {
+async function kill9(device: DeviceProcess) {
   device.child.kill('SIGKILL');
   await device.exited;
 }

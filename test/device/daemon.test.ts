@@ -2,14 +2,13 @@
  * The device daemon against the embedded aedes broker over real TCP connections, measuring
  * real ONNX models with the real job runner (tiny MobileNetV3 subnets at resolution 128).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
 import { resultMessage, statusMessage, topics } from '../../core/schemas/protocol.ts';
-import { loadConfig } from '../../device-client/config.ts';
+import { loadConfig, progressIntervalMs } from '../../device-client/config.ts';
 import {
   backoffDelay,
   createDaemon,
@@ -19,6 +18,7 @@ import {
 } from '../../device-client/daemon.ts';
 import { runJob } from '../../device-client/job-runner.ts';
 import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
+import { startDeviceProcess } from '../support/device-process.ts';
 import {
   cuttableProxy,
   field,
@@ -357,22 +357,10 @@ describe('esm-device daemon over aedes', () => {
 
   it('stops cleanly on SIGTERM after the current sample and publishes offline', async () => {
     const thing = 'sigterm-1';
-    const child = spawn(
-      process.execPath,
-      ['bin/esm-device.js', '--broker', broker.url, '--thing', thing, '--progress-interval', '0'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, XDG_STATE_HOME: mkdtempSync(join(tmpdir(), 'esm-xdg-')) },
-      },
+    const device = startDeviceProcess(
+      ['--broker', broker.url, '--thing', thing, '--progress-interval', '0'],
+      { env: { XDG_STATE_HOME: mkdtempSync(join(tmpdir(), 'esm-xdg-')) } },
     );
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      output += chunk;
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     await platform.next(
       isStatus(thing, (m) => field(m, 'state') === 'online'),
       30_000,
@@ -382,7 +370,7 @@ describe('esm-device daemon over aedes', () => {
       isStatus(thing, (m) => field(m, 'progress', 'done') === 1),
       60_000,
     );
-    child.kill('SIGTERM');
+    device.child.kill('SIGTERM');
 
     const stopped = await platform.next(errorCode(thing, 'STOPPED'), 30_000);
     expect(field(stopped, 'batchId')).toBe('b-term');
@@ -390,9 +378,9 @@ describe('esm-device daemon over aedes', () => {
       isStatus(thing, (m) => field(m, 'state') === 'offline'),
       30_000,
     );
-    expect(await exited, output).toBe(0);
+    expect(await device.exited, device.output()).toBe(0);
     expect(platform.messages.some(isResult(thing, 'b-term'))).toBe(false);
-    expect(output).toContain('stopping after the current sample');
+    expect(device.output()).toContain('stopping after the current sample');
   });
 });
 
@@ -446,6 +434,38 @@ describe('daemon configuration', () => {
     const file = join(dir, 'device.json');
     writeFileSync(file, JSON.stringify({ broker: 'mqtt://h:1', thing: 'a', queue: 3 }));
     expect(fail(() => loadConfig({ env: {}, configFile: file }))).toBe(`${file}: queue`);
+  });
+
+  it('reads the progress interval in seconds from flag, variable or file, 5 s by default', () => {
+    const base = { broker: 'mqtt://h:1', thing: 'a' };
+    expect(progressIntervalMs(loadConfig({ env: {}, flags: base }))).toBe(5000);
+    expect(
+      progressIntervalMs(loadConfig({ env: { ESM_PROGRESS_INTERVAL: '2.5' }, flags: base })),
+    ).toBe(2500);
+    const dir = mkdtempSync(join(tmpdir(), 'esm-device-'));
+    const file = join(dir, 'device.json');
+    writeFileSync(file, JSON.stringify({ ...base, progressIntervalSeconds: 30 }));
+    expect(progressIntervalMs(loadConfig({ env: {}, configFile: file }))).toBe(30_000);
+    // The old millisecond setting still works and wins.
+    const old = { ...base, progressIntervalSeconds: '30', progressIntervalMs: '200' };
+    expect(progressIntervalMs(loadConfig({ env: {}, flags: old }))).toBe(200);
+    expect(() =>
+      loadConfig({ env: {}, flags: { ...base, progressIntervalSeconds: '-1' } }),
+    ).toThrow(/--progress-interval/);
+  });
+
+  it('keeps state per thing under XDG_STATE_HOME unless told otherwise or none', () => {
+    const flags = { broker: 'mqtt://h:1', thing: 'rpi-7' };
+    expect(loadConfig({ env: { XDG_STATE_HOME: '/srv/state' }, flags }).stateDir).toBe(
+      '/srv/state/esm-device/rpi-7',
+    );
+    expect(loadConfig({ env: { HOME: '/home/pi' }, flags }).stateDir).toBe(
+      '/home/pi/.local/state/esm-device/rpi-7',
+    );
+    expect(loadConfig({ env: {}, flags: { ...flags, stateDir: '/var/lib/x' } }).stateDir).toBe(
+      '/var/lib/x',
+    );
+    expect(loadConfig({ env: { ESM_STATE_DIR: 'none' }, flags }).stateDir).toBeUndefined();
   });
 
   it('backs off exponentially up to the maximum, with a floor', () => {

@@ -2,7 +2,7 @@
  * The job queue and its file journal: duplicates, the limit, and what a restart (a new queue on
  * the same folder) finds. Real files in a temporary folder.
  */
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -67,13 +67,13 @@ describe('file journal across a restart', () => {
     expect(readdirSync(dir)).toHaveLength(2);
 
     const after = createJobQueue({ limit: 8, journal: fileJournal(dir) });
-    expect(after.resume()).toBe(2);
+    expect(after.resume().resumed).toBe(2);
     expect([after.take()?.batchId, after.take()?.batchId]).toEqual(['j2', 'j3']);
 
     // A job measured into the outbox just before the crash is finished, not resumed.
     const again = createJobQueue({ limit: 8, journal: fileJournal(dir) });
     again.remember(resultOf('j2'), done('j2'));
-    expect(again.resume()).toBe(1);
+    expect(again.resume().resumed).toBe(1);
     expect(again.take()?.batchId).toBe('j3');
     expect(readdirSync(dir)).toHaveLength(1);
   });
@@ -92,18 +92,42 @@ describe('file journal across a restart', () => {
     expect(readdirSync(dir)).toHaveLength(1);
     // s2's STOPPED never reached the platform: the next start runs it.
     const next = createJobQueue({ limit: 8, journal: fileJournal(dir) });
-    expect(next.resume()).toBe(1);
+    expect(next.resume().resumed).toBe(1);
     expect(next.take()?.batchId).toBe('s2');
+  });
+
+  it('hands back jobs accepted too long ago instead of queueing them', () => {
+    const dir = folder();
+    const before = createJobQueue({ limit: 8, journal: fileJournal(dir) });
+    before.offer(tinyJob('old'));
+    const after = createJobQueue({ limit: 8, journal: fileJournal(dir) });
+    const { resumed, expired } = after.resume(Date.now() + 60_000);
+    expect(resumed).toBe(0);
+    expect(expired.map((j) => j.batchId)).toEqual(['old']);
+    expect(after.take()).toBeUndefined();
+    expect(readdirSync(dir)).toHaveLength(1); // until the platform has been told
+    after.release(expired[0] as NonNullable<(typeof expired)[0]>);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('keeps an unreadable journal file aside instead of failing the start', () => {
     const dir = folder();
     writeFileSync(join(dir, '000000000001-broken.json'), '{"job": {"v": 1');
     const queue = createJobQueue({ limit: 8, journal: fileJournal(dir) });
-    expect(queue.resume()).toBe(0);
+    expect(queue.resume().resumed).toBe(0);
     expect(readdirSync(dir)).toEqual(['000000000001-broken.json.corrupt']);
     queue.offer(tinyJob('fresh'));
     expect(readdirSync(dir).filter((n) => n.endsWith('.json'))).toHaveLength(1);
+  });
+
+  it('does not accept a job the disk refuses', () => {
+    const dir = folder();
+    const queue = createJobQueue({ limit: 8, journal: fileJournal(join(dir, 'jobs')) });
+    rmSync(join(dir, 'jobs'), { recursive: true });
+    writeFileSync(join(dir, 'jobs'), ''); // a file where the folder should be: ENOTDIR
+    expect(() => queue.offer(tinyJob('refused'))).toThrow();
+    expect(queue.length).toBe(0);
+    expect(queue.take()).toBeUndefined();
   });
 
   it('stores jobs whose ids are too long for a file name', () => {
@@ -112,7 +136,7 @@ describe('file journal across a restart', () => {
     const queue = createJobQueue({ limit: 8, journal: fileJournal(dir) });
     expect(queue.offer(job).kind).toBe('queued');
     const next = createJobQueue({ limit: 8, journal: fileJournal(dir) });
-    expect(next.resume()).toBe(1);
+    expect(next.resume().resumed).toBe(1);
     expect(next.take()?.batchId).toBe(job.batchId);
   });
 });

@@ -3,7 +3,7 @@
  * after a restart, then kept in a bounded `sent` ledger. `send` stands for the broker: it
  * resolves (PUBACK) or rejects (not delivered) as each test decides.
  */
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -113,6 +113,18 @@ describe('outbox', () => {
     }
     const restored = createOutbox({ dir, thing: 't', send: b.send }).restored.sent;
     expect(restored.map((r) => r.batchId)).toEqual(['b', 'c']);
+  });
+
+  it('still sends a result that the disk refuses, from memory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'esm-outbox-'));
+    const b = broker();
+    const outbox = createOutbox({ dir, thing: 't', send: b.send });
+    // A file where the folder should be: every write fails (ENOTDIR), even for root.
+    rmSync(join(dir, 'outbox'), { recursive: true });
+    writeFileSync(join(dir, 'outbox'), '');
+    expect(outbox.add(result('r-mem'))).toBe(false);
+    expect(await outbox.settled(1000)).toBe(0);
+    expect(b.sent).toEqual(['r-mem']);
   });
 
   it('resends a finished result without keeping a second copy', async () => {

@@ -101,6 +101,16 @@ const callsOf: Record<Access, (env: Env) => AwsCall[]> = {
     ...retireCalls,
     { action: 'iot:DeleteThing', resource: thingArn },
   ],
+  'iot:clean-fleet': (env) => [
+    { action: 'iot:ListThings', resource: '*' },
+    {
+      action: 'iot:ListTargetsForPolicy',
+      resource: iotArn(`policy/${env[envNames.devicePolicy]}`),
+    },
+    { action: 'iot:ListThingPrincipals', resource: thingArn },
+    ...retireCalls,
+    { action: 'iot:DeleteThing', resource: thingArn },
+  ],
   'states:start': (env) => [
     { action: 'states:StartExecution', resource: env[envNames.stateMachineArn] ?? '' },
   ],

@@ -249,7 +249,13 @@ describe('least privilege', () => {
     }
     // Only the lifecycle functions touch the IoT registry.
     for (const name of Object.keys(functions) as FunctionName[]) {
-      if (['apiRegisterDevice', 'apiRotateCertificate', 'apiDeleteDevice'].includes(name)) continue;
+      const lifecycle = [
+        'apiRegisterDevice',
+        'apiRotateCertificate',
+        'apiDeleteDevice',
+        'fleetCleanup',
+      ];
+      if (lifecycle.includes(name)) continue;
       const registry = actionsOf(name).filter((a) => a.startsWith('iot:') && a !== 'iot:Publish');
       expect(registry, name).toEqual([]);
     }
@@ -324,6 +330,105 @@ describe('IoT', () => {
   });
 });
 
+it('deregisters the fleet before the device policy and thing type are deleted', () => {
+  const resources = stateless.toJSON().Resources as Record<string, Json & { DependsOn?: string[] }>;
+  const [id, cleanup] =
+    Object.entries(resources).find(([, r]) => r.Type === 'Custom::EsmFleetCleanup') ?? [];
+  expect(id).toBeDefined();
+  const idOf = (child: string) =>
+    built.stateless.getLogicalId(built.stateless.fleet.node.findChild(child) as CfnResource);
+  // CloudFormation deletes a resource before what it depends on: the cleanup runs first.
+  expect(cleanup?.DependsOn).toEqual(
+    expect.arrayContaining([idOf('ThingType'), idOf('DevicePolicy')]),
+  );
+  expect((cleanup?.Properties as Json | undefined)?.ServiceToken).toEqual({
+    'Fn::GetAtt': [logicalId('fleetCleanup', 'function'), 'Arn'],
+  });
+  expect(actionsOf('fleetCleanup')).toEqual(
+    expect.arrayContaining(['iot:ListThings', 'iot:DeleteCertificate', 'iot:DeleteThing']),
+  );
+  expect(actionsOf('fleetCleanup')).not.toContain('iot:CreateKeysAndCertificate');
+});
+
+describe('operations', () => {
+  it('sends every alarm to one SNS topic that the stack outputs', () => {
+    const topics = stateless.findResources('AWS::SNS::Topic');
+    expect(Object.keys(topics)).toHaveLength(1);
+    const topicId = Object.keys(topics)[0] as string;
+    const alarms = Object.values(stateless.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => (a as { Properties: Json }).Properties,
+    );
+    // Failed runs, dead letters, API 5xx, ingestion errors.
+    expect(alarms.length).toBeGreaterThanOrEqual(4);
+    for (const alarm of alarms) {
+      expect(alarm.AlarmActions, String(alarm.AlarmDescription)).toEqual([{ Ref: topicId }]);
+    }
+    expect(stateless.toJSON().Outputs.AlarmTopicArn.Value).toEqual({ Ref: topicId });
+    // Only TLS publishers (cdk-nag SNS3).
+    stateless.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('has a dashboard of runs, iterations, per-device measurement time and failures', () => {
+    const dashboards = Object.values(stateless.findResources('AWS::CloudWatch::Dashboard'));
+    expect(dashboards).toHaveLength(1);
+    const body = JSON.stringify(
+      (dashboards[0] as { Properties: { DashboardBody: unknown } }).Properties.DashboardBody,
+    );
+    for (const title of [
+      'Runs',
+      'Iterations (trainings)',
+      'Measurement time per device (s per job)',
+      'Failures',
+    ]) {
+      expect(body).toContain(`\\"title\\":\\"${title}\\"`);
+    }
+    expect(body).toContain('ExecutionsFailed');
+    expect(body).toContain('SEARCH(');
+    // The per-device metric comes from the measurement-time rule through a metric filter.
+    stateless.hasResourceProperties('AWS::IoT::TopicRule', {
+      TopicRulePayload: Match.objectLike({
+        Sql: Match.stringLikeRegexp(
+          "^SELECT topic\\(3\\) AS thing, .* AS seconds FROM 'esm/devices/\\+/results'$",
+        ),
+        Actions: [{ CloudwatchLogs: Match.objectLike({ LogGroupName: Match.anyValue() }) }],
+      }),
+    });
+    stateless.hasResourceProperties('AWS::Logs::MetricFilter', {
+      MetricTransformations: [
+        Match.objectLike({
+          MetricNamespace: 'ESM/Devices',
+          MetricName: 'JobSeconds',
+          MetricValue: '$.seconds',
+          Dimensions: [{ Key: 'Thing', Value: '$.thing' }],
+        }),
+      ],
+    });
+  });
+
+  it('serves the device lifecycle and predictor routes', () => {
+    const methods = Object.values(stateless.findResources('AWS::ApiGateway::Method')).map(
+      (m) => (m as { Properties: Json }).Properties,
+    );
+    const verbs = methods.map((m) => m.HttpMethod).sort();
+    expect(verbs.filter((v) => v === 'DELETE')).toHaveLength(1);
+    stateless.hasResourceProperties('AWS::ApiGateway::Resource', { PathPart: 'certificate' });
+    stateless.hasResourceProperties('AWS::ApiGateway::Method', {
+      HttpMethod: 'POST',
+      AuthorizationType: 'AWS_IAM',
+      RequestParameters: { 'method.request.path.thing': true },
+    });
+  });
+});
+
 it('skips the endpoint lookup when the data endpoint is given', () => {
   const stack = new Stack(new App(), 'Fleet');
   new DeviceFleet(stack, 'Devices', { dataEndpoint: 'abc-ats.iot.eu-west-1.amazonaws.com' });
@@ -343,7 +448,8 @@ it('routes device state changes, not progress updates, to the status function', 
       ErrorAction: { Sqs: Match.objectLike({ QueueUrl: Match.anyValue() }) },
     },
   });
-  stateless.resourceCountIs('AWS::IoT::TopicRule', 2);
+  // Results, status, and the measurement-time rule of the dashboard.
+  stateless.resourceCountIs('AWS::IoT::TopicRule', 3);
   // An update, and a read to tell a stale status from an unknown device.
   expect(actionsOf('ingestStatus')).toEqual(
     expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:GetItem']),

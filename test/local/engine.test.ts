@@ -15,6 +15,7 @@ import { type RunParamsInput, runParams } from '../../core/schemas/run.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
 import { type Daemon, startDaemon } from '../../device-client/daemon.ts';
 import { prepareResume, runLocal, runWorkflow } from '../../local/engine.ts';
+import { runDirPath } from '../../local/file-store.ts';
 import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
 import { RunStore } from '../../local/run-store.ts';
 
@@ -76,6 +77,21 @@ const lines = (store: RunStore) =>
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as { id: string; thing: string });
+
+describe('the run directory as the dataset store', () => {
+  it('keeps every workflow key inside the run directory; only other paths are files', () => {
+    const run = '/r';
+    expect(runDirPath(run, 'runs/x/dataset.jsonl')).toBe('/r/dataset.jsonl');
+    expect(runDirPath(run, 'runs/x/test-predictions.json')).toBe('/r/test-predictions.json');
+    expect(runDirPath(run, 'predictors/x-i3/predictor.onnx')).toBe('/r/predictor/predictor.onnx');
+    expect(runDirPath(run, 'predictors/x-i3/predictor-arch.json')).toBe(
+      '/r/predictor/predictor-arch.json',
+    );
+    expect(runDirPath(run, 'predictors/latest/mobilenetv3/t.json')).toBeNull();
+    expect(runDirPath(run, 'runs/x/other.json')).toBe('/r/runs/x/other.json');
+    expect(runDirPath(run, '/data/replay.jsonl')).toBe('/data/replay.jsonl');
+  });
+});
 
 describe('the local engine on a replayed dataset', () => {
   it('converges when the latency is learnable, every bin above the threshold', async () => {
@@ -233,4 +249,35 @@ describe('unstable devices', () => {
     const ids = seen.map((j) => j.batchId);
     expect(new Set(ids).size).toBe(ids.length);
   });
+});
+
+describe('a device that fails a job', () => {
+  it('ends the run at once with the device and its message, not after the result timeout', async () => {
+    const broker = await startBroker({ port: 0 });
+    const daemon = await startDaemon(
+      { broker: broker.url, thing: 'broken', heartbeatSeconds: 3600 },
+      {
+        runJob: async () => {
+          throw new Error('cannot build the model: out of memory');
+        },
+      },
+    );
+    try {
+      const store = newStore(
+        params('thing:broken', {
+          maxIter: 1,
+          nInit: 20,
+          broker: broker.url,
+          resultTimeoutSeconds: 600,
+        }),
+      );
+      await expect(runWorkflow({ store, brokerUrl: broker.url })).rejects.toThrow(
+        /device: device broken reported JOB_FAILED for job .*out of memory/,
+      );
+      expect(RunStore.open(store.dir).state.status).toBe('failed');
+    } finally {
+      await daemon.stop();
+      await broker.close();
+    }
+  }, 60_000);
 });

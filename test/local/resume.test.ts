@@ -98,4 +98,27 @@ describe('esm run --resume after SIGKILL', () => {
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids).toHaveLength(60);
   }, 180_000);
+
+  it('refuses settings that change what was measured, and continues with a larger --max-iter', () => {
+    const refused = spawnSync(
+      process.execPath,
+      [esm, 'run', '--resume', runDir, '--n-init', '50', '--sampling', 'random'],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toMatch(
+      /--n-init: cannot change on --resume.*--max-drift, --result-timeout, --max-iter and --acc-th/,
+    );
+
+    const more = spawnSync(
+      process.execPath,
+      [esm, 'run', '--resume', runDir, '--max-iter', '3', '--json'],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(more.stderr).not.toMatch(/error/);
+    expect(more.status).toBe(0);
+    expect(JSON.parse(more.stdout)).toMatchObject({ iterations: 3, samples: 80 });
+    const ids = lines(join(runDir, 'dataset.jsonl')).map((l) => JSON.parse(l).id as string);
+    expect(new Set(ids).size).toBe(80);
+  }, 180_000);
 });

@@ -24,8 +24,8 @@ export const account = '123456789012';
 export const region = 'us-east-1';
 
 /** How the made-up physical names and attributes of each resource type look. */
-function physicalName(stackName: string, logicalId: string, type: string): string {
-  const name = `${stackName}-${logicalId}`;
+function physicalName(stackName: string, logicalId: string, type: string, suffix = ''): string {
+  const name = `${stackName}-${logicalId}${suffix}`;
   // S3 bucket names are lower case and at most 63 characters.
   return type === 'AWS::S3::Bucket' ? name.toLowerCase().slice(0, 63) : name;
 }
@@ -75,7 +75,11 @@ export class DeployedApp {
   private readonly templates = new Map<string, TemplateJson>();
   private readonly exports = new Map<string, { stack: string; value: unknown }>();
 
-  constructor(stacks: readonly Stack[]) {
+  private readonly suffix: string;
+
+  /** @param options.suffix appended to every physical name (unique names per test run) */
+  constructor(stacks: readonly Stack[], options: { suffix?: string } = {}) {
+    this.suffix = options.suffix ?? '';
     for (const stack of stacks) {
       const template = Template.fromStack(stack).toJSON() as TemplateJson;
       this.templates.set(stack.stackName, template);
@@ -97,7 +101,7 @@ export class DeployedApp {
   nameOf(stackName: string, logicalId: string): string {
     const resource = this.template(stackName).Resources[logicalId];
     if (resource === undefined) throw new Error(`no resource ${logicalId} in ${stackName}`);
-    return physicalName(stackName, logicalId, resource.Type);
+    return physicalName(stackName, logicalId, resource.Type, this.suffix);
   }
 
   /** `value` with every intrinsic replaced by its concrete value. */
@@ -144,13 +148,13 @@ export class DeployedApp {
     if (name === 'AWS::StackName') return stackName;
     const resource = this.template(stackName).Resources[name];
     if (resource === undefined) throw new Error(`Ref to unknown ${name} in ${stackName}`);
-    return refOf(resource.Type, physicalName(stackName, name, resource.Type));
+    return refOf(resource.Type, physicalName(stackName, name, resource.Type, this.suffix));
   }
 
   private getAtt(stackName: string, [logicalId, attribute]: [string, string]): unknown {
     const resource = this.template(stackName).Resources[logicalId];
     if (resource === undefined) throw new Error(`GetAtt of unknown ${logicalId}`);
-    const name = physicalName(stackName, logicalId, resource.Type);
+    const name = physicalName(stackName, logicalId, resource.Type, this.suffix);
     if (attribute === 'Arn') return arnOf(resource.Type, name);
     if (resource.Type === 'Custom::AWS') return `${logicalId}.${attribute}`;
     return `${name}.${attribute}`;

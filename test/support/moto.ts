@@ -100,6 +100,17 @@ async function resetMoto(endpoint: string): Promise<void> {
 export async function startEmulator(): Promise<Emulator | undefined> {
   const existing = process.env.AWS_ENDPOINT_URL;
   if (existing !== undefined && existing !== '') {
+    // An emulator that is not running is a missing service (skip with the reason), not a
+    // failure of every test.
+    if (
+      !serviceAvailable(
+        `the emulator at AWS_ENDPOINT_URL=${existing}`,
+        await answers(existing),
+        'start it (localstack start -d) or unset AWS_ENDPOINT_URL to use moto',
+      )
+    ) {
+      return undefined;
+    }
     setSdkEnvironment(existing);
     const isMoto = await answers(`${existing}/moto-api/`);
     return {
@@ -220,4 +231,28 @@ export async function listKeys(bucket: string): Promise<string[]> {
   const out = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
   s3.destroy();
   return (out.Contents ?? []).map((o) => o.Key ?? '');
+}
+
+/**
+ * True when the emulator serves the IoT control plane (moto does; LocalStack only with its
+ * IoT support, a paid feature). Otherwise prints why the IoT tests are skipped (or throws
+ * under ESM_REQUIRE_SERVICES=1, like every missing service).
+ */
+export async function iotAvailable(emulator: Emulator | undefined): Promise<boolean> {
+  if (emulator === undefined) return false;
+  const { IoTClient, ListThingTypesCommand } = await import('@aws-sdk/client-iot');
+  const client = new IoTClient({ maxAttempts: 1 });
+  let reason = '';
+  try {
+    await client.send(new ListThingTypesCommand({ maxResults: 1 }));
+  } catch (error) {
+    reason = `${(error as Error).name}: ${(error as Error).message}`.slice(0, 200);
+  } finally {
+    client.destroy();
+  }
+  return serviceAvailable(
+    `AWS IoT at ${emulator.endpoint}`,
+    reason === '',
+    `the emulator answered ${reason}; LocalStack needs its IoT support (docs/cloud.md, LocalStack)`,
+  );
 }

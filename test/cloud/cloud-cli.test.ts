@@ -1,0 +1,219 @@
+/**
+ * `esm cloud` end to end against the AWS emulator, with the real device daemon over MQTT:
+ * devices register -> run start -> run wait -> predictor pull -> `esm predict` on the pulled
+ * directory equals `esm cloud predict` to 1e-4 -> devices delete leaves no thing,
+ * certificate or row. Every step is the CLI as a user runs it (child processes), signing
+ * with SigV4 against a local API that verifies signatures and serves the real handlers;
+ * POST /runs starts the real state machine definition in-process (test/support/cloud-loop.ts).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  CreatePolicyCommand,
+  CreateThingTypeCommand,
+  DescribeEndpointCommand,
+  DescribeThingCommand,
+  IoTClient,
+  ListCertificatesCommand,
+} from '@aws-sdk/client-iot';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createRng } from '../../core/rng.ts';
+import { getSpace } from '../../core/spaces/index.ts';
+import { randomSubnet } from '../../core/spaces/subnet.ts';
+import { type Daemon, startDaemon } from '../../device-client/daemon.ts';
+import { createStartRunHandler, startRunDeps } from '../../lambdas/handlers/api-start-run.ts';
+import { publisherFromEnv } from '../../lambdas/handlers/workflow-dispatch.ts';
+import { envNames } from '../../lambdas/manifest.ts';
+import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
+import { type LocalApi, startLocalApi } from '../support/api-gateway.ts';
+import { esm } from '../support/cli.ts';
+import { localStarter, replayJob, startResultsBridge } from '../support/cloud-loop.ts';
+import {
+  type Emulator,
+  type EsmResources,
+  iotAvailable,
+  provisionEsmResources,
+  scanAll,
+  startEmulator,
+} from '../support/moto.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+});
+
+const thing = 'cli-e2e-pi';
+let emulator: Emulator | undefined;
+let resources: EsmResources;
+let broker: Broker;
+let bridge: Awaited<ReturnType<typeof startResultsBridge>>;
+let daemon: Daemon | undefined;
+let api: LocalApi;
+let iot: IoTClient;
+let dir: string;
+const executions = new Map<string, Promise<unknown>>();
+
+beforeAll(async () => {
+  const started = await startEmulator();
+  // Without IoT these tests skip (printed reason); the emulator is not needed then.
+  if (!(await iotAvailable(started))) {
+    await started?.stop();
+    return;
+  }
+  emulator = started;
+  resources = await provisionEsmResources('cli');
+  iot = new IoTClient({});
+  const unique = Date.now().toString(36);
+  await iot.send(new CreateThingTypeCommand({ thingTypeName: `esm-${unique}` }));
+  await iot.send(
+    new CreatePolicyCommand({
+      policyName: `esm-policy-${unique}`,
+      policyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
+      }),
+    }),
+  );
+  const endpoint = await iot.send(new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }));
+  process.env[envNames.thingType] = `esm-${unique}`;
+  process.env[envNames.devicePolicy] = `esm-policy-${unique}`;
+  process.env[envNames.iotDataEndpoint] = endpoint.endpointAddress;
+  process.env[envNames.stateMachineArn] = 'arn:aws:states:us-east-1:123456789012:stateMachine:esm';
+  broker = await startBroker({ port: 0 });
+  process.env.ESM_MQTT_URL = broker.url;
+  bridge = await startResultsBridge(broker.url);
+  const startRun = createStartRunHandler(() => ({
+    ...startRunDeps(),
+    start: localStarter(executions),
+  }));
+  api = await startLocalApi({ overrides: { apiStartRun: startRun } });
+  dir = mkdtempSync(path.join(tmpdir(), 'esm-cloud-cli-'));
+}, 120_000);
+
+afterAll(async () => {
+  await daemon?.stop();
+  await bridge?.close();
+  if (broker) await (publisherFromEnv() as { close?: () => Promise<void> }).close?.();
+  await broker?.close();
+  await api?.close();
+  iot?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  await emulator?.stop();
+});
+
+const cloud = (...args: string[]) => esm('cloud', ...args, '--api-url', api.url);
+
+/** Parses a command's JSON output, failing with its stderr when it did not succeed. */
+function ok(result: { code: number; stdout: string; stderr: string }): Record<string, unknown> {
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as Record<string, unknown>;
+}
+
+describe('esm cloud: register, run, wait, pull, predict, delete', () => {
+  it('gives the same latencies from the pulled predictor as from the API, and deletes cleanly', async ({
+    skip,
+  }) => {
+    if (!emulator) skip();
+    // Register: key and CSR made here (the "device"), certificate back.
+    const deviceDir = path.join(dir, thing);
+    const registered = ok(await cloud('devices', 'register', thing, '--dir', deviceDir));
+    const config = JSON.parse(readFileSync(String(registered.configFile), 'utf8')) as {
+      thing: string;
+    };
+    expect(config.thing).toBe(thing);
+    // The daemon as the device runs it; IoT Core's part is played by the local broker.
+    daemon = await startDaemon(
+      { broker: broker.url, thing: config.thing, heartbeatSeconds: 3600 },
+      { runJob: replayJob },
+    );
+
+    const params = {
+      sampling: 'balanced',
+      encoding: 'fcc',
+      nInit: 60,
+      nStep: 30,
+      accTh: 0.9,
+      bins: 3,
+      maxIter: 6,
+      testFraction: 0.25,
+      minTestPerBin: 1,
+      chunkSize: 20,
+      measurement: { warmup: 0, runs: 3 },
+    };
+    const started = ok(
+      await cloud(
+        'run',
+        'start',
+        '--space',
+        'mobilenetv3',
+        '--device',
+        `thing:${thing}`,
+        '--seed',
+        '11',
+        '--params',
+        JSON.stringify(params),
+      ),
+    );
+    const runId = String(started.runId);
+    expect(started.status).toBe('running');
+
+    const waited = await cloud('run', 'wait', runId, '--interval', '1', '--timeout', '240');
+    const final = ok(waited);
+    expect(final.status).toBe('converged');
+    // Progress while waiting: at least the first and the last state, one line each.
+    const progress = waited.stderr.trim().split('\n');
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress[progress.length - 1]).toMatch(
+      new RegExp(`^${runId}: converged, iteration \\d+, \\d+ measured, lowest bin accuracy 0\\.9`),
+    );
+    await bridge.settled();
+
+    const predictorDir = path.join(dir, 'predictor');
+    const pulled = ok(await cloud('predictor', 'pull', runId, '--out', predictorDir));
+    expect(pulled.predictor).toBe(final.predictor);
+    expect(pulled.files).toEqual(expect.arrayContaining(['predictor.json', 'predictor.onnx']));
+
+    const space = getSpace('mobilenetv3');
+    const rng = createRng(99);
+    const archsFile = path.join(dir, 'archs.jsonl');
+    writeFileSync(
+      archsFile,
+      Array.from({ length: 40 }, () => JSON.stringify(space.toNative(randomSubnet(space, rng))))
+        .join('\n')
+        .concat('\n'),
+    );
+    const local = await esm('predict', '--predictor', predictorDir, '--in', archsFile);
+    expect(local.code, local.stderr).toBe(0);
+    const remote = await cloud(
+      'predict',
+      '--predictor',
+      String(final.predictor),
+      '--in',
+      archsFile,
+    );
+    expect(remote.code, remote.stderr).toBe(0);
+    const latencies = (text: string) =>
+      text
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { latency_ms: number }).latency_ms);
+    const [mine, theirs] = [latencies(local.stdout), latencies(remote.stdout)];
+    expect(mine).toHaveLength(40);
+    expect(theirs).toHaveLength(40);
+    mine.forEach((ms, i) => {
+      expect(Math.abs(ms - (theirs[i] as number)) / ms).toBeLessThan(1e-4);
+    });
+
+    await daemon.stop();
+    daemon = undefined;
+    const deleted = ok(await cloud('devices', 'delete', thing));
+    expect(deleted.deleted).toMatchObject({ thing: true, record: true });
+    await expect(iot.send(new DescribeThingCommand({ thingName: thing }))).rejects.toMatchObject({
+      name: 'ResourceNotFoundException',
+    });
+    const certificates = (await iot.send(new ListCertificatesCommand({}))).certificates ?? [];
+    expect(certificates.map((c) => c.certificateId)).not.toContain(registered.certificateId);
+    expect(registered.certificateId).toEqual(expect.any(String));
+    expect(await scanAll(resources.devicesTable)).toEqual([]);
+  }, 300_000);
+});
