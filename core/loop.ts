@@ -21,8 +21,10 @@ import {
   extensionWeights,
   type PoolItem,
   randomDepthDistribution,
+  type SamplingStrategy,
   sampleArchitectures,
   samplePool,
+  selectActive,
 } from './sampling.ts';
 import type {
   BinSummary,
@@ -145,7 +147,9 @@ function candidatesOf<T extends PoolItem & { arch: Record<string, unknown> }>(
 ): Candidate[] {
   const { source, params, bins, rng, exclude } = options;
   const binWeights = batchBinWeights(source.space, params, bins, options.binWeights);
-  const common = { n, strategy: params.sampling, rng, bins, exclude, binWeights };
+  // `active` draws its batches balanced; planActiveExtension then re-picks the training share.
+  const strategy: SamplingStrategy = params.sampling === 'active' ? 'balanced' : params.sampling;
+  const common = { n, strategy, rng, bins, exclude, binWeights };
   if (source.kind === 'pool') {
     return samplePool(source.pool, common).map((item) => ({
       arch: item.arch,
@@ -181,6 +185,12 @@ export function planInitialBatch<T extends PoolItem & { arch: Record<string, unk
 export function planExtension<T extends PoolItem & { arch: Record<string, unknown> }>(
   options: PlanOptions<T> & { binWeights: readonly number[] },
 ): PlannedSample[] {
+  if (options.params.sampling === 'active') {
+    throw new ValidationError(
+      'sampling',
+      'active sampling needs the current predictor: plan the extension with planActiveExtension',
+    );
+  }
   const candidates = candidatesOf(options.params.nStep, options);
   return assignSplits(candidates, {
     bins: options.bins,
@@ -188,6 +198,62 @@ export function planExtension<T extends PoolItem & { arch: Record<string, unknow
     iteration: options.iteration,
     rng: options.rng,
   });
+}
+
+/**
+ * An extension batch of `--sampling active`: N_Step architectures with the bins' counts of
+ * `planExtension`, of which the test share is drawn uniformly per bin as usual (so per-bin test
+ * accuracy stays an unbiased estimate) and the training share is, per bin, the candidates the
+ * current predictor is least sure about (`uncertainty`, larger = less sure), among every
+ * unmeasured pool item on replay or `activePool` random candidates per pick from the space.
+ */
+export async function planActiveExtension<T extends PoolItem & { arch: Record<string, unknown> }>(
+  options: PlanOptions<T> & {
+    binWeights: readonly number[];
+    uncertainty: (candidates: readonly Candidate[]) => Promise<ArrayLike<number>>;
+    /** Random candidates drawn per training pick from a space. @default 20 */
+    activePool?: number;
+  },
+): Promise<PlannedSample[]> {
+  const { bins, rng, params, source, iteration } = options;
+  const planned = planExtension({ ...options, params: { ...params, sampling: 'balanced' } });
+  const test = planned.filter((s) => s.split === 'test');
+  const trainCounts = bins.map(() => 0);
+  for (const s of planned)
+    if (s.split === 'train') trainCounts[s.bin] = (trainCounts[s.bin] ?? 0) + 1;
+  const nTrain = trainCounts.reduce((a, b) => a + b, 0);
+  const exclude = new Set([...(options.exclude ?? []), ...test.map((s) => s.key)]);
+  const pool: Candidate[] =
+    source.kind === 'pool'
+      ? source.pool
+          .filter((item) => !exclude.has(item.key))
+          .map((item) => ({ arch: item.arch, key: item.key, depth: item.depth }))
+      : candidatesOf((options.activePool ?? 20) * nTrain, {
+          ...options,
+          params: { ...params, sampling: 'balanced' },
+          exclude,
+        });
+  const scores = await options.uncertainty(pool);
+  const byKey = new Map(pool.map((c, i) => [c.key, scores[i] as number]));
+  const picks = selectActive(pool, {
+    bins,
+    counts: trainCounts,
+    rng,
+    exclude,
+    uncertainty: (items) => items.map((c) => byKey.get(c.key) ?? Number.NEGATIVE_INFINITY),
+  });
+  return [
+    ...test,
+    ...picks.map((c) => ({
+      id: '',
+      arch: c.arch,
+      key: c.key,
+      depth: c.depth,
+      bin: binOf(bins, c.depth),
+      split: 'train' as const,
+      iteration,
+    })),
+  ].map((s, i) => ({ ...s, id: `i${iteration}-${i}` }));
 }
 
 /** A measured sample: its plan plus the measured latency. */

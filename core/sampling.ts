@@ -362,3 +362,95 @@ export function samplePool<T extends PoolItem>(
   });
   return shuffled(out, rng);
 }
+
+/**
+ * Sampling strategies of the ESM loop: the two above, and `active` (beyond the paper): each
+ * extension's training picks are, within every depth bin, the candidates the current
+ * predictor is least sure about (`selectActive`); the initial batch and the test share of
+ * every batch stay balanced and uniform, so per-bin test accuracy remains unbiased.
+ */
+export const loopSamplingStrategies = [...samplingStrategies, 'active'] as const;
+export type LoopSamplingStrategy = (typeof loopSamplingStrategies)[number];
+
+export interface SelectActiveOptions<T> {
+  /** Depth bins the counts refer to. */
+  readonly bins: readonly DepthBin[];
+  /** How many items to pick in each bin. */
+  readonly counts: readonly number[];
+  /**
+   * Uncertainty of every candidate, larger = less sure (e.g. an ensemble's relative spread,
+   * std / mean). Called once, with all usable candidates.
+   */
+  readonly uncertainty: (items: readonly T[]) => ArrayLike<number>;
+  /** Breaks ties between equally uncertain candidates. */
+  readonly rng: Rng;
+  /** `key`s that must not be returned (already measured or planned). @default empty */
+  readonly exclude?: ReadonlySet<string>;
+}
+
+/**
+ * Picks, in every bin, its `counts[b]` most uncertain candidates. A bin with too few
+ * candidates gives its shortfall to the most uncertain candidates left in any bin, so the
+ * batch keeps its size while candidates last. Excluded and repeated keys are skipped.
+ * Throws `ValidationError` when fewer usable candidates than requested exist.
+ */
+export function selectActive<T extends PoolItem>(
+  candidates: readonly T[],
+  options: SelectActiveOptions<T>,
+): T[] {
+  const { bins, counts, rng, exclude = new Set<string>() } = options;
+  if (counts.length !== bins.length) {
+    throw new ValidationError(
+      'counts',
+      `expected one count per bin (${bins.length}), got ${counts.length}`,
+    );
+  }
+  if (counts.some((c) => !Number.isInteger(c) || c < 0)) {
+    throw new ValidationError(
+      'counts',
+      `expected non-negative integers, got [${counts.join(', ')}]`,
+    );
+  }
+  const n = counts.reduce((a, b) => a + b, 0);
+  const seen = new Set<string>(exclude);
+  const usable: T[] = [];
+  // Shuffled first, so that the stable sort below breaks ties at random.
+  for (const item of shuffled(candidates, rng)) {
+    if (seen.has(item.key)) continue;
+    seen.add(item.key);
+    usable.push(item);
+  }
+  if (usable.length < n) {
+    throw new ValidationError(
+      'n',
+      `only ${usable.length} unmeasured candidates for ${n} active picks; use a larger candidate pool`,
+    );
+  }
+  const scores = options.uncertainty(usable);
+  if (scores.length !== usable.length) {
+    throw new ValidationError(
+      'uncertainty',
+      `returned ${scores.length} values for ${usable.length} candidates`,
+    );
+  }
+  const score = (i: number) => {
+    const s = scores[i] as number;
+    return Number.isFinite(s) ? s : Number.NEGATIVE_INFINITY;
+  };
+  const order = usable.map((_, i) => i).sort((a, b) => score(b) - score(a));
+  const left = [...counts];
+  const picked: number[] = [];
+  const rest: number[] = [];
+  for (const i of order) {
+    const b = binOf(bins, (usable[i] as T).depth);
+    if ((left[b] as number) > 0) {
+      left[b] = (left[b] as number) - 1;
+      picked.push(i);
+    } else {
+      rest.push(i);
+    }
+  }
+  const shortfall = left.reduce((a, b) => a + b, 0);
+  picked.push(...rest.slice(0, shortfall));
+  return picked.map((i) => usable[i] as T);
+}

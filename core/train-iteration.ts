@@ -15,14 +15,19 @@ import {
 } from './loop.ts';
 import type { PredictorJson } from './predictor/artifact.ts';
 import {
-  createFeaturizer,
-  createRegressor,
+  createModel,
   type Featurizer,
   modelToJson,
   predictorFrame,
   type RegressorOptions,
 } from './predictor/index.ts';
-import { defaultModelKind, type FitReport, type Regressor } from './predictor/types.ts';
+import { transferModel } from './predictor/transfer.ts';
+import {
+  defaultModelKind,
+  type FitReport,
+  type ModelKind,
+  type Regressor,
+} from './predictor/types.ts';
 import type { DepthBin } from './sampling.ts';
 import type {
   IterationRecord,
@@ -63,6 +68,8 @@ export interface TrainIterationOptions {
   readonly provenance?: Record<string, unknown>;
   /** Regressor options (tests shorten training). @default the model's defaults */
   readonly regressor?: RegressorOptions;
+  /** The prior of `params.prior`, read by the caller: fit its correction, not `params.model`. */
+  readonly prior?: PredictorJson;
   readonly onEpoch?: (epoch: number, maxEpochs: number) => void;
   /** @default new Date() */
   readonly now?: () => Date;
@@ -107,22 +114,26 @@ export async function trainIteration(
   }
   const started = performance.now();
   const seed = trainingSeed(params.seed, iteration);
-  const kind = params.model ?? defaultModelKind;
-  const featurizer = createFeaturizer(
-    space,
-    kind === 'lut' ? { kind: 'lut' } : { kind: 'encoding', encoding: params.encoding },
-  );
+  const kind = options.prior ? 'transfer' : (params.model ?? defaultModelKind);
   const onEpoch = options.onEpoch;
-  const regressor = createRegressor(kind, {
-    ...options.regressor,
-    mlp: {
-      ...options.regressor?.mlp,
-      seed,
-      ...(onEpoch && {
-        onEpoch: (p: { epoch: number; maxEpochs: number }) => onEpoch(p.epoch, p.maxEpochs),
-      }),
-    },
-  });
+  const transfer = options.prior && transferModel(space, options.prior);
+  // createModel builds the features a kind reads (auto's stacked parts included).
+  const { featurizer, regressor } =
+    transfer ??
+    createModel(space, {
+      model: kind as ModelKind,
+      encoding: params.encoding,
+      options: {
+        ...options.regressor,
+        mlp: {
+          ...options.regressor?.mlp,
+          seed,
+          ...(onEpoch && {
+            onEpoch: (p: { epoch: number; maxEpochs: number }) => onEpoch(p.epoch, p.maxEpochs),
+          }),
+        },
+      },
+    });
   const fit = await regressor.fit(
     featurizer.encodeAll(train.map((r) => space.parse(r.arch))),
     Float64Array.from(train, (r) => r.latencyMs),

@@ -12,7 +12,9 @@ interface PredictFlags {
 async function predict(flags: PredictFlags): Promise<void> {
   const predictor = await loadPredictor(flags.predictor, { threads: flags.threads });
   const entries = await readArchEntries(predictor.space, flags.in);
-  const latencies = await predictor.predictSubnets(entries.map((e) => e.subnet));
+  const { mean, std } = await predictor.predictSubnetsWithStd(entries.map((e) => e.subnet));
+  // A predictor written before std_ms existed has none: print null rather than guess.
+  const number = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(7)) : null);
   // Each line echoes its input (id when the line had one, and the arch), so outputs can be joined.
   // A predictor trained with `esm fit --metric NAME` prints that field instead of latency_ms.
   const key = predictor.json.metric ?? 'latency_ms';
@@ -21,7 +23,9 @@ async function predict(flags: PredictFlags): Promise<void> {
       ...(e.id === undefined ? {} : { id: e.id }),
       arch: predictor.space.toNative(e.subnet),
     };
-    return `${JSON.stringify({ ...echo, [key]: Number((latencies[i] as number).toPrecision(7)) })}\n`;
+    // The spread is named after the predicted field: std_ms for latency_ms, NAME_std otherwise.
+    const stdKey = key === 'latency_ms' ? 'std_ms' : `${key}_std`;
+    return `${JSON.stringify({ ...echo, [key]: number(mean[i] as number), [stdKey]: number(std[i] as number) })}\n`;
   });
   process.stdout.write(out.join(''));
   await predictor.close();
@@ -31,7 +35,7 @@ export function register(program: Command): void {
   program
     .command('predict')
     .description(
-      'predict latencies for archs or dataset lines; prints JSONL {"id"?, "arch", "latency_ms"}',
+      'predict latencies for archs or dataset lines; prints JSONL {"id"?, "arch", "latency_ms", "std_ms"}',
     )
     .requiredOption('--predictor <dir>', 'predictor directory written by `esm fit --out`')
     .option('--in <file>', 'JSONL of native archs or dataset lines (default: stdin)')

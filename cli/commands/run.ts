@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { encodingNames } from '../../core/encodings/types.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { modelKinds } from '../../core/predictor/types.ts';
-import { samplingStrategies } from '../../core/sampling.ts';
+import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
   measurementDefaults,
   type RunParams,
@@ -20,6 +20,7 @@ import { getSpace } from '../../core/spaces/index.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
 import { checkDevice } from '../../local/devices.ts';
 import type { RunEvent, RunSummary } from '../../local/engine.ts';
+import { loadPredictor } from '../../local/predictor-store.ts';
 import { createProgress, type ProgressBar } from '../../local/progress.ts';
 import { RunStore } from '../../local/run-store.ts';
 import { parse, resolveSpace, writeJson } from '../common.ts';
@@ -30,6 +31,7 @@ interface RunOptions {
   sampling?: RunParams['sampling'];
   encoding?: RunParams['encoding'];
   model?: RunParams['model'];
+  prior?: string;
   nInit?: number;
   nStep?: number;
   accTh?: number;
@@ -52,6 +54,34 @@ interface RunOptions {
   resume?: string;
   broker?: string;
   json?: boolean;
+}
+
+/** N_I with a prior: a correction needs few rows, and the loop stops once every bin passes. */
+const PRIOR_N_INIT = 20;
+
+/**
+ * The run parameters of `--prior DIR`: the prior's predictor.json (checked now, so a bad
+ * directory fails before anything is measured) and its encoding, which the correction reads.
+ */
+async function priorParams(options: RunOptions): Promise<Partial<RunParamsInput>> {
+  if (options.model !== undefined) {
+    throw new ValidationError(
+      '--model',
+      "cannot be combined with --prior: every iteration corrects the prior's model; drop the flag",
+    );
+  }
+  const dir = options.prior as string;
+  const prior = await loadPredictor(dir);
+  await prior.close();
+  const features = prior.json.features;
+  const encoding = features.kind === 'encoding' ? features.encoding : undefined;
+  if (options.encoding !== undefined && encoding !== undefined && options.encoding !== encoding) {
+    throw new ValidationError(
+      '--encoding',
+      `the prior reads ${encoding}; drop --encoding (or give --encoding ${encoding})`,
+    );
+  }
+  return { prior: resolve(join(dir, 'predictor.json')), ...(encoding && { encoding }) };
 }
 
 /** Options a resume accepts: they change how to measure or when to stop, not what was measured. */
@@ -101,7 +131,8 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
     sampling: options.sampling,
     encoding: options.encoding,
     model: options.model,
-    nInit: options.nInit,
+    ...(options.prior !== undefined && (await priorParams(options))),
+    nInit: options.nInit ?? (options.prior !== undefined ? PRIOR_N_INIT : undefined),
     nStep: options.nStep,
     accTh: options.accTh,
     bins: options.bins,
@@ -180,8 +211,8 @@ export function register(program: Command): void {
     )
     .option(
       '--sampling <strategy>',
-      `${samplingStrategies.join(' | ')} (default balanced)`,
-      parse.oneOf(samplingStrategies),
+      `${loopSamplingStrategies.join(' | ')} (default balanced; active: docs/run.md)`,
+      parse.oneOf(loopSamplingStrategies),
     )
     .option(
       '--encoding <name>',
@@ -194,8 +225,12 @@ export function register(program: Command): void {
       parse.oneOf(modelKinds),
     )
     .option(
+      '--prior <dir>',
+      'predictor directory of another device in the same space: every iteration corrects it (transfer), the first batch is small',
+    )
+    .option(
       '--n-init <n>',
-      'N_I: architectures measured first (default 100)',
+      `N_I: architectures measured first (default 100, ${PRIOR_N_INIT} with --prior)`,
       parse.int(2, 100_000),
     )
     .option(

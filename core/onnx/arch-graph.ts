@@ -775,6 +775,12 @@ export function encodingGraph(
   space: SearchSpace,
   features: FeaturesJson,
 ): { graph: OnnxGraph; valid: string } {
+  if (features.kind === 'stack') {
+    throw new ArchGraphUnsupportedError(
+      'features',
+      'the arch-in graph has no stacked features (auto) yet; use predictor.onnx with esm encode',
+    );
+  }
   const b = new Builder();
   const f = buildFront(b, space);
   const x = featureRows(f, features as FeaturesJson | StackFeatures);

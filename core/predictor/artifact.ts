@@ -7,11 +7,13 @@
 import { z } from 'zod';
 import { encodingNames } from '../encodings/types.ts';
 import { ValidationError } from '../errors.ts';
+import { gbtJson, rfJson } from './forest.ts';
 import { lutJson } from './lut.ts';
 import type { MlpState } from './mlp.ts';
 import { ridgeJson } from './ridge.ts';
 import type { DenseLayer } from './trainer.ts';
 import { transferModelJson } from './transfer-json.ts';
+import { modelKinds } from './types.ts';
 
 export const PREDICTOR_FORMAT = 'esm-predictor';
 export const PREDICTOR_VERSION = 1;
@@ -40,21 +42,67 @@ export const mlpJson = z.object({
   }),
   residual_scale: z.number().positive(),
   members: z.array(z.object({ layers: z.array(denseLayerJson).min(1) })),
+  /** Relative RMS error on the validation rows (the uncertainty's residual part). */
+  rel_std: z.number().nonnegative().optional(),
 });
 export type MlpJson = z.infer<typeof mlpJson>;
 
-/** A model trained on one device's data (what a transferred predictor starts from). */
-export const baseModelJson = z.discriminatedUnion('kind', [mlpJson, ridgeJson, lutJson]);
+/** The models that stand alone or as members of `auto`. */
+export const memberModelJson = z.discriminatedUnion('kind', [
+  mlpJson,
+  ridgeJson,
+  lutJson,
+  rfJson,
+  gbtJson,
+]);
+export type MemberModelJson = z.infer<typeof memberModelJson>;
+
+/** `auto`: a weighted blend of members, each reading columns [start, end) of the input. */
+export const autoJson = z.object({
+  kind: z.literal('auto'),
+  inputs: z.number().int().positive(),
+  members: z
+    .array(
+      z.object({
+        name: z.string(),
+        weight: z.number().positive().max(1),
+        columns: z.tuple([z.number().int().nonnegative(), z.number().int().positive()]),
+        model: memberModelJson,
+      }),
+    )
+    .min(1),
+  /** Every candidate's cross-validated accuracy, for the record. */
+  candidates: z.array(z.object({ name: z.string(), accuracy: z.number() })),
+});
+export type AutoJson = z.infer<typeof autoJson>;
+
+/** A model trained on one device's data: what a transferred predictor starts from. */
+export const baseModelJson = z.discriminatedUnion('kind', [
+  mlpJson,
+  ridgeJson,
+  lutJson,
+  rfJson,
+  gbtJson,
+  autoJson,
+]);
 export type BaseModelJson = z.infer<typeof baseModelJson>;
 
 /** A prior model of another device with a correction for this one (`esm fit --prior`). */
 export const transferJson = transferModelJson(baseModelJson);
 export type TransferJson = z.infer<typeof transferJson>;
 
-export const modelJson = z.discriminatedUnion('kind', [mlpJson, ridgeJson, lutJson, transferJson]);
+export const modelJson = z.discriminatedUnion('kind', [
+  mlpJson,
+  ridgeJson,
+  lutJson,
+  rfJson,
+  gbtJson,
+  autoJson,
+  transferJson,
+]);
 export type ModelJson = z.infer<typeof modelJson>;
 
-/** The number of input features a stored model expects. */
+/** Number of inputs a stored model reads. */
 export function modelInputs(model: ModelJson): number {
   switch (model.kind) {
     case 'mlp':
@@ -63,25 +111,47 @@ export function modelInputs(model: ModelJson): number {
       return model.weights.length;
     case 'lut':
       return model.costs.length;
+    case 'rf':
+    case 'gbt':
+    case 'auto':
+      return model.inputs;
     case 'transfer':
       return modelInputs(model.prior);
   }
 }
 
-/** What the model's input vector is: a named encoding, or the LUT's table-entry counts. */
+const encodingFeaturesJson = z.object({
+  kind: z.literal('encoding'),
+  encoding: z.enum(encodingNames),
+  length: z.number().int().positive(),
+});
+const lutFeaturesJson = z.object({
+  kind: z.literal('lut'),
+  buckets: z.number().int().positive(),
+  length: z.number().int().positive(),
+});
+
+/**
+ * What the model's input vector is: a named encoding, the LUT's table-entry counts, or a
+ * stack of those parts side by side (auto's input: physics, the encoding, LUT counts).
+ */
 export const featuresJson = z.discriminatedUnion('kind', [
+  encodingFeaturesJson,
+  lutFeaturesJson,
   z.object({
-    kind: z.literal('encoding'),
-    encoding: z.enum(encodingNames),
-    length: z.number().int().positive(),
-  }),
-  z.object({
-    kind: z.literal('lut'),
-    buckets: z.number().int().positive(),
+    kind: z.literal('stack'),
+    parts: z.array(z.discriminatedUnion('kind', [encodingFeaturesJson, lutFeaturesJson])).min(1),
     length: z.number().int().positive(),
   }),
 ]);
 export type FeaturesJson = z.infer<typeof featuresJson>;
+
+/** A short name of a predictor's input: the encoding, `lut`, or e.g. `physics+fcc+lut`. */
+export function featuresName(features: FeaturesJson): string {
+  const part = (f: Exclude<FeaturesJson, { kind: 'stack' }>) =>
+    f.kind === 'lut' ? 'lut' : f.encoding;
+  return features.kind === 'stack' ? features.parts.map(part).join('+') : part(features);
+}
 
 const metricsJson = z.object({
   n: z.number().int().nonnegative(),
@@ -116,6 +186,10 @@ export const predictorJson = z.object({
     seconds: z.number().nonnegative(),
     epochs: z.number().int().nonnegative().optional(),
     backend: z.string().optional(),
+    /** The model kind asked for (`auto`, `mlp-paper` ... ; `model.kind` is what was stored). */
+    model: z.enum(modelKinds).optional(),
+    /** What `auto` chose: members and blend weights. */
+    chosen: z.array(z.object({ name: z.string(), weight: z.number() })).optional(),
     /** Model options as given (hidden sizes, learning rate ...), for reproduction. */
     options: z.record(z.string(), z.unknown()),
     data: z.object({
@@ -165,9 +239,25 @@ export function parsePredictorJson(json: unknown, source = PREDICTOR_JSON): Pred
       `expects ${inputs} inputs but features.length is ${length}; the file is inconsistent, refit the predictor`,
     );
   }
-  if (p.model.kind === 'mlp') mlpStateFromJson(p.model, source);
-  if (p.model.kind === 'transfer' && p.model.prior.kind === 'mlp') {
-    mlpStateFromJson(p.model.prior, source);
+  // A transferred predictor's prior is checked like a model of its own.
+  const model = p.model.kind === 'transfer' ? p.model.prior : p.model;
+  const at = p.model.kind === 'transfer' ? 'model.prior' : 'model';
+  if (model.kind === 'mlp') mlpStateFromJson(model, source);
+  if (model.kind === 'auto') {
+    model.members.forEach((m, i) => {
+      const field = `${source}: ${at}.members.${i}`;
+      const [start, end] = m.columns;
+      if (!(start < end && end <= length)) {
+        throw new ValidationError(`${field}.columns`, `must lie in 0..${length} with start < end`);
+      }
+      if (modelInputs(m.model) !== end - start) {
+        throw new ValidationError(
+          `${field}.model`,
+          `expects ${modelInputs(m.model)} inputs, columns give ${end - start}`,
+        );
+      }
+      if (m.model.kind === 'mlp') mlpStateFromJson(m.model, field);
+    });
   }
   return p;
 }
@@ -195,6 +285,7 @@ export function mlpStateToJson(state: MlpState): MlpJson {
     },
     residual_scale: state.residualScale,
     members: state.members.map((layers) => ({ layers: layers.map(layerToJson) })),
+    rel_std: state.relStd ?? 0,
   };
 }
 
@@ -252,5 +343,6 @@ export function mlpStateFromJson(json: MlpJson, source = PREDICTOR_JSON): MlpSta
     },
     residualScale: json.residual_scale,
     members,
+    relStd: json.rel_std ?? 0,
   };
 }

@@ -1,10 +1,13 @@
 /**
  * The stored form of a transfer correction (core/predictor/transfer.ts): how a prior
  * predictor's output, and optionally the input features, map to the new device's latency.
- * Kept apart from transfer.ts so that predictor.json's schema (artifact.ts) can include it
- * without importing the fitting code, which itself reads predictor.json models.
+ * and how it applies (JavaScript predictions of a stored transfer model). Kept apart from
+ * transfer.ts so that predictor.json's schema (artifact.ts) and `regressorFromJson`
+ * (index.ts) can use it without importing the fitting code, which imports both.
  */
 import { z } from 'zod';
+import { ValidationError } from '../errors.ts';
+import type { Matrix } from './types.ts';
 
 /** The prior's output is floored here before its logarithm (a linear prior can reach 0). */
 export const PRIOR_FLOOR_MS = 1e-6;
@@ -60,4 +63,51 @@ export function transferModelJson<T extends z.ZodTypeAny>(prior: T) {
     prior_source: priorSourceJson,
     correction: correctionJson,
   });
+}
+
+const toTarget = (space: CorrectionSpace, ms: number) =>
+  space === 'log' ? Math.log(Math.max(ms, PRIOR_FLOOR_MS)) : ms;
+const fromTarget = (space: CorrectionSpace, t: number) => (space === 'log' ? Math.exp(t) : t);
+
+/** Corrected latencies in ms for rows `x` whose prior predictions are `prior`. */
+export function applyCorrection(
+  c: CorrectionJson,
+  x: Matrix,
+  prior: ArrayLike<number>,
+): Float64Array {
+  if (prior.length !== x.rows) {
+    throw new ValidationError('prior', `expected ${x.rows} prior predictions, got ${prior.length}`);
+  }
+  const w = c.features?.weights;
+  if (w && w.length !== x.cols) {
+    throw new ValidationError('x', `expected ${w.length} feature columns, got ${x.cols}`);
+  }
+  const out = new Float64Array(x.rows);
+  for (let i = 0; i < x.rows; i++) {
+    let t = c.intercept + c.slope * toTarget(c.space, prior[i] as number);
+    if (w)
+      for (let j = 0; j < x.cols; j++) t += (x.data[i * x.cols + j] as number) * (w[j] as number);
+    out[i] = fromTarget(c.space, t);
+  }
+  return out;
+}
+
+/**
+ * The uncertainty of a corrected prediction, in ms: its cross-validated relative error times
+ * the prediction (the convention of the models without members, types.ts); without CV (fewer
+ * than 4 rows), the prior's own relative uncertainty. The ONNX graph computes the same.
+ */
+export function transferStd(
+  c: CorrectionJson,
+  mean: ArrayLike<number>,
+  priorMs: ArrayLike<number>,
+  priorStd: ArrayLike<number> | undefined,
+): Float64Array {
+  return Float64Array.from(mean, (m, i) =>
+    c.cv_error !== null
+      ? Math.abs(m) * c.cv_error
+      : priorStd
+        ? (Math.abs(m) * (priorStd[i] as number)) / Math.max(priorMs[i] as number, PRIOR_FLOOR_MS)
+        : Number.NaN,
+  );
 }

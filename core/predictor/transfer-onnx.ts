@@ -9,7 +9,8 @@ import { type CorrectionJson, PRIOR_FLOOR_MS } from './transfer-json.ts';
 
 /**
  * The ONNX graph of a transferred predictor: the prior's graph (its names prefixed with
- * `prior.`, its output renamed) followed by the correction, on the same input `x`.
+ * `prior.`, its outputs renamed) followed by the correction, on the same input `x`; the same
+ * outputs (latency, and the standard deviation where the prior has one).
  */
 export function transferToOnnxGraph(priorGraph: OnnxGraph, c: CorrectionJson): OnnxGraph {
   const input = priorGraph.inputs[0];
@@ -17,7 +18,7 @@ export function transferToOnnxGraph(priorGraph: OnnxGraph, c: CorrectionJson): O
   if (!input || !output || typeof input.shape[1] !== 'number') {
     throw new ValidationError(
       'prior',
-      'the prior ONNX graph needs one input [batch, features] and one output',
+      'the prior ONNX graph needs one input [batch, features] and an output',
     );
   }
   const cols = input.shape[1];
@@ -70,6 +71,34 @@ export function transferToOnnxGraph(priorGraph: OnnxGraph, c: CorrectionJson): O
   const t = node('Add', [scaled, offset], 'correction.target');
   const latency = c.space === 'log' ? node('Exp', [t], 'correction.latency') : t;
   node('Identity', [latency], output.name);
+  // The second output, where the prior has one: as `transferStd` computes it.
+  const stdOutput = priorGraph.outputs[1];
+  if (stdOutput) {
+    const abs = node('Abs', [latency], 'correction.abs_latency');
+    const std =
+      c.cv_error !== null
+        ? node('Mul', [abs, scalar('correction.cv_error', c.cv_error)], 'correction.std')
+        : node(
+            'Mul',
+            [
+              abs,
+              node(
+                'Div',
+                [
+                  rename(stdOutput.name),
+                  node(
+                    'Max',
+                    [priorMs, scalar('correction.std_floor_ms', PRIOR_FLOOR_MS)],
+                    'correction.prior_std_floor',
+                  ),
+                ],
+                'correction.prior_rel_std',
+              ),
+            ],
+            'correction.std',
+          );
+    node('Identity', [std], stdOutput.name);
+  }
   return {
     name: 'esm_transfer_predictor',
     nodes,

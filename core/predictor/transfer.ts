@@ -17,24 +17,32 @@
  */
 import { createEncoder } from '../encodings/index.ts';
 import { ValidationError } from '../errors.ts';
+import type { SearchSpace } from '../spaces/types.ts';
+import type { BaseModelJson, FeaturesJson, PredictorJson, TransferJson } from './artifact.ts';
 import {
-  type BaseModelJson,
-  mlpStateFromJson,
-  type PredictorJson,
-  type TransferJson,
-} from './artifact.ts';
-import { type FitPredictorOptions, type FitPredictorResult, fitPredictor } from './index.ts';
-import { lutFromJSON, lutLayout } from './lut.ts';
-import { predictWithState } from './mlp.ts';
-import { ridgeFromJSON, solveSpd } from './ridge.ts';
+  createFeaturizer,
+  type Featurizer,
+  type FitPredictorOptions,
+  type FitPredictorResult,
+  featureChoiceOf,
+  fitPredictor,
+  regressorFromJson,
+} from './index.ts';
+import { lutLayout } from './lut.ts';
+import { solveSpd } from './ridge.ts';
 import { fitStandardiser, type Standardiser, standardise } from './standardise.ts';
 import {
+  applyCorrection,
   type CorrectionJson,
   type CorrectionSpace,
   PRIOR_FLOOR_MS,
   type PriorSourceJson,
+  transferStd,
 } from './transfer-json.ts';
-import type { FitReport, Matrix, Regressor } from './types.ts';
+
+export { applyCorrection, transferStd };
+
+import type { FitReport, Matrix, PredictionWithStd, Regressor } from './types.ts';
 
 /**
  * A set of correction features: a projection of the prior's input vector (cols x k, row-major)
@@ -74,7 +82,10 @@ export interface TransferOptions {
 
 const DEFAULT_SLOPE_PENALTIES = [null, 0.1, 0] as const;
 const DEFAULT_FEATURE_PENALTIES = [null, 100, 10, 1, 0.1, 0.01] as const;
-/** A ridge on every input column: only where rows are plenty (10 rows chose it by luck). */
+/**
+ * A ridge on every input column: only where rows are plenty (at 10-20 rows CV chose it by
+ * luck on 188 FCC columns), or at least twice the columns.
+ */
 const ALL: FeatureBasis = { name: 'all', projection: 'all', minRows: 100 };
 /** Below this many rows there is nothing to cross-validate on: the correction is a pure scale. */
 const MIN_CV_ROWS = 4;
@@ -241,12 +252,15 @@ function predictProblem(pr: Problem, coef: Float64Array, row: number, space: Cor
   return fromTarget(space, (design[row * cols + cols - 2] as number) + r);
 }
 
-function candidates(options: TransferOptions, n: number): Candidate[] {
+function candidates(options: TransferOptions, n: number, cols: number): Candidate[] {
   const spaces = options.spaces ?? ['log', 'ms'];
   const slopes = options.slopePenalties ?? DEFAULT_SLOPE_PENALTIES;
   const features = options.featurePenalties ?? DEFAULT_FEATURE_PENALTIES;
   const given = options.bases ?? [ALL];
-  const bases = given.filter((b) => n >= (b.minRows ?? 0));
+  // A small input (e.g. the physics encoding) is as few parameters as a projection.
+  const minRows = (b: FeatureBasis) =>
+    b.projection === 'all' ? Math.min(b.minRows ?? 0, 2 * cols) : (b.minRows ?? 0);
+  const bases = given.filter((b) => n >= minRows(b));
   for (const [field, list] of [
     ['spaces', spaces],
     ['slopePenalties', slopes],
@@ -302,7 +316,7 @@ export function fitCorrection(
       throw new ValidationError(`prior[${i}]`, `the prior predicted ${v}; check the prior`);
     }
   });
-  const all = candidates(options, n);
+  const all = candidates(options, n, x.cols);
   const bases = new Map((options.bases ?? [ALL]).map((b) => [b.name, b]));
   const none: Matrix = { rows: n, cols: 0, data: new Float64Array(0) };
   const problems = new Map<string, Problem>();
@@ -393,29 +407,6 @@ function complexity(c: Candidate): number {
   return slope + features;
 }
 
-/** Corrected latencies in ms for rows `x` whose prior predictions are `prior`. */
-export function applyCorrection(
-  c: CorrectionJson,
-  x: Matrix,
-  prior: ArrayLike<number>,
-): Float64Array {
-  if (prior.length !== x.rows) {
-    throw new ValidationError('prior', `expected ${x.rows} prior predictions, got ${prior.length}`);
-  }
-  const w = c.features?.weights;
-  if (w && w.length !== x.cols) {
-    throw new ValidationError('x', `expected ${w.length} feature columns, got ${x.cols}`);
-  }
-  const out = new Float64Array(x.rows);
-  for (let i = 0; i < x.rows; i++) {
-    let t = c.intercept + c.slope * toTarget(c.space, prior[i] as number);
-    if (w)
-      for (let j = 0; j < x.cols; j++) t += (x.data[i * x.cols + j] as number) * (w[j] as number);
-    out[i] = fromTarget(c.space, t);
-  }
-  return out;
-}
-
 /** Groupings of input labels for `contributionBases`: a label's group key, or undefined. */
 const GROUPINGS: readonly { name: string; key: (label: string) => string | undefined }[] = [
   { name: 'units', key: (l) => /(?:^|\.)(u\d+)\./.exec(l)?.[1] },
@@ -430,7 +421,11 @@ const GROUPINGS: readonly { name: string; key: (label: string) => string | undef
   },
 ];
 
-/** The prior's coefficients on the raw input vector (its linear part). */
+/**
+ * The prior's coefficients on the raw input vector (its linear part): a ridge's or a LUT's
+ * weights, an MLP's linear base, `auto`'s members weighted and placed at their columns; tree
+ * ensembles have none (zeros).
+ */
 function linearCoefficients(model: BaseModelJson): number[] {
   switch (model.kind) {
     case 'ridge':
@@ -439,6 +434,19 @@ function linearCoefficients(model: BaseModelJson): number[] {
       return model.costs;
     case 'mlp':
       return model.base.weights.map((w, j) => w / (model.input_scale[j] as number));
+    case 'rf':
+    case 'gbt':
+      return new Array<number>(model.inputs).fill(0);
+    case 'auto': {
+      const out = new Array<number>(model.inputs).fill(0);
+      for (const m of model.members) {
+        linearCoefficients(m.model).forEach((c, j) => {
+          const at = m.columns[0] + j;
+          out[at] = (out[at] as number) + m.weight * c;
+        });
+      }
+      return out;
+    }
   }
 }
 
@@ -453,7 +461,7 @@ function linearCoefficients(model: BaseModelJson): number[] {
  */
 export function contributionBases(model: BaseModelJson, labels: readonly string[]): FeatureBasis[] {
   const coefs = linearCoefficients(model);
-  if (coefs.length !== labels.length) return [];
+  if (coefs.length !== labels.length || coefs.every((c) => c === 0)) return [];
   const extra = labels.flatMap((l, j) => (l === 'depth' || l === 'resolution' ? [j] : []));
   return GROUPINGS.flatMap(({ name, key }) => {
     const keyOf = labels.map(key);
@@ -469,20 +477,6 @@ export function contributionBases(model: BaseModelJson, labels: readonly string[
     });
     return [{ name, projection: { rows: labels.length, cols: k, data } }];
   });
-}
-
-/** A stored base model as a regressor that predicts (the prior of a transfer). */
-export function priorRegressor(model: BaseModelJson): Pick<Regressor, 'predict'> {
-  switch (model.kind) {
-    case 'mlp': {
-      const state = mlpStateFromJson(model);
-      return { predict: async (x) => predictWithState(state, x) };
-    }
-    case 'ridge':
-      return ridgeFromJSON(model);
-    case 'lut':
-      return lutFromJSON(model);
-  }
 }
 
 /** A regressor whose `fit` learns the correction of a fixed prior; `toJSON` gives the model. */
@@ -512,7 +506,7 @@ export function createTransferRegressor(
     : [];
   const fitOptions: TransferOptions =
     options.bases || units.length === 0 ? options : { ...options, bases: [...units, ALL] };
-  const base = priorRegressor(prior.model);
+  const base = regressorFromJson(prior.model);
   let fitted: CorrectionFit | undefined;
   return {
     kind: 'transfer',
@@ -528,6 +522,14 @@ export function createTransferRegressor(
       if (!fitted) throw new ValidationError('transfer', 'predict called before fit');
       return applyCorrection(fitted.correction, x, await base.predict(x));
     },
+    async predictWithStd(x: Matrix): Promise<PredictionWithStd> {
+      if (!fitted) throw new ValidationError('transfer', 'predict called before fit');
+      const c = fitted.correction;
+      const p = base.predictWithStd ? await base.predictWithStd(x) : undefined;
+      const priorMs = p?.mean ?? (await base.predict(x));
+      const mean = applyCorrection(c, x, priorMs);
+      return { mean, std: transferStd(c, mean, priorMs, p?.std) };
+    },
     toJSON(): TransferJson {
       if (!fitted) throw new ValidationError('transfer', 'toJSON called before fit');
       return {
@@ -540,8 +542,55 @@ export function createTransferRegressor(
   };
 }
 
+/** The label of every input column of a predictor's features (stacked parts side by side). */
+export function featureLabels(space: SearchSpace, features: FeaturesJson): string[] {
+  const part = (f: Exclude<FeaturesJson, { kind: 'stack' }>): readonly string[] =>
+    f.kind === 'lut'
+      ? lutLayout(space, { buckets: f.buckets }).labels
+      : createEncoder(space, f.encoding).labels;
+  return features.kind === 'stack'
+    ? features.parts.flatMap((f) => [...part(f)])
+    : [...part(features)];
+}
+
+/**
+ * The featurizer and untrained transfer regressor for a prior predictor.json (checked: same
+ * space, not itself transferred): what `fitTransferPredictor` and the loop's training step fit.
+ */
+export function transferModel(
+  space: SearchSpace,
+  prior: PredictorJson,
+  options: TransferOptions = {},
+): { featurizer: Featurizer; regressor: TransferRegressor } {
+  if (prior.space.name !== space.name) {
+    throw new ValidationError(
+      '--prior',
+      `the prior predicts space "${prior.space.name}", the data is "${space.name}"; use a prior of the same space`,
+    );
+  }
+  if (prior.model.kind === 'transfer') {
+    throw new ValidationError(
+      '--prior',
+      'the prior is itself a transferred predictor; use the predictor it was transferred from, or one fitted from scratch',
+    );
+  }
+  const regressor = createTransferRegressor(
+    {
+      model: prior.model,
+      source: {
+        data: prior.training.data,
+        n_train: prior.training.n_train,
+        created_at: prior.training.created_at,
+      },
+      labels: featureLabels(space, prior.features),
+    },
+    options,
+  );
+  return { featurizer: createFeaturizer(space, featureChoiceOf(prior.features)), regressor };
+}
+
 export interface FitTransferOptions
-  extends Omit<FitPredictorOptions, 'model' | 'encoding' | 'lutBuckets' | 'options'> {
+  extends Omit<FitPredictorOptions, 'model' | 'encoding' | 'lutBuckets' | 'options' | 'custom'> {
   /** The prior predictor (of another device in the same space), as read from its predictor.json. */
   readonly prior: PredictorJson;
   /** Where the prior was read from, recorded in the training options. */
@@ -561,43 +610,13 @@ export async function fitTransferPredictor(
   options: FitTransferOptions,
 ): Promise<FitTransferResult> {
   const { prior, space } = options;
-  if (prior.space.name !== space.name) {
-    throw new ValidationError(
-      '--prior',
-      `the prior predicts space "${prior.space.name}", the data is "${space.name}"; use a prior of the same space`,
-    );
-  }
-  if (prior.model.kind === 'transfer') {
-    throw new ValidationError(
-      '--prior',
-      'the prior is itself a transferred predictor; use the predictor it was transferred from, or one fitted from scratch',
-    );
-  }
-  const features = prior.features;
-  const labels =
-    features.kind === 'lut'
-      ? lutLayout(space, { buckets: features.buckets }).labels
-      : createEncoder(space, features.encoding).labels;
-  const regressor = createTransferRegressor(
-    {
-      model: prior.model,
-      source: {
-        data: prior.training.data,
-        n_train: prior.training.n_train,
-        created_at: prior.training.created_at,
-      },
-      labels,
-    },
-    options.transfer,
-  );
+  const custom = transferModel(space, prior, options.transfer);
   const result = await fitPredictor({
     ...options,
     spaceSpec: options.spaceSpec ?? prior.space.spec,
-    model: features.kind === 'lut' ? 'lut' : 'ridge',
-    encoding: features.kind === 'encoding' ? features.encoding : undefined,
-    lutBuckets: features.kind === 'lut' ? features.buckets : undefined,
-    regressor,
+    custom,
   });
+  const regressor = custom.regressor;
   const fitted = regressor.fitted as CorrectionFit;
   return {
     ...result,

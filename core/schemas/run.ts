@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { encodingNames } from '../encodings/types.ts';
 import { modelKinds } from '../predictor/types.ts';
-import { samplingStrategies } from '../sampling.ts';
+import { loopSamplingStrategies } from '../sampling.ts';
 import { latencyStats } from './dataset.ts';
 import { deviceMetricNames, measurementSettings, thingName } from './protocol.ts';
 
@@ -33,9 +33,15 @@ export const runParams = z.object({
    * whose architectures are the only ones sampled. The device answers from the same dataset.
    */
   pool: z.string().min(1).optional(),
+  /**
+   * Transfer (`esm run --prior DIR`): a `DatasetStore` key of another device's predictor.json
+   * (an S3 key in the cloud, a file path locally). Every iteration then fits a correction of
+   * that predictor (core/predictor/transfer.ts) instead of `model` from scratch.
+   */
+  prior: z.string().min(1).optional(),
   /** The regressor trained every iteration. @default `defaultModelKind` (core/predictor) */
   model: z.enum(modelKinds).optional(),
-  sampling: z.enum(samplingStrategies).default('balanced'),
+  sampling: z.enum(loopSamplingStrategies).default('balanced'),
   encoding: z.enum(encodingNames).default('fcc'),
   /** N_I: architectures measured before the first training. */
   nInit: z.number().int().min(2).max(100_000).default(100),

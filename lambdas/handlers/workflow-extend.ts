@@ -5,8 +5,17 @@
  * plans the same batch, which the idempotent `putSamples` writes once.
  */
 import { z } from 'zod';
-import { iterationSeed, planExtension } from '../../core/loop.ts';
+import { bootstrapUncertainty } from '../../core/active.ts';
+import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
+import {
+  type Candidate,
+  iterationSeed,
+  planActiveExtension,
+  planExtension,
+} from '../../core/loop.ts';
 import { createRng } from '../../core/rng.ts';
+import type { RunParams, SampleRecord } from '../../core/schemas/run.ts';
+import type { SearchSpace } from '../../core/spaces/types.ts';
 import { logger, workflowTask } from '../middleware.ts';
 import { loadPool, loadRun, type WorkflowDeps, workflowDeps } from '../workflow/run-context.ts';
 
@@ -17,6 +26,37 @@ const extendInput = z.looseObject({
   binWeights: z.array(z.number().nonnegative()).min(1),
 });
 
+/**
+ * `--sampling active`: how unsure a predictor of the measured training rows is about each
+ * candidate (core/active.ts), seeded by (seed, iteration) so a retry plans the same batch.
+ */
+async function activeUncertainty(
+  space: SearchSpace,
+  params: RunParams,
+  samples: readonly SampleRecord[],
+  iteration: number,
+): Promise<(candidates: readonly Candidate[]) => Promise<ArrayLike<number>>> {
+  const encoder = createEncoder(space, params.encoding);
+  const train = samples.filter(
+    (s) => s.split === 'train' && s.status === 'measured' && s.latencyMs !== undefined,
+  );
+  const uncertainty = await bootstrapUncertainty(
+    encodeAll(
+      encoder,
+      train.map((s) => space.parse(s.arch)),
+    ),
+    Float64Array.from(train, (s) => s.latencyMs as number),
+    { rng: createRng(iterationSeed(params.seed ^ 0xac71fe, iteration)) },
+  );
+  return (candidates) =>
+    uncertainty(
+      encodeAll(
+        encoder,
+        candidates.map((c) => space.parse(c.arch)),
+      ),
+    );
+}
+
 export function createExtendHandler(deps: () => WorkflowDeps = workflowDeps) {
   return workflowTask(extendInput, async ({ runId, iteration, binWeights }) => {
     const { state, store } = deps();
@@ -24,15 +64,22 @@ export function createExtendHandler(deps: () => WorkflowDeps = workflowDeps) {
     const next = iteration + 1;
     const existing = await state.listSamples(runId);
     const pool = await loadPool(store, params, space);
-    const samples = planExtension({
-      source: pool ? { kind: 'pool', pool, space } : { kind: 'space', space },
+    const plan = {
+      source: pool ? ({ kind: 'pool', pool, space } as const) : ({ kind: 'space', space } as const),
       params,
       bins,
       iteration: next,
       rng: createRng(iterationSeed(params.seed, next)),
       exclude: new Set(existing.filter((s) => s.iteration !== next).map((s) => s.key)),
       binWeights,
-    });
+    };
+    const samples =
+      params.sampling === 'active'
+        ? await planActiveExtension({
+            ...plan,
+            uncertainty: await activeUncertainty(space, params, existing, next),
+          })
+        : planExtension(plan);
     const written = await state.putSamples(runId, samples);
     await state.updateRun(runId, {
       iteration: next,

@@ -16,6 +16,7 @@ import { logger, workflowTask } from '../middleware.ts';
 import {
   iterationInput,
   keys,
+  loadPrior,
   loadRun,
   type WorkflowDeps,
   workflowDeps,
@@ -66,6 +67,7 @@ export function createTrainHandler(
       },
       provenance: { runId, thing: run.thing, things: [...things] },
       regressor: options.regressor,
+      prior: await loadPrior(store, params),
       onEpoch: onEpoch && ((epoch, maxEpochs) => onEpoch({ runId, iteration, epoch, maxEpochs })),
       now,
     });

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { parseDataset } from '../../core/dataset.ts';
 import { ValidationError } from '../../core/errors.ts';
 import type { Clock, DatasetStore, RunStateStore } from '../../core/ports.ts';
+import { type PredictorJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
 import { type DepthBin, depthBins, type PoolItem, poolItem } from '../../core/sampling.ts';
 import { thingName } from '../../core/schemas/protocol.ts';
 import { poolOf, type RunParams, type RunRecord, runParams } from '../../core/schemas/run.ts';
@@ -140,6 +141,25 @@ export async function loadPool(
   return rows.map((row) =>
     poolItem(row.subnet, { arch: space.toNative(row.subnet) as Record<string, unknown> }),
   );
+}
+
+/** The prior predictor of a transfer run (`params.prior`), or undefined for a run from scratch. */
+export async function loadPrior(
+  store: DatasetStore,
+  params: Pick<RunParams, 'prior'>,
+): Promise<PredictorJson | undefined> {
+  if (params.prior === undefined) return undefined;
+  const bytes = await store.get(params.prior);
+  if (bytes === undefined) {
+    throw new ValidationError('prior', `no predictor.json at "${params.prior}"`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (cause) {
+    throw new ValidationError('prior', `"${params.prior}" is not valid JSON`, { cause });
+  }
+  return parsePredictorJson(json, params.prior);
 }
 
 /**

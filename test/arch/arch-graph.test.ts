@@ -28,16 +28,13 @@ import { createRng } from '../../core/rng.ts';
 import { builtInSpaces } from '../../core/spaces/index.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
-import { randomSubnet, skipKinds } from '../../core/spaces/subnet.ts';
+import { randomSubnet } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
 
 const specFiles = ['examples/spaces/mixed.json', 'examples/spaces/tiny-mbconv.json'];
 const specs = new Map<string, unknown>();
-/** Spaces the arch-in graph encodes: not the layer-wise ones (refused, tested below). */
-const layerwise = (s: SearchSpace) =>
-  s.units.some((u) => skipKinds(u) > 0) || s.combinationFeatures !== undefined;
-const spaces: SearchSpace[] = [...builtInSpaces.values()].filter((s) => !layerwise(s));
+const spaces: SearchSpace[] = [...builtInSpaces.values()];
 beforeAll(async () => {
   for (const file of specFiles) {
     const spec = JSON.parse(await readFile(file, 'utf8'));
@@ -76,15 +73,6 @@ const inGraph = (space: SearchSpace, choice: FeatureChoice) =>
   !(choice.kind === 'encoding' && choice.encoding === 'fcc' && space.combinationFeatures);
 
 describe('arch-in encoding subgraph', () => {
-  it('refuses the layer-wise spaces (fbnet, nasbench201) instead of encoding them wrongly', () => {
-    const refused = [...builtInSpaces.values()].filter(layerwise);
-    expect(refused.map((s) => s.name)).toEqual(['fbnet', 'fbnet-imagenet', 'nasbench201']);
-    for (const space of refused) {
-      const featurizer = createFeaturizer(space, { kind: 'encoding', encoding: 'onehot' });
-      expect(() => encodingGraph(space, featurizer.features)).toThrow(ArchGraphUnsupportedError);
-    }
-  });
-
   it('computes the encoders’ vectors for every space and encoding', async () => {
     let unsupported = 0;
     for (const space of spaces) {

@@ -92,7 +92,7 @@ describe('esm fit --prior DIR', () => {
     expect(fit.stderr).toBe('');
     expect(fit.code).toBe(0);
     const result = JSON.parse(fit.stdout);
-    expect(Object.keys(result).sort()).toEqual(['bins', 'prior', 'test', 'train']);
+    expect(Object.keys(result).sort()).toEqual(['bins', 'model', 'prior', 'test', 'train']);
     expect(result.train.n).toBe(20);
     expect(result.test.n).toBe(200);
     expect(result.test.accuracy).toBeGreaterThan(0.99);

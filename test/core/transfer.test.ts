@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
 import { evaluate } from '../../core/metrics.ts';
 import { type BaseModelJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
-import { fitPredictor } from '../../core/predictor/index.ts';
+import { fitPredictor, regressorFromJson } from '../../core/predictor/index.ts';
 import { createRidge, ridgeFromJSON } from '../../core/predictor/ridge.ts';
 import { type SyntheticDevice, syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import {
@@ -159,17 +159,18 @@ describe('a transferred predictor is one portable directory (ONNX parity)', () =
     await rm(dir, { recursive: true, force: true });
   });
 
-  for (const model of ['mlp', 'ridge'] as const) {
-    it(`runs a ${model} prior + correction in onnxruntime within 1e-4 of the JS path`, async () => {
+  for (const model of ['mlp', 'ridge', 'auto'] as const) {
+    it(`runs a ${model} prior + correction in onnxruntime within 1e-4 of the JS path, std_ms too`, async () => {
       // Prepare: a prior fitted on device A, 60 rows of device B.
-      const subnetsA = archs(400, 11);
+      // auto cross-validates many candidates: fewer rows keep the test quick.
+      const subnetsA = archs(model === 'auto' ? 150 : 400, 11);
       const yA = latencies(subnetsA, undefined, 12);
       const prior = await fitPredictor({
         space: mobilenetv3,
         rows: subnetsA.map((subnet, i) => ({ subnet, latencyMs: yA[i] as number })),
         data: source,
         model,
-        train: 400,
+        train: subnetsA.length,
         options: { mlp: { maxEpochs: 8, patience: 8 } },
       });
       if (model === 'mlp') {
@@ -193,23 +194,27 @@ describe('a transferred predictor is one portable directory (ONNX parity)', () =
       await savePredictor(out, result.predictor);
       const loaded = await loadPredictor(out);
       const test = archs(500, 15);
-      const onnx = await loaded.predictSubnets(test);
-      const js = await result.regressor.predict(encodeAll(encoder, test));
+      const onnx = await loaded.predictSubnetsWithStd(test);
+      const x = loaded.featurizer.encodeAll(test);
+      const js = await result.regressor.predict(x);
+      // The stored JSON restores the same predictor (regressorFromJson), std included.
+      const restored = await regressorFromJson(loaded.json.model).predictWithStd?.(x);
       await loaded.close();
 
       // Assess
       expect(parsePredictorJson(loaded.json).model.kind).toBe('transfer');
       expect(loaded.json.training.options.prior).toBe('prior-dir');
       expect(result.test?.n).toBe(20);
-      let worst = 0;
-      js.forEach((v, i) => {
-        worst = Math.max(worst, Math.abs((onnx[i] as number) - v) / v);
-      });
-      expect(worst).toBeLessThan(1e-4);
+      const worst = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+        Array.from(b).reduce((w, v, i) => Math.max(w, Math.abs((a[i] as number) - v) / v), 0);
+      expect(worst(onnx.mean, js)).toBeLessThan(1e-4);
+      expect(worst(restored?.mean ?? [], js)).toBeLessThan(1e-9);
+      expect(worst(onnx.std, restored?.std ?? [])).toBeLessThan(1e-4);
+      expect(Math.min(...onnx.std)).toBeGreaterThan(0);
       // The correction changed the prior's output, or parity would say nothing about it.
-      const priorOnly = await prior.regressor.predict(encodeAll(encoder, test));
+      const priorOnly = await prior.regressor.predict(x);
       expect(accuracy(priorOnly, js)).toBeLessThan(0.95);
-    });
+    }, 300_000);
   }
 
   it('refuses a prior of another space or a prior that is itself transferred', async () => {

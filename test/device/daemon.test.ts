@@ -357,9 +357,10 @@ describe('esm-device daemon over aedes', () => {
 
   it('stops cleanly on SIGTERM after the current sample and publishes offline', async () => {
     const thing = 'sigterm-1';
+    const stateHome = mkdtempSync(join(tmpdir(), 'esm-xdg-'));
     const device = startDeviceProcess(
       ['--broker', broker.url, '--thing', thing, '--progress-interval', '0'],
-      { env: { XDG_STATE_HOME: mkdtempSync(join(tmpdir(), 'esm-xdg-')) } },
+      { env: { XDG_STATE_HOME: stateHome } },
     );
     await platform.next(
       isStatus(thing, (m) => field(m, 'state') === 'online'),
@@ -381,6 +382,8 @@ describe('esm-device daemon over aedes', () => {
     expect(await device.exited, device.output()).toBe(0);
     expect(platform.messages.some(isResult(thing, 'b-term'))).toBe(false);
     expect(device.output()).toContain('stopping after the current sample');
+    // The platform acknowledged STOPPED, so the job left the default state folder's journal.
+    expect(readdirSync(join(stateHome, 'esm-device', thing, 'jobs'))).toEqual([]);
   });
 });
 

@@ -1,0 +1,77 @@
+/**
+ * Uncertainty for `--sampling active`: how unsure a predictor trained on the measured rows is
+ * about each candidate. A bootstrap ensemble of ridge models (the same features as the loop's
+ * predictor, each member fitted on a resample of the training rows, penalty and target chosen
+ * once by CV on all rows): the relative spread of the members' predictions is large where the
+ * training rows say little, i.e. where a measurement teaches the predictor most. Ridge rather
+ * than the loop's own model because it refits in milliseconds, and because the loop's default
+ * models' `predictWithStd` is a constant relative error for a linear model (types.ts), which
+ * cannot rank candidates. Pure and seeded.
+ */
+import { ValidationError } from './errors.ts';
+import { createRidge, type RidgeModel } from './predictor/ridge.ts';
+import type { Matrix } from './predictor/types.ts';
+import type { Rng } from './rng.ts';
+
+export interface BootstrapOptions {
+  readonly rng: Rng;
+  /** Ensemble members. @default 8 */
+  readonly members?: number;
+}
+
+function rowsOf(x: Matrix, rows: readonly number[]): Matrix {
+  const data = new Float64Array(rows.length * x.cols);
+  rows.forEach((r, i) => {
+    data.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols);
+  });
+  return { rows: rows.length, cols: x.cols, data };
+}
+
+/**
+ * Fits the bootstrap ensemble on the measured rows and returns the relative spread
+ * (std / mean of the members' predictions) of candidate rows: larger = less sure.
+ */
+export async function bootstrapUncertainty(
+  x: Matrix,
+  latencyMs: Float64Array,
+  options: BootstrapOptions,
+): Promise<(candidates: Matrix) => Promise<Float64Array>> {
+  const { rng, members = 8 } = options;
+  if (!Number.isInteger(members) || members < 2) {
+    throw new ValidationError('members', `expected an integer >= 2, got ${members}`);
+  }
+  if (x.rows < 2) {
+    throw new ValidationError('train', `needs at least 2 measured rows, got ${x.rows}`);
+  }
+  const chooser = createRidge();
+  await chooser.fit(x, latencyMs);
+  const lambda = chooser.lambda as number;
+  const target = chooser.target === 'log' ? 'log' : 'linear';
+  const ensemble: RidgeModel[] = [];
+  for (let m = 0; m < members; m++) {
+    const rows = Array.from({ length: x.rows }, () => rng.int(x.rows));
+    const member = createRidge({ lambda, target });
+    await member.fit(
+      rowsOf(x, rows),
+      Float64Array.from(rows, (r) => latencyMs[r] as number),
+    );
+    ensemble.push(member);
+  }
+  return async (candidates: Matrix) => {
+    const predictions = await Promise.all(ensemble.map((m) => m.predict(candidates)));
+    const out = new Float64Array(candidates.rows);
+    for (let i = 0; i < candidates.rows; i++) {
+      let sum = 0;
+      let squares = 0;
+      for (const p of predictions) {
+        const v = p[i] as number;
+        sum += v;
+        squares += v * v;
+      }
+      const mean = sum / members;
+      const variance = Math.max(0, squares / members - mean * mean);
+      out[i] = Math.sqrt(variance) / Math.max(Math.abs(mean), 1e-9);
+    }
+    return out;
+  };
+}
