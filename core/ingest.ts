@@ -97,6 +97,22 @@ export async function ingestResult(
     });
     return { recorded: 0, duplicates: 0, rejected: [], unstable: true };
   }
+  // A run on another metric (params.metric) records that metric as the sample's value; a
+  // device that could not measure it stops the run with its reason instead of training on
+  // nothing. Checked before any write, so nothing of the result is recorded half.
+  const metric = typeof run.params.metric === 'string' ? run.params.metric : 'latency_ms';
+  const sampleValue = (sample: ResultMessage['samples'][number]): number => {
+    if (metric === 'latency_ms') return sample.stats.median_ms;
+    const reading = sample.metrics?.[metric as keyof NonNullable<typeof sample.metrics>];
+    if (reading?.value === null || reading?.value === undefined || !(reading.value > 0)) {
+      throw new ValidationError(
+        `samples.${sample.id}.metrics.${metric}`,
+        `${result.thing} could not measure ${metric}: ${reading?.reason ?? (reading ? `got ${reading.value}` : 'the device does not report it (protocol minor 0)')}; run with another --metric or on a device that measures it`,
+      );
+    }
+    return reading.value;
+  };
+  const values = new Map(result.samples.map((s) => [s.id, sampleValue(s)]));
   const job = jobKey(result.thing, result.batchId);
   const deviceInfo = describeDevice(result);
   let recorded = 0;
@@ -104,7 +120,7 @@ export async function ingestResult(
   const rejected: string[] = [];
   await forEachLimited(result.samples, options.concurrency ?? 8, async ({ id, stats }) => {
     const outcome = await writes.measureSample(result.runId, id, job, {
-      latencyMs: stats.median_ms,
+      latencyMs: values.get(id) as number,
       stats,
       thing: result.thing,
       deviceInfo,

@@ -191,11 +191,22 @@ export async function trainIteration(
 }
 
 /** A measured sample as a line of the run's dataset.jsonl (a valid `esm fit` dataset). */
-export function datasetLine(sample: SampleRecord, space: string): RunDatasetLine {
+export function datasetLine(
+  sample: SampleRecord,
+  space: string,
+  metric = 'latency_ms',
+): RunDatasetLine {
+  // In a run on another metric the sample's value is that metric; the line keeps the
+  // measured latency as latency_ms and the metric under its own name (esm fit --metric).
+  const other = metric === 'latency_ms' ? {} : { [metric]: sample.latencyMs ?? null };
   return {
     id: sample.id,
     arch: sample.arch,
-    latency_ms: sample.latencyMs ?? Number.NaN,
+    latency_ms:
+      metric === 'latency_ms'
+        ? (sample.latencyMs ?? Number.NaN)
+        : (sample.stats?.median_ms ?? Number.NaN),
+    ...other,
     std_ms: sample.stats?.std_ms,
     runs: sample.stats?.runs,
     depth: sample.depth,
@@ -210,9 +221,13 @@ export function datasetLine(sample: SampleRecord, space: string): RunDatasetLine
 }
 
 /** The run's dataset as JSONL, in training order, one line per measured sample. */
-export function datasetJsonl(samples: readonly SampleRecord[], space: string): string {
+export function datasetJsonl(
+  samples: readonly SampleRecord[],
+  space: string,
+  metric = 'latency_ms',
+): string {
   return sortRows(samples.filter((s) => s.status === 'measured'))
-    .map((s) => JSON.stringify(datasetLine(s, space)))
+    .map((s) => JSON.stringify(datasetLine(s, space, metric)))
     .join('\n')
     .concat('\n');
 }

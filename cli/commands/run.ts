@@ -48,6 +48,7 @@ interface RunOptions {
   resultTimeout?: number;
   clock?: 'wall' | 'cpu';
   interleave?: boolean;
+  metric?: RunParams['metric'];
   chunkSize?: number;
   out?: string;
   resume?: string;
@@ -142,6 +143,7 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
     seed: options.seed,
     chunkSize: options.chunkSize,
     resultTimeoutSeconds: options.resultTimeout,
+    metric: options.metric,
   };
   const base = runParams.parse(input);
   const defaults = measurementDefaults(device);
@@ -155,8 +157,18 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
       maxReferenceDrift: options.maxDrift ?? defaults.maxReferenceDrift,
       clock: options.clock ?? defaults.clock,
       ...((options.interleave ?? defaults.interleave) && { interleave: true }),
+      // The devices measure the metric the run converges on (docs/protocol.md).
+      ...(base.metric !== 'latency_ms' && { metrics: [base.metric] }),
     },
   });
+  if (params.metric === 'energy_mj' && params.device === 'local') {
+    // This machine is the device: without an energy counter the run could never converge.
+    const { findEnergyCounter } = await import('../../device-client/metrics.ts');
+    const lookup = await findEnergyCounter();
+    if (!lookup.counter) {
+      throw new ValidationError('--metric', `energy_mj cannot be measured here: ${lookup.reason}`);
+    }
+  }
   const name = options.space.replace(/^.*\//, '').replace(/\.json$/, '');
   const out =
     options.out ??
@@ -260,6 +272,11 @@ export function register(program: Command): void {
     .option(
       '--interleave',
       'time each sample alternately with a reference model and report latency relative to it (default for local; docs/measurement.md)',
+    )
+    .option(
+      '--metric <name>',
+      'what the predictor learns: latency_ms (default), peak_memory_mb or energy_mj, measured by the device',
+      parse.oneOf(['latency_ms', 'peak_memory_mb', 'energy_mj'] as const),
     )
     .option('--no-interleave', 'absolute latencies (the default for dataset: and thing: devices)')
     .option(

@@ -9,7 +9,7 @@ import { encodingNames } from '../encodings/types.ts';
 import { modelKinds } from '../predictor/types.ts';
 import { loopSamplingStrategies } from '../sampling.ts';
 import { latencyStats } from './dataset.ts';
-import { measurementSettings, thingName } from './protocol.ts';
+import { deviceMetricNames, measurementSettings, thingName } from './protocol.ts';
 
 export const RUN_STATE_VERSION = 2;
 
@@ -63,6 +63,11 @@ export const runParams = z.object({
   /** Share of every batch, stratified per depth bin, held out as test samples. */
   testFraction: z.number().gt(0).lt(1).default(0.2),
   seed: z.number().int().min(0).max(0xffffffff).default(1),
+  /**
+   * What the predictor learns and the loop converges on: latency, or a metric the devices
+   * measure besides it (protocol v1 minor 1; `measurement.metrics` must ask for it).
+   */
+  metric: z.enum(['latency_ms', ...deviceMetricNames]).default('latency_ms'),
   /** Timing settings sent to the device with every job. */
   measurement: measurementSettings.default({
     warmup: 5,

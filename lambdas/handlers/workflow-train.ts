@@ -43,7 +43,7 @@ export function createTrainHandler(
     const now = () => clock?.now() ?? new Date();
     const { run, params, space, bins, things } = await loadRun(state, runId);
     const measured = await state.listSamples(runId, { status: 'measured' });
-    const dataset = datasetJsonl(measured, space.name);
+    const dataset = datasetJsonl(measured, space.name, params.metric);
     // Measuring time of this iteration: first publication to the last result that arrived.
     const lastMeasured = Math.max(
       ...measured
@@ -71,7 +71,12 @@ export function createTrainHandler(
       onEpoch: onEpoch && ((epoch, maxEpochs) => onEpoch({ runId, iteration, epoch, maxEpochs })),
       now,
     });
-    const { record, predictor } = result;
+    const { record } = result;
+    // A run on another metric says so in predictor.json (esm predict prints that field).
+    const predictor =
+      params.metric === 'latency_ms'
+        ? result.predictor
+        : { ...result.predictor, metric: params.metric };
 
     // Artifacts are immutable per iteration, so `POST /predict` may cache them by id.
     const predictorId = `${runId}-i${iteration}`;
