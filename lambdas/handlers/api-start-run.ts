@@ -8,6 +8,7 @@ import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { ValidationError } from '../../core/errors.ts';
+import { checkSpaceBounds } from '../../core/spaces/bounds.ts';
 import { createRunState, documentClient, type RunState } from '../adapters/run-state.ts';
 import { lazy, loadConfig } from '../config.ts';
 import { apiHandler, logger, parseBody, underField } from '../middleware.ts';
@@ -64,6 +65,9 @@ export function createStartRunHandler(deps: () => StartRunDeps = startRunDeps) {
   return apiHandler(async (event: APIGatewayProxyEvent) => {
     const { limits, ...params } = parseBody(event, startRunBody);
     const space = underField('body', () => spaceOf(params));
+    // A spec's size is checked by spaceOf; the batch size multiplies every job's memory.
+    const { batchSize } = params.measurement;
+    checkSpaceBounds(space, { field: 'body.measurement.batchSize', batchSize });
     const thing = thingOf(params);
     const { state, deviceExists, start } = deps();
     if (!(await deviceExists(thing))) {
