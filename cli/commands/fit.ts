@@ -10,6 +10,7 @@ import { fitPredictor } from '../../core/predictor/index.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { savePredictor } from '../../local/predictor-store.ts';
 import { createProgress } from '../../local/progress.ts';
+import { binLabel } from '../../local/report.ts';
 import { parse, resolveSpace, writeJson } from '../common.ts';
 
 interface FitFlags {
@@ -87,7 +88,7 @@ async function fit(flags: FitFlags): Promise<void> {
     lines.push(
       `test on ${test.n} held-out rows: accuracy ${percent(test.accuracy)}, within 5 % ${percent(test.within5)}, within 10 % ${percent(test.within10)}, RMSE ${test.rmse_ms.toFixed(3)} ms, Spearman ${test.spearman?.toFixed(4) ?? 'n/a'}`,
       'per depth bin:',
-      ...bins.map((b) => `  depth ${b.lo}-${b.hi}: n ${b.n}, accuracy ${percent(b.accuracy)}`),
+      ...bins.map((b) => `  ${binLabel(b)}: n ${b.n}, accuracy ${percent(b.accuracy)}`),
     );
   } else {
     lines.push('no test rows (every row was used for training)');
