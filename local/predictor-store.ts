@@ -14,8 +14,8 @@ import {
   type PredictorJson,
   parsePredictorJson,
 } from '../core/predictor/artifact.ts';
-import { modelToOnnxGraph, onnxMetadata } from '../core/predictor/export-onnx.ts';
-import { createFeaturizer, type Featurizer } from '../core/predictor/index.ts';
+import { modelToOnnxGraph, ONNX_STD_OUTPUT, onnxMetadata } from '../core/predictor/export-onnx.ts';
+import { createFeaturizer, type Featurizer, featureChoiceOf } from '../core/predictor/index.ts';
 import { getSpace } from '../core/spaces/index.ts';
 import { spaceFromSpec } from '../core/spaces/spec.ts';
 import type { SearchSpace, Subnet } from '../core/spaces/types.ts';
@@ -47,6 +47,13 @@ export interface LoadedPredictor {
   /** Latencies (ms) of native architectures; throws `ArchValidationError` naming the field. */
   predict(archs: readonly unknown[]): Promise<Float64Array>;
   predictSubnets(subnets: readonly Subnet[]): Promise<Float64Array>;
+  /**
+   * Latencies and their uncertainty (ms; docs/predictor.md, "Uncertainty"). A predictor
+   * whose ONNX graph has no `std_ms` output (written before it existed) gives NaN.
+   */
+  predictSubnetsWithStd(
+    subnets: readonly Subnet[],
+  ): Promise<{ mean: Float64Array; std: Float64Array }>;
   /** Latencies of already encoded rows (row-major float32, `rows` x features length). */
   predictEncoded(x: Float32Array, rows: number): Promise<Float32Array>;
   close(): Promise<void>;
@@ -103,12 +110,7 @@ export async function loadPredictor(
   }
   const json = parsePredictorJson(raw, jsonPath);
   const space = spaceOf(json, dir);
-  const featurizer = createFeaturizer(
-    space,
-    json.features.kind === 'lut'
-      ? { kind: 'lut', buckets: json.features.buckets }
-      : { kind: 'encoding', encoding: json.features.encoding },
-  );
+  const featurizer = createFeaturizer(space, featureChoiceOf(json.features));
   if (featurizer.features.length !== json.features.length) {
     throw new ValidationError(
       `${jsonPath}: features.length`,
@@ -133,11 +135,23 @@ export async function loadPredictor(
   }
   const cols = json.features.length;
 
+  const stdOutput = session.outputNames.includes(ONNX_STD_OUTPUT) ? ONNX_STD_OUTPUT : undefined;
   /** Runs the session on `n` encoded rows and writes the latencies at `out[start ..]`. */
-  const runRows = async (x: Float32Array, n: number, out: Float32Array, start: number) => {
+  const runRows = async (
+    x: Float32Array,
+    n: number,
+    out: Float32Array,
+    start: number,
+    std?: Float32Array,
+  ) => {
     const input = new ort.Tensor('float32', x.subarray(0, n * cols), [n, cols]);
-    const result = await session.run({ [json.onnx.input]: input });
+    const fetches = std && stdOutput ? [json.onnx.output, stdOutput] : [json.onnx.output];
+    const result = await session.run({ [json.onnx.input]: input }, fetches);
     out.set((result[json.onnx.output] as ort.Tensor).data as Float32Array, start);
+    if (std) {
+      if (stdOutput) std.set((result[stdOutput] as ort.Tensor).data as Float32Array, start);
+      else std.fill(Number.NaN, start, start + n);
+    }
   };
   const predictEncoded = async (x: Float32Array, rows: number): Promise<Float32Array> => {
     if (x.length !== rows * cols) {
@@ -152,16 +166,19 @@ export async function loadPredictor(
   };
   // Encodes chunk by chunk into one reused float32 buffer: no per-subnet vector, no float64
   // matrix of the whole batch (150 MB per 100,000 FCC rows) and no float64-to-float32 copy.
-  const predictSubnets = async (subnets: readonly Subnet[]): Promise<Float64Array> => {
+  const run = async (subnets: readonly Subnet[], withStd: boolean) => {
     const x = new Float32Array(Math.min(chunkRows, subnets.length) * cols);
     const out = new Float32Array(subnets.length);
+    const std = withStd ? new Float32Array(subnets.length) : undefined;
     for (let start = 0; start < subnets.length; start += chunkRows) {
       const n = Math.min(chunkRows, subnets.length - start);
       for (let i = 0; i < n; i++) featurizer.encodeInto(subnets[start + i] as Subnet, x, i * cols);
-      await runRows(x, n, out, start);
+      await runRows(x, n, out, start, std);
     }
-    return Float64Array.from(out);
+    return { mean: Float64Array.from(out), std: Float64Array.from(std ?? []) };
   };
+  const predictSubnets = async (subnets: readonly Subnet[]): Promise<Float64Array> =>
+    (await run(subnets, false)).mean;
   return {
     dir,
     json,
@@ -169,6 +186,7 @@ export async function loadPredictor(
     featurizer,
     predictEncoded,
     predictSubnets,
+    predictSubnetsWithStd: (subnets) => run(subnets, true),
     predict: (archs) => predictSubnets(archs.map((a) => space.parse(a))),
     close: () => session.release(),
   };

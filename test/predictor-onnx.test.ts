@@ -4,13 +4,18 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeModel, encodeModel } from '../core/onnx/model.ts';
-import { mlpToOnnxGraph, ridgeToOnnxGraph } from '../core/predictor/export-onnx.ts';
-import { fitPredictor } from '../core/predictor/index.ts';
+import {
+  mlpToOnnxGraph,
+  modelToOnnxGraph,
+  ridgeToOnnxGraph,
+} from '../core/predictor/export-onnx.ts';
+import { createForest } from '../core/predictor/forest.ts';
+import { fitPredictor, regressorFromJson } from '../core/predictor/index.ts';
 import { createMlp, predictWithState, predictWithTrainer } from '../core/predictor/mlp.ts';
 import { createRidge } from '../core/predictor/ridge.ts';
 import { syntheticLatencyMs } from '../core/predictor/synthetic.ts';
 import { defaultTrainer } from '../core/predictor/trainer.ts';
-import type { Matrix } from '../core/predictor/types.ts';
+import { type Matrix, modelKinds, type Regressor } from '../core/predictor/types.ts';
 import { createRng } from '../core/rng.ts';
 import { mobilenetv3 } from '../core/spaces/mobilenetv3.ts';
 import { randomSubnet } from '../core/spaces/subnet.ts';
@@ -100,6 +105,7 @@ describe('ONNX export of predictors', () => {
     expect(decoded.inputs).toEqual([{ name: 'x', elemType: 'float', shape: ['batch', 3] }]);
     expect(decoded.outputs).toEqual([
       { name: 'latency_ms', elemType: 'float', shape: ['batch', 1] },
+      { name: 'std_ms', elemType: 'float', shape: ['batch', 1] },
     ]);
   });
 
@@ -117,33 +123,75 @@ describe('ONNX export of predictors', () => {
     }
   });
 
-  it('saves a predictor directory that predicts native archs like the trained models (mlp, ridge, lut)', async () => {
-    const rng = createRng(5);
-    const rows = Array.from({ length: 120 }, () => {
-      const subnet = randomSubnet(mobilenetv3, rng);
-      return { subnet, latencyMs: syntheticLatencyMs(mobilenetv3, subnet) };
-    });
-    for (const model of ['mlp', 'ridge', 'lut'] as const) {
+  it.each(modelKinds)(
+    '%s: the saved predictor directory (ONNX) predicts latency and std like the JS model',
+    async (model) => {
+      const rng = createRng(5);
+      // A device the physics entries do not explain alone, so that auto has a choice to make.
+      const rows = Array.from({ length: 120 }, () => {
+        const subnet = randomSubnet(mobilenetv3, rng);
+        const k7 = subnet.units[2]?.blocks.filter((b) => b.kernel === 7).length ?? 0;
+        const latencyMs = syntheticLatencyMs(mobilenetv3, subnet) * (1 + 0.08 * k7);
+        return { subnet, latencyMs };
+      });
       const fitted = await fitPredictor({
         space: mobilenetv3,
         rows,
         model,
         data: { file: 'synthetic', sha256: '0'.repeat(64) },
-        options: { mlp: { maxEpochs: 5 } },
+        options: { mlp: { maxEpochs: 5 }, rf: { trees: 20 }, gbt: { maxTrees: 40 } },
       });
       const out = join(dir, model);
       await savePredictor(out, fitted.predictor);
       const loaded = await loadPredictor(out);
-      const archs = rows.slice(0, 40).map((r) => mobilenetv3.toNative(r.subnet));
-      const fromDir = await loaded.predict(archs);
-      const inMemory = await fitted.regressor.predict(
-        fitted.featurizer.encodeAll(rows.slice(0, 40).map((r) => r.subnet)),
-      );
+      const subnets = rows.slice(0, 40).map((r) => r.subnet);
+      const fromDir = await loaded.predict(subnets.map((s) => mobilenetv3.toNative(s)));
+      const x = fitted.featurizer.encodeAll(subnets);
+      const inMemory = await fitted.regressor.predict(x);
       expect(maxRelativeDifference(fromDir, inMemory)).toBeLessThan(1e-4);
+      // The uncertainty: same in ONNX as in JavaScript, positive.
+      const withStd = await loaded.predictSubnetsWithStd(subnets);
+      const js = await (
+        fitted.regressor.predictWithStd as NonNullable<Regressor['predictWithStd']>
+      )(x);
+      expect(maxRelativeDifference(withStd.mean, js.mean)).toBeLessThan(1e-4);
+      expect(maxRelativeDifference(withStd.std, js.std)).toBeLessThan(1e-3);
+      expect(Math.min(...withStd.std)).toBeGreaterThan(0);
+      // A model restored from predictor.json predicts the same in JavaScript.
+      const restored = regressorFromJson(fitted.predictor.model);
+      expect(maxRelativeDifference(await restored.predict(x), inMemory)).toBeLessThan(1e-9);
       // The session is created once: a second call reuses it and agrees exactly.
-      expect(await loaded.predict(archs)).toEqual(fromDir);
+      expect(await loaded.predictSubnets(subnets)).toEqual(fromDir);
       await loaded.close();
-    }
+    },
+    120_000,
+  );
+
+  it('runs a random forest with the spread of its trees as std, in onnxruntime', async () => {
+    const x = randomInputs(300, 6, 4);
+    const y = Float64Array.from({ length: x.rows }, (_, r) => {
+      const row = x.data.subarray(r * 6, r * 6 + 6);
+      return 1 + (row[1] as number) * (row[2] as number) + ((row[0] as number) > 160 ? 3 : 0);
+    });
+    const rf = createForest({ trees: 30, seed: 1 });
+    await rf.fit(x, y);
+    const test = randomInputs(500, 6, 8);
+    const bytes = encodeModel(modelToOnnxGraph(rf.toJSON()));
+    const session = await ort.InferenceSession.create(bytes);
+    const out = await session.run({
+      x: new ort.Tensor('float32', Float32Array.from(test.data), [test.rows, test.cols]),
+    });
+    await session.release();
+    const js = await rf.predictWithStd(test);
+    expect(
+      maxRelativeDifference((out.latency_ms as ort.Tensor).data as Float32Array, js.mean),
+    ).toBeLessThan(1e-5);
+    expect(
+      maxRelativeDifference((out.std_ms as ort.Tensor).data as Float32Array, js.std),
+    ).toBeLessThan(1e-3);
+    // Trees disagree more on some rows than on others: a per-row uncertainty, not a constant.
+    const relative = js.std.map((s, i) => s / (js.mean[i] as number));
+    expect(Math.max(...relative)).toBeGreaterThan(2 * Math.min(...relative));
   });
 
   it('refuses a predictor directory whose json is damaged, naming the field', async () => {

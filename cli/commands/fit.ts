@@ -6,6 +6,7 @@ import { parseDataset } from '../../core/dataset.ts';
 import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { headline } from '../../core/metrics.ts';
+import type { PredictorJson } from '../../core/predictor/artifact.ts';
 import { fitPredictor } from '../../core/predictor/index.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { savePredictor } from '../../local/predictor-store.ts';
@@ -22,9 +23,24 @@ interface FitFlags {
   trainFraction?: number;
   bins: number;
   seed: number;
-  ensemble: number;
+  ensemble?: number;
   out?: string;
   json?: boolean;
+}
+
+/**
+ * The kind that ended up predicting: the model asked for, or for `auto` what it chose
+ * (`ridge-physics`, or a blend such as `ridge-both+gbt`).
+ */
+function chosenModel(predictor: PredictorJson): string {
+  const chosen = predictor.training.chosen;
+  if (!chosen || chosen.length === 0) return predictor.training.model ?? predictor.model.kind;
+  return chosen.map((c) => c.name).join('+');
+}
+
+function describeChoice(predictor: PredictorJson): string {
+  const chosen = predictor.training.chosen ?? [];
+  return chosen.map((c) => `${c.name} ${(100 * c.weight).toFixed(0)} %`).join(' + ');
 }
 
 const percent = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)} %`);
@@ -59,8 +75,9 @@ async function fit(flags: FitFlags): Promise<void> {
     seed: flags.seed,
     options: {
       mlp: {
-        ensemble: flags.ensemble,
+        ...(flags.ensemble === undefined ? {} : { ensemble: flags.ensemble }),
         onEpoch: (p) => {
+          // auto trains many MLPs (one per fold and candidate): its bar shows the current one.
           bar ??= progress.bar(`training ${flags.model}`, p.maxEpochs * p.members);
           bar.update(p.member * p.maxEpochs + p.epoch);
         },
@@ -77,12 +94,13 @@ async function fit(flags: FitFlags): Promise<void> {
       test: test ? headline(test) : null,
       bins: bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.n, accuracy: b.accuracy })),
       train: { n: result.train.n, seconds: result.train.seconds },
+      model: chosenModel(result.predictor),
     });
     return;
   }
   const t = result.predictor.training;
   const lines = [
-    `trained ${flags.model} on ${t.n_train} rows of ${flags.data} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : flags.encoding}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
+    `trained ${flags.model}${flags.model === 'auto' ? ` (chose ${describeChoice(result.predictor)})` : ''} on ${t.n_train} rows of ${flags.data} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : flags.encoding}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
   ];
   if (test) {
     lines.push(
@@ -111,7 +129,7 @@ export function register(program: Command): void {
     )
     .option(
       '--model <kind>',
-      `model: ${modelKinds.join(', ')}`,
+      `model: ${modelKinds.join(', ')} (auto: chosen by cross-validation, docs/predictor.md)`,
       parse.oneOf(modelKinds),
       defaultModelKind,
     )
@@ -119,8 +137,8 @@ export function register(program: Command): void {
     .option('--train-fraction <f>', 'share of rows for training (default 0.8)', parse.number(0, 1))
     .option('--bins <b>', 'depth bins for the per-bin accuracy', parse.int(1, 1000), 10)
     .option('--seed <k>', 'seed of the split and the model', parse.int(0, 2 ** 32 - 1), 0)
-    .option('--ensemble <n>', 'MLP members averaged (mlp only)', parse.int(1, 20), 1)
+    .option('--ensemble <n>', 'MLP members averaged (mlp only)', parse.int(1, 20))
     .option('--out <dir>', 'write the predictor directory (predictor.json + predictor.onnx)')
-    .option('--json', 'print {"test", "bins", "train"} as JSON')
+    .option('--json', 'print {"test", "bins", "train", "model"} as JSON')
     .action(fit);
 }

@@ -12,14 +12,19 @@ interface PredictFlags {
 async function predict(flags: PredictFlags): Promise<void> {
   const predictor = await loadPredictor(flags.predictor, { threads: flags.threads });
   const entries = await readArchEntries(predictor.space, flags.in);
-  const latencies = await predictor.predictSubnets(entries.map((e) => e.subnet));
+  const { mean, std } = await predictor.predictSubnetsWithStd(entries.map((e) => e.subnet));
+  // A predictor written before std_ms existed has none: print null rather than guess.
+  const number = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(7)) : null);
   // Each line echoes its input (id when the line had one, and the arch), so outputs can be joined.
   const out = entries.map((e, i) => {
-    const echo = {
+    const line = {
       ...(e.id === undefined ? {} : { id: e.id }),
       arch: predictor.space.toNative(e.subnet),
+      latency_ms: number(mean[i] as number),
+      std_ms: number(std[i] as number),
     };
-    return `${JSON.stringify({ ...echo, latency_ms: Number((latencies[i] as number).toPrecision(7)) })}\n`;
+    return `${JSON.stringify(line)}
+`;
   });
   process.stdout.write(out.join(''));
   await predictor.close();
@@ -29,7 +34,7 @@ export function register(program: Command): void {
   program
     .command('predict')
     .description(
-      'predict latencies for archs or dataset lines; prints JSONL {"id"?, "arch", "latency_ms"}',
+      'predict latencies for archs or dataset lines; prints JSONL {"id"?, "arch", "latency_ms", "std_ms"}',
     )
     .requiredOption('--predictor <dir>', 'predictor directory written by `esm fit --out`')
     .option('--in <file>', 'JSONL of native archs or dataset lines (default: stdin)')

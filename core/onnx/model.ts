@@ -11,7 +11,8 @@ export type OnnxAttribute =
   | { type: 'ints'; value: readonly number[] }
   | { type: 'float'; value: number }
   | { type: 'floats'; value: readonly number[] }
-  | { type: 'string'; value: string };
+  | { type: 'string'; value: string }
+  | { type: 'strings'; value: readonly string[] };
 
 export const attr = {
   int: (value: number): OnnxAttribute => ({ type: 'int', value }),
@@ -19,13 +20,19 @@ export const attr = {
   float: (value: number): OnnxAttribute => ({ type: 'float', value }),
   floats: (value: readonly number[]): OnnxAttribute => ({ type: 'floats', value }),
   string: (value: string): OnnxAttribute => ({ type: 'string', value }),
+  strings: (value: readonly string[]): OnnxAttribute => ({ type: 'strings', value }),
 };
+
+/** The ONNX-ML operator domain (TreeEnsembleRegressor and friends). */
+export const ONNX_ML_DOMAIN = 'ai.onnx.ml';
 
 export interface OnnxNode {
   readonly op: string;
   readonly inputs: readonly string[];
   readonly outputs: readonly string[];
   readonly name?: string;
+  /** Operator domain; '' (the default) is the standard ONNX domain. */
+  readonly domain?: string;
   readonly attributes?: Readonly<Record<string, OnnxAttribute>>;
 }
 
@@ -53,6 +60,11 @@ export interface OnnxGraph {
 export interface EncodeOptions {
   /** @default 17 */
   opset?: number;
+  /**
+   * Opset of the ONNX-ML domain, imported when a node uses it.
+   * @default 3
+   */
+  mlOpset?: number;
   /** @default 'esm-platform' */
   producer?: string;
   docString?: string;
@@ -60,7 +72,7 @@ export interface EncodeOptions {
 }
 
 const DATA_TYPE = { float: 1, int64: 7 } as const;
-const ATTRIBUTE_TYPE = { float: 1, int: 2, string: 3, floats: 6, ints: 7 } as const;
+const ATTRIBUTE_TYPE = { float: 1, int: 2, string: 3, floats: 6, ints: 7, strings: 8 } as const;
 const IR_VERSION = 8;
 
 // Field numbers from onnx/onnx.proto (the stable v8 IR).
@@ -112,6 +124,7 @@ const root = protobuf.Root.fromJSON({
             s: { type: 'bytes', id: 4 },
             floats: { rule: 'repeated', type: 'float', id: 7 },
             ints: { rule: 'repeated', type: 'int64', id: 8 },
+            strings: { rule: 'repeated', type: 'bytes', id: 9 },
             type: { type: 'int32', id: 20 },
           },
         },
@@ -163,6 +176,12 @@ function encodeAttribute(name: string, a: OnnxAttribute) {
       return { name, type: ATTRIBUTE_TYPE.floats, floats: [...a.value] };
     case 'string':
       return { name, type: ATTRIBUTE_TYPE.string, s: new TextEncoder().encode(a.value) };
+    case 'strings':
+      return {
+        name,
+        type: ATTRIBUTE_TYPE.strings,
+        strings: a.value.map((v) => new TextEncoder().encode(v)),
+      };
   }
 }
 
@@ -187,10 +206,20 @@ function valueInfo(v: OnnxValueInfo) {
 
 /** Serialise a graph as ONNX ModelProto bytes (IR version 8). */
 export function encodeModel(graph: OnnxGraph, options: EncodeOptions = {}): Uint8Array {
-  const { opset = 17, producer = 'esm-platform', docString = '', metadata = {} } = options;
+  const {
+    opset = 17,
+    mlOpset = 3,
+    producer = 'esm-platform',
+    docString = '',
+    metadata = {},
+  } = options;
+  const usesMl = graph.nodes.some((n) => n.domain === ONNX_ML_DOMAIN);
   const message = ModelProto.fromObject({
     irVersion: IR_VERSION,
-    opsetImport: [{ domain: '', version: opset }],
+    opsetImport: [
+      { domain: '', version: opset },
+      ...(usesMl ? [{ domain: ONNX_ML_DOMAIN, version: mlOpset }] : []),
+    ],
     producerName: producer,
     producerVersion: '1',
     docString,
@@ -202,6 +231,7 @@ export function encodeModel(graph: OnnxGraph, options: EncodeOptions = {}): Uint
         output: [...n.outputs],
         name: n.name ?? `${n.op}_${index}`,
         opType: n.op,
+        ...(n.domain ? { domain: n.domain } : {}),
         attribute: Object.entries(n.attributes ?? {}).map(([k, a]) => encodeAttribute(k, a)),
       })),
       initializer: graph.initializers.map((t) => ({
@@ -236,6 +266,7 @@ interface DecodedModel {
       output?: string[];
       name?: string;
       opType: string;
+      domain?: string;
       attribute?: {
         name: string;
         type: number;
@@ -244,6 +275,7 @@ interface DecodedModel {
         s?: Uint8Array;
         ints?: number[];
         floats?: number[];
+        strings?: Uint8Array[];
       }[];
     }[];
     initializer?: { name: string; dims?: number[]; dataType: number; rawData?: Uint8Array }[];
@@ -263,6 +295,8 @@ function decodeAttribute(
     else if (x.type === ATTRIBUTE_TYPE.floats) out[x.name] = attr.floats(x.floats ?? []);
     else if (x.type === ATTRIBUTE_TYPE.string)
       out[x.name] = attr.string(new TextDecoder().decode(x.s ?? new Uint8Array()));
+    else if (x.type === ATTRIBUTE_TYPE.strings)
+      out[x.name] = attr.strings((x.strings ?? []).map((v) => new TextDecoder().decode(v)));
   }
   return out;
 }
@@ -295,6 +329,7 @@ export function decodeModel(
       inputs: n.input ?? [],
       outputs: n.output ?? [],
       name: n.name,
+      ...(n.domain ? { domain: n.domain } : {}),
       attributes: decodeAttribute(n.attribute),
     })),
     initializers: (g.initializer ?? []).map((t) => {

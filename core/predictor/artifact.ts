@@ -7,10 +7,12 @@
 import { z } from 'zod';
 import { encodingNames } from '../encodings/types.ts';
 import { ValidationError } from '../errors.ts';
+import { gbtJson, rfJson } from './forest.ts';
 import { lutJson } from './lut.ts';
 import type { MlpState } from './mlp.ts';
 import { ridgeJson } from './ridge.ts';
 import type { DenseLayer } from './trainer.ts';
+import { modelKinds } from './types.ts';
 
 export const PREDICTOR_FORMAT = 'esm-predictor';
 export const PREDICTOR_VERSION = 1;
@@ -39,26 +41,98 @@ export const mlpJson = z.object({
   }),
   residual_scale: z.number().positive(),
   members: z.array(z.object({ layers: z.array(denseLayerJson).min(1) })),
+  /** Relative RMS error on the validation rows (the uncertainty's residual part). */
+  rel_std: z.number().nonnegative().optional(),
 });
 export type MlpJson = z.infer<typeof mlpJson>;
 
-export const modelJson = z.discriminatedUnion('kind', [mlpJson, ridgeJson, lutJson]);
+/** The models that stand alone or as members of `auto`. */
+export const memberModelJson = z.discriminatedUnion('kind', [
+  mlpJson,
+  ridgeJson,
+  lutJson,
+  rfJson,
+  gbtJson,
+]);
+export type MemberModelJson = z.infer<typeof memberModelJson>;
+
+/** `auto`: a weighted blend of members, each reading columns [start, end) of the input. */
+export const autoJson = z.object({
+  kind: z.literal('auto'),
+  inputs: z.number().int().positive(),
+  members: z
+    .array(
+      z.object({
+        name: z.string(),
+        weight: z.number().positive().max(1),
+        columns: z.tuple([z.number().int().nonnegative(), z.number().int().positive()]),
+        model: memberModelJson,
+      }),
+    )
+    .min(1),
+  /** Every candidate's cross-validated accuracy, for the record. */
+  candidates: z.array(z.object({ name: z.string(), accuracy: z.number() })),
+});
+export type AutoJson = z.infer<typeof autoJson>;
+
+export const modelJson = z.discriminatedUnion('kind', [
+  mlpJson,
+  ridgeJson,
+  lutJson,
+  rfJson,
+  gbtJson,
+  autoJson,
+]);
 export type ModelJson = z.infer<typeof modelJson>;
 
-/** What the model's input vector is: a named encoding, or the LUT's table-entry counts. */
+/** Number of inputs a stored model reads. */
+export function modelInputs(model: ModelJson): number {
+  switch (model.kind) {
+    case 'mlp':
+      return model.input_mean.length;
+    case 'ridge':
+      return model.weights.length;
+    case 'lut':
+      return model.costs.length;
+    case 'rf':
+    case 'gbt':
+    case 'auto':
+      return model.inputs;
+  }
+}
+
+const encodingFeaturesJson = z.object({
+  kind: z.literal('encoding'),
+  encoding: z.enum(encodingNames),
+  length: z.number().int().positive(),
+});
+const lutFeaturesJson = z.object({
+  kind: z.literal('lut'),
+  buckets: z.number().int().positive(),
+  length: z.number().int().positive(),
+});
+
+/**
+ * What the model's input vector is: a named encoding, the LUT's table-entry counts, or a
+ * stack of those parts side by side (auto's input: physics, the encoding, LUT counts).
+ */
 export const featuresJson = z.discriminatedUnion('kind', [
+  encodingFeaturesJson,
+  lutFeaturesJson,
   z.object({
-    kind: z.literal('encoding'),
-    encoding: z.enum(encodingNames),
-    length: z.number().int().positive(),
-  }),
-  z.object({
-    kind: z.literal('lut'),
-    buckets: z.number().int().positive(),
+    kind: z.literal('stack'),
+    parts: z.array(z.discriminatedUnion('kind', [encodingFeaturesJson, lutFeaturesJson])).min(1),
     length: z.number().int().positive(),
   }),
 ]);
 export type FeaturesJson = z.infer<typeof featuresJson>;
+
+/** A short name of a predictor's input: the encoding, `lut`, or e.g. `physics+fcc+lut`. */
+export function featuresName(features: FeaturesJson): string {
+  const part = (f: Exclude<FeaturesJson, { kind: 'stack' }>) =>
+    f.kind === 'lut' ? 'lut' : f.encoding;
+  return features.kind === 'stack' ? features.parts.map(part).join('+') : part(features);
+}
 
 const metricsJson = z.object({
   n: z.number().int().nonnegative(),
@@ -91,6 +165,10 @@ export const predictorJson = z.object({
     seconds: z.number().nonnegative(),
     epochs: z.number().int().nonnegative().optional(),
     backend: z.string().optional(),
+    /** The model kind asked for (`auto`, `mlp-paper` ... ; `model.kind` is what was stored). */
+    model: z.enum(modelKinds).optional(),
+    /** What `auto` chose: members and blend weights. */
+    chosen: z.array(z.object({ name: z.string(), weight: z.number() })).optional(),
     /** Model options as given (hidden sizes, learning rate ...), for reproduction. */
     options: z.record(z.string(), z.unknown()),
     data: z.object({
@@ -132,12 +210,7 @@ export function parsePredictorJson(json: unknown, source = PREDICTOR_JSON): Pred
   }
   const p = result.data;
   const length = p.features.length;
-  const inputs =
-    p.model.kind === 'mlp'
-      ? p.model.input_mean.length
-      : p.model.kind === 'ridge'
-        ? p.model.weights.length
-        : p.model.costs.length;
+  const inputs = modelInputs(p.model);
   if (inputs !== length) {
     throw new ValidationError(
       `${source}: model`,
@@ -145,6 +218,22 @@ export function parsePredictorJson(json: unknown, source = PREDICTOR_JSON): Pred
     );
   }
   if (p.model.kind === 'mlp') mlpStateFromJson(p.model, source);
+  if (p.model.kind === 'auto') {
+    p.model.members.forEach((m, i) => {
+      const field = `${source}: model.members.${i}`;
+      const [start, end] = m.columns;
+      if (!(start < end && end <= length)) {
+        throw new ValidationError(`${field}.columns`, `must lie in 0..${length} with start < end`);
+      }
+      if (modelInputs(m.model) !== end - start) {
+        throw new ValidationError(
+          `${field}.model`,
+          `expects ${modelInputs(m.model)} inputs, columns give ${end - start}`,
+        );
+      }
+      if (m.model.kind === 'mlp') mlpStateFromJson(m.model, field);
+    });
+  }
   return p;
 }
 
@@ -171,6 +260,7 @@ export function mlpStateToJson(state: MlpState): MlpJson {
     },
     residual_scale: state.residualScale,
     members: state.members.map((layers) => ({ layers: layers.map(layerToJson) })),
+    rel_std: state.relStd ?? 0,
   };
 }
 
@@ -228,5 +318,6 @@ export function mlpStateFromJson(json: MlpJson, source = PREDICTOR_JSON): MlpSta
     },
     residualScale: json.residual_scale,
     members,
+    relStd: json.rel_std ?? 0,
   };
 }

@@ -21,38 +21,95 @@ import {
   PREDICTOR_VERSION,
   type PredictorJson,
 } from './artifact.ts';
+import {
+  type AutoFitReport,
+  type AutoLayout,
+  type AutoModel,
+  type AutoOptions,
+  autoFromJson,
+  createAuto,
+  memberFromJson,
+} from './auto.ts';
 import { ONNX_INPUT, ONNX_OUTPUT } from './export-onnx.ts';
+import {
+  type BoostingModel,
+  type BoostingOptions,
+  createBoosting,
+  createForest,
+  type ForestModel,
+  type ForestOptions,
+} from './forest.ts';
 import { createLut, type LutModel, type LutOptions, lutLayout } from './lut.ts';
-import { createMlp, type MlpOptions, type MlpRegressor } from './mlp.ts';
+import { createMlp, type MlpOptions, MlpRegressor } from './mlp.ts';
 import { createRidge, type RidgeModel, type RidgeOptions } from './ridge.ts';
-import type { Matrix, ModelKind, Regressor } from './types.ts';
+import {
+  defaultModelKind,
+  type Matrix,
+  type ModelKind,
+  modelKinds,
+  type Regressor,
+} from './types.ts';
 
 export interface RegressorOptions {
   readonly mlp?: MlpOptions;
   readonly ridge?: RidgeOptions;
   readonly lut?: LutOptions;
+  readonly rf?: ForestOptions;
+  readonly gbt?: BoostingOptions;
+  /** `layout` is required for `auto`; `createModel` fills it from the features. */
+  readonly auto?: Partial<AutoOptions>;
 }
 
-type AnyRegressor = MlpRegressor | RidgeModel | LutModel;
+type AnyRegressor = MlpRegressor | RidgeModel | LutModel | ForestModel | BoostingModel | AutoModel;
 
-/** A new, untrained regressor of `kind`. */
+/**
+ * A new, untrained regressor of `kind`. `auto` needs `options.auto.layout` (where its
+ * feature parts are): use `createModel`, which builds the matching featurizer too.
+ */
 export function createRegressor(kind: ModelKind, options: RegressorOptions = {}): AnyRegressor {
   switch (kind) {
     case 'mlp':
       return createMlp(options.mlp);
+    case 'mlp-paper':
+      // The paper's reference: a plain 3 x 64 MLP on log latency, no linear base.
+      return createMlp({ ...options.mlp, hidden: [64, 64, 64], base: 'none', ensemble: 1 });
+    case 'mlp-ensemble':
+      return createMlp({ ensemble: 5, ...options.mlp });
     case 'ridge':
       return createRidge(options.ridge);
     case 'lut':
       return createLut(options.lut);
+    case 'rf':
+      return createForest(options.rf);
+    case 'gbt':
+      return createBoosting(options.gbt);
+    case 'auto': {
+      const layout = options.auto?.layout;
+      if (!layout) {
+        throw new ValidationError(
+          'model',
+          'auto needs its feature layout; create it with createModel(space, {model: "auto"})',
+        );
+      }
+      return createAuto({ ...options.auto, layout, mlp: { ...options.mlp, ...options.auto?.mlp } });
+    }
     default:
-      throw new ValidationError('model', `unknown model "${kind}"; use mlp, ridge or lut`);
+      throw new ValidationError(
+        'model',
+        `unknown model "${kind}"; use one of ${modelKinds.join(', ')}`,
+      );
   }
 }
 
 /** The parameters of a trained regressor as stored in predictor.json. */
 export function modelToJson(regressor: Regressor): ModelJson {
   const r = regressor as AnyRegressor;
-  return r.kind === 'mlp' ? mlpStateToJson(r.state) : r.toJSON();
+  return r instanceof MlpRegressor ? mlpStateToJson(r.state) : r.toJSON();
+}
+
+/** A trained regressor from predictor.json's `model` (JavaScript predictions, e.g. a prior). */
+export function regressorFromJson(model: ModelJson): Regressor {
+  return model.kind === 'auto' ? autoFromJson(model) : memberFromJson(model);
 }
 
 /** Subnets to model inputs: the named encoding, or the LUT's table-entry counts. */
@@ -64,14 +121,37 @@ export interface Featurizer {
   encodeAll(subnets: readonly Subnet[]): Matrix;
 }
 
-export type FeatureChoice =
+type PartChoice =
   | { readonly kind: 'encoding'; readonly encoding: EncodingName }
   /** `buckets` undefined: the LUT layout's own default. */
   | { readonly kind: 'lut'; readonly buckets?: number };
 
-export function createFeaturizer(space: SearchSpace, choice: FeatureChoice): Featurizer {
+export type FeatureChoice =
+  | PartChoice
+  /** Parts side by side, in order (auto's input). */
+  | { readonly kind: 'stack'; readonly parts: readonly PartChoice[] };
+
+/** The featurizer choice that rebuilds a stored predictor's input. */
+export function featureChoiceOf(features: FeaturesJson): FeatureChoice {
+  const part = (f: Exclude<FeaturesJson, { kind: 'stack' }>): PartChoice =>
+    f.kind === 'lut'
+      ? { kind: 'lut', buckets: f.buckets }
+      : { kind: 'encoding', encoding: f.encoding };
+  return features.kind === 'stack'
+    ? { kind: 'stack', parts: features.parts.map(part) }
+    : part(features);
+}
+
+interface PartEncoder {
+  readonly length: number;
+  readonly features: Exclude<FeaturesJson, { kind: 'stack' }>;
+  encode(subnet: Subnet): Float64Array;
+  encodeInto(subnet: Subnet, out: Vector, offset: number): void;
+}
+
+function partEncoder(space: SearchSpace, choice: PartChoice): PartEncoder {
   let encoder: { readonly length: number; encode(subnet: Subnet): Float64Array };
-  let features: FeaturesJson;
+  let features: PartEncoder['features'];
   if (choice.kind === 'lut') {
     const layout = lutLayout(
       space,
@@ -85,11 +165,98 @@ export function createFeaturizer(space: SearchSpace, choice: FeatureChoice): Fea
   }
   const into = (encoder as Partial<FastEncoder>).encodeInto;
   return {
+    length: encoder.length,
     features,
     encode: (subnet) => encoder.encode(subnet),
     encodeInto: into ?? ((subnet, out, offset) => out.set(encoder.encode(subnet), offset)),
-    encodeAll: (subnets) => encodeAll(encoder, subnets),
   };
+}
+
+export function createFeaturizer(space: SearchSpace, choice: FeatureChoice): Featurizer {
+  const parts = (choice.kind === 'stack' ? choice.parts : [choice]).map((c) =>
+    partEncoder(space, c),
+  );
+  const length = parts.reduce((n, p) => n + p.length, 0);
+  const features: FeaturesJson =
+    choice.kind === 'stack'
+      ? { kind: 'stack', parts: parts.map((p) => p.features), length }
+      : (parts[0] as PartEncoder).features;
+  const encodeInto = (subnet: Subnet, out: Vector, offset: number) => {
+    let at = offset;
+    for (const p of parts) {
+      p.encodeInto(subnet, out, at);
+      at += p.length;
+    }
+  };
+  return {
+    features,
+    encode: (subnet) => {
+      const out = new Float64Array(length);
+      encodeInto(subnet, out, 0);
+      return out;
+    },
+    encodeInto,
+    encodeAll: (subnets) =>
+      encodeAll({ length, encode: () => new Float64Array(0), encodeInto } as never, subnets),
+  };
+}
+
+/**
+ * auto's input: physics, then the encoding (unless it is physics), then the LUT counts,
+ * and where each part lies.
+ */
+export function autoFeatures(
+  space: SearchSpace,
+  encoding: EncodingName = 'fcc',
+  lutBuckets?: number,
+): { choice: FeatureChoice; layout: AutoLayout } {
+  const parts: PartChoice[] = [{ kind: 'encoding', encoding: 'physics' }];
+  if (encoding !== 'physics') parts.push({ kind: 'encoding', encoding });
+  parts.push({ kind: 'lut', buckets: lutBuckets });
+  const lengths = parts.map((p) => partEncoder(space, p).length);
+  const at = (i: number) => lengths.slice(0, i).reduce((a, b) => a + b, 0);
+  const range = (i: number): [number, number] => [at(i), at(i) + (lengths[i] as number)];
+  const layout: AutoLayout =
+    encoding === 'physics'
+      ? { physics: range(0), lut: range(1) }
+      : { physics: range(0), encoding: range(1), lut: range(2) };
+  return { choice: { kind: 'stack', parts }, layout };
+}
+
+export interface CreateModelOptions {
+  /** @default defaultModelKind ('auto') */
+  readonly model?: ModelKind;
+  /** Ignored by `lut`; for `auto` the encoding beside physics and LUT counts. @default 'fcc' */
+  readonly encoding?: EncodingName;
+  /** Resolution buckets of the LUT. @default the LUT layout's default (lut.ts) */
+  readonly lutBuckets?: number;
+  readonly options?: RegressorOptions;
+}
+
+/**
+ * A featurizer and an untrained regressor that fit together: what `esm fit`, the local loop
+ * and the cloud's training step need for any model kind (auto's stacked input included).
+ */
+export function createModel(
+  space: SearchSpace,
+  options: CreateModelOptions = {},
+): { featurizer: Featurizer; regressor: AnyRegressor } {
+  const { model = defaultModelKind, encoding = 'fcc', lutBuckets } = options;
+  if (model === 'auto') {
+    const { choice, layout } = autoFeatures(space, encoding, lutBuckets);
+    return {
+      featurizer: createFeaturizer(space, choice),
+      regressor: createRegressor('auto', {
+        ...options.options,
+        auto: { ...options.options?.auto, layout },
+      }),
+    };
+  }
+  const featurizer = createFeaturizer(
+    space,
+    model === 'lut' ? { kind: 'lut', buckets: lutBuckets } : { kind: 'encoding', encoding },
+  );
+  return { featurizer, regressor: createRegressor(model, options.options) };
 }
 
 export interface FitPredictorOptions {
@@ -99,7 +266,7 @@ export interface FitPredictorOptions {
   readonly rows: readonly { readonly subnet: Subnet; readonly latencyMs: number }[];
   /** Where the rows came from, recorded for reproduction. */
   readonly data: { readonly file: string; readonly sha256: string };
-  /** @default 'mlp' */
+  /** @default defaultModelKind */
   readonly model?: ModelKind;
   /** Ignored by `lut`, which uses its own table layout. @default 'fcc' */
   readonly encoding?: EncodingName;
@@ -157,9 +324,37 @@ export function predictorFrame(spaceName: string, spaceSpec?: unknown) {
   } as const;
 }
 
+/** The options a model kind used, as recorded in predictor.json (functions left out). */
+function optionsRecord(
+  model: ModelKind,
+  options: RegressorOptions,
+  mlp: Record<string, unknown>,
+): Record<string, unknown> {
+  switch (model) {
+    case 'mlp':
+    case 'mlp-ensemble':
+    case 'mlp-paper':
+      return { ...mlp };
+    case 'auto': {
+      const { mlp: _mlp, ...auto } = options.auto ?? {};
+      return { ...auto, mlp };
+    }
+    default:
+      return { ...(options[model] ?? {}) };
+  }
+}
+
 /** Splits, trains, evaluates and describes a predictor. */
 export async function fitPredictor(options: FitPredictorOptions): Promise<FitPredictorResult> {
-  const { space, rows, model = 'mlp', encoding = 'fcc', lutBuckets, bins = 10, seed = 0 } = options;
+  const {
+    space,
+    rows,
+    model = defaultModelKind,
+    encoding = 'fcc',
+    lutBuckets,
+    bins = 10,
+    seed = 0,
+  } = options;
   if (rows.length < 2) {
     throw new ValidationError('data', `needs at least 2 measured rows, got ${rows.length}`);
   }
@@ -173,15 +368,19 @@ export async function fitPredictor(options: FitPredictorOptions): Promise<FitPre
     .map((i) => rows[i] as FitPredictorOptions['rows'][number]);
   const testRows = order.slice(nTrain).map((i) => rows[i] as FitPredictorOptions['rows'][number]);
 
-  const featurizer = createFeaturizer(
-    space,
-    model === 'lut' ? { kind: 'lut', buckets: lutBuckets } : { kind: 'encoding', encoding },
-  );
   const regressorOptions: RegressorOptions = {
     ...options.options,
     mlp: { ...options.options?.mlp, seed: options.options?.mlp?.seed ?? seed },
+    rf: { ...options.options?.rf, seed: options.options?.rf?.seed ?? seed },
+    gbt: { ...options.options?.gbt, seed: options.options?.gbt?.seed ?? seed },
+    auto: { ...options.options?.auto, seed: options.options?.auto?.seed ?? seed },
   };
-  const regressor = createRegressor(model, regressorOptions);
+  const { featurizer, regressor } = createModel(space, {
+    model,
+    encoding,
+    lutBuckets,
+    options: regressorOptions,
+  });
   const report = await regressor.fit(
     featurizer.encodeAll(trainRows.map((r) => r.subnet)),
     Float64Array.from(trainRows, (r) => r.latencyMs),
@@ -209,7 +408,12 @@ export async function fitPredictor(options: FitPredictorOptions): Promise<FitPre
       seconds: report.seconds,
       epochs: 'epochs' in report ? report.epochs : undefined,
       backend: 'backend' in report ? (report.backend as string) : undefined,
-      options: model === 'mlp' ? { ...mlpOptions } : { ...(regressorOptions[model] ?? {}) },
+      model: model,
+      chosen:
+        'chosen' in report
+          ? (report.chosen as AutoFitReport['chosen']).map((c) => ({ ...c }))
+          : undefined,
+      options: optionsRecord(model, regressorOptions, mlpOptions),
       data: { file: options.data.file, sha256: options.data.sha256, rows: rows.length },
       created_at: (options.now ?? new Date()).toISOString(),
     },

@@ -31,7 +31,7 @@ import {
 import { ValidationError } from '../errors.ts';
 import type { SearchSpace, Subnet } from '../spaces/types.ts';
 import { solveSpd } from './ridge.ts';
-import type { FitReport, Matrix, Regressor } from './types.ts';
+import type { FitReport, Matrix, PredictionWithStd, Regressor } from './types.ts';
 
 /** Resolutions `lo`..`hi` (inclusive) share table entries, scaled relative to `ref`. */
 export interface ResolutionBucket {
@@ -172,11 +172,17 @@ export const lutJson = z.object({
   kind: z.literal('lut'),
   lambda: z.number().nonnegative(),
   costs: z.array(z.number().nonnegative()),
+  /**
+   * In-sample relative RMS error, inflated by sqrt(n / (n - k)) for the k non-zero entries
+   * (twice the in-sample error when n <= 2k): `std_ms` = rel_std x prediction.
+   */
+  rel_std: z.number().nonnegative().optional(),
 });
 export type LutJson = z.infer<typeof lutJson>;
 
 export interface LutModel extends Regressor {
   readonly kind: 'lut';
+  predictWithStd(x: Matrix): Promise<PredictionWithStd>;
   /** Fitted cost per table entry in ms (at the bucket's reference resolution). */
   readonly costs: Float64Array | undefined;
   toJSON(): LutJson;
@@ -300,8 +306,31 @@ export function createLut(options: LutOptions = {}): LutModel {
   return lutModel(lambda, maxIterations);
 }
 
-function lutModel(lambda: number, maxIterations: number, fitted?: Float64Array): LutModel {
+function lutModel(
+  lambda: number,
+  maxIterations: number,
+  fitted?: Float64Array,
+  fittedRelStd = 0,
+): LutModel {
   let costs = fitted;
+  let relStd = fittedRelStd;
+  const predictRows = (x: Matrix): Float64Array => {
+    if (!costs) throw new ValidationError('lut', 'predict called before fit');
+    if (x.cols !== costs.length) {
+      throw new ValidationError(
+        'x',
+        `has ${x.cols} columns, the table has ${costs.length}; use lutLayout rows`,
+      );
+    }
+    const out = new Float64Array(x.rows);
+    for (let i = 0; i < x.rows; i++) {
+      let sum = 0;
+      for (let j = 0; j < x.cols; j++)
+        sum += (x.data[i * x.cols + j] as number) * (costs[j] as number);
+      out[i] = sum;
+    }
+    return out;
+  };
   return {
     kind: 'lut',
     get costs() {
@@ -316,28 +345,27 @@ function lutModel(lambda: number, maxIterations: number, fitted?: Float64Array):
         if (!(v > 0)) throw new ValidationError(`latencyMs[${i}]`, `must be positive, got ${v}`);
       });
       costs = nonNegativeRidge(x, latencyMs, lambda, maxIterations);
+      const fitted = predictRows(x);
+      let square = 0;
+      latencyMs.forEach((m, i) => {
+        square += (((fitted[i] as number) - m) / m) ** 2;
+      });
+      const k = costs.reduce((n, c) => n + (c > 0 ? 1 : 0), 0);
+      const n = x.rows;
+      const inflation = n > 2 * k ? Math.sqrt(n / (n - k)) : 2;
+      relStd = inflation * Math.sqrt(square / n);
       return { seconds: (performance.now() - started) / 1000 };
     },
     async predict(x: Matrix): Promise<Float64Array> {
-      if (!costs) throw new ValidationError('lut', 'predict called before fit');
-      if (x.cols !== costs.length) {
-        throw new ValidationError(
-          'x',
-          `has ${x.cols} columns, the table has ${costs.length}; use lutLayout rows`,
-        );
-      }
-      const out = new Float64Array(x.rows);
-      for (let i = 0; i < x.rows; i++) {
-        let sum = 0;
-        for (let j = 0; j < x.cols; j++)
-          sum += (x.data[i * x.cols + j] as number) * (costs[j] as number);
-        out[i] = sum;
-      }
-      return out;
+      return predictRows(x);
+    },
+    async predictWithStd(x: Matrix): Promise<PredictionWithStd> {
+      const mean = predictRows(x);
+      return { mean, std: mean.map((m) => m * relStd) };
     },
     toJSON(): LutJson {
       if (!costs) throw new ValidationError('lut', 'toJSON called before fit');
-      return { kind: 'lut', lambda, costs: Array.from(costs) };
+      return { kind: 'lut', lambda, costs: Array.from(costs), rel_std: relStd };
     },
   };
 }
@@ -351,5 +379,10 @@ export function lutFromJSON(json: unknown): LutModel {
       result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
     );
   }
-  return lutModel(result.data.lambda, 0, Float64Array.from(result.data.costs));
+  return lutModel(
+    result.data.lambda,
+    0,
+    Float64Array.from(result.data.costs),
+    result.data.rel_std ?? 0,
+  );
 }

@@ -20,11 +20,11 @@
  */
 import { ValidationError } from '../errors.ts';
 import { createRng, type Rng } from '../rng.ts';
-import { createRidge } from './ridge.ts';
+import { createRidge, type RidgeOptions } from './ridge.ts';
 import { fitStandardiser, type Standardiser } from './standardise.ts';
 import type { DenseLayer, EpochProgress, Trainer, TrainSet } from './trainer.ts';
 import { defaultTrainer, forward } from './trainer.ts';
-import type { FitReport, Matrix, Regressor } from './types.ts';
+import type { FitReport, Matrix, PredictionWithStd, Regressor } from './types.ts';
 
 export const mlpBases = ['auto', 'log', 'ms', 'none'] as const;
 export type MlpBase = (typeof mlpBases)[number];
@@ -52,6 +52,12 @@ export interface MlpOptions {
    * @default 'auto'
    */
   readonly base?: MlpBase;
+  /**
+   * Options of the ridge base (penalty grid, per-column penalty multipliers); its target
+   * comes from `base`.
+   * @default {}
+   */
+  readonly ridge?: Omit<RidgeOptions, 'target'>;
   /** @default 0 */
   readonly seed?: number;
   /** @default the tfjs trainer (`defaultTrainer()`) */
@@ -78,6 +84,11 @@ export interface MlpState {
   /** Standard deviation of log(latency / base) on the training rows; scales the MLP output. */
   readonly residualScale: number;
   readonly members: readonly (readonly DenseLayer[])[];
+  /**
+   * Relative RMS error on the early-stopping validation rows (0 when unknown, e.g. a file
+   * written before it existed): the uncertainty's residual part.
+   */
+  readonly relStd?: number;
 }
 
 export interface MlpFitReport extends FitReport {
@@ -156,6 +167,49 @@ export function predictWithState(state: MlpState, x: Matrix): Float64Array {
     out[r] = baseMs(state.base, z, r) * Math.exp(state.residualScale * correction);
   }
   return out;
+}
+
+/**
+ * Latencies with their uncertainty: std_ms = prediction x sqrt(rel_std^2 + spread^2), where
+ * spread is the standard deviation of the members' log corrections (0 for one member).
+ */
+export function predictWithStateStd(
+  state: MlpState,
+  x: Matrix,
+): { mean: Float64Array; std: Float64Array } {
+  const mean = predictWithState(state, x);
+  const std = new Float64Array(x.rows);
+  const rel = state.relStd ?? 0;
+  const k = state.members.length;
+  if (k < 2) {
+    mean.forEach((m, r) => {
+      std[r] = m * rel;
+    });
+    return { mean, std };
+  }
+  const cols = state.inputMean.length;
+  const z = standardised(
+    x,
+    Array.from({ length: x.rows }, (_, i) => i),
+    state,
+  );
+  const row = new Float64Array(cols);
+  const outs = new Float64Array(k);
+  for (let r = 0; r < x.rows; r++) {
+    row.set(z.subarray(r * cols, (r + 1) * cols));
+    let s = 0;
+    state.members.forEach((layers, i) => {
+      const v = state.residualScale * forward(layers, row);
+      outs[i] = v;
+      s += v;
+    });
+    const m = s / k;
+    let q = 0;
+    for (const v of outs) q += (v - m) * (v - m);
+    const spread = Math.sqrt(q / k);
+    std[r] = (mean[r] as number) * Math.sqrt(rel * rel + spread * spread);
+  }
+  return { mean, std };
 }
 
 /**
@@ -256,7 +310,7 @@ export class MlpRegressor implements Regressor {
         penalty: 0,
       };
     } else {
-      const ridge = createRidge({ target: base === 'ms' ? 'linear' : base });
+      const ridge = createRidge({ ...this.options.ridge, target: base === 'ms' ? 'linear' : base });
       await ridge.fit(x, latencyMs);
       const json = ridge.toJSON();
       standardiser = json.standardiser;
@@ -318,7 +372,20 @@ export class MlpRegressor implements Regressor {
       epochs += result.epochs;
       validationLoss += result.validationLoss / ensemble;
     }
-    this.trained = { inputMean, inputScale, base: baseModel, residualScale, members };
+    const state: MlpState = { inputMean, inputScale, base: baseModel, residualScale, members };
+    const valX: Matrix = {
+      rows: valRows.length,
+      cols: x.cols,
+      data: Float64Array.from(
+        valRows.flatMap((r) => Array.from(x.data.subarray(r * x.cols, (r + 1) * x.cols))),
+      ),
+    };
+    const valPredicted = predictWithState(state, valX);
+    let square = 0;
+    yVal.forEach((v, i) => {
+      square += ((valPredicted[i] as number) / v - 1) ** 2;
+    });
+    this.trained = { ...state, relStd: Math.sqrt(square / Math.max(1, yVal.length)) };
     return {
       seconds: (performance.now() - started) / 1000,
       backend: trainer.backend,
@@ -330,6 +397,10 @@ export class MlpRegressor implements Regressor {
 
   async predict(x: Matrix): Promise<Float64Array> {
     return predictWithState(this.state, x);
+  }
+
+  async predictWithStd(x: Matrix): Promise<PredictionWithStd> {
+    return predictWithStateStd(this.state, x);
   }
 }
 

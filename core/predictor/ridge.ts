@@ -14,7 +14,7 @@ import {
   standardise,
   standardiserJson,
 } from './standardise.ts';
-import type { FitReport, Matrix, Regressor } from './types.ts';
+import type { FitReport, Matrix, PredictionWithStd, Regressor } from './types.ts';
 
 export const ridgeTargets = ['log', 'linear'] as const;
 export type RidgeTarget = (typeof ridgeTargets)[number];
@@ -38,6 +38,13 @@ export interface RidgeOptions {
    * @default 'auto'
    */
   readonly target?: RidgeTarget | 'auto';
+  /**
+   * Per-column multipliers of the penalty (length = columns): a small value lets that
+   * column's weight grow freely (a prior that is trusted first, e.g. the physics entries),
+   * a large one keeps it near 0 unless the data insist. Undefined: 1 for every column.
+   * @default undefined
+   */
+  readonly penaltyScales?: readonly number[];
 }
 
 export const ridgeJson = z.object({
@@ -47,11 +54,17 @@ export const ridgeJson = z.object({
   standardiser: standardiserJson,
   intercept: z.number(),
   weights: z.array(z.number()),
+  /**
+   * Cross-validated relative RMS error (5 folds; doubled in-sample error under 10 rows):
+   * `std_ms` = rel_std x prediction. Absent in files written before it existed.
+   */
+  rel_std: z.number().nonnegative().optional(),
 });
 export type RidgeJson = z.infer<typeof ridgeJson>;
 
 export interface RidgeModel extends Regressor {
   readonly kind: 'ridge';
+  predictWithStd(x: Matrix): Promise<PredictionWithStd>;
   /** The penalty in use (after cross-validation); undefined before `fit`. */
   readonly lambda: number | undefined;
   /** The target in use (after cross-validation); undefined before `fit`. */
@@ -137,12 +150,20 @@ function moment(z: Matrix, y: Float64Array, use: (row: number) => boolean): Floa
 }
 
 /** Ridge solution; the last coefficient is the unpenalised intercept. */
-function solveRidge(gram: Float64Array, rhs: Float64Array, count: number, lambda: number) {
+function solveRidge(
+  gram: Float64Array,
+  rhs: Float64Array,
+  count: number,
+  lambda: number,
+  scales?: readonly number[],
+) {
   const p = rhs.length;
   const a = gram.slice();
   // A floor keeps all-zero (constant) columns solvable when lambda is 0.
-  const penalty = Math.max(lambda * count, 1e-9);
-  for (let j = 0; j < p - 1; j++) a[j * p + j] = (a[j * p + j] as number) + penalty;
+  for (let j = 0; j < p - 1; j++) {
+    const penalty = Math.max(lambda * count * (scales?.[j] ?? 1), 1e-9);
+    a[j * p + j] = (a[j * p + j] as number) + penalty;
+  }
   return solveSpd(a, rhs, p);
 }
 
@@ -171,7 +192,11 @@ export function createRidge(options: RidgeOptions = {}): RidgeModel {
   if (options.lambda !== undefined && !(options.lambda >= 0)) {
     throw new ValidationError('lambda', `must be >= 0, got ${options.lambda}`);
   }
-  return ridgeModel({ target, fixedLambda: options.lambda, lambdas });
+  const { penaltyScales } = options;
+  if (penaltyScales?.some((v) => !(v >= 0))) {
+    throw new ValidationError('penaltyScales', 'every multiplier must be >= 0');
+  }
+  return ridgeModel({ target, fixedLambda: options.lambda, lambdas, penaltyScales });
 }
 
 interface RidgeState {
@@ -179,6 +204,16 @@ interface RidgeState {
   coef: Float64Array;
   lambda: number;
   target: RidgeTarget;
+  relStd: number;
+}
+
+/** Root mean square of (predicted - measured) / measured. */
+export function relativeRms(predicted: Float64Array, measured: Float64Array): number {
+  let s = 0;
+  measured.forEach((m, i) => {
+    s += (((predicted[i] as number) - m) / m) ** 2;
+  });
+  return Math.sqrt(s / Math.max(1, measured.length));
 }
 
 const toTarget = (target: RidgeTarget, ms: number) => (target === 'log' ? Math.log(ms) : ms);
@@ -188,6 +223,7 @@ function ridgeModel(config: {
   target: RidgeTarget | 'auto';
   fixedLambda: number | undefined;
   lambdas: readonly number[];
+  penaltyScales?: readonly number[];
   state?: RidgeState;
 }): RidgeModel {
   let state = config.state;
@@ -202,24 +238,38 @@ function ridgeModel(config: {
     async fit(x: Matrix, latencyMs: Float64Array): Promise<FitReport> {
       const started = performance.now();
       checkTargets(latencyMs, x.rows);
+      const scales = config.penaltyScales;
+      if (scales && scales.length !== x.cols) {
+        throw new ValidationError(
+          'penaltyScales',
+          `has ${scales.length} entries for ${x.cols} columns`,
+        );
+      }
       const standardiser = fitStandardiser(x);
       const z = standardise(standardiser, x);
       const all = gramMatrix(z, () => true);
       const targets: readonly RidgeTarget[] =
         config.target === 'auto' ? ['log', 'linear'] : [config.target];
       const lambdas = config.fixedLambda === undefined ? config.lambdas : [config.fixedLambda];
-      const choice =
-        targets.length * lambdas.length > 1
-          ? crossValidate(z, latencyMs, all, targets, lambdas)
-          : { target: targets[0] as RidgeTarget, lambda: lambdas[0] as number };
+      // Cross-validation also runs for a single candidate: its residuals are the uncertainty.
+      const choice = crossValidate(z, latencyMs, all, targets, lambdas, scales);
       const y = latencyMs.map((ms) => toTarget(choice.target, ms));
       const coef = solveRidge(
         all.gram,
         moment(z, y, () => true),
         all.count,
         choice.lambda,
+        scales,
       );
-      state = { standardiser, coef, ...choice };
+      // Too few rows to cross-validate: the in-sample residual, doubled (it flatters).
+      const relStd =
+        choice.relStd ??
+        2 *
+          relativeRms(
+            predictRaw(z, coef).map((t) => fromTarget(choice.target, t)),
+            latencyMs,
+          );
+      state = { standardiser, coef, target: choice.target, lambda: choice.lambda, relStd };
       return { seconds: (performance.now() - started) / 1000 };
     },
     async predict(x: Matrix): Promise<Float64Array> {
@@ -228,6 +278,11 @@ function ridgeModel(config: {
       return predictRaw(standardise(state.standardiser, x), state.coef).map((t) =>
         fromTarget(target, t),
       );
+    },
+    async predictWithStd(x: Matrix): Promise<PredictionWithStd> {
+      const mean = await this.predict(x);
+      const relStd = state?.relStd ?? 0;
+      return { mean, std: mean.map((m) => Math.abs(m) * relStd) };
     },
     toJSON(): RidgeJson {
       if (!state) throw new ValidationError('ridge', 'toJSON called before fit');
@@ -238,6 +293,7 @@ function ridgeModel(config: {
         standardiser: state.standardiser,
         intercept: state.coef[state.coef.length - 1] as number,
         weights: Array.from(state.coef.subarray(0, state.coef.length - 1)),
+        rel_std: state.relStd,
       };
     },
   };
@@ -255,15 +311,18 @@ function crossValidate(
   all: { gram: Float64Array; count: number },
   targets: readonly RidgeTarget[],
   lambdas: readonly number[],
-): { target: RidgeTarget; lambda: number } {
+  scales: readonly number[] | undefined,
+): { target: RidgeTarget; lambda: number; relStd: number | undefined } {
   if (lambdas.length === 0) throw new ValidationError('lambdas', 'needs at least one candidate');
   if (z.rows < 2 * FOLDS) {
     return {
       target: targets[0] as RidgeTarget,
       lambda: lambdas[Math.floor(lambdas.length / 2)] as number,
+      relStd: undefined,
     };
   }
   const errors = targets.map(() => new Float64Array(lambdas.length));
+  const squares = targets.map(() => new Float64Array(lambdas.length));
   const ys = targets.map((t) => latencyMs.map((ms) => toTarget(t, ms)));
   const totals = ys.map((y) => moment(z, y, () => true));
   for (let fold = 0; fold < FOLDS; fold++) {
@@ -282,14 +341,22 @@ function crossValidate(
       const heldRhs = moment(z, ys[ti] as Float64Array, inFold);
       const rhs = (totals[ti] as Float64Array).map((v, i) => v - (heldRhs[i] as number));
       lambdas.forEach((lambda, li) => {
-        const predicted = predictRaw(heldZ, solveRidge(gram, rhs, all.count - held.count, lambda));
+        const predicted = predictRaw(
+          heldZ,
+          solveRidge(gram, rhs, all.count - held.count, lambda, scales),
+        );
         let sum = 0;
+        let square = 0;
         rows.forEach((row, k) => {
           const ms = latencyMs[row] as number;
-          sum += Math.abs(fromTarget(target, predicted[k] as number) - ms) / ms;
+          const relative = (fromTarget(target, predicted[k] as number) - ms) / ms;
+          sum += Math.abs(relative);
+          square += relative * relative;
         });
         const e = errors[ti] as Float64Array;
         e[li] = (e[li] as number) + sum;
+        const q = squares[ti] as Float64Array;
+        q[li] = (q[li] as number) + square;
       });
     });
   }
@@ -297,13 +364,17 @@ function crossValidate(
     target: targets[0] as RidgeTarget,
     lambda: lambdas[0] as number,
     error: Number.POSITIVE_INFINITY,
+    square: 0,
   };
   targets.forEach((target, ti) => {
     (errors[ti] as Float64Array).forEach((error, li) => {
-      if (error < best.error) best = { target, lambda: lambdas[li] as number, error };
+      if (error < best.error) {
+        const square = (squares[ti] as Float64Array)[li] as number;
+        best = { target, lambda: lambdas[li] as number, error, square };
+      }
     });
   });
-  return { target: best.target, lambda: best.lambda };
+  return { target: best.target, lambda: best.lambda, relStd: Math.sqrt(best.square / z.rows) };
 }
 
 /** Restores a fitted ridge model from `toJSON` output (e.g. read from predictor.json). */
@@ -325,6 +396,6 @@ export function ridgeFromJSON(json: unknown): RidgeModel {
     target,
     fixedLambda: lambda,
     lambdas: [lambda],
-    state: { standardiser, coef, lambda, target },
+    state: { standardiser, coef, lambda, target, relStd: result.data.rel_std ?? 0 },
   });
 }

@@ -11,11 +11,25 @@ export interface Matrix {
   readonly data: Float64Array;
 }
 
-export const modelKinds = ['mlp', 'ridge', 'lut'] as const;
+/**
+ * `auto` chooses or blends the others by cross-validation (auto.ts); `mlp` is the residual
+ * MLP on a ridge base, `mlp-paper` the paper's plain 3 x 64 MLP, `mlp-ensemble` five
+ * residual MLPs; `rf` a random forest, `gbt` gradient-boosted trees on a ridge base.
+ */
+export const modelKinds = [
+  'auto',
+  'mlp',
+  'mlp-paper',
+  'mlp-ensemble',
+  'ridge',
+  'lut',
+  'rf',
+  'gbt',
+] as const;
 export type ModelKind = (typeof modelKinds)[number];
 
 /** The model `esm fit`, `esm run` and the cloud's training step use when none is named. */
-export const defaultModelKind: ModelKind = 'mlp';
+export const defaultModelKind: ModelKind = 'auto';
 
 export interface FitReport {
   readonly seconds: number;

@@ -5,7 +5,8 @@
 import * as ort from 'onnxruntime-node';
 import type { DatasetStore } from '../../core/ports.ts';
 import { type PredictorJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
-import { createFeaturizer, type Featurizer } from '../../core/predictor/index.ts';
+import { ONNX_STD_OUTPUT } from '../../core/predictor/export-onnx.ts';
+import { createFeaturizer, type Featurizer, featureChoiceOf } from '../../core/predictor/index.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
@@ -19,6 +20,11 @@ export interface LoadedPredictor {
   readonly space: SearchSpace;
   /** Latencies in ms of native architectures; errors name `archs[i].field`. */
   predict(archs: readonly unknown[]): Promise<Float64Array>;
+  /**
+   * Latencies and their uncertainty in ms (docs/predictor.md, "Uncertainty"); NaN std for a
+   * predictor whose ONNX graph predates the `std_ms` output.
+   */
+  predictWithStd(archs: readonly unknown[]): Promise<{ mean: Float64Array; std: Float64Array }>;
 }
 
 const cache = new Map<string, Promise<LoadedPredictor>>();
@@ -40,25 +46,27 @@ async function load(store: DatasetStore, id: string): Promise<LoadedPredictor> {
   if (rawJson === undefined || onnx === undefined) throw new NotFoundError(`no predictor "${id}"`);
   const json = parsePredictorJson(rawJson, keys.predictorJson(id));
   const space = spaceOfPredictor(json);
-  const featurizer = createFeaturizer(
-    space,
-    json.features.kind === 'lut'
-      ? { kind: 'lut', buckets: json.features.buckets }
-      : { kind: 'encoding', encoding: json.features.encoding },
-  );
+  const featurizer = createFeaturizer(space, featureChoiceOf(json.features));
   const session = await ort.InferenceSession.create(onnx);
+  const hasStd = session.outputNames.includes(ONNX_STD_OUTPUT);
+  const run = async (archs: readonly unknown[], withStd: boolean) => {
+    if (archs.length === 0) return { mean: new Float64Array(), std: new Float64Array() };
+    const x = encodeArchs(space, featurizer, archs);
+    const input = new ort.Tensor('float32', Float32Array.from(x.data), [x.rows, x.cols]);
+    const fetches = withStd && hasStd ? [json.onnx.output, ONNX_STD_OUTPUT] : [json.onnx.output];
+    const output = await session.run({ [json.onnx.input]: input }, fetches);
+    const mean = Float64Array.from(output[json.onnx.output]?.data as Float32Array);
+    const std = hasStd
+      ? Float64Array.from(output[ONNX_STD_OUTPUT]?.data as Float32Array)
+      : new Float64Array(mean.length).fill(Number.NaN);
+    return { mean, std: withStd ? std : new Float64Array() };
+  };
   return {
     id,
     json,
     space,
-    async predict(archs) {
-      if (archs.length === 0) return new Float64Array();
-      const x = encodeArchs(space, featurizer, archs);
-      const input = new ort.Tensor('float32', Float32Array.from(x.data), [x.rows, x.cols]);
-      const output = await session.run({ [json.onnx.input]: input });
-      const values = output[json.onnx.output]?.data as Float32Array;
-      return Float64Array.from(values);
-    },
+    predict: async (archs) => (await run(archs, false)).mean,
+    predictWithStd: (archs) => run(archs, true),
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { ValidationError } from '../../core/errors.ts';
 import type { DatasetStore } from '../../core/ports.ts';
-import { parsePredictorJson } from '../../core/predictor/artifact.ts';
+import { featuresName, parsePredictorJson } from '../../core/predictor/artifact.ts';
 import { lazy, loadConfig } from '../config.ts';
 import { NotFoundError } from '../middleware.ts';
 import { keys } from '../workflow/run-context.ts';
@@ -64,7 +64,7 @@ export async function listPredictors(store: DatasetStore): Promise<PredictorSumm
       return {
         id,
         space: json.space.name,
-        encoding: json.features.kind === 'lut' ? 'lut' : json.features.encoding,
+        encoding: featuresName(json.features),
         thing: typeof options.thing === 'string' ? options.thing : null,
         runId: typeof options.runId === 'string' ? options.runId : null,
         createdAt: json.training.created_at,

@@ -1,7 +1,8 @@
 /**
  * `POST /predict` `{ predictor: "<id>" | "<space>/<thing>", archs: [<native arch>, ...] }`:
- * latencies in ms from the exported ONNX predictor, in the order of `archs`. The predictor
- * is loaded from S3 once per container.
+ * latencies in ms from the exported ONNX predictor, in the order of `archs`, with their
+ * uncertainty `std_ms` (null for a predictor exported before it existed). The predictor is
+ * loaded from S3 once per container.
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
@@ -27,9 +28,14 @@ export function createPredictHandler(deps: () => { store: DatasetStore } = predi
     const { store } = deps();
     const id = await resolvePredictorId(store, body.predictor);
     const predictor = await loadPredictor(store, id);
-    const latencies = await predictor.predict(body.archs);
+    const { mean, std } = await predictor.predictWithStd(body.archs);
     return {
-      body: { predictor: id, space: predictor.space.name, latency_ms: Array.from(latencies) },
+      body: {
+        predictor: id,
+        space: predictor.space.name,
+        latency_ms: Array.from(mean),
+        std_ms: Array.from(std, (v) => (Number.isFinite(v) ? v : null)),
+      },
     };
   });
 }

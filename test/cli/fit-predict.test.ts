@@ -64,7 +64,11 @@ describe('esm fit / esm predict', () => {
     expect(fit.stderr).toBe('');
     expect(fit.code).toBe(0);
     const result = JSON.parse(fit.stdout);
-    expect(Object.keys(result).sort()).toEqual(['bins', 'test', 'train']);
+    expect(Object.keys(result).sort()).toEqual(['bins', 'model', 'test', 'train']);
+    // The default is auto; "model" names what it chose, e.g. ridge-physics or a blend.
+    expect(result.model).toMatch(
+      /^(ridge-physics|ridge-encoding|ridge-both|lut|rf|gbt|mlp|mlp-ensemble)(\+[a-z-]+)*$/,
+    );
     expect(Object.keys(result.test).sort()).toEqual(
       ['accuracy', 'n', 'rmse_ms', 'spearman', 'within10', 'within5'].sort(),
     );
@@ -94,11 +98,20 @@ describe('esm fit / esm predict', () => {
     );
     const predicted = await esm(['predict', '--predictor', out, '--in', input]);
     expect(predicted.code).toBe(0);
-    const values = predicted.stdout
+    const parsed = predicted.stdout
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l).latency_ms as number);
+      .map((l) => JSON.parse(l) as { arch: unknown; latency_ms: number; std_ms: number });
+    const values = parsed.map((p) => p.latency_ms);
     expect(values).toHaveLength(20);
+    // Each line echoes its arch, so predictions join back to their inputs.
+    expect(parsed.map((p) => p.arch)).toEqual(lines.slice(0, 20).map((l) => l.arch));
+    for (const p of parsed) {
+      expect(Object.keys(p)).toEqual(['arch', 'latency_ms', 'std_ms']);
+      // An uncertainty: positive, and a small fraction of the latency on this clean device.
+      expect(p.std_ms).toBeGreaterThan(0);
+      expect(p.std_ms).toBeLessThan(0.2 * p.latency_ms);
+    }
     const accuracy =
       values.reduce(
         (s, v, i) =>

@@ -168,10 +168,17 @@ describe('POST /predict and GET /predictors', () => {
     await savePredictor(dir, json);
     const local = await loadPredictor(dir);
     const expected = await local.predict(batch);
+    const expectedStd = (await local.predictSubnetsWithStd(batch.map((a) => space.parse(a)))).std;
     await local.close();
     await rm(dir, { recursive: true });
     byPair.body.latency_ms.forEach((ms: number, i: number) => {
       expect(Math.abs(ms / (expected[i] as number) - 1)).toBeLessThan(1e-4);
+    });
+    // The uncertainty comes back too, as the local predictor computes it.
+    expect(byPair.body.std_ms).toHaveLength(batch.length);
+    byPair.body.std_ms.forEach((std: number, i: number) => {
+      expect(std).toBeGreaterThan(0);
+      expect(Math.abs(std / (expectedStd[i] as number) - 1)).toBeLessThan(1e-3);
     });
 
     const listed = await call(listPredictors, apiEvent({ method: 'GET', path: '/predictors' }));

@@ -1,0 +1,456 @@
+/**
+ * `--model auto`: chooses or blends candidate models by K-fold cross-validation on the
+ * training rows only, so that no single candidate beats it (up to the noise of the folds).
+ *
+ * Its input is a stack of feature parts (index.ts `autoFeatureChoice`): the physics
+ * encoding, the chosen encoding (FCC by default) and the LUT's table counts. The candidates
+ * read the columns they need:
+ *
+ * | name | model | columns |
+ * |---|---|---|
+ * | `ridge-physics` | ridge (penalty, target by CV) | physics |
+ * | `ridge-encoding` | ridge | encoding |
+ * | `ridge-both` | ridge, physics entries penalised 1000x less ("physics first, the encoding for what physics misses") | physics + encoding |
+ * | `lut` | the LUT | lut |
+ * | `rf` | random forest | physics + encoding |
+ * | `gbt` | gradient-boosted trees on a physics-first ridge base | physics + encoding |
+ * | `mlp` | residual MLP on a physics-first ridge base | physics + encoding |
+ * | `mlp-ensemble` | 3 residual MLPs | physics + encoding |
+ *
+ * Every candidate's out-of-fold predictions are scored by mean relative error (1 - accuracy,
+ * the metric predictors are judged by); a greedy blend (Caruana et al. 2004: repeatedly add,
+ * with replacement, the member that most lowers the blend's out-of-fold error) is kept when it
+ * beats the best single candidate out of fold. The chosen members are refitted on every row.
+ *
+ * Cost: MLP candidates are skipped above `mlpMaxRows` (the residual MLP) and
+ * `ensembleMaxRows` (the ensemble) training rows, so that 4,000 rows train in well under
+ * 30 s of CPU; docs/BENCHMARKS.md measures what that costs in accuracy (nothing measurable:
+ * the residual MLP rarely leaves its ridge base).
+ *
+ * Uncertainty: sqrt(sum_i w_i (std_i^2 + (mean_i - mean)^2)): the members' own
+ * uncertainties (forest spread, CV or validation residuals) plus their disagreement.
+ */
+import { ValidationError } from '../errors.ts';
+import { createRng } from '../rng.ts';
+import {
+  type AutoJson,
+  type MemberModelJson,
+  mlpStateFromJson,
+  mlpStateToJson,
+} from './artifact.ts';
+import { boostingFromJson, createBoosting, createForest, forestFromJson } from './forest.ts';
+import { createLut, lutFromJSON } from './lut.ts';
+import { createMlp, type MlpOptions, MlpRegressor } from './mlp.ts';
+import { createRidge, ridgeFromJSON } from './ridge.ts';
+import type { FitReport, Matrix, PredictionWithStd, Regressor } from './types.ts';
+
+export const autoCandidates = [
+  'ridge-physics',
+  'ridge-encoding',
+  'ridge-both',
+  'lut',
+  'rf',
+  'gbt',
+  'mlp',
+  'mlp-ensemble',
+] as const;
+export type AutoCandidate = (typeof autoCandidates)[number];
+
+/** Column ranges [start, end) of the feature parts in auto's input. */
+export interface AutoLayout {
+  readonly physics?: readonly [number, number];
+  readonly encoding?: readonly [number, number];
+  readonly lut?: readonly [number, number];
+}
+
+export interface AutoOptions {
+  readonly layout: AutoLayout;
+  /** Candidates to consider (those whose columns exist). @default every candidate */
+  readonly candidates?: readonly AutoCandidate[];
+  /**
+   * Cross-validation folds (at most half the rows). Undefined: 10 up to 300 rows, else 5.
+   * More folds train each fold's model on nearly all rows, which matters for models that
+   * improve fast with rows (boosted trees at 100-300 rows), and cost little at small sizes.
+   * @default undefined
+   */
+  readonly folds?: number;
+  /** Greedy blend steps (0: choose the best single candidate). @default 20 */
+  readonly blendSteps?: number;
+  /**
+   * Out-of-fold accuracy (0..1) by which a blend must beat the best single candidate.
+   * @default 0.002
+   */
+  readonly blendMargin?: number;
+  /** Most training rows at which the residual MLP is a candidate. @default 2000 */
+  readonly mlpMaxRows?: number;
+  /** Most training rows at which the MLP ensemble is a candidate. @default 500 */
+  readonly ensembleMaxRows?: number;
+  /** Options of the MLP candidates (trainer, epochs ...). @default {} */
+  readonly mlp?: MlpOptions;
+  /** Seeds the folds and every candidate. @default 0 */
+  readonly seed?: number;
+}
+
+/** The cross-validated score of one candidate. */
+export interface CandidateScore {
+  readonly name: AutoCandidate;
+  /** 1 - mean relative error of the out-of-fold predictions. */
+  readonly accuracy: number;
+  readonly seconds: number;
+}
+
+export interface AutoFitReport extends FitReport {
+  readonly candidates: readonly CandidateScore[];
+  /** Members and weights of the refitted model. */
+  readonly chosen: readonly { readonly name: AutoCandidate; readonly weight: number }[];
+  /** Out-of-fold accuracy of the chosen model (blend or single). */
+  readonly accuracy: number;
+  /** Out-of-fold accuracy of the greedy blend, chosen or not (NaN without cross-validation). */
+  readonly blendAccuracy: number;
+}
+
+export interface AutoModel extends Regressor {
+  readonly kind: 'auto';
+  /** Scores and choice of the last `fit` (undefined for a model restored from JSON). */
+  readonly report: AutoFitReport | undefined;
+  predictWithStd(x: Matrix): Promise<PredictionWithStd>;
+  toJSON(): AutoJson;
+}
+
+type MemberRegressor = Regressor & { toJSON?: () => MemberModelJson };
+
+interface Plan {
+  readonly name: AutoCandidate;
+  readonly columns: readonly [number, number];
+  make(seed: number): MemberRegressor;
+}
+
+/** Penalty multipliers: physics entries (the first `nPhysics`) are trusted first. */
+function physicsFirst(nPhysics: number, cols: number): number[] {
+  return Array.from({ length: cols }, (_, j) => (j < nPhysics ? 1e-3 : 1));
+}
+
+function plans(options: AutoOptions, rows: number): Plan[] {
+  const { layout, candidates = autoCandidates } = options;
+  const { mlpMaxRows = 2000, ensembleMaxRows = 500 } = options;
+  const { physics, encoding, lut } = layout;
+  // Physics and encoding together: adjacent in the stack (physics first).
+  const both: readonly [number, number] | undefined =
+    physics && encoding && physics[1] === encoding[0]
+      ? [physics[0], encoding[1]]
+      : (physics ?? encoding);
+  const nPhysics = physics && both && both[0] === physics[0] ? physics[1] - physics[0] : 0;
+  const scales =
+    both && nPhysics > 0 && encoding ? physicsFirst(nPhysics, both[1] - both[0]) : undefined;
+  const mlp = (ensemble: number) => (seed: number) => {
+    const m = createMlp({
+      ...options.mlp,
+      ensemble,
+      seed,
+      ridge: { ...options.mlp?.ridge, penaltyScales: scales },
+    });
+    return Object.assign(m, { toJSON: () => mlpStateToJson(m.state) });
+  };
+  const out: (Plan | undefined)[] = [
+    physics && { name: 'ridge-physics', columns: physics, make: () => createRidge() },
+    encoding && { name: 'ridge-encoding', columns: encoding, make: () => createRidge() },
+    physics && encoding && scales && both
+      ? { name: 'ridge-both', columns: both, make: () => createRidge({ penaltyScales: scales }) }
+      : undefined,
+    lut && { name: 'lut', columns: lut, make: () => createLut() },
+    both && { name: 'rf', columns: both, make: (seed) => createForest({ seed }) },
+    both && {
+      name: 'gbt',
+      columns: both,
+      make: (seed) => createBoosting({ seed, penaltyScales: scales }),
+    },
+    both && rows <= mlpMaxRows && rows >= 10
+      ? { name: 'mlp', columns: both, make: mlp(1) }
+      : undefined,
+    both && rows <= ensembleMaxRows && rows >= 10
+      ? { name: 'mlp-ensemble', columns: both, make: mlp(3) }
+      : undefined,
+  ];
+  return out.filter((p): p is Plan => p !== undefined && candidates.includes(p.name));
+}
+
+function columnsOf(x: Matrix, [start, end]: readonly [number, number], rows?: Int32Array): Matrix {
+  const cols = end - start;
+  const index = rows ?? Int32Array.from({ length: x.rows }, (_, i) => i);
+  const data = new Float64Array(index.length * cols);
+  index.forEach((r, i) => {
+    data.set(x.data.subarray(r * x.cols + start, r * x.cols + end), i * cols);
+  });
+  return { rows: index.length, cols, data };
+}
+
+const meanRelativeError = (predicted: ArrayLike<number>, measured: Float64Array) => {
+  let s = 0;
+  measured.forEach((m, i) => {
+    s += Math.abs((predicted[i] as number) / m - 1);
+  });
+  return s / measured.length;
+};
+
+/** Greedy forward selection with replacement; returns weights per candidate. */
+function greedyBlend(oof: readonly Float64Array[], y: Float64Array, steps: number): Float64Array {
+  const k = oof.length;
+  const counts = new Float64Array(k);
+  const sum = new Float64Array(y.length);
+  let used = 0;
+  let current = Number.POSITIVE_INFINITY;
+  for (let step = 0; step < steps; step++) {
+    let best = -1;
+    let bestError = current;
+    for (let c = 0; c < k; c++) {
+      const p = oof[c] as Float64Array;
+      let e = 0;
+      for (let i = 0; i < y.length; i++) {
+        e += Math.abs(((sum[i] as number) + (p[i] as number)) / (used + 1) / (y[i] as number) - 1);
+      }
+      e /= y.length;
+      if (e < bestError - 1e-12) {
+        bestError = e;
+        best = c;
+      }
+    }
+    if (best < 0) break;
+    counts[best] = (counts[best] as number) + 1;
+    const p = oof[best] as Float64Array;
+    for (let i = 0; i < y.length; i++) sum[i] = (sum[i] as number) + (p[i] as number);
+    used++;
+    current = bestError;
+  }
+  return counts.map((c) => (used > 0 ? c / used : 0));
+}
+
+interface Member {
+  readonly name: AutoCandidate;
+  readonly weight: number;
+  readonly columns: readonly [number, number];
+  readonly regressor: MemberRegressor;
+}
+
+async function memberStd(m: Member, x: Matrix): Promise<PredictionWithStd> {
+  const input = columnsOf(x, m.columns);
+  if (m.regressor.predictWithStd) return m.regressor.predictWithStd(input);
+  const mean = await m.regressor.predict(input);
+  return { mean, std: new Float64Array(mean.length) };
+}
+
+function autoModel(
+  options: AutoOptions | undefined,
+  fitted?: { inputs: number; members: Member[]; json?: AutoJson },
+): AutoModel {
+  let state = fitted;
+  let report: AutoFitReport | undefined;
+  const need = () => {
+    if (!state) throw new ValidationError('auto', 'predict called before fit');
+    return state;
+  };
+  const withStd = async (x: Matrix): Promise<PredictionWithStd> => {
+    const s = need();
+    if (x.cols !== s.inputs) {
+      throw new ValidationError(
+        'x',
+        `expected ${s.inputs} columns (the features length), got ${x.cols}`,
+      );
+    }
+    const parts = await Promise.all(s.members.map((m) => memberStd(m, x)));
+    const mean = new Float64Array(x.rows);
+    parts.forEach((p, i) => {
+      const w = (s.members[i] as Member).weight;
+      p.mean.forEach((v, r) => {
+        mean[r] = (mean[r] as number) + w * v;
+      });
+    });
+    const variance = new Float64Array(x.rows);
+    parts.forEach((p, i) => {
+      const w = (s.members[i] as Member).weight;
+      p.mean.forEach((v, r) => {
+        const d = v - (mean[r] as number);
+        const sd = p.std[r] as number;
+        variance[r] = (variance[r] as number) + w * (sd * sd + d * d);
+      });
+    });
+    return { mean, std: variance.map(Math.sqrt) };
+  };
+  return {
+    kind: 'auto',
+    get report() {
+      return report;
+    },
+    async fit(x: Matrix, latencyMs: Float64Array): Promise<AutoFitReport> {
+      if (!options) throw new ValidationError('auto', 'a restored model cannot be refitted');
+      const started = performance.now();
+      if (latencyMs.length !== x.rows) {
+        throw new ValidationError('latencyMs', `has ${latencyMs.length} values for ${x.rows} rows`);
+      }
+      latencyMs.forEach((v, i) => {
+        if (!(v > 0) || !Number.isFinite(v)) {
+          throw new ValidationError(`latencyMs[${i}]`, `must be a positive number, got ${v}`);
+        }
+      });
+      const { seed = 0, blendSteps = 20, blendMargin = 0.002 } = options;
+      const candidates = plans(options, x.rows);
+      if (candidates.length === 0) {
+        throw new ValidationError(
+          'auto',
+          'no candidate model fits the feature layout; give physics, encoding or lut columns',
+        );
+      }
+      for (const c of candidates) {
+        if (c.columns[1] > x.cols || c.columns[0] < 0 || c.columns[0] >= c.columns[1]) {
+          throw new ValidationError(
+            'layout',
+            `columns ${c.columns.join('..')} of ${c.name} are outside the ${x.cols} inputs`,
+          );
+        }
+      }
+      const wanted = options.folds ?? (x.rows <= 300 ? 10 : 5);
+      const folds = Math.max(0, Math.min(wanted, Math.floor(x.rows / 2)));
+      const scores: CandidateScore[] = [];
+      let chosen: { plan: Plan; weight: number }[];
+      let accuracy = Number.NaN;
+      let blendAccuracy = Number.NaN;
+      if (folds < 2 || candidates.length === 1) {
+        // Too few rows to cross-validate: the first candidate (physics ridge when present).
+        chosen = [{ plan: candidates[0] as Plan, weight: 1 }];
+      } else {
+        const rng = createRng(seed);
+        const fold = new Int32Array(x.rows);
+        const order = Array.from({ length: x.rows }, (_, i) => i);
+        for (let i = order.length - 1; i > 0; i--) {
+          const j = rng.int(i + 1);
+          [order[i], order[j]] = [order[j] as number, order[i] as number];
+        }
+        order.forEach((r, i) => {
+          fold[r] = i % folds;
+        });
+        const oof: Float64Array[] = [];
+        for (const plan of candidates) {
+          const t0 = performance.now();
+          const predicted = new Float64Array(x.rows);
+          for (let f = 0; f < folds; f++) {
+            const trainRows = Int32Array.from(order.filter((r) => fold[r] !== f)).sort();
+            const heldRows = Int32Array.from(order.filter((r) => fold[r] === f)).sort();
+            const model = plan.make(seed + f + 1);
+            await model.fit(
+              columnsOf(x, plan.columns, trainRows),
+              Float64Array.from(trainRows, (r) => latencyMs[r] as number),
+            );
+            const p = await model.predict(columnsOf(x, plan.columns, heldRows));
+            heldRows.forEach((r, i) => {
+              predicted[r] = p[i] as number;
+            });
+          }
+          oof.push(predicted);
+          scores.push({
+            name: plan.name,
+            accuracy: 1 - meanRelativeError(predicted, latencyMs),
+            seconds: (performance.now() - t0) / 1000,
+          });
+        }
+        const best = scores.reduce(
+          (a, s, i) => (s.accuracy > (scores[a] as CandidateScore).accuracy ? i : a),
+          0,
+        );
+        const weights = greedyBlend(oof, latencyMs, blendSteps);
+        const blended = new Float64Array(x.rows);
+        weights.forEach((w, c) => {
+          if (w > 0)
+            (oof[c] as Float64Array).forEach((v, r) => {
+              blended[r] = (blended[r] as number) + w * v;
+            });
+        });
+        blendAccuracy = 1 - meanRelativeError(blended, latencyMs);
+        const bestAccuracy = (scores[best] as CandidateScore).accuracy;
+        // The blend's weights are fitted on the same out-of-fold rows that score it, so it
+        // must win by a margin to be trusted over the best single candidate.
+        if (blendAccuracy > bestAccuracy + blendMargin && weights.filter((w) => w > 0).length > 1) {
+          chosen = candidates
+            .map((plan, c) => ({ plan, weight: weights[c] as number }))
+            .filter((m) => m.weight > 0);
+          accuracy = blendAccuracy;
+        } else {
+          chosen = [{ plan: candidates[best] as Plan, weight: 1 }];
+          accuracy = bestAccuracy;
+        }
+      }
+      const members: Member[] = [];
+      for (const { plan, weight } of chosen) {
+        const regressor = plan.make(seed);
+        await regressor.fit(columnsOf(x, plan.columns), latencyMs);
+        members.push({ name: plan.name, weight, columns: plan.columns, regressor });
+      }
+      state = { inputs: x.cols, members };
+      report = {
+        seconds: (performance.now() - started) / 1000,
+        candidates: scores,
+        chosen: members.map((m) => ({ name: m.name, weight: m.weight })),
+        accuracy,
+        blendAccuracy,
+      };
+      return report;
+    },
+    async predict(x: Matrix): Promise<Float64Array> {
+      return (await withStd(x)).mean;
+    },
+    predictWithStd: withStd,
+    toJSON(): AutoJson {
+      const s = need();
+      if (s.json) return s.json;
+      return {
+        kind: 'auto',
+        inputs: s.inputs,
+        members: s.members.map((m) => {
+          if (!m.regressor.toJSON)
+            throw new ValidationError('auto', `member ${m.name} cannot be stored`);
+          return {
+            name: m.name,
+            weight: m.weight,
+            columns: [m.columns[0], m.columns[1]],
+            model: m.regressor.toJSON(),
+          };
+        }),
+        candidates: (report?.candidates ?? []).map((c) => ({ name: c.name, accuracy: c.accuracy })),
+      };
+    },
+  };
+}
+
+export function createAuto(options: AutoOptions): AutoModel {
+  return autoModel(options);
+}
+
+/** The member regressor stored in an auto model (or any stored non-auto model). */
+export function memberFromJson(json: MemberModelJson): MemberRegressor {
+  switch (json.kind) {
+    case 'ridge':
+      return ridgeFromJSON(json);
+    case 'lut':
+      return lutFromJSON(json);
+    case 'rf':
+      return forestFromJson(json);
+    case 'gbt':
+      return boostingFromJson(json);
+    case 'mlp': {
+      const m = new MlpRegressor();
+      m.load(mlpStateFromJson(json));
+      return Object.assign(m, { toJSON: () => json });
+    }
+  }
+}
+
+export function autoFromJson(json: AutoJson): AutoModel {
+  return autoModel(undefined, {
+    inputs: json.inputs,
+    json,
+    members: json.members.map((m) => ({
+      name: m.name as AutoCandidate,
+      weight: m.weight,
+      columns: [m.columns[0], m.columns[1]] as const,
+      regressor: memberFromJson(m.model),
+    })),
+  });
+}
