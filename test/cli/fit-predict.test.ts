@@ -119,7 +119,9 @@ describe('esm fit / esm predict', () => {
         0,
       ) / values.length;
     expect(accuracy).toBeGreaterThan(0.93);
-  }, 180_000);
+    // A hang detector, not a speed claim: this auto fit is ~27 s of CPU, but took 472 s of wall
+    // time at load 28 on the shared 2-core machine.
+  }, 900_000);
 
   it('reports a bad arch line of esm predict as file:line with the field', async () => {
     const out = join(dir, 'ridge');
