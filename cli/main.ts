@@ -24,6 +24,7 @@ const commands = await Promise.all([
   import('./commands/measure.ts'),
   import('./commands/run.ts'),
   import('./commands/report.ts'),
+  import('./commands/cloud.ts'),
 ]);
 for (const command of commands) command.register(program);
 

@@ -44,3 +44,6 @@ export class UnstableDeviceError extends EsmError {}
 
 /** A device that did not answer a measurement batch in time. */
 export class MeasurementTimeoutError extends EsmError {}
+
+/** A predictor whose features the arch-in graph cannot compute yet (it ships predictor.onnx alone). */
+export class ArchGraphUnsupportedError extends ValidationError {}

@@ -357,3 +357,203 @@ export function predictorMetrics(record: IterationRecord): NonNullable<Predictor
     bins: record.bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.test, accuracy: b.accuracy })),
   };
 }
+
+/** Fewest measured training samples an iteration trains on: fewer cannot fit a predictor. */
+export const minTrainSamples = 8;
+
+/**
+ * The seed of iteration `iteration`'s predictor: distinct from the planning seed of the same
+ * iteration, so that the batch drawn and the weights initialised are independent.
+ */
+export function trainingSeed(seed: number, iteration: number): number {
+  return iterationSeed(seed ^ 0x5eed, iteration);
+}
+
+/**
+ * Job ids: `{runId}/i{iteration}-a{attempt}-c{chunk}`. Every dispatch is a new attempt with
+ * new ids, so a device's duplicate detection never answers a retry from its cache, and a
+ * device's progress (which names only the job) leads back to its run.
+ */
+export function jobId(runId: string, iteration: number, attempt: number, chunk: number): string {
+  return `${runId}/i${iteration}-a${attempt}-c${chunk}`;
+}
+
+/** The run of a job id made by `jobId`, or undefined for another format. */
+export function runOfJob(batchId: string): string | undefined {
+  const slash = batchId.lastIndexOf('/');
+  return slash > 0 ? batchId.slice(0, slash) : undefined;
+}
+
+/**
+ * Jobs a device holds at once (one running, the others queued behind it): enough that it
+ * never waits for the platform between two jobs, few enough that the rest of a batch stays
+ * unassigned and goes to whichever device frees up first (a faster device measures more),
+ * and below the daemon's queue limit.
+ */
+export const maxJobsInFlight = 3;
+
+/**
+ * Shards `items` into jobs over `devices`: chunks of at most `chunkSize` samples, no bigger
+ * than an equal share per device (so three devices get three jobs of a small batch), dealt
+ * round-robin to the devices that hold fewer than `maxJobsInFlight` jobs. Items that fit in
+ * no free slot stay for a later dispatch.
+ */
+export function shardJobs<T>(
+  items: readonly T[],
+  devices: readonly string[],
+  options: { chunkSize: number; inFlight?: ReadonlyMap<string, number>; maxInFlight?: number },
+): { thing: string; items: T[] }[] {
+  if (devices.length === 0) throw new ValidationError('things', 'no device to dispatch to');
+  const max = options.maxInFlight ?? maxJobsInFlight;
+  const slots: string[] = [];
+  for (let k = 0; k < max; k++) {
+    for (const d of devices) if ((options.inFlight?.get(d) ?? 0) + k < max) slots.push(d);
+  }
+  const size = Math.max(1, Math.min(options.chunkSize, Math.ceil(items.length / devices.length)));
+  const jobs: { thing: string; items: T[] }[] = [];
+  for (let start = 0; start < items.length && jobs.length < slots.length; start += size) {
+    jobs.push({ thing: slots[jobs.length] as string, items: items.slice(start, start + size) });
+  }
+  return jobs;
+}
+
+/** Jobs each device holds: distinct job ids among the pending samples assigned to it. */
+export function jobsInFlight(pending: readonly PendingSample[]): Map<string, number> {
+  const jobs = new Map<string, Set<string>>();
+  for (const s of pending) {
+    if (s.assignedThing === undefined || s.assignedBatch === undefined) continue;
+    const set = jobs.get(s.assignedThing) ?? new Set<string>();
+    set.add(s.assignedBatch);
+    jobs.set(s.assignedThing, set);
+  }
+  return new Map([...jobs].map(([t, set]) => [t, set.size]));
+}
+
+/** A pending sample as the collect step sees it. */
+export interface PendingSample {
+  readonly id: string;
+  readonly assignedThing?: string;
+  readonly assignedBatch?: string;
+  readonly assignedAt?: string;
+}
+
+export interface CollectOptions {
+  readonly pending: readonly PendingSample[];
+  /** Job ids whose results came back unstable. */
+  readonly unstableBatches: readonly string[];
+  readonly unstableRetries: number;
+  /** @default 1 */
+  readonly maxUnstableRetries?: number;
+  /** Per device, the last progress (ISO time) on a job of this run. */
+  readonly progress: Readonly<Record<string, string>>;
+  readonly now: Date;
+  readonly resultTimeoutSeconds: number;
+  readonly redispatches: number;
+  readonly maxRedispatches: number;
+  /**
+   * Interleaved run without its reference calibration yet: the first job calibrates, so no
+   * other job is sent before its result.
+   */
+  readonly calibrating: boolean;
+  /** The devices a dispatch may send to (`liveDevices`). */
+  readonly live: readonly string[];
+  /** @default maxJobsInFlight */
+  readonly maxInFlight?: number;
+}
+
+/** What the collect step does next. */
+export type CollectDecision =
+  | { readonly kind: 'complete' }
+  | { readonly kind: 'measuring' }
+  /** Send the unassigned samples (after releasing `release`). */
+  | {
+      readonly kind: 'dispatch';
+      readonly reason: 'new' | 'unstable' | 'timeout';
+      readonly release: readonly string[];
+      /** Devices presumed dead (timeout). */
+      readonly silent: readonly string[];
+      /** Jobs that came back unstable. */
+      readonly unstable: readonly string[];
+    }
+  | { readonly kind: 'unstable'; readonly batches: readonly string[] }
+  | {
+      readonly kind: 'timeout';
+      readonly things: readonly string[];
+      readonly waitedSeconds: number;
+    };
+
+/**
+ * The collect step of the loop, on plain data: is the batch measured, did a job come back
+ * unstable, did a device fall silent, or is there work not sent yet? Unstable jobs are
+ * measured again once (`maxUnstableRetries`); a device whose last progress (or dispatch) is
+ * older than `resultTimeoutSeconds` has its samples released for re-dispatch, at most
+ * `maxRedispatches` times per iteration.
+ */
+export function collectDecision(options: CollectOptions): CollectDecision {
+  const { pending, now } = options;
+  if (pending.length === 0) return { kind: 'complete' };
+  const unstableSet = new Set(options.unstableBatches);
+  const unstableHit = pending.filter(
+    (s) => s.assignedBatch !== undefined && unstableSet.has(s.assignedBatch),
+  );
+  if (unstableHit.length > 0) {
+    const batches = [...new Set(unstableHit.map((s) => s.assignedBatch as string))];
+    if (options.unstableRetries >= (options.maxUnstableRetries ?? 1)) {
+      return { kind: 'unstable', batches };
+    }
+    return {
+      kind: 'dispatch',
+      reason: 'unstable',
+      release: unstableHit.map((s) => s.id),
+      silent: [],
+      unstable: batches,
+    };
+  }
+  // Per device: the newest of its assignments and its last progress.
+  const activity = new Map<string, number>();
+  for (const s of pending) {
+    if (s.assignedThing === undefined) continue;
+    const at = Date.parse(s.assignedAt ?? '') || 0;
+    activity.set(s.assignedThing, Math.max(activity.get(s.assignedThing) ?? 0, at));
+  }
+  let waited = 0;
+  const silent: string[] = [];
+  for (const [thing, at] of activity) {
+    const progressed = Date.parse(options.progress[thing] ?? '') || 0;
+    const seconds = (now.getTime() - Math.max(at, progressed)) / 1000;
+    if (seconds > options.resultTimeoutSeconds) {
+      silent.push(thing);
+      waited = Math.max(waited, seconds);
+    }
+  }
+  if (silent.length > 0) {
+    if (options.redispatches >= options.maxRedispatches) {
+      return { kind: 'timeout', things: silent, waitedSeconds: waited };
+    }
+    const gone = new Set(silent);
+    return {
+      kind: 'dispatch',
+      reason: 'timeout',
+      release: pending
+        .filter((s) => s.assignedThing !== undefined && gone.has(s.assignedThing))
+        .map((s) => s.id),
+      silent,
+      unstable: [],
+    };
+  }
+  const unassigned = pending.some((s) => s.assignedBatch === undefined);
+  const inFlight = jobsInFlight(pending);
+  const max = options.maxInFlight ?? maxJobsInFlight;
+  const freeSlot = options.live.some((t) => (inFlight.get(t) ?? 0) < max);
+  if (unassigned && freeSlot && !(options.calibrating && inFlight.size > 0)) {
+    return { kind: 'dispatch', reason: 'new', release: [], silent: [], unstable: [] };
+  }
+  return { kind: 'measuring' };
+}
+
+/** The devices a dispatch sends to: those not presumed dead, or all when every one is. */
+export function liveDevices(things: readonly string[], silent: readonly string[]): string[] {
+  const dead = new Set(silent);
+  const live = things.filter((t) => !dead.has(t));
+  return live.length > 0 ? live : [...things];
+}

@@ -6,7 +6,15 @@
  */
 import { ValidationError } from './errors.ts';
 import { type Rng, shuffled } from './rng.ts';
-import { depth, depthRange, randomSubnet, subnetKey, subnetWithDepth } from './spaces/subnet.ts';
+import {
+  depth,
+  depthRange,
+  randomSubnet,
+  skipKinds,
+  subnetKey,
+  subnetWithDepth,
+  unitDepthDistribution,
+} from './spaces/subnet.ts';
 import type { SearchSpace, Subnet } from './spaces/types.ts';
 
 export const samplingStrategies = ['random', 'balanced'] as const;
@@ -106,6 +114,18 @@ export function allocate(n: number, weights: readonly number[], rng: Rng): numbe
 export function randomDepthDistribution(space: SearchSpace): number[] {
   let dist = [1];
   for (const unit of space.units) {
+    if (skipKinds(unit) > 0) {
+      // Layer-wise units (FBNet): a binomial layer count, not a uniform one.
+      const own = unitDepthDistribution(unit);
+      const next = new Array(dist.length + own.length - 1).fill(0);
+      dist.forEach((p, i) => {
+        own.forEach((q, k) => {
+          next[i + k] += p * q;
+        });
+      });
+      dist = next;
+      continue;
+    }
     const width = unit.maxDepth - unit.minDepth + 1;
     const next = new Array(dist.length + width - 1).fill(0);
     dist.forEach((p, i) => {

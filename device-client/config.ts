@@ -4,6 +4,8 @@
  * fast with a `ValidationError` naming the flag, variable or file key to fix.
  */
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import { thingName } from '../core/schemas/protocol.ts';
@@ -33,16 +35,27 @@ export const deviceConfig = z
     /** First reconnect delay; doubles after each failed attempt up to `reconnectMaxMs`. */
     reconnectMinMs: positiveInt.default(1000),
     reconnectMaxMs: positiveInt.default(60_000),
-    /** Fewest milliseconds between two progress messages of one job. */
-    progressIntervalMs: z.coerce.number().int().min(0).default(1000),
+    /**
+     * Fewest seconds between two progress messages of one job (the first and last are always
+     * sent). Every message is billed on AWS IoT Core; see device-client/README.md for the cost.
+     */
+    progressIntervalSeconds: z.coerce.number().min(0).max(3600).default(5),
+    /** Deprecated: the same in milliseconds; wins over `progressIntervalSeconds` when given. */
+    progressIntervalMs: z.coerce.number().int().min(0).max(3_600_000).optional(),
     /** onnxruntime execution provider (`cuda` needs `--onnxruntime-node-install=cuda12`). */
     executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
     /**
-     * Directory where results wait until the broker acknowledges them, so that a crash or power
-     * loss does not lose a measured batch. Memory only when absent.
+     * Directory for accepted jobs (journaled before their PUBACK), results not yet acknowledged
+     * and recently sent results (duplicate detection across restarts), so a crash or power loss
+     * loses nothing. `none` or absent: memory only. `esm-device` defaults it to
+     * `defaultStateDir(thing)`; code that embeds the daemon gets memory only unless it asks.
      */
-    stateDir: z.string().min(1).optional(),
+    stateDir: z
+      .string()
+      .min(1)
+      .optional()
+      .transform((dir) => (dir === 'none' ? undefined : dir)),
   })
   .refine((c) => (c.cert === undefined) === (c.key === undefined), {
     path: ['key'],
@@ -69,6 +82,7 @@ export const configSources: Record<Key, { flag: string; env: string }> = {
   keepaliveSeconds: { flag: '--keepalive-seconds', env: 'ESM_KEEPALIVE_SECONDS' },
   reconnectMinMs: { flag: '--reconnect-min-ms', env: 'ESM_RECONNECT_MIN_MS' },
   reconnectMaxMs: { flag: '--reconnect-max-ms', env: 'ESM_RECONNECT_MAX_MS' },
+  progressIntervalSeconds: { flag: '--progress-interval', env: 'ESM_PROGRESS_INTERVAL' },
   progressIntervalMs: { flag: '--progress-interval-ms', env: 'ESM_PROGRESS_INTERVAL_MS' },
   executionProvider: { flag: '--execution-provider', env: 'ESM_EXECUTION_PROVIDER' },
   logLevel: { flag: '--log-level', env: 'ESM_LOG_LEVEL' },
@@ -137,7 +151,29 @@ export function loadConfig(options: LoadConfigOptions = {}): DeviceConfig {
       origin[key] = `${configFile}: ${key}`;
     }
   }
+  if (merged.stateDir === undefined && typeof merged.thing === 'string') {
+    merged.stateDir = defaultStateDir(merged.thing, env);
+  }
   return parseConfig(merged, origin);
+}
+
+/**
+ * Where `esm-device` keeps its state when `--state-dir` is not given: one folder per thing
+ * under `$XDG_STATE_HOME` (`~/.local/state` when unset), so two daemons on one host never share.
+ */
+export function defaultStateDir(
+  thing: string,
+  env: Record<string, string | undefined> = process.env,
+): string {
+  const base = env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state');
+  return join(base, 'esm-device', thing);
+}
+
+/** The effective progress interval in milliseconds. */
+export function progressIntervalMs(
+  config: Pick<DeviceConfig, 'progressIntervalSeconds' | 'progressIntervalMs'>,
+): number {
+  return config.progressIntervalMs ?? Math.round(config.progressIntervalSeconds * 1000);
 }
 
 /**

@@ -35,32 +35,46 @@ const describe: Record<keyof typeof configSources, string> = {
   keepaliveSeconds: 'MQTT keepalive in seconds (default 30)',
   reconnectMinMs: 'first reconnect delay in ms, doubled per failure (default 1000)',
   reconnectMaxMs: 'longest reconnect delay in ms (default 60000)',
-  progressIntervalMs: 'fewest ms between two progress messages (default 1000)',
+  progressIntervalSeconds:
+    'fewest seconds between two progress messages of a job; 0 = every sample (default 5)',
+  progressIntervalMs: 'deprecated: the same in milliseconds (overrides --progress-interval)',
   executionProvider: 'onnxruntime execution provider: cpu or cuda (default cpu)',
   logLevel: 'debug, info, warn or error (default info)',
-  stateDir: 'directory keeping results until the broker acknowledges them (default: memory)',
+  stateDir:
+    'directory for accepted jobs and unacknowledged results, or none for memory only (default $XDG_STATE_HOME/esm-device/THING, ~/.local/state when unset)',
 };
 
 async function main(argv: readonly string[]): Promise<void> {
+  // `esm-device register ...`: the device's one-time AWS IoT registration (register.ts).
+  if (argv[2] === 'register') return (await import('./register.ts')).registerMain(argv);
   const program = new Command('esm-device')
     .description(
       'Measure ONNX latencies for the ESM platform: receives jobs over MQTT and reports results.',
     )
     .option('--config <file>', 'JSON file with any of the settings below (env: ESM_CONFIG)')
     .showHelpAfterError();
+  // Commander names an option after its flag (`--progress-interval` -> progressInterval),
+  // which need not be the config key (progressIntervalSeconds): keep the pairs.
+  const attributes: [key: string, attribute: string][] = [];
   for (const [key, { flag, env }] of Object.entries(configSources)) {
     const text = describe[key as keyof typeof configSources];
-    program.addOption(new Option(`${flag} <value>`, `${text} (env: ${env})`));
+    const option = new Option(`${flag} <value>`, `${text} (env: ${env})`);
+    program.addOption(option);
+    attributes.push([key, option.attributeName()]);
   }
   program.parse(argv);
   const opts = program.opts<Record<string, string | undefined>>();
   const flags: Record<string, string | undefined> = {};
-  for (const key of Object.keys(configSources)) flags[key] = opts[key];
+  for (const [key, attribute] of attributes) flags[key] = opts[attribute];
 
   const config = loadConfig({ flags, ...(opts.config ? { configFile: opts.config } : {}) });
   const logger = jsonLogger(config.logLevel, config.thing);
   const daemon = createDaemon(config, { logger });
-  logger.info('starting', { broker: config.broker, executionProvider: config.executionProvider });
+  logger.info('starting', {
+    broker: config.broker,
+    executionProvider: config.executionProvider,
+    stateDir: config.stateDir ?? 'memory only',
+  });
 
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -19,8 +19,11 @@ export const OPSET = 17;
 export const INPUT_NAME = 'input';
 export const OUTPUT_NAME = 'logits';
 
-/** Initializer name suffixes that hold batch-norm running statistics, not parameters. */
-const BUFFER_SUFFIXES = ['.running_mean', '.running_var'];
+/**
+ * Initializer name suffixes that hold no trainable parameters: batch-norm running statistics,
+ * Reshape shapes and the zero of a `zero` node.
+ */
+const BUFFER_SUFFIXES = ['.running_mean', '.running_var', '.shape', '.zero'];
 
 export interface BuildOnnxOptions {
   /** Images per inference. @default 1 */
@@ -107,6 +110,16 @@ class OnnxGraphWriter {
   /** Small non-zero values, so that no tensor is all zeros. */
   bias(name: string, size: number): string {
     this.initializers.push({ name, dims: [size], data: this.fill(size, 0.01) });
+    return name;
+  }
+
+  /** An int64 shape operand (Reshape); not a parameter, see `BUFFER_SUFFIXES`. */
+  shape(name: string, dims: readonly number[]): string {
+    this.initializers.push({
+      name,
+      dims: [dims.length],
+      data: BigInt64Array.from(dims.map((d) => BigInt(d))),
+    });
     return name;
   }
 
@@ -353,6 +366,50 @@ export function buildOnnxGraph(graph: LayerGraph, options: BuildOnnxOptions = {}
         );
         if (node.act !== 'none') w.activation(node.act, gemmOut, out);
         result = { name: out, channels: node.cout, resolution: 1, rank: 2 };
+        break;
+      }
+      case 'shuffle': {
+        const x = get(node, node.input);
+        spatial(node, x);
+        expectChannels(node, x, node.channels);
+        const g = node.groups;
+        if (!Number.isInteger(g) || g < 1 || node.channels % g !== 0) {
+          throw new ValidationError(
+            `node ${node.id}`,
+            `shuffle groups ${g} must divide the channels ${node.channels}`,
+          );
+        }
+        const r = x.resolution;
+        // [N, C, H, W] -> [N, g, C/g, H, W] -> swap the two channel axes -> [N, C, H, W].
+        const split = w.node(
+          'Reshape',
+          [x.name, w.shape(`${out}.split.shape`, [batchSize, g, node.channels / g, r, r])],
+          `${out}.split`,
+        );
+        const swapped = w.node('Transpose', [split], `${out}.transpose`, {
+          perm: attr.ints([0, 2, 1, 3, 4]),
+        });
+        w.node(
+          'Reshape',
+          [swapped, w.shape(`${out}.merge.shape`, [batchSize, node.channels, r, r])],
+          out,
+        );
+        result = { ...x, name: out };
+        break;
+      }
+      case 'act': {
+        const x = get(node, node.input);
+        expectChannels(node, x, node.channels);
+        w.activation(node.act, x.name, out);
+        result = { ...x, name: out };
+        break;
+      }
+      case 'zero': {
+        const x = get(node, node.input);
+        expectChannels(node, x, node.channels);
+        // x * 0 rather than a constant: the output keeps x's shape and its data dependence.
+        w.node('Mul', [x.name, w.constant(`${out}.zero`, [1], 0)], out);
+        result = { ...x, name: out };
         break;
       }
     }

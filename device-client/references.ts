@@ -46,4 +46,15 @@ export const extremeArchs: Readonly<
     smallest: { d: fill(4, 2), g: fill(34, 16), b: fill(34, 2), k: fill(34, 3), r: 128 },
     largest: { d: [6, 8, 12, 8], g: fill(34, 32), b: fill(34, 4), k: fill(34, 5), r: 224 },
   },
+  // FBNet: every layer skip (op 8) / every layer k5_e6 (op 7).
+  fbnet: { smallest: { ops: fill(22, 8) }, largest: { ops: fill(22, 7) } },
+  'fbnet-imagenet': { smallest: { ops: fill(22, 8) }, largest: { ops: fill(22, 7) } },
+  // NAS-Bench-201: the all-none cell (a dead cell) / the all-conv-3x3 cell.
+  nasbench201: {
+    smallest: { arch_str: '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' },
+    largest: {
+      arch_str:
+        '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|',
+    },
+  },
 };

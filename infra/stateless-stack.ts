@@ -59,7 +59,6 @@ export class StatelessStack extends Stack {
       bucket: props.bucket,
       tables: props.tables,
       stateMachine: this.workflow.stateMachine,
-      devicePolicyName: this.fleet.policyName,
     });
 
     const routes = (Object.entries(functions) as [FunctionName, FunctionSpec][]).flatMap(

@@ -32,6 +32,8 @@ export type Access =
   | 'devices:write'
   | 'iot:publish-jobs'
   | 'iot:register-device'
+  | 'iot:rotate-certificate'
+  | 'iot:delete-device'
   | 'states:start';
 
 /** An API Gateway route, e.g. `GET /runs/{id}`. */
@@ -128,9 +130,10 @@ export const functions = {
   // IoT topic rule target for esm/devices/+/status (state changes only, not progress).
   ingestStatus: {
     entry: 'lambdas/handlers/ingest-status.ts',
-    description: "Record a device's state (online, idle, offline, error) and facts on its record",
-    env: ['devicesTable'],
-    access: ['devices:read', 'devices:write'],
+    description:
+      "Record a device's state (online, idle, offline, error) and facts on its record, and its progress on a run's jobs",
+    env: ['devicesTable', 'runsTable'],
+    access: ['devices:read', 'devices:write', 'runs:read', 'runs:write'],
   },
   // API Gateway routes.
   apiRegisterDevice: {
@@ -139,6 +142,20 @@ export const functions = {
     description: 'POST /devices: create thing, certificate and policy attachment',
     env: ['devicesTable', 'thingType', 'devicePolicy', 'iotDataEndpoint'],
     access: ['devices:write', 'iot:register-device'],
+  },
+  apiDeleteDevice: {
+    entry: 'lambdas/handlers/api-delete-device.ts',
+    route: 'DELETE /devices/{thing}',
+    description: 'DELETE /devices/{thing}: retire its certificates, delete the thing and record',
+    env: ['devicesTable', 'thingType', 'devicePolicy'],
+    access: ['devices:read', 'devices:write', 'iot:delete-device'],
+  },
+  apiRotateCertificate: {
+    entry: 'lambdas/handlers/api-rotate-certificate.ts',
+    route: 'POST /devices/{thing}/certificate',
+    description: 'POST /devices/{thing}/certificate: issue a new certificate, retire the old',
+    env: ['devicesTable', 'thingType', 'devicePolicy', 'iotDataEndpoint'],
+    access: ['devices:read', 'devices:write', 'iot:rotate-certificate'],
   },
   apiListDevices: {
     entry: 'lambdas/handlers/api-list-devices.ts',
@@ -174,6 +191,13 @@ export const functions = {
     entry: 'lambdas/handlers/api-list-predictors.ts',
     route: 'GET /predictors',
     description: 'GET /predictors',
+    env: ['bucket'],
+    access: ['bucket:read'],
+  },
+  apiGetPredictor: {
+    entry: 'lambdas/handlers/api-get-predictor.ts',
+    route: 'GET /predictors/{id}',
+    description: 'GET /predictors/{id}: the files of one predictor, for esm cloud predictor pull',
     env: ['bucket'],
     access: ['bucket:read'],
   },

@@ -39,7 +39,9 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, prefix
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
-  const field = fieldOf(issue?.path ?? [], prefix) || 'input';
+  // A strict schema's unknown field is named itself (`body.colour`), not its parent object.
+  const unknown = issue?.code === 'unrecognized_keys' ? issue.keys.slice(0, 1) : [];
+  const field = fieldOf([...(issue?.path ?? []), ...unknown], prefix) || 'input';
   throw new ValidationError(field, issue?.message ?? 'invalid value', { cause: parsed.error });
 }
 

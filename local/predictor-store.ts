@@ -7,6 +7,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ValidationError } from '../core/errors.ts';
+import { archFiles } from '../core/onnx/arch-graph-files.ts';
+import { ARCH_JSON, ARCH_ONNX } from '../core/onnx/arch-graph-layout.ts';
 import { encodeModel } from '../core/onnx/model.ts';
 import {
   PREDICTOR_JSON,
@@ -32,10 +34,18 @@ export function predictorOnnxBytes(predictor: PredictorJson): Uint8Array {
   });
 }
 
-/** Writes `dir/predictor.json` and `dir/predictor.onnx` (creating `dir`). */
+/**
+ * Writes `dir/predictor.json`, `dir/predictor.onnx` and the arch-in graph
+ * (`predictor-arch.onnx` + `predictor-arch.json`, docs/predictor.md), creating `dir`.
+ */
 export async function savePredictor(dir: string, predictor: PredictorJson): Promise<void> {
+  const arch = archFiles(spaceOf(predictor, dir), predictor);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, PREDICTOR_ONNX), predictorOnnxBytes(predictor));
+  if (arch) {
+    await writeFile(join(dir, ARCH_ONNX), arch.onnx);
+    await writeFile(join(dir, ARCH_JSON), arch.json);
+  }
   await writeFile(join(dir, PREDICTOR_JSON), `${JSON.stringify(predictor, null, 1)}\n`);
 }
 

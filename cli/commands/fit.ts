@@ -6,10 +6,11 @@ import { parseDataset } from '../../core/dataset.ts';
 import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { headline } from '../../core/metrics.ts';
-import type { PredictorJson } from '../../core/predictor/artifact.ts';
-import { fitPredictor } from '../../core/predictor/index.ts';
+import { featuresName, type PredictorJson } from '../../core/predictor/artifact.ts';
+import { type FitPredictorOptions, fitPredictor } from '../../core/predictor/index.ts';
+import { type CorrectionFit, fitTransferPredictor } from '../../core/predictor/transfer.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
-import { savePredictor } from '../../local/predictor-store.ts';
+import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
 import { createProgress } from '../../local/progress.ts';
 import { binLabel } from '../../local/report.ts';
 import { parse, resolveSpace, writeJson } from '../common.ts';
@@ -26,6 +27,7 @@ interface FitFlags {
   ensemble?: number;
   out?: string;
   json?: boolean;
+  prior?: string;
 }
 
 /**
@@ -33,6 +35,7 @@ interface FitFlags {
  * (`ridge-physics`, or a blend such as `ridge-both+gbt`).
  */
 function chosenModel(predictor: PredictorJson): string {
+  if (predictor.model.kind === 'transfer') return 'transfer';
   const chosen = predictor.training.chosen;
   if (!chosen || chosen.length === 0) return predictor.training.model ?? predictor.model.kind;
   return chosen.map((c) => c.name).join('+');
@@ -45,7 +48,33 @@ function describeChoice(predictor: PredictorJson): string {
 
 const percent = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)} %`);
 
-async function fit(flags: FitFlags): Promise<void> {
+/**
+ * `fitPredictor` for `--prior DIR`: the prior's model and features corrected for this device
+ * (core/predictor/transfer.ts); the correction is kept in `fitted` for the report.
+ */
+function fitWithPrior(dir: string, command: Command) {
+  for (const flag of ['model', 'encoding', 'ensemble'] as const) {
+    if (command.getOptionValueSource(flag) === 'cli') {
+      throw new ValidationError(
+        `--${flag}`,
+        "cannot be combined with --prior: the prior's model and features are kept and corrected; drop the flag",
+      );
+    }
+  }
+  const fitted: { correction?: CorrectionFit } = {};
+  const run = async (options: FitPredictorOptions) => {
+    const loaded = await loadPredictor(dir);
+    await loaded.close();
+    const { model: _m, encoding: _e, options: _o, ...rest } = options;
+    const result = await fitTransferPredictor({ ...rest, prior: loaded.json, priorDir: dir });
+    fitted.correction = result.correction;
+    return result;
+  };
+  return { run, fitted };
+}
+
+async function fit(flags: FitFlags, command: Command): Promise<void> {
+  const prior = flags.prior ? fitWithPrior(flags.prior, command) : undefined;
   if (flags.train !== undefined && flags.trainFraction !== undefined) {
     throw new ValidationError('--train', 'give either --train N or --train-fraction F, not both');
   }
@@ -62,7 +91,7 @@ async function fit(flags: FitFlags): Promise<void> {
   const dataset = parseDataset(bytes.toString('utf8'), { space, file: flags.data });
   const progress = createProgress({ lines: !flags.json });
   let bar: ReturnType<typeof progress.bar> | undefined;
-  const result = await fitPredictor({
+  const result = await (prior?.run ?? fitPredictor)({
     space,
     spaceSpec,
     rows: dataset.rows,
@@ -76,8 +105,8 @@ async function fit(flags: FitFlags): Promise<void> {
     options: {
       mlp: {
         ...(flags.ensemble === undefined ? {} : { ensemble: flags.ensemble }),
+        // auto trains many MLPs (one per fold and candidate): its bar shows the current one.
         onEpoch: (p) => {
-          // auto trains many MLPs (one per fold and candidate): its bar shows the current one.
           bar ??= progress.bar(`training ${flags.model}`, p.maxEpochs * p.members);
           bar.update(p.member * p.maxEpochs + p.epoch);
         },
@@ -95,13 +124,21 @@ async function fit(flags: FitFlags): Promise<void> {
       bins: bins.map((b) => ({ lo: b.lo, hi: b.hi, n: b.n, accuracy: b.accuracy })),
       train: { n: result.train.n, seconds: result.train.seconds },
       model: chosenModel(result.predictor),
+      ...(prior
+        ? { prior: { dir: flags.prior, correction: prior.fitted.correction?.correction } }
+        : {}),
     });
     return;
   }
   const t = result.predictor.training;
-  const lines = [
-    `trained ${flags.model}${flags.model === 'auto' ? ` (chose ${describeChoice(result.predictor)})` : ''} on ${t.n_train} rows of ${flags.data} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : flags.encoding}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
-  ];
+  const c = prior?.fitted.correction?.correction;
+  const lines = c
+    ? [
+        `corrected the prior ${flags.prior} (fitted on ${result.predictor.model.kind === 'transfer' ? result.predictor.model.prior_source.n_train : '?'} rows of another device) with ${t.n_train} rows of ${flags.data}: ${c.space === 'log' ? 'log-affine' : 'affine'}, slope ${c.slope.toFixed(3)}${c.features ? `, ${c.features.basis} features (penalty ${c.feature_penalty})` : ''}${c.cv_error === null ? '' : `, chosen by CV (error ${percent(c.cv_error)})`}`,
+      ]
+    : [
+        `trained ${flags.model}${flags.model === 'auto' ? ` (chose ${describeChoice(result.predictor)})` : ''} on ${t.n_train} rows of ${flags.data} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : featuresName(result.featurizer.features)}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
+      ];
   if (test) {
     lines.push(
       `test on ${test.n} held-out rows: accuracy ${percent(test.accuracy)}, within 5 % ${percent(test.within5)}, within 10 % ${percent(test.within10)}, RMSE ${test.rmse_ms.toFixed(3)} ms, Spearman ${test.spearman?.toFixed(4) ?? 'n/a'}`,
@@ -140,5 +177,9 @@ export function register(program: Command): void {
     .option('--ensemble <n>', 'MLP members averaged (mlp only)', parse.int(1, 20))
     .option('--out <dir>', 'write the predictor directory (predictor.json + predictor.onnx)')
     .option('--json', 'print {"test", "bins", "train", "model"} as JSON')
+    .option(
+      '--prior <dir>',
+      'predictor directory of another device in the same space: learn this device as a correction of it (20 rows can be enough)',
+    )
     .action(fit);
 }

@@ -17,14 +17,12 @@ async function predict(flags: PredictFlags): Promise<void> {
   const number = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(7)) : null);
   // Each line echoes its input (id when the line had one, and the arch), so outputs can be joined.
   const out = entries.map((e, i) => {
-    const line = {
+    const echo = {
       ...(e.id === undefined ? {} : { id: e.id }),
       arch: predictor.space.toNative(e.subnet),
-      latency_ms: number(mean[i] as number),
-      std_ms: number(std[i] as number),
     };
-    return `${JSON.stringify(line)}
-`;
+    const prediction = { latency_ms: number(mean[i] as number), std_ms: number(std[i] as number) };
+    return `${JSON.stringify({ ...echo, ...prediction })}\n`;
   });
   process.stdout.write(out.join(''));
   await predictor.close();

@@ -1,20 +1,26 @@
 /**
  * `esm run`: the ESM train-evaluate-extend loop on one machine, from sampling to a trained
- * predictor and report.html, resumable with `--resume DIR`.
+ * predictor and report.html, resumable with `--resume DIR`. It executes the workflow's
+ * Step Functions definition locally (local/engine.ts) over files in the run directory.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { encodingNames } from '../../core/encodings/types.ts';
 import { ValidationError } from '../../core/errors.ts';
+import { modelKinds } from '../../core/predictor/types.ts';
 import { samplingStrategies } from '../../core/sampling.ts';
-import { type RunParams, type RunParamsInput, runParams } from '../../core/schemas/run.ts';
+import {
+  measurementDefaults,
+  type RunParams,
+  type RunParamsInput,
+  runParams,
+} from '../../core/schemas/run.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
-import { openDevice } from '../../local/devices.ts';
+import { checkDevice } from '../../local/devices.ts';
+import type { RunEvent, RunSummary } from '../../local/engine.ts';
 import { createProgress, type ProgressBar } from '../../local/progress.ts';
-import { writeReport } from '../../local/report.ts';
-import { type RunEvent, runLoop, savePredictorFiles } from '../../local/run-loop.ts';
 import { RunStore } from '../../local/run-store.ts';
 import { parse, resolveSpace, writeJson } from '../common.ts';
 
@@ -23,6 +29,7 @@ interface RunOptions {
   device: string;
   sampling?: RunParams['sampling'];
   encoding?: RunParams['encoding'];
+  model?: RunParams['model'];
   nInit?: number;
   nStep?: number;
   accTh?: number;
@@ -36,6 +43,7 @@ interface RunOptions {
   warmup?: number;
   threads?: number;
   maxDrift?: number;
+  resultTimeout?: number;
   clock?: 'wall' | 'cpu';
   interleave?: boolean;
   chunkSize?: number;
@@ -44,6 +52,17 @@ interface RunOptions {
   broker?: string;
   json?: boolean;
 }
+
+/** Options a resume accepts: they change how to measure or when to stop, not what was measured. */
+const resumable = new Set([
+  'resume',
+  'json',
+  'broker',
+  'maxDrift',
+  'resultTimeout',
+  'maxIter',
+  'accTh',
+]);
 
 /** Milliseconds a replay device waits per sample: `ESM_REPLAY_DELAY_MS` (tests of resume). */
 function replayDelay(): number {
@@ -70,13 +89,17 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
   const spaceSpec = options.space.endsWith('.json')
     ? (JSON.parse(await readFile(options.space, 'utf8')) as Record<string, unknown>)
     : undefined;
+  const device = options.device;
   const input: RunParamsInput = {
     space: options.space,
     spaceSpec,
-    device: options.device,
+    device,
     broker: options.broker,
+    // A replay run samples from the dataset it replays (absolute: resumes may run elsewhere).
+    pool: device.startsWith('dataset:') ? resolve(device.slice('dataset:'.length)) : undefined,
     sampling: options.sampling,
     encoding: options.encoding,
+    model: options.model,
     nInit: options.nInit,
     nStep: options.nStep,
     accTh: options.accTh,
@@ -87,8 +110,10 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
     minTestPerBin: options.minTestPerBin,
     seed: options.seed,
     chunkSize: options.chunkSize,
+    resultTimeoutSeconds: options.resultTimeout,
   };
   const base = runParams.parse(input);
+  const defaults = measurementDefaults(device);
   const params = runParams.parse({
     ...base,
     measurement: {
@@ -96,15 +121,9 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
       ...(options.runs !== undefined && { runs: options.runs }),
       ...(options.warmup !== undefined && { warmup: options.warmup }),
       ...(options.threads !== undefined && { threads: options.threads }),
-      // The paper's 3 % holds on a dedicated device; the embedded one shares this machine's
-      // cores, where reference models drift 20-30 % under load (docs/run.md).
-      maxReferenceDrift: options.maxDrift ?? (base.device === 'local' ? 0.3 : 0.03),
-      // The embedded device shares this machine's cores with everything else running here,
-      // so it times CPU time by default; remote devices are dedicated and time wall clock.
-      clock: options.clock ?? (base.device === 'local' ? 'cpu' : 'wall'),
-      // Interleaving cancels the speed changes of a shared machine (docs/measurement.md): on by
-      // default for the embedded device; remote devices report absolute milliseconds.
-      ...((options.interleave ?? base.device === 'local') && { interleave: true }),
+      maxReferenceDrift: options.maxDrift ?? defaults.maxReferenceDrift,
+      clock: options.clock ?? defaults.clock,
+      ...((options.interleave ?? defaults.interleave) && { interleave: true }),
     },
   });
   const name = options.space.replace(/^.*\//, '').replace(/\.json$/, '');
@@ -116,6 +135,19 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
       `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '')}-${name}`,
     );
   return { params, out };
+}
+
+/** Refuses options that would change what a resumed run measures. */
+function checkResumeOptions(options: RunOptions, command: Command): void {
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined || resumable.has(key)) continue;
+    if (command.getOptionValueSource(key) === 'default') continue;
+    const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw new ValidationError(
+      flag.replace(/^--no-/, '--'),
+      `cannot change on --resume: it changes what the run measures. A resume may change --max-drift, --result-timeout, --max-iter and --acc-th; start a new run (--out DIR) for other settings`,
+    );
+  }
 }
 
 function pct(x: number | null): string {
@@ -131,7 +163,7 @@ export function register(program: Command): void {
     .option('--space <name|spec.json>', 'search space (see `esm spaces`)')
     .option(
       '--device <device>',
-      'local | dataset:FILE (replay a measured JSONL) | thing:NAME (with --broker)',
+      'local | dataset:FILE (replay a measured JSONL) | thing:NAME or thing:A,thing:B,... (with --broker; batches are sharded over them)',
       'local',
     )
     .option(
@@ -143,6 +175,11 @@ export function register(program: Command): void {
       '--encoding <name>',
       `${encodingNames.join(' | ')} (default fcc)`,
       parse.oneOf(encodingNames),
+    )
+    .option(
+      '--model <kind>',
+      `regressor trained every iteration: ${modelKinds.join(' | ')} (default: esm fit's default)`,
+      parse.oneOf(modelKinds),
     )
     .option(
       '--n-init <n>',
@@ -196,66 +233,97 @@ export function register(program: Command): void {
       parse.number(0.001, 1),
     )
     .option(
+      '--result-timeout <seconds>',
+      'a device that reports no progress for this long has its samples sent again (default 300)',
+      parse.int(1, 86_400),
+    )
+    .option(
       '--chunk-size <n>',
       'samples per device job; results are saved per job (default 10)',
       parse.int(1, 10_000),
     )
     .option('--out <dir>', 'run directory (default .esm/runs/TIME-SPACE)')
-    .option('--resume <dir>', 'continue the run in DIR (other loop options are taken from DIR)')
+    .option(
+      '--resume <dir>',
+      'continue the run in DIR; only --max-drift, --result-timeout, --max-iter and --acc-th may change',
+    )
     .option('--broker <url>', 'MQTT broker of a thing:NAME device, e.g. mqtt://host:1883')
     .option('--json', 'print the result as JSON on stdout')
-    .action(async (options: RunOptions) => {
-      const resumed = options.resume ? RunStore.open(options.resume) : undefined;
+    .action(async (options: RunOptions, command: Command) => {
+      // The workflow's handlers log with the Lambda logger; on a terminal the progress shows.
+      process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+      const { prepareResume, runWorkflow } = await import('../../local/engine.ts');
+      const { openDevices } = await import('../../local/devices.ts');
+      const { writeReport } = await import('../../local/report.ts');
+      let resumed: RunStore | undefined;
+      if (options.resume) {
+        checkResumeOptions(options, command);
+        resumed = RunStore.open(options.resume);
+      }
       const fresh = resumed ? undefined : await newRunParams(options);
       const params = resumed?.state.params ?? (fresh as { params: RunParams }).params;
+      const broker = options.broker ?? params.broker;
+      checkDevice(params.device, broker);
       const space = await spaceOf(params);
       const progress = createProgress({ lines: !options.json });
+      // Open the devices before creating the run directory, so a bad --device leaves nothing behind.
+      const devices = await openDevices(params.device, {
+        space,
+        broker,
+        replayDelayMs: replayDelay(),
+      });
+      let store: RunStore;
+      let work = true;
+      try {
+        store = resumed ?? RunStore.create((fresh as { out: string }).out, params);
+        if (resumed) {
+          work = await prepareResume(resumed, {
+            maxIter: options.maxIter,
+            accTh: options.accTh,
+            resultTimeoutSeconds: options.resultTimeout,
+            maxDrift: options.maxDrift,
+          });
+        }
+      } catch (error) {
+        await devices.close();
+        throw error;
+      }
+      const stop = new AbortController();
+      const onSigint = () => {
+        if (stop.signal.aborted) process.exit(130);
+        progress.log(`stopping; continue with: esm run --resume ${store.dir}`);
+        stop.abort();
+      };
+      process.on('SIGINT', onSigint);
+      const p = store.state.params;
+      progress.log(
+        `run ${store.state.runId} in ${store.dir}: ${p.space} on ${p.device}, ${p.sampling} sampling, ${p.encoding} encoding, seed ${p.seed}`,
+      );
       let measureBar: ProgressBar | undefined;
       let trainBar: ProgressBar | undefined;
       let trainLabel = '';
-      let jobBase = 0;
-      // Open the device before creating the run directory, so a bad --device leaves nothing behind.
-      const device = await openDevice(params.device, {
-        space,
-        broker: options.broker ?? params.broker,
-        replayDelayMs: replayDelay(),
-        onProgress: (_batchId, done) => measureBar?.update(jobBase + done),
-      });
-      let store: RunStore;
-      try {
-        store = resumed ?? RunStore.create((fresh as { out: string }).out, params);
-      } catch (error) {
-        await device.close();
-        throw error;
-      }
-      let stopping = false;
-      const onSigint = () => {
-        if (stopping) process.exit(130);
-        stopping = true;
-        progress.log(
-          `stopping after the current device job; continue with: esm run --resume ${store.dir}`,
-        );
-      };
-      process.on('SIGINT', onSigint);
-      progress.log(
-        `run ${store.state.runId} in ${store.dir}: ${params.space} on ${params.device}, ${params.sampling} sampling, ${params.encoding} encoding, seed ${params.seed}`,
-      );
       const onEvent = (event: RunEvent) => {
         switch (event.type) {
           case 'batch':
-            jobBase = event.done;
             measureBar = progress.bar(`iteration ${event.iteration}: measuring`, event.total);
             measureBar.update(event.done);
             break;
           case 'measured':
-            jobBase = event.done;
             measureBar?.update(event.done);
             if (event.done >= event.total) measureBar?.finish();
             break;
           case 'unstable':
             progress.log(
-              `batch ${event.batchId}: reference drift ${(event.maxDrift * 100).toFixed(1)} %${event.retry ? ', measuring it again' : ''}`,
+              `job ${event.batches.join(', ')}: reference drift above ${(p.measurement.maxReferenceDrift * 100).toFixed(1)} %, measuring it again`,
             );
+            break;
+          case 'redispatch':
+            progress.log(
+              `device ${event.silent.join(', ')} sent no progress for ${p.resultTimeoutSeconds} s; sending its samples again`,
+            );
+            break;
+          case 'rejected':
+            progress.log(`warning: ${event.message}`);
             break;
           case 'training':
             measureBar?.finish();
@@ -282,19 +350,21 @@ export function register(program: Command): void {
             break;
         }
       };
-      let summary: Awaited<ReturnType<typeof runLoop>>;
+      let summary: RunSummary;
       try {
-        summary = await runLoop({
-          store,
-          space,
-          device,
-          savePredictor: savePredictorFiles,
-          shouldStop: () => stopping,
-          onEvent,
-        });
+        const { summarise } = await import('../../local/engine.ts');
+        summary = work
+          ? await runWorkflow({
+              store,
+              brokerUrl: devices.brokerUrl,
+              signal: stop.signal,
+              onEvent,
+            })
+          : summarise(store);
       } finally {
         process.off('SIGINT', onSigint);
-        await device.close();
+        measureBar?.finish();
+        await devices.close();
       }
       if (summary.iterations > 0) writeReport(store);
       if (options.json) {

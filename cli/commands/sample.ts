@@ -1,6 +1,6 @@
 /** `esm sample`: print sampled architectures of a space as JSONL of native archs. */
 import type { Command } from 'commander';
-import { DatasetFormatError, EsmError } from '../../core/errors.ts';
+import { DatasetFormatError, EsmError, ValidationError } from '../../core/errors.ts';
 import { createRng } from '../../core/rng.ts';
 import {
   depthBins,
@@ -29,6 +29,7 @@ interface SampleFlags {
   seed: number;
   exclude?: string;
   from?: string;
+  format: string;
 }
 
 interface ArchLine {
@@ -92,8 +93,21 @@ export function register(program: Command): void {
       '--from <file.jsonl>',
       'sample lines of this dataset instead of the space (replay); prints them as written',
     )
+    .option(
+      '--format <form>',
+      'arch JSON form: native, or one the space also reads (mobilenetv3: ofa-encoder with "image_size", ofa-manager with "r": [R]; resnet50: ofa-encoder)',
+      'native',
+    )
     .action(async (flags: SampleFlags) => {
       const space = await resolveSpace(flags.space);
+      const forms = space.nativeForms ?? {};
+      const write = flags.format === 'native' ? space.toNative : forms[flags.format];
+      if (!write) {
+        throw new ValidationError(
+          '--format',
+          `space ${space.name} has no arch form "${flags.format}"; use ${['native', ...Object.keys(forms)].join(', ')}`,
+        );
+      }
       const rng = createRng(flags.seed);
       const bins = depthBins(space, flags.bins);
       const exclude = flags.exclude
@@ -105,6 +119,12 @@ export function register(program: Command): void {
         : undefined;
       let lines: string[];
       if (flags.from) {
+        if (flags.format !== 'native') {
+          throw new ValidationError(
+            '--format',
+            '--from prints dataset lines as written; drop --format',
+          );
+        }
         const pool = (await readArchLines(space, flags.from, '--from')).map((l) =>
           poolItem(l.subnet, { text: l.text }),
         );
@@ -112,7 +132,7 @@ export function register(program: Command): void {
         lines = samplePool(pool, options).map((item) => item.text);
       } else {
         const options = { n: flags.n, strategy: flags.sampling, bins, rng, exclude };
-        lines = sampleArchitectures(space, options).map((s) => JSON.stringify(space.toNative(s)));
+        lines = sampleArchitectures(space, options).map((s) => JSON.stringify(write(s)));
       }
       process.stdout.write(lines.length ? `${lines.join('\n')}\n` : '');
     });

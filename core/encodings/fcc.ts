@@ -18,8 +18,15 @@
  *   map relative to the same at r_max (`unitAreaScales`: about (r / r_max)^2, but following
  *   the rounding of strided resolutions). A block's cost grows with its input area, so
  *   latency ~ sum of counts x cost x area; with these entries a linear model can represent
- *   that interaction directly.
+ *   that interaction directly (left out when the space has a single resolution).
+ * - Layer-wise units (FBNet): a skip is one more combination per skip kind (its other
+ *   choices mean nothing), counted like a layer, so FCC sees where the skips sit (first
+ *   layer of a stage or not); depth features count layers, not slots.
+ * - Spaces whose topology holds combinations that unit counts cannot see (a NAS-Bench-201
+ *   cell: which ops lie on live paths, which feed which node) append their own
+ *   `combinationFeatures` (docs/encodings.md).
  */
+import { unitDepth } from '../spaces/subnet.ts';
 import type { SearchSpace } from '../spaces/types.ts';
 import {
   blockTupleIndex,
@@ -37,7 +44,8 @@ import {
 export interface FccOptions {
   /**
    * Append the resolution-scaled copy of every count.
-   * @default true
+   * @default true when the space has more than one resolution (with one, the copy would
+   * repeat the counts exactly)
    */
   readonly resolutionScaled?: boolean;
   /**
@@ -49,7 +57,7 @@ export interface FccOptions {
 }
 
 export function fccEncoder(space: SearchSpace, options: FccOptions = {}): FastEncoder {
-  const { resolutionScaled = true, scaling = 'unit' } = options;
+  const { resolutionScaled = space.resolutions.length > 1, scaling = 'unit' } = options;
   const compiled = compileSpace(space);
   const nUnits = space.units.length;
   const areaScales = scaling === 'unit' ? unitAreaScales(space) : undefined;
@@ -70,6 +78,9 @@ export function fccEncoder(space: SearchSpace, options: FccOptions = {}): FastEn
   labels.push('resolution', 'resolution_sq');
   const scaledOffset = labels.length;
   if (resolutionScaled) for (const l of countLabels) labels.push(`${l}*area`);
+  const extra = space.combinationFeatures;
+  const extraOffset = labels.length;
+  if (extra) labels.push(...extra.labels);
 
   return makeEncoder('fcc', compiled, labels, (subnet, out, base) => {
     const ri = resolutionIndex(compiled, subnet);
@@ -93,13 +104,15 @@ export function fccEncoder(space: SearchSpace, options: FccOptions = {}): FastEn
         // anything; the last write is count x scale, as if computed at the end.
         if (resolutionScaled) out[k + scaledOffset] = count * unitScale;
       }
-      out[at++] = nb;
-      total += nb;
+      const layers = unit.skip ? unitDepth(sub) : nb;
+      out[at++] = layers;
+      total += layers;
     }
     out[at++] = total;
     for (const c of compiled.globalChoices)
       out[at++] = c.values[globalChoiceIndex(c, subnet)] as number;
     out[at++] = subnet.resolution;
     out[at] = scale;
+    if (extra) extra.fill(subnet, out, base + extraOffset);
   });
 }

@@ -3,8 +3,10 @@
  * maximum depth (0 for an inactive slot), then per unit its unit choices and its depth,
  * then the global choices and the resolution. The per-unit depth is there because a choice
  * value may itself be 0 in a user-defined space, which would make an inactive slot and an
- * active one indistinguishable.
+ * active one indistinguishable. In a layer-wise unit a skip slot has only its `skip` kind,
+ * and the unit's depth is its number of layers (non-skips).
  */
+import { unitDepth } from '../spaces/subnet.ts';
 import type { SearchSpace } from '../spaces/types.ts';
 import {
   blockChoiceIndex,
@@ -41,15 +43,18 @@ export function featureEncoder(space: SearchSpace): FastEncoder {
       let at = base + (unitOffsets[u] as number);
       for (let slot = 0; slot < sub.blocks.length; slot++) {
         const block = sub.blocks[slot] as (typeof sub.blocks)[number];
+        const skipped = unit.skip !== undefined && blockChoiceIndex(unit.skip, block, u, slot) > 0;
         for (let i = 0; i < slotWidth; i++) {
           const c = unit.blockChoices[i] as (typeof unit.blockChoices)[number];
+          // A skip's other choices stay 0, like an inactive slot's.
+          if (skipped && c !== unit.skip) continue;
           out[at + slot * slotWidth + i] = c.values[blockChoiceIndex(c, block, u, slot)] as number;
         }
       }
       at += unit.def.maxDepth * slotWidth;
       for (const c of unit.unitChoices)
         out[at++] = c.values[unitChoiceIndex(c, sub.choices, u)] as number;
-      out[at] = sub.blocks.length;
+      out[at] = unitDepth(sub);
     }
     let at = base + globalsOffset;
     for (const c of compiled.globalChoices)

@@ -6,7 +6,13 @@
  * loudly instead of silently encoding garbage.
  */
 import { ArchValidationError } from '../errors.ts';
-import type { ChoiceDef, SearchSpace, Subnet, UnitDef } from '../spaces/types.ts';
+import {
+  type ChoiceDef,
+  type SearchSpace,
+  SKIP_CHOICE,
+  type Subnet,
+  type UnitDef,
+} from '../spaces/types.ts';
 import type { Encoder, EncodingName } from './types.ts';
 
 /** A choice compiled for `choiceIndex`. */
@@ -24,11 +30,20 @@ export interface CompiledUnit {
   readonly def: UnitDef;
   readonly blockChoices: readonly CompiledChoice[];
   readonly unitChoices: readonly CompiledChoice[];
-  /** Number of distinct feature tuples of a block (product of all choice sizes). */
+  /**
+   * Number of distinct feature tuples of a block: the product of all choice sizes; in a
+   * layer-wise unit, (layer configurations + skip kinds) x unit choice configurations, since
+   * a skip has no other block choices.
+   */
   readonly combinations: number;
-  /** Mixed-radix multiplier of each block choice, then of each unit choice. */
+  /** Mixed-radix multiplier of each block choice (0 for `skip`), then of each unit choice. */
   readonly blockRadix: readonly number[];
   readonly unitRadix: readonly number[];
+  /** The `skip` choice of a layer-wise unit. */
+  readonly skip: CompiledChoice | undefined;
+  /** Tuple index of skip kind 1 with the first unit choices; kind j adds (j - 1) x `unitCombinations`. */
+  readonly skipBase: number;
+  readonly unitCombinations: number;
 }
 
 export interface CompiledSpace {
@@ -67,19 +82,57 @@ export function tupleChoices(unit: UnitDef): readonly ChoiceDef[] {
   return [...unit.blockChoices, ...unit.unitChoices];
 }
 
-/** Every feature tuple of `unit` in mixed-radix order (the last choice varies fastest). */
-export function combinations(unit: UnitDef): number[][] {
+function mixedRadix(choices: readonly ChoiceDef[]): number[][] {
   let out: number[][] = [[]];
-  for (const choice of tupleChoices(unit)) {
+  for (const choice of choices) {
     out = out.flatMap((prefix) => choice.values.map((v) => [...prefix, v]));
   }
   return out;
 }
 
-/** Labels of a unit's feature tuples, e.g. `kernel=3,expand=4`, in `combinations` order. */
+/**
+ * Every feature tuple of `unit` (values in `tupleChoices` order) in mixed-radix order, the
+ * last choice varying fastest. In a layer-wise unit the layers (skip 0) come first, then
+ * each skip kind with its other block choices at their first value.
+ */
+export function combinations(unit: UnitDef): number[][] {
+  const all = tupleChoices(unit);
+  const skipAt = all.findIndex((c) => c.name === SKIP_CHOICE);
+  if (skipAt < 0) return mixedRadix(all);
+  const skip = all[skipAt] as ChoiceDef;
+  const layers = mixedRadix(all.filter((_, i) => i !== skipAt)).map((t) => [
+    ...t.slice(0, skipAt),
+    0,
+    ...t.slice(skipAt),
+  ]);
+  const unitTuples = mixedRadix(unit.unitChoices);
+  const firsts = unit.blockChoices.map((c) => c.values[0] as number);
+  const skips = skip.values
+    .filter((v) => v > 0)
+    .flatMap((kind) =>
+      unitTuples.map((t) => [...firsts.map((v, i) => (i === skipAt ? kind : v)), ...t]),
+    );
+  return [...layers, ...skips];
+}
+
+/**
+ * Labels of a unit's feature tuples, e.g. `kernel=3,expand=4`, in `combinations` order. In a
+ * layer-wise unit a layer's label leaves out `skip=0` and a skip's label is `skip=K` (plus
+ * the unit choices), since its other block choices mean nothing.
+ */
 export function combinationLabels(unit: UnitDef): string[] {
   const names = tupleChoices(unit).map((c) => c.name);
-  return combinations(unit).map((t) => t.map((v, i) => `${names[i]}=${v}`).join(','));
+  const blockNames = new Set(unit.blockChoices.map((c) => c.name));
+  return combinations(unit).map((t) => {
+    const kind = t[names.indexOf(SKIP_CHOICE)] ?? 0;
+    return t
+      .map((v, i) => ({ name: names[i] as string, v }))
+      .filter(({ name }) =>
+        kind > 0 ? name === SKIP_CHOICE || !blockNames.has(name) : name !== SKIP_CHOICE,
+      )
+      .map(({ name, v }) => `${name}=${v}`)
+      .join(',');
+  });
 }
 
 export function compileSpace(space: SearchSpace): CompiledSpace {
@@ -87,17 +140,28 @@ export function compileSpace(space: SearchSpace): CompiledSpace {
     const all = tupleChoices(def);
     const radix: number[] = new Array(all.length);
     let mult = 1;
+    let unitCombinations = 1;
     for (let i = all.length - 1; i >= 0; i--) {
-      radix[i] = mult;
-      mult *= (all[i] as ChoiceDef).values.length;
+      const choice = all[i] as ChoiceDef;
+      // The skip choice takes no digit: a skip's tuples follow all layer tuples.
+      radix[i] = choice.name === SKIP_CHOICE && i < def.blockChoices.length ? 0 : mult;
+      if (radix[i] !== 0) mult *= choice.values.length;
+      if (i === def.blockChoices.length) unitCombinations = mult;
     }
+    if (def.unitChoices.length === 0) unitCombinations = 1;
+    const blockChoices = def.blockChoices.map(compileChoice);
+    const skip = blockChoices.find((c) => c.name === SKIP_CHOICE);
+    const kinds = skip ? skip.values.length - 1 : 0;
     return {
       def,
-      blockChoices: def.blockChoices.map(compileChoice),
+      blockChoices,
       unitChoices: def.unitChoices.map(compileChoice),
-      combinations: mult,
+      combinations: mult + kinds * unitCombinations,
       blockRadix: radix.slice(0, def.blockChoices.length),
       unitRadix: radix.slice(def.blockChoices.length),
+      skip,
+      skipBase: mult,
+      unitCombinations,
     };
   });
   return {
@@ -179,11 +243,15 @@ export function blockTupleIndex(
   u: number,
   slot: number,
 ): number {
+  if (unit.skip) {
+    const kind = blockChoiceIndex(unit.skip, block, u, slot);
+    if (kind > 0) return unit.skipBase + (kind - 1) * unit.unitCombinations + unitOffset;
+  }
   let index = unitOffset;
   for (let i = 0; i < unit.blockChoices.length; i++) {
-    index +=
-      blockChoiceIndex(unit.blockChoices[i] as CompiledChoice, block, u, slot) *
-      (unit.blockRadix[i] as number);
+    const radix = unit.blockRadix[i] as number;
+    if (radix === 0) continue;
+    index += blockChoiceIndex(unit.blockChoices[i] as CompiledChoice, block, u, slot) * radix;
   }
   return index;
 }

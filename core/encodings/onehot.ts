@@ -2,7 +2,7 @@
  * One-hot encoding: for every block slot of every unit (up to the unit's maximum depth) a
  * one-hot of each block choice, all zeros for an inactive slot; then a one-hot of each unit
  * choice, of each global choice and of the resolution. Depth is implicit (an active slot
- * has exactly one 1 per choice).
+ * has exactly one 1 per choice). A skip slot of a layer-wise unit has only its `skip` kind set.
  */
 import type { SearchSpace } from '../spaces/types.ts';
 import {
@@ -48,9 +48,11 @@ export function onehotEncoder(space: SearchSpace): FastEncoder {
       let at = base + (unitOffsets[u] as number);
       for (let slot = 0; slot < sub.blocks.length; slot++) {
         const block = sub.blocks[slot] as (typeof sub.blocks)[number];
+        const skipped = unit.skip !== undefined && blockChoiceIndex(unit.skip, block, u, slot) > 0;
         let choiceAt = at + slot * slotWidth;
         for (const c of unit.blockChoices) {
-          out[choiceAt + blockChoiceIndex(c, block, u, slot)] = 1;
+          // A skip's other choices mean nothing: only its skip kind is set.
+          if (!skipped || c === unit.skip) out[choiceAt + blockChoiceIndex(c, block, u, slot)] = 1;
           choiceAt += c.values.length;
         }
       }

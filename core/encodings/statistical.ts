@@ -2,7 +2,9 @@
  * Statistical encoding: per model, the mean, standard deviation (population), minimum and
  * maximum of each block feature over all active blocks, then the same four statistics per
  * unit for each block choice, each unit's unit choices and depth, the total depth, the
- * global choices and the resolution. A unit without active blocks contributes zeros.
+ * global choices and the resolution. A unit without active blocks contributes zeros. In a
+ * layer-wise unit, a skip slot contributes only its `skip` value (so `skip.mean` is the
+ * mean skip kind over all slots), and depth counts layers.
  *
  * It collides by design, in two ways (tested): blocks of a unit in a different order give
  * the same vector, and so do re-pairings of features within a unit, e.g. blocks
@@ -10,6 +12,7 @@
  * share every per-feature statistic. It compresses away which features occur together,
  * which is the weakness the paper's FCC encoding addresses.
  */
+import { unitDepth } from '../spaces/subnet.ts';
 import type { SearchSpace } from '../spaces/types.ts';
 import {
   blockChoiceIndex,
@@ -91,11 +94,14 @@ export function statisticalEncoder(space: SearchSpace): FastEncoder {
       const unit = compiled.units[u] as CompiledUnit;
       const sub = subnet.units[u] as (typeof subnet.units)[number];
       perUnit.reset();
-      const nb = sub.blocks.length;
-      for (let slot = 0; slot < nb; slot++) {
+      const nb = unitDepth(sub);
+      for (let slot = 0; slot < sub.blocks.length; slot++) {
         const block = sub.blocks[slot] as (typeof sub.blocks)[number];
+        const skipped = unit.skip !== undefined && blockChoiceIndex(unit.skip, block, u, slot) > 0;
         for (let i = 0; i < unit.blockChoices.length; i++) {
           const c = unit.blockChoices[i] as (typeof unit.blockChoices)[number];
+          // A skip's other choices are no feature of any layer; its skip kind is.
+          if (skipped && c !== unit.skip) continue;
           const v = c.values[blockChoiceIndex(c, block, u, slot)] as number;
           perUnit.add(i, v);
           overall.add(i, v);

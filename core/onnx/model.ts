@@ -39,7 +39,8 @@ export interface OnnxNode {
 export interface OnnxInitializer {
   readonly name: string;
   readonly dims: readonly number[];
-  readonly data: Float32Array | BigInt64Array;
+  /** float32, float64 (double), int32 or int64 values. */
+  readonly data: Float32Array | Float64Array | Int32Array | BigInt64Array;
 }
 
 export interface OnnxValueInfo {
@@ -71,7 +72,7 @@ export interface EncodeOptions {
   metadata?: Readonly<Record<string, string>>;
 }
 
-const DATA_TYPE = { float: 1, int64: 7 } as const;
+const DATA_TYPE = { float: 1, int32: 6, int64: 7, double: 11 } as const;
 const ATTRIBUTE_TYPE = { float: 1, int: 2, string: 3, floats: 6, ints: 7, strings: 8 } as const;
 const IR_VERSION = 8;
 
@@ -185,7 +186,7 @@ function encodeAttribute(name: string, a: OnnxAttribute) {
   }
 }
 
-function rawBytes(data: Float32Array | BigInt64Array): Uint8Array {
+function rawBytes(data: OnnxInitializer['data']): Uint8Array {
   // onnx raw_data is little-endian, like every platform onnxruntime-node ships for.
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
@@ -237,7 +238,14 @@ export function encodeModel(graph: OnnxGraph, options: EncodeOptions = {}): Uint
       initializer: graph.initializers.map((t) => ({
         name: t.name,
         dims: [...t.dims],
-        dataType: t.data instanceof Float32Array ? DATA_TYPE.float : DATA_TYPE.int64,
+        dataType:
+          t.data instanceof Float32Array
+            ? DATA_TYPE.float
+            : t.data instanceof Float64Array
+              ? DATA_TYPE.double
+              : t.data instanceof Int32Array
+                ? DATA_TYPE.int32
+                : DATA_TYPE.int64,
         rawData: rawBytes(t.data),
       })),
       input: graph.inputs.map(valueInfo),
@@ -339,7 +347,14 @@ export function decodeModel(
       return {
         name: t.name,
         dims: t.dims ?? [],
-        data: t.dataType === DATA_TYPE.int64 ? new BigInt64Array(copy) : new Float32Array(copy),
+        data:
+          t.dataType === DATA_TYPE.int64
+            ? new BigInt64Array(copy)
+            : t.dataType === DATA_TYPE.double
+              ? new Float64Array(copy)
+              : t.dataType === DATA_TYPE.int32
+                ? new Int32Array(copy)
+                : new Float32Array(copy),
       };
     }),
     inputs: (g.input ?? []).map(decodeValueInfo),

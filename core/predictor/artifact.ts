@@ -12,6 +12,7 @@ import { lutJson } from './lut.ts';
 import type { MlpState } from './mlp.ts';
 import { ridgeJson } from './ridge.ts';
 import type { DenseLayer } from './trainer.ts';
+import { transferModelJson } from './transfer-json.ts';
 import { modelKinds } from './types.ts';
 
 export const PREDICTOR_FORMAT = 'esm-predictor';
@@ -75,6 +76,17 @@ export const autoJson = z.object({
 });
 export type AutoJson = z.infer<typeof autoJson>;
 
+/**
+ * A model trained on one device's data (what a transferred predictor starts from). Trees and
+ * auto are not yet priors: transfer.ts reads a prior's linear part.
+ */
+export const baseModelJson = z.discriminatedUnion('kind', [mlpJson, ridgeJson, lutJson]);
+export type BaseModelJson = z.infer<typeof baseModelJson>;
+
+/** A prior model of another device with a correction for this one (`esm fit --prior`). */
+export const transferJson = transferModelJson(baseModelJson);
+export type TransferJson = z.infer<typeof transferJson>;
+
 export const modelJson = z.discriminatedUnion('kind', [
   mlpJson,
   ridgeJson,
@@ -82,10 +94,11 @@ export const modelJson = z.discriminatedUnion('kind', [
   rfJson,
   gbtJson,
   autoJson,
+  transferJson,
 ]);
 export type ModelJson = z.infer<typeof modelJson>;
 
-/** Number of inputs a stored model reads. */
+/** The number of input features a stored model expects. */
 export function modelInputs(model: ModelJson): number {
   switch (model.kind) {
     case 'mlp':
@@ -98,6 +111,8 @@ export function modelInputs(model: ModelJson): number {
     case 'gbt':
     case 'auto':
       return model.inputs;
+    case 'transfer':
+      return modelInputs(model.prior);
   }
 }
 
@@ -211,7 +226,8 @@ export function parsePredictorJson(json: unknown, source = PREDICTOR_JSON): Pred
   const p = result.data;
   const length = p.features.length;
   const inputs = modelInputs(p.model);
-  if (inputs !== length) {
+  const correction = p.model.kind === 'transfer' ? p.model.correction.features : null;
+  if (inputs !== length || (correction && correction.weights.length !== length)) {
     throw new ValidationError(
       `${source}: model`,
       `expects ${inputs} inputs but features.length is ${length}; the file is inconsistent, refit the predictor`,
@@ -233,6 +249,9 @@ export function parsePredictorJson(json: unknown, source = PREDICTOR_JSON): Pred
       }
       if (m.model.kind === 'mlp') mlpStateFromJson(m.model, field);
     });
+  }
+  if (p.model.kind === 'transfer' && p.model.prior.kind === 'mlp') {
+    mlpStateFromJson(p.model.prior, source);
   }
   return p;
 }

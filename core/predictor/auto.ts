@@ -14,8 +14,8 @@
  * | `lut` | the LUT | lut |
  * | `rf` | random forest | physics + encoding |
  * | `gbt` | gradient-boosted trees on a physics-first ridge base | physics + encoding |
- * | `mlp` | residual MLP on a physics-first ridge base | physics + encoding |
- * | `mlp-ensemble` | 3 residual MLPs | physics + encoding |
+ * | `mlp` | residual MLP on a physics-first ridge base (up to 200 rows) | physics + encoding |
+ * | `mlp-ensemble` | 3 residual MLPs (up to 100 rows) | physics + encoding |
  *
  * Every candidate's out-of-fold predictions are scored by mean relative error (1 - accuracy,
  * the metric predictors are judged by); a greedy blend (Caruana et al. 2004: repeatedly add,
@@ -68,10 +68,9 @@ export interface AutoOptions {
   /** Candidates to consider (those whose columns exist). @default every candidate */
   readonly candidates?: readonly AutoCandidate[];
   /**
-   * Cross-validation folds (at most half the rows). Undefined: 10 up to 300 rows, else 5.
-   * More folds train each fold's model on nearly all rows, which matters for models that
-   * improve fast with rows (boosted trees at 100-300 rows), and cost little at small sizes.
-   * @default undefined
+   * Cross-validation folds (at most half the rows). More folds train each fold's model on
+   * more of the rows (boosted trees improve fast with rows at 100-300), at a cost per fold.
+   * @default 5
    */
   readonly folds?: number;
   /** Greedy blend steps (0: choose the best single candidate). @default 20 */
@@ -81,11 +80,15 @@ export interface AutoOptions {
    * @default 0.002
    */
   readonly blendMargin?: number;
-  /** Most training rows at which the residual MLP is a candidate. @default 2000 */
+  /** Most training rows at which the residual MLP is a candidate. @default 200 */
   readonly mlpMaxRows?: number;
-  /** Most training rows at which the MLP ensemble is a candidate. @default 500 */
+  /** Most training rows at which the MLP ensemble is a candidate. @default 100 */
   readonly ensembleMaxRows?: number;
-  /** Options of the MLP candidates (trainer, epochs ...). @default {} */
+  /**
+   * Options of the MLP candidates (trainer, epochs ...). The residual MLP rarely improves on
+   * its base after its first epochs, so candidates stop after 10 epochs without progress.
+   * @default { patience: 10, maxEpochs: 100 }
+   */
   readonly mlp?: MlpOptions;
   /** Seeds the folds and every candidate. @default 0 */
   readonly seed?: number;
@@ -125,6 +128,12 @@ interface Plan {
   make(seed: number): MemberRegressor;
 }
 
+/**
+ * Ridge penalties tried on the wide inputs: ridge.ts's grid without 1e-6 and 1e-5, to save
+ * solves (every penalty costs one per inner fold; ridge-physics keeps the full grid).
+ */
+const lambdas = [1e-4, 1e-3, 1e-2, 1e-1, 1, 10];
+
 /** Penalty multipliers: physics entries (the first `nPhysics`) are trusted first. */
 function physicsFirst(nPhysics: number, cols: number): number[] {
   return Array.from({ length: cols }, (_, j) => (j < nPhysics ? 1e-3 : 1));
@@ -132,7 +141,7 @@ function physicsFirst(nPhysics: number, cols: number): number[] {
 
 function plans(options: AutoOptions, rows: number): Plan[] {
   const { layout, candidates = autoCandidates } = options;
-  const { mlpMaxRows = 2000, ensembleMaxRows = 500 } = options;
+  const { mlpMaxRows = 200, ensembleMaxRows = 100 } = options;
   const { physics, encoding, lut } = layout;
   // Physics and encoding together: adjacent in the stack (physics first).
   const both: readonly [number, number] | undefined =
@@ -144,6 +153,8 @@ function plans(options: AutoOptions, rows: number): Plan[] {
     both && nPhysics > 0 && encoding ? physicsFirst(nPhysics, both[1] - both[0]) : undefined;
   const mlp = (ensemble: number) => (seed: number) => {
     const m = createMlp({
+      patience: 10,
+      maxEpochs: 100,
       ...options.mlp,
       ensemble,
       seed,
@@ -153,12 +164,21 @@ function plans(options: AutoOptions, rows: number): Plan[] {
   };
   const out: (Plan | undefined)[] = [
     physics && { name: 'ridge-physics', columns: physics, make: () => createRidge() },
-    encoding && { name: 'ridge-encoding', columns: encoding, make: () => createRidge() },
+    encoding && { name: 'ridge-encoding', columns: encoding, make: () => createRidge({ lambdas }) },
     physics && encoding && scales && both
-      ? { name: 'ridge-both', columns: both, make: () => createRidge({ penaltyScales: scales }) }
+      ? {
+          name: 'ridge-both',
+          columns: both,
+          make: () => createRidge({ penaltyScales: scales, lambdas }),
+        }
       : undefined,
     lut && { name: 'lut', columns: lut, make: () => createLut() },
-    both && { name: 'rf', columns: both, make: (seed) => createForest({ seed }) },
+    // Half the trees above 300 rows: the forest's cost grows with rows, its accuracy not.
+    both && {
+      name: 'rf',
+      columns: both,
+      make: (seed) => createForest({ seed, trees: rows > 300 ? 50 : 100 }),
+    },
     both && {
       name: 'gbt',
       columns: both,
@@ -307,7 +327,7 @@ function autoModel(
           );
         }
       }
-      const wanted = options.folds ?? (x.rows <= 300 ? 10 : 5);
+      const wanted = options.folds ?? 5;
       const folds = Math.max(0, Math.min(wanted, Math.floor(x.rows / 2)));
       const scores: CandidateScore[] = [];
       let chosen: { plan: Plan; weight: number }[];

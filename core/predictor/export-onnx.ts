@@ -28,6 +28,7 @@ import type { GbtJson, RfJson } from './forest.ts';
 import type { LutJson } from './lut.ts';
 import type { MlpState } from './mlp.ts';
 import type { RidgeJson } from './ridge.ts';
+import { transferToOnnxGraph } from './transfer-onnx.ts';
 import type { TreeJson } from './trees.ts';
 
 export const ONNX_INPUT = 'x';
@@ -394,6 +395,9 @@ export function lutToOnnxGraph(lut: LutJson): OnnxGraph {
 
 /** The ONNX graph of any stored model (predictor.json's `model`). */
 export function modelToOnnxGraph(model: ModelJson): OnnxGraph {
+  if (model.kind === 'transfer') {
+    return transferToOnnxGraph(modelToOnnxGraph(model.prior), model.correction);
+  }
   const g = new GraphWriter();
   const out =
     model.kind === 'auto'

@@ -104,11 +104,16 @@ export function createRegressor(kind: ModelKind, options: RegressorOptions = {})
 /** The parameters of a trained regressor as stored in predictor.json. */
 export function modelToJson(regressor: Regressor): ModelJson {
   const r = regressor as AnyRegressor;
-  return r instanceof MlpRegressor ? mlpStateToJson(r.state) : r.toJSON();
+  if (r instanceof MlpRegressor) return mlpStateToJson(r.state);
+  // Any other regressor (a transfer correction, a tree ensemble, auto) describes itself.
+  return (r as { toJSON(): ModelJson }).toJSON();
 }
 
 /** A trained regressor from predictor.json's `model` (JavaScript predictions, e.g. a prior). */
 export function regressorFromJson(model: ModelJson): Regressor {
+  if (model.kind === 'transfer') {
+    throw new ValidationError('model', 'a transferred predictor is restored by transfer.ts');
+  }
   return model.kind === 'auto' ? autoFromJson(model) : memberFromJson(model);
 }
 
@@ -281,6 +286,11 @@ export interface FitPredictorOptions {
   /** Seeds the split and the model. @default 0 */
   readonly seed?: number;
   readonly options?: RegressorOptions;
+  /**
+   * An untrained regressor to fit instead of a new `model` (e.g. a transfer correction,
+   * transfer.ts); `model` and `encoding` still choose the features. @default none
+   */
+  readonly regressor?: Regressor;
   /** @default new Date() */
   readonly now?: Date;
 }
@@ -375,12 +385,14 @@ export async function fitPredictor(options: FitPredictorOptions): Promise<FitPre
     gbt: { ...options.options?.gbt, seed: options.options?.gbt?.seed ?? seed },
     auto: { ...options.options?.auto, seed: options.options?.auto?.seed ?? seed },
   };
-  const { featurizer, regressor } = createModel(space, {
+  const created = createModel(space, {
     model,
     encoding,
     lutBuckets,
     options: regressorOptions,
   });
+  const featurizer = created.featurizer;
+  const regressor = options.regressor ?? created.regressor;
   const report = await regressor.fit(
     featurizer.encodeAll(trainRows.map((r) => r.subnet)),
     Float64Array.from(trainRows, (r) => r.latencyMs),

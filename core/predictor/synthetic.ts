@@ -51,6 +51,9 @@ function nodeCostMs(node: LayerNode, device: Required<SyntheticDevice>): number 
     case 'bn':
     case 'add':
     case 'concat':
+    case 'shuffle':
+    case 'act':
+    case 'zero':
       return device.overheadMs + (2 * area * node.channels) / device.elementsPerMs;
     case 'pool':
       return device.overheadMs + (area * node.channels) / device.elementsPerMs;

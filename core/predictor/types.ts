@@ -50,7 +50,8 @@ export interface PredictionWithStd {
 }
 
 export interface Regressor {
-  readonly kind: ModelKind;
+  /** `transfer`: a prior model of another device with a fitted correction (transfer.ts). */
+  readonly kind: ModelKind | 'transfer';
   /** Fit on `x` (rows = samples) and latencies in ms. */
   fit(x: Matrix, latencyMs: Float64Array): Promise<FitReport>;
   /** Predicted latencies in ms. */

@@ -6,10 +6,12 @@
  */
 import { z } from 'zod';
 import { encodingNames } from '../encodings/types.ts';
+import { modelKinds } from '../predictor/types.ts';
 import { samplingStrategies } from '../sampling.ts';
-import { measurementSettings } from './protocol.ts';
+import { latencyStats } from './dataset.ts';
+import { measurementSettings, thingName } from './protocol.ts';
 
-export const RUN_STATE_VERSION = 1;
+export const RUN_STATE_VERSION = 2;
 
 /** Everything that determines a run; recorded in the run state so a run can be reproduced. */
 export const runParams = z.object({
@@ -17,10 +19,22 @@ export const runParams = z.object({
   space: z.string().min(1),
   /** The JSON spec of a user-defined space, so the run directory is self-contained. */
   spaceSpec: z.record(z.string(), z.unknown()).optional(),
-  /** `local`, `dataset:FILE` or `thing:NAME`. */
+  /** `local`, `dataset:FILE`, `thing:NAME` or several `thing:A,thing:B` (fan-out). */
   device: z.string().min(1),
+  /**
+   * The devices that measure, as IoT thing names; every batch is sharded over them. Absent:
+   * the things named in `device` (`thingsOf`).
+   */
+  things: z.array(thingName).min(1).max(100).optional(),
   /** MQTT broker URL for `thing:NAME` devices. */
   broker: z.string().optional(),
+  /**
+   * Replay: a dataset (a `DatasetStore` key: an S3 key in the cloud, a file path locally)
+   * whose architectures are the only ones sampled. The device answers from the same dataset.
+   */
+  pool: z.string().min(1).optional(),
+  /** The regressor trained every iteration. @default `defaultModelKind` (core/predictor) */
+  model: z.enum(modelKinds).optional(),
   sampling: z.enum(samplingStrategies).default('balanced'),
   encoding: z.enum(encodingNames).default('fcc'),
   /** N_I: architectures measured before the first training. */
@@ -54,6 +68,15 @@ export const runParams = z.object({
   }),
   /** Samples per device job; results are stored when each job answers. */
   chunkSize: z.number().int().min(1).max(10_000).default(10),
+  /**
+   * A device that has sent no progress on its jobs for this long is presumed dead: its
+   * unmeasured samples are dispatched again (to the other devices when there are several).
+   * Counted from the last progress message, not from dispatch, so a slow device that keeps
+   * reporting is never re-sent its work.
+   */
+  resultTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
+  /** Re-dispatches after timeouts in one iteration before the run fails. */
+  maxRedispatches: z.number().int().min(0).max(20).default(3),
 });
 export type RunParams = z.infer<typeof runParams>;
 export type RunParamsInput = z.input<typeof runParams>;
@@ -124,22 +147,181 @@ export const iterationRecord = z.object({
 });
 export type IterationRecord = z.infer<typeof iterationRecord>;
 
-/** The resumable state of a run, rewritten atomically after every step. */
-export const runState = z.object({
-  version: z.literal(RUN_STATE_VERSION),
+export const runStatuses = ['running', 'converged', 'max-iter', 'failed'] as const;
+export type RunStatus = (typeof runStatuses)[number];
+
+/**
+ * A run as the workflow keeps it (a DynamoDB item in the cloud, state.json locally): its
+ * parameters and where the loop is. The counters are moved by the run-state store only.
+ */
+export const runRecord = z.object({
   runId: z.string().min(1),
-  params: runParams,
+  status: z.enum(runStatuses),
+  /** The first device (`things[0]`), kept for the API and the predictor's name. */
+  thing: z.string(),
+  /** Every device that measures this run. */
+  things: z.array(z.string()).default([]),
+  space: z.string(),
+  /** The validated run parameters, as started (seed included); interleaved runs gain `measurement.referenceScaleMs`. */
+  params: z.record(z.string(), z.unknown()),
+  /** Legacy per-run wait limits of `POST /runs` (lambdas/workflow/run-context.ts). */
+  limits: z.record(z.string(), z.unknown()).optional(),
   createdAt: z.string(),
-  status: z.enum(['running', 'converged', 'max-iter', 'failed']),
-  /** The iteration whose batch is being measured or trained next. */
+  updatedAt: z.string(),
+  /** Current iteration, 0 for the initial batch. */
   iteration: z.number().int().nonnegative(),
-  /** The batch of `iteration`, once planned; measured ids are in dataset.jsonl. */
-  batch: z.array(plannedSample).nullable(),
-  /** Measurement seconds accumulated in the current iteration (survives a resume). */
-  secondsMeasuring: z.number().nonnegative().default(0),
-  remeasured: z.number().int().nonnegative().default(0),
-  maxDrift: z.number().nonnegative().default(0),
+  /** Dispatches of the current iteration (each gives fresh job ids). */
+  attempts: z.number().int().nonnegative(),
+  /** Id of the job last published. */
+  batchId: z.string().optional(),
+  dispatchedAt: z.string().optional(),
+  /** When the current iteration's batch was first published (measuring time starts). */
+  iterationStartedAt: z.string().optional(),
+  /** Samples measured over the whole run; moved only by pending -> measured writes. */
+  measured: z.number().int().nonnegative(),
+  /** Job ids whose results the device flagged unstable. */
+  unstableBatches: z.array(z.string()).default([]),
+  /** The last unstable result: which device and how far its references drifted. */
+  lastUnstable: z
+    .object({ batchId: z.string(), thing: z.string(), maxDrift: z.number() })
+    .optional(),
+  /** Re-dispatches spent on unstable results in the current iteration. */
+  unstableRetries: z.number().int().nonnegative(),
+  /** Re-dispatches spent on silent devices in the current iteration. */
+  redispatches: z.number().int().nonnegative().default(0),
+  /** Devices presumed dead in the current iteration (their work goes to the others). */
+  silent: z.array(z.string()).default([]),
+  /** Per device: when it last reported progress (or a result) on a job of this run. */
+  progress: z.record(z.string(), z.string()).default({}),
+  predictorId: z.string().optional(),
+  error: z.object({ name: z.string(), message: z.string() }).optional(),
+});
+export type RunRecord = z.infer<typeof runRecord>;
+
+/** The fields of a run the workflow tasks may set (never the counters). */
+export type RunPatch = Partial<
+  Pick<
+    RunRecord,
+    | 'status'
+    | 'iteration'
+    | 'batchId'
+    | 'attempts'
+    | 'dispatchedAt'
+    | 'iterationStartedAt'
+    | 'unstableRetries'
+    | 'redispatches'
+    | 'silent'
+    | 'predictorId'
+    | 'error'
+    | 'params'
+  >
+>;
+
+/** A planned sample as stored: pending until a device's result measures it. */
+export const sampleRecord = plannedSample.extend({
+  runId: z.string(),
+  status: z.enum(['pending', 'measured']),
+  /** The job (and device) the sample is currently assigned to; absent: to be dispatched. */
+  assignedThing: z.string().optional(),
+  assignedBatch: z.string().optional(),
+  assignedAt: z.string().optional(),
+  /** Every `thing/batchId` the sample was sent in: only their results may measure it. */
+  jobs: z.array(z.string()).default([]),
+  latencyMs: z.number().optional(),
+  stats: latencyStats.optional(),
+  /** The device that measured it. */
+  thing: z.string().optional(),
+  /** How that device describes itself (cpu, runtime, threads). */
+  deviceInfo: z.string().optional(),
+  /** The job whose result measured it. */
+  batchId: z.string().optional(),
+  /** Largest reference drift of that job. */
+  drift: z.number().optional(),
+  measuredAt: z.string().optional(),
+});
+export type SampleRecord = z.infer<typeof sampleRecord>;
+
+/** One iteration of a run as stored: the core's record plus where its predictor is. */
+export const storedIteration = iterationRecord.extend({
+  runId: z.string(),
+  predictorId: z.string(),
+});
+export type StoredIteration = z.infer<typeof storedIteration>;
+
+/** What ingesting one device result did. */
+export interface IngestOutcome {
+  /** Samples that went from pending to measured with this message. */
+  readonly recorded: number;
+  /** Samples already measured (a repeated or late delivery): left as they were. */
+  readonly duplicates: number;
+  /**
+   * Sample ids that are not part of the run, or were never sent to this device in this job:
+   * nothing written for them.
+   */
+  readonly rejected: readonly string[];
+  /** The device flagged the batch unstable: no latency was recorded. */
+  readonly unstable: boolean;
+}
+
+/** `thing/batchId`: one dispatch of a sample, as recorded in `SampleRecord.jobs`. */
+export const jobKey = (thing: string, batchId: string) => `${thing}/${batchId}`;
+
+/** Thing names of the devices `esm run` starts in its own process (on its own broker). */
+export const embeddedThings = { local: 'esm-local', replay: 'esm-replay' } as const;
+
+/**
+ * The devices of a run: `things`, or those named by `device` (`thing:A,thing:B`; the embedded
+ * device and the replay device of `local` and `dataset:FILE` have fixed names, so a resumed
+ * run talks to the same thing).
+ */
+export function thingsOf(params: Pick<RunParams, 'device' | 'things'>): string[] {
+  if (params.things !== undefined) return [...params.things];
+  if (params.device === 'local') return [embeddedThings.local];
+  if (params.device.startsWith('dataset:')) return [embeddedThings.replay];
+  return params.device
+    .split(',')
+    .map((d) => d.trim())
+    .filter((d) => d.startsWith('thing:'))
+    .map((d) => d.slice('thing:'.length));
+}
+
+/** The dataset a replay run samples from: `pool`, or the file of `device: dataset:FILE`. */
+export function poolOf(params: Pick<RunParams, 'device' | 'pool'>): string | undefined {
+  if (params.pool !== undefined) return params.pool;
+  return params.device.startsWith('dataset:') ? params.device.slice('dataset:'.length) : undefined;
+}
+
+/**
+ * Settings a resume may change: they decide how to measure and when to stop, not what was
+ * measured, so the run stays one experiment. Everything else is fixed at the start.
+ */
+export const resumableParams = ['maxIter', 'accTh', 'resultTimeoutSeconds'] as const;
+
+/**
+ * Measurement defaults that depend on the device. The embedded device (`local`) shares this
+ * machine's cores with everything else: it times CPU time, interleaves every sample with a
+ * reference model (docs/measurement.md) and allows 30 % reference drift (20-30 % seen under
+ * load, docs/run.md). Remote devices are dedicated: wall clock, absolute latencies and the
+ * paper's 3 %.
+ */
+export function measurementDefaults(device: string) {
+  const embedded = device === 'local';
+  return {
+    maxReferenceDrift: embedded ? 0.3 : 0.03,
+    clock: embedded ? ('cpu' as const) : ('wall' as const),
+    interleave: embedded,
+  };
+}
+
+/** The resumable state of a run directory (state.json): the run and its planned samples. */
+export const runState = runRecord.extend({
+  version: z.literal(RUN_STATE_VERSION),
+  params: runParams,
+  /** Every planned sample with its status; measured latencies are in dataset.jsonl too. */
+  samples: z.array(sampleRecord).default([]),
+  /** Why the run failed: the message (report.html shows it). */
   error: z.string().optional(),
+  errorName: z.string().optional(),
 });
 export type RunState = z.infer<typeof runState>;
 
@@ -154,7 +336,10 @@ export const runDatasetLine = z.looseObject({
   bin: z.number().int().nonnegative(),
   split: z.enum(splits),
   iteration: z.number().int().nonnegative(),
+  /** How the device that measured describes itself. */
   device: z.string().optional(),
+  /** The thing name of the device that measured (fan-out runs have several). */
+  thing: z.string().optional(),
   space: z.string().optional(),
   measured_at: z.string().optional(),
 });

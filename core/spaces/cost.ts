@@ -152,6 +152,14 @@ export function nodeCost(node: LayerNode): NodeCost {
       const ops = global ? area * node.channels : outputs * node.kernel * node.kernel;
       return cost(node, 'none', node.kernel, 0, 0, ops, outputs);
     }
+    case 'shuffle':
+    case 'zero':
+      // Data movement (a transpose, or the input times zero): no MACs, one pass over the map.
+      return cost(node, 'none', 0, 0, 0, area * node.channels, area * node.channels);
+    case 'act': {
+      const elements = area * node.channels;
+      return cost(node, 'none', 0, 0, 0, node.act === 'none' ? 0 : elements, elements);
+    }
     case 'linear': {
       const activation = node.act === 'none' ? 0 : node.cout;
       const params = node.cin * node.cout + node.cout;

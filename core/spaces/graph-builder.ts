@@ -141,6 +141,44 @@ export class GraphBuilder {
     return { id, channels: x.channels, resolution: 1 };
   }
 
+  shuffle(x: Tensor, groups: number): Tensor {
+    const id = this.nextId('shuffle');
+    this.nodes.push({
+      op: 'shuffle',
+      id,
+      input: x.id,
+      resolution: x.resolution,
+      channels: x.channels,
+      groups,
+    });
+    return { ...x, id };
+  }
+
+  act(x: Tensor, act: Activation): Tensor {
+    const id = this.nextId('act');
+    this.nodes.push({
+      op: 'act',
+      id,
+      input: x.id,
+      resolution: x.resolution,
+      channels: x.channels,
+      act,
+    });
+    return { ...x, id };
+  }
+
+  zero(x: Tensor): Tensor {
+    const id = this.nextId('zero');
+    this.nodes.push({
+      op: 'zero',
+      id,
+      input: x.id,
+      resolution: x.resolution,
+      channels: x.channels,
+    });
+    return { ...x, id };
+  }
+
   linear(x: Tensor, cout: number, act: Activation = 'none'): Tensor {
     const id = this.nextId('fc');
     this.nodes.push({

@@ -1,7 +1,9 @@
 /** Built-in search spaces by name. User-defined spaces come from `spaceFromSpec` (spec.ts). */
 import { UnknownSpaceError } from '../errors.ts';
 import { densenet } from './densenet.ts';
+import { fbnet, fbnetImagenet } from './fbnet.ts';
 import { mobilenetv3 } from './mobilenetv3.ts';
+import { nasbench201 } from './nasbench201.ts';
 import { resnet50 } from './resnet50.ts';
 import type { SearchSpace } from './types.ts';
 
@@ -9,6 +11,9 @@ export const builtInSpaces: ReadonlyMap<string, SearchSpace> = new Map<string, S
   [mobilenetv3.name, mobilenetv3],
   [resnet50.name, resnet50],
   [densenet.name, densenet],
+  [fbnet.name, fbnet],
+  [fbnetImagenet.name, fbnetImagenet],
+  [nasbench201.name, nasbench201],
 ]);
 
 /** The built-in space called `name`; throws `UnknownSpaceError` listing the known names. */

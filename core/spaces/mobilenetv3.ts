@@ -1,7 +1,9 @@
 /**
  * OFA MobileNetV3 (width 1.0), the space of Cai et al., "Once-for-All" (ICLR 2020).
  * Native arch: `{"ks":[20], "e":[20], "d":[5], "r":R}` in OFA's order; block `4u+i` is the
- * i-th block of unit u and is active when i < d[u].
+ * i-th block of unit u and is active when i < d[u]. OFA's own tools write the resolution as
+ * `"r": [R]` with `"wid": null` (ArchManager) or `"image_size": R` (MobileNetArchEncoder);
+ * both are read, and written by `nativeForms` (`esm sample --format`).
  */
 import { ArchValidationError } from '../errors.ts';
 import { GraphBuilder, makeDivisible, type Tensor } from './graph-builder.ts';
@@ -41,10 +43,13 @@ function parse(native: unknown): Subnet {
   const ks = checkNumberArray('ks', arch.ks, 20);
   const e = checkNumberArray('e', arch.e, 20);
   const d = checkNumberArray('d', arch.d, 5);
-  const r = checkResolution(arch, RESOLUTIONS, { fallback: 224 });
+  const r = checkResolution(arch, RESOLUTIONS, { keys: ['r', 'image_size'], fallback: 224 });
   for (const key of Object.keys(arch)) {
-    if (!['ks', 'e', 'd', 'r', 'wid'].includes(key)) {
-      throw new ArchValidationError(key, 'unknown field; a mobilenetv3 arch has ks, e, d and r');
+    if (!['ks', 'e', 'd', 'r', 'image_size', 'wid'].includes(key)) {
+      throw new ArchValidationError(
+        key,
+        'unknown field; a mobilenetv3 arch has ks, e, d and r (or image_size)',
+      );
     }
   }
   // OFA's ArchManager writes "wid": null (no width multiplier); this space is width 1.0 only.
@@ -137,6 +142,18 @@ function layerGraph(subnet: Subnet) {
   return g.build(x);
 }
 
+/** The arch as OFA's MobileNetArchEncoder writes it (`random_sample_arch`). */
+function toOfaEncoder(subnet: Subnet) {
+  const { r, ...rest } = toNative(subnet);
+  return { ...rest, image_size: r };
+}
+
+/** The arch as OFA's ArchManager (`random_sample`) writes it. */
+function toOfaManager(subnet: Subnet) {
+  const { r, ...rest } = toNative(subnet);
+  return { wid: null, ...rest, r: [r] };
+}
+
 export const mobilenetv3: SearchSpace<MobileNetV3Arch> = {
   name: 'mobilenetv3',
   description:
@@ -148,5 +165,6 @@ export const mobilenetv3: SearchSpace<MobileNetV3Arch> = {
   unitChoiceNames: [],
   parse,
   toNative,
+  nativeForms: { 'ofa-encoder': toOfaEncoder, 'ofa-manager': toOfaManager },
   layerGraph,
 };

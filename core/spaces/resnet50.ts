@@ -159,6 +159,12 @@ function layerGraph(subnet: Subnet): LayerGraph {
   return g.build(x);
 }
 
+/** The arch as OFA's ResNetArchEncoder writes it (`random_sample_arch`). */
+function toOfaEncoder(subnet: Subnet) {
+  const { r, ...rest } = toNative(subnet);
+  return { ...rest, image_size: r };
+}
+
 export const resnet50: SearchSpace<ResNet50Arch> = {
   name: 'resnet50',
   description:
@@ -174,5 +180,6 @@ export const resnet50: SearchSpace<ResNet50Arch> = {
   unitChoiceNames: ['width'],
   parse,
   toNative,
+  nativeForms: { 'ofa-encoder': toOfaEncoder },
   layerGraph,
 };

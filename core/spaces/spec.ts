@@ -7,17 +7,29 @@
  * Native arch of a spec space: `{"d":[per unit], "blocks":[[{feature: value}] per unit], "r":R}`
  * where `blocks[u]` lists exactly `d[u]` blocks; a feature with a single allowed value may
  * be left out of a block. When some unit has a choice of widths, `"w":[per unit]` gives them.
+ * A unit with `"skip": true` is layer-wise (a fixed number of slots, FBNet-style): any block
+ * may be `{"skip": 1}` instead. The `fbnet` block type is FBNet's layer (1x1 grouped conv ->
+ * shuffle -> depthwise -> 1x1 grouped conv), with choices kernel, expand and groups.
  */
 import { z } from 'zod';
 import { ArchValidationError, ValidationError } from '../errors.ts';
 import { checkSpaceBounds, type ResourceBounds } from './bounds.ts';
 import { denseLayer, transition } from './densenet.ts';
+import { fbnetLayer, fbnetSkip } from './fbnet.ts';
 import { GraphBuilder, type Tensor } from './graph-builder.ts';
 import { builtInSpaces } from './index.ts';
 import { mbconv } from './mobilenetv3.ts';
 import { bottleneck } from './resnet50.ts';
-import { checkChoice, checkObject, checkResolution } from './subnet.ts';
-import type { Activation, ChoiceDef, LayerGraph, SearchSpace, Subnet, UnitDef } from './types.ts';
+import { checkChoice, checkObject, checkResolution, isSkip, skipBlock } from './subnet.ts';
+import {
+  type Activation,
+  type ChoiceDef,
+  type LayerGraph,
+  type SearchSpace,
+  SKIP_CHOICE,
+  type Subnet,
+  type UnitDef,
+} from './types.ts';
 
 /** The per-block features of each block type, with the value used when a spec omits one. */
 const BLOCK_FEATURES = {
@@ -25,10 +37,14 @@ const BLOCK_FEATURES = {
   bottleneck: { kernel: [3], expand: [0.25] },
   conv: { kernel: [3] },
   dense: { kernel: [3], growth: [32], bnSize: [4] },
+  fbnet: { kernel: [3], expand: [1], groups: [1] },
 } as const satisfies Record<string, Record<string, readonly number[]>>;
 
-/** Canonical order of block features across all block types. */
-const FEATURE_ORDER = ['kernel', 'expand', 'growth', 'bnSize'] as const;
+/**
+ * Canonical order of block features across all block types; `skip` (layer-wise units, see
+ * types.ts) comes last.
+ */
+const FEATURE_ORDER = ['kernel', 'expand', 'growth', 'bnSize', 'groups', SKIP_CHOICE] as const;
 
 const activation = z.enum(['relu', 'h_swish', 'none']);
 const positiveInt = z.number().int().positive();
@@ -46,6 +62,11 @@ const unitBase = {
   /** Output channels, or a choice of them made once per unit (like OFA ResNet's stage width). */
   width: z.union([positiveInt, values(positiveInt)]),
   stride: z.union([z.literal(1), z.literal(2)]),
+  /**
+   * Layer-wise unit: any of its slots may be a skip (identity, or 1x1 conv + ReLU where the
+   * stride or width changes; a dense layer's skip adds nothing). Needs minDepth = maxDepth.
+   */
+  skip: z.boolean().default(false),
 };
 
 const unitSchema = z.discriminatedUnion('block', [
@@ -76,6 +97,17 @@ const unitSchema = z.discriminatedUnion('block', [
     block: z.literal('conv'),
     act: activation.default('relu'),
     choices: z.strictObject({ kernel: kernels.optional() }).default({}),
+  }),
+  z.strictObject({
+    ...unitBase,
+    block: z.literal('fbnet'),
+    choices: z
+      .strictObject({
+        kernel: kernels.optional(),
+        expand: values(positiveInt.max(16)).optional(),
+        groups: values(positiveInt.max(64)).optional(),
+      })
+      .default({}),
   }),
   z.strictObject({
     ...unitBase,
@@ -126,6 +158,7 @@ export const spaceSpec = z
         message: `"${spec.name}" is a built-in space; choose another name so datasets stay unambiguous`,
       });
     }
+    let cin = spec.stem.width;
     spec.units.forEach((unit, u) => {
       if (unit.maxDepth < unit.minDepth) {
         ctx.addIssue({
@@ -134,6 +167,28 @@ export const spaceSpec = z
           message: `must be at least minDepth (${unit.minDepth}), got ${unit.maxDepth}`,
         });
       }
+      if (unit.skip && unit.maxDepth !== unit.minDepth) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['units', u, 'skip'],
+          message: `a layer-wise unit (skip: true) has a fixed number of slots; set maxDepth = minDepth (got ${unit.minDepth}..${unit.maxDepth})`,
+        });
+      }
+      const widths = Array.isArray(unit.width) ? unit.width : [unit.width];
+      if (unit.block === 'fbnet') {
+        // Grouped 1x1 convs split both sides into `groups` parts.
+        for (const g of unit.choices.groups ?? [1]) {
+          const bad = [cin, ...widths].find((c) => c % g !== 0);
+          if (bad !== undefined) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['units', u, 'choices', 'groups'],
+              message: `groups ${g} must divide the unit's input and output channels, not ${bad}`,
+            });
+          }
+        }
+      }
+      cin = widths.length === 1 ? (widths[0] as number) : Number.NaN;
     });
   });
 
@@ -168,9 +223,10 @@ export function parseSpec(json: unknown): SpaceSpec {
 function featureValues(unit: UnitSpec): Record<string, readonly number[]> {
   const defaults: Record<string, readonly number[]> = BLOCK_FEATURES[unit.block];
   const chosen = unit.choices as Record<string, readonly number[] | undefined>;
-  return Object.fromEntries(
+  const own = Object.fromEntries(
     Object.entries(defaults).map(([name, fallback]) => [name, chosen[name] ?? fallback]),
   );
+  return unit.skip ? { ...own, [SKIP_CHOICE]: [0, 1] } : own;
 }
 
 /**
@@ -257,17 +313,31 @@ export function spaceFromSpec(
             const block = checkObject(raw, `${spec.name} block`);
             for (const key of Object.keys(block)) {
               if (!(key in own)) {
+                const hint =
+                  key === SKIP_CHOICE ? ' (set "skip": true on the unit to allow skips)' : '';
                 throw new ArchValidationError(
                   `${field}.${key}`,
-                  `not a feature of ${spec.units[u]?.block} blocks; they have ${Object.keys(own).join(', ')}`,
+                  `not a feature of ${spec.units[u]?.block} blocks; they have ${Object.keys(own).join(', ')}${hint}`,
                 );
               }
+            }
+            if (
+              SKIP_CHOICE in own &&
+              block[SKIP_CHOICE] !== undefined &&
+              block[SKIP_CHOICE] !== 0
+            ) {
+              checkChoice(`${field}.${SKIP_CHOICE}`, block[SKIP_CHOICE], [0, 1]);
+              // A skip's other features mean nothing: its normal form has the first values.
+              return skipBlock(unit, 1);
             }
             const out: Record<string, number> = {};
             for (const choice of unit.blockChoices) {
               const allowedValues = choice.values;
-              const value =
-                block[choice.name] ?? (allowedValues.length === 1 ? allowedValues[0] : undefined);
+              const fallback =
+                choice.name === SKIP_CHOICE || allowedValues.length === 1
+                  ? allowedValues[0]
+                  : undefined;
+              const value = block[choice.name] ?? fallback;
               out[choice.name] = checkChoice(`${field}.${choice.name}`, value, allowedValues);
             }
             return out;
@@ -283,7 +353,11 @@ export function spaceFromSpec(
       blocks: subnet.units.map((unit, u) => {
         const own = Object.keys(features[u] ?? {});
         return unit.blocks.map((block) =>
-          Object.fromEntries(own.map((name) => [name, block[name] as number])),
+          isSkip(block)
+            ? { [SKIP_CHOICE]: 1 }
+            : Object.fromEntries(
+                own.filter((n) => n !== SKIP_CHOICE).map((name) => [name, block[name] as number]),
+              ),
         );
       }),
       r: subnet.resolution,
@@ -310,6 +384,10 @@ export function spaceFromSpec(
         const stride = i === 0 ? def.stride : 1;
         const kernel = block.kernel as number;
         const act: Activation = 'act' in def ? def.act : 'relu';
+        if (isSkip(block)) {
+          if (def.block !== 'dense') x = fbnetSkip(g, x, { cout: width, stride });
+          return;
+        }
         switch (def.block) {
           case 'mbconv':
             x = mbconv(g, x, {
@@ -331,6 +409,15 @@ export function spaceFromSpec(
             break;
           case 'conv':
             x = g.conv(x, { cout: width, kernel, stride, act });
+            break;
+          case 'fbnet':
+            x = fbnetLayer(g, x, {
+              cout: width,
+              kernel,
+              expand: block.expand as number,
+              groups: block.groups as number,
+              stride,
+            });
             break;
           case 'dense':
             x = denseLayer(g, x, {

@@ -3,22 +3,60 @@
  * depth-conditioned sampling, per-block feature tuples and canonical keys.
  */
 import { ArchValidationError } from '../errors.ts';
-import type { Rng } from '../rng.ts';
-import type { ChoiceDef, SearchSpace, Subnet, SubnetUnit, UnitDef } from './types.ts';
+import { type Rng, shuffled } from '../rng.ts';
+import {
+  type ChoiceDef,
+  type SearchSpace,
+  SKIP_CHOICE,
+  type Subnet,
+  type SubnetUnit,
+  type UnitDef,
+} from './types.ts';
 
-/** Number of active blocks: the quantity ESM bins on. */
+/** True for a non-layer block of a layer-wise unit (`skip` > 0; see types.ts). */
+export function isSkip(block: Readonly<Record<string, number>>): boolean {
+  return (block[SKIP_CHOICE] ?? 0) > 0;
+}
+
+/** The layers of a unit: its blocks that are not skips. */
+export function unitDepth(unit: SubnetUnit): number {
+  let n = 0;
+  for (const block of unit.blocks) if (!isSkip(block)) n += 1;
+  return n;
+}
+
+/**
+ * Number of layers (active blocks that are not skips): the quantity ESM bins on. In units of
+ * trailing depth every active block is a layer, so this is the number of active blocks.
+ */
 export function depth(subnet: Subnet): number {
   let total = 0;
-  for (const unit of subnet.units) total += unit.blocks.length;
+  for (const unit of subnet.units) total += unitDepth(unit);
   return total;
+}
+
+/** The `skip` choice of a layer-wise unit; undefined for a unit of trailing depth. */
+export function skipChoice(unit: UnitDef): ChoiceDef | undefined {
+  return unit.blockChoices.find((c) => c.name === SKIP_CHOICE);
+}
+
+/** Kinds of non-layer a slot of `unit` can hold (0 for units without a skip choice). */
+export function skipKinds(unit: UnitDef): number {
+  return Math.max(0, (skipChoice(unit)?.values.length ?? 1) - 1);
+}
+
+/** The range of a unit's layer count: from 0 when every slot may be a skip. */
+export function unitDepthRange(unit: UnitDef): { min: number; max: number } {
+  return { min: skipKinds(unit) > 0 ? 0 : unit.minDepth, max: unit.maxDepth };
 }
 
 export function depthRange(space: SearchSpace): { min: number; max: number } {
   let min = 0;
   let max = 0;
   for (const unit of space.units) {
-    min += unit.minDepth;
-    max += unit.maxDepth;
+    const range = unitDepthRange(unit);
+    min += range.min;
+    max += range.max;
   }
   return { min, max };
 }
@@ -26,9 +64,31 @@ export function depthRange(space: SearchSpace): { min: number; max: number } {
 const product = (choices: readonly ChoiceDef[]): bigint =>
   choices.reduce((acc, c) => acc * BigInt(c.values.length), 1n);
 
-/** Configurations of one unit with exactly `d` blocks. */
-function unitCount(unit: UnitDef, d: number): bigint {
-  return product(unit.unitChoices) * product(unit.blockChoices) ** BigInt(d);
+/** Configurations of one layer of `unit` (all block choices but `skip`). */
+function layerConfigs(unit: UnitDef): bigint {
+  const skip = skipChoice(unit);
+  return product(unit.blockChoices.filter((c) => c !== skip));
+}
+
+function binomial(n: number, k: number): bigint {
+  let out = 1n;
+  for (let i = 1; i <= k; i++) out = (out * BigInt(n - k + i)) / BigInt(i);
+  return out;
+}
+
+/**
+ * Configurations of one unit with exactly `k` layers: over the slot counts s it allows,
+ * C(s, k) placements x layer configurations^k x skip kinds^(s - k). Without skip kinds only
+ * s = k contributes, i.e. block configurations^k.
+ */
+function unitCount(unit: UnitDef, k: number): bigint {
+  const layer = layerConfigs(unit);
+  const skips = BigInt(skipKinds(unit));
+  let sum = 0n;
+  for (let s = Math.max(k, unit.minDepth); s <= unit.maxDepth; s++) {
+    sum += binomial(s, k) * layer ** BigInt(k) * skips ** BigInt(s - k);
+  }
+  return product(unit.unitChoices) * sum;
 }
 
 /**
@@ -43,8 +103,9 @@ export function cardinality(
   let total = product(space.globalChoices);
   if (includeResolution) total *= BigInt(space.resolutions.length);
   for (const unit of space.units) {
+    const range = unitDepthRange(unit);
     let sum = 0n;
-    for (let d = unit.minDepth; d <= unit.maxDepth; d++) sum += unitCount(unit, d);
+    for (let d = range.min; d <= range.max; d++) sum += unitCount(unit, d);
     total *= sum;
   }
   return total;
@@ -69,15 +130,111 @@ function buildUnit(unit: UnitDef, d: number, rng: Rng): SubnetUnit {
   return { choices: pickChoices(unit.unitChoices, rng), blocks };
 }
 
-/** Uniform per choice (the paper's "random" sampling): depths, choices and resolution. */
+/** A layer (skip 0) with every other block choice uniform. */
+function pickLayer(unit: UnitDef, rng: Rng): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of unit.blockChoices) out[c.name] = c.name === SKIP_CHOICE ? 0 : rng.pick(c.values);
+  return out;
+}
+
+/** The normal form of a non-layer of kind `kind` (> 0): every other choice at its first value. */
+export function skipBlock(unit: UnitDef, kind: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of unit.blockChoices) {
+    out[c.name] = c.name === SKIP_CHOICE ? kind : (c.values[0] as number);
+  }
+  return out;
+}
+
+/** A layer-wise unit of `slots` slots where each slot is uniform over its configurations. */
+function randomLayerwiseUnit(unit: UnitDef, slots: number, rng: Rng): SubnetUnit {
+  const layer = Number(layerConfigs(unit));
+  const kinds = skipKinds(unit);
+  const blocks: Record<string, number>[] = [];
+  for (let i = 0; i < slots; i++) {
+    const r = rng.int(layer + kinds);
+    blocks.push(r < layer ? pickLayer(unit, rng) : skipBlock(unit, r - layer + 1));
+  }
+  return { choices: pickChoices(unit.unitChoices, rng), blocks };
+}
+
+/** A layer-wise unit with exactly `k` layers, uniform over such configurations. */
+function layerwiseUnitWithDepth(unit: UnitDef, k: number, rng: Rng): SubnetUnit {
+  const layer = Number(layerConfigs(unit));
+  const kinds = skipKinds(unit);
+  const lo = Math.max(k, unit.minDepth);
+  let slots = lo;
+  if (unit.maxDepth > lo) {
+    const weights: number[] = [];
+    for (let s = lo; s <= unit.maxDepth; s++) {
+      weights.push(Number(binomial(s, k)) * layer ** k * kinds ** (s - k));
+    }
+    slots = lo + pickWeightedIndex(weights, rng);
+  }
+  const layerSlots = new Set(
+    shuffled(
+      Array.from({ length: slots }, (_, i) => i),
+      rng,
+    ).slice(0, k),
+  );
+  const blocks: Record<string, number>[] = [];
+  for (let i = 0; i < slots; i++) {
+    blocks.push(
+      layerSlots.has(i) ? pickLayer(unit, rng) : skipBlock(unit, 1 + rng.int(Math.max(1, kinds))),
+    );
+  }
+  return { choices: pickChoices(unit.unitChoices, rng), blocks };
+}
+
+function pickWeightedIndex(weights: readonly number[], rng: Rng): number {
+  const total = weights.reduce((a, b) => a + b, 0);
+  let r = rng.next() * total;
+  for (let i = 0; i < weights.length; i++) {
+    r -= weights[i] as number;
+    if (r < 0) return i;
+  }
+  return weights.length - 1;
+}
+
+/**
+ * The paper's "random" sampling: depths, choices and resolution uniform per choice. A slot of
+ * a layer-wise unit is uniform over its configurations (FBNet: each of the 9 ops 1/9), so
+ * such spaces are sampled uniformly.
+ */
 export function randomSubnet(space: SearchSpace, rng: Rng): Subnet {
   return {
     resolution: rng.pick(space.resolutions),
     globals: pickChoices(space.globalChoices, rng),
-    units: space.units.map((unit) =>
-      buildUnit(unit, unit.minDepth + rng.int(unit.maxDepth - unit.minDepth + 1), rng),
-    ),
+    units: space.units.map((unit) => {
+      const slots = unit.minDepth + rng.int(unit.maxDepth - unit.minDepth + 1);
+      return skipKinds(unit) > 0
+        ? randomLayerwiseUnit(unit, slots, rng)
+        : buildUnit(unit, slots, rng);
+    }),
   };
+}
+
+/**
+ * Distribution of a unit's layer count under `randomSubnet`, index i = probability of
+ * `unitDepthRange(unit).min + i`: uniform for units of trailing depth, a mixture of binomials
+ * over the slot counts for layer-wise units.
+ */
+export function unitDepthDistribution(unit: UnitDef): number[] {
+  const range = unitDepthRange(unit);
+  const width = unit.maxDepth - unit.minDepth + 1;
+  const out = new Array(range.max - range.min + 1).fill(0);
+  if (skipKinds(unit) === 0) {
+    for (let d = unit.minDepth; d <= unit.maxDepth; d++) out[d - range.min] = 1 / width;
+    return out;
+  }
+  const layer = Number(layerConfigs(unit));
+  const p = layer / (layer + skipKinds(unit));
+  for (let s = unit.minDepth; s <= unit.maxDepth; s++) {
+    for (let k = 0; k <= s; k++) {
+      out[k - range.min] += (Number(binomial(s, k)) * p ** k * (1 - p) ** (s - k)) / width;
+    }
+  }
+  return out;
 }
 
 interface DepthTables {
@@ -98,9 +255,8 @@ function depthTables(space: SearchSpace): DepthTables {
   const n = space.units.length;
   const counts = space.units.map((unit) => {
     const row: number[] = [];
-    for (let k = 0; k <= unit.maxDepth; k++) {
-      row.push(k < unit.minDepth ? 0 : Number(unitCount(unit, k)));
-    }
+    const min = unitDepthRange(unit).min;
+    for (let k = 0; k <= unit.maxDepth; k++) row.push(k < min ? 0 : Number(unitCount(unit, k)));
     return row;
   });
   const ways: number[][] = Array.from({ length: n + 1 }, () => new Array(range.max + 1).fill(0));
@@ -109,9 +265,10 @@ function depthTables(space: SearchSpace): DepthTables {
     const unit = space.units[u] as UnitDef;
     const row = ways[u] as number[];
     const next = ways[u + 1] as number[];
+    const min = unitDepthRange(unit).min;
     for (let d = 0; d <= range.max; d++) {
       let sum = 0;
-      for (let k = unit.minDepth; k <= Math.min(unit.maxDepth, d); k++) {
+      for (let k = min; k <= Math.min(unit.maxDepth, d); k++) {
         sum += ((counts[u] as number[])[k] as number) * (next[d - k] ?? 0);
       }
       row[d] = sum;
@@ -126,7 +283,7 @@ function depthTables(space: SearchSpace): DepthTables {
 }
 
 /**
- * A subnet of exactly `totalDepth` blocks, uniform over all configurations of that depth:
+ * A subnet of exactly `totalDepth` layers, uniform over all configurations of that depth:
  * per-unit depths are drawn in proportion to how many configurations each split allows.
  */
 export function subnetWithDepth(space: SearchSpace, totalDepth: number, rng: Rng): Subnet {
@@ -144,22 +301,25 @@ export function subnetWithDepth(space: SearchSpace, totalDepth: number, rng: Rng
   for (let u = 0; u < n; u++) {
     const unit = space.units[u] as UnitDef;
     const next = ways[u + 1] as number[];
+    const min = unitDepthRange(unit).min;
     const weights: number[] = [];
-    for (let k = unit.minDepth; k <= unit.maxDepth; k++) {
+    for (let k = min; k <= unit.maxDepth; k++) {
       const count = (counts[u] as number[])[k] as number;
       weights.push(k <= remaining ? count * (next[remaining - k] ?? 0) : 0);
     }
     const total = weights.reduce((a, b) => a + b, 0);
     let r = rng.next() * total;
-    let k = unit.minDepth;
+    let k = min;
     for (let i = 0; i < weights.length; i++) {
       r -= weights[i] as number;
       if (r < 0 || i === weights.length - 1) {
-        k = unit.minDepth + i;
+        k = min + i;
         if ((weights[i] as number) > 0) break;
       }
     }
-    units.push(buildUnit(unit, k, rng));
+    units.push(
+      skipKinds(unit) > 0 ? layerwiseUnitWithDepth(unit, k, rng) : buildUnit(unit, k, rng),
+    );
     remaining -= k;
   }
   return {

@@ -2,8 +2,14 @@
  * The shape every search space shares: a fixed macro-architecture of units (stages),
  * each with an elastic number of blocks, per-block choices, optional per-unit choices,
  * global choices and an elastic input resolution. Named spaces (OFA MobileNetV3, OFA
- * ResNet50, our DenseNet) and user-defined JSON specs are all instances of it, so
- * sampling, encodings and cardinality are written once, against `Subnet`.
+ * ResNet50, our DenseNet, FBNet, NAS-Bench-201) and user-defined JSON specs are all
+ * instances of it, so sampling, encodings and cardinality are written once, against `Subnet`.
+ *
+ * Layer-wise spaces (FBNet: any layer may be `skip`) use the reserved block choice `skip`
+ * (`SKIP_CHOICE`): values 0, 1, .., k where 0 is a real layer and each value above 0 is a
+ * kind of non-layer (FBNet: identity; NAS-Bench-201: `none` and `skip_connect`). A block with
+ * skip > 0 has its other block choices at their first value (so a network has one normal
+ * form), does not count towards depth, and counts once per kind in the cardinality.
  */
 
 /** One discrete choice dimension, e.g. kernel size in {3, 5, 7}. */
@@ -35,6 +41,9 @@ export interface SubnetUnit {
   readonly choices: Readonly<Record<string, number>>;
   readonly blocks: readonly Readonly<Record<string, number>>[];
 }
+
+/** The reserved block choice of layer-wise units; see the module comment. */
+export const SKIP_CHOICE = 'skip';
 
 export type Activation = 'relu' | 'h_swish' | 'none';
 
@@ -95,6 +104,29 @@ export type LayerNode =
       readonly stride: number;
       readonly channels: number;
     })
+  /** ShuffleNet's channel shuffle: [N, g, C/g, H, W] -> transpose(1, 2) -> [N, C, H, W]. */
+  | (NodeBase & {
+      readonly op: 'shuffle';
+      readonly input: string;
+      readonly channels: number;
+      readonly groups: number;
+    })
+  /** A stand-alone activation (NAS-Bench-201's ReLU -> conv -> BN edges start with one). */
+  | (NodeBase & {
+      readonly op: 'act';
+      readonly input: string;
+      readonly channels: number;
+      readonly act: Activation;
+    })
+  /**
+   * Zeros of the input's shape (input x 0): the output of a NAS-Bench-201 cell with no path
+   * from its input to its output. It keeps the data dependence, so no runtime folds it away.
+   */
+  | (NodeBase & {
+      readonly op: 'zero';
+      readonly input: string;
+      readonly channels: number;
+    })
   /** Fully connected layer on a 1x1 feature map (flattened). */
   | (NodeBase & {
       readonly op: 'linear';
@@ -116,6 +148,13 @@ export interface LayerGraph {
   readonly output: string;
 }
 
+/** Space-specific FCC features; see `SearchSpace.combinationFeatures`. */
+export interface CombinationFeatures {
+  readonly labels: readonly string[];
+  /** Writes `labels.length` values at `out[offset ..]`, which the caller has zeroed. */
+  fill(subnet: Subnet, out: Float32Array | Float64Array, offset: number): void;
+}
+
 /**
  * A search space. `parse` and `toNative` convert between the space's native architecture
  * JSON (OFA's format for the OFA spaces) and the normalised `Subnet`.
@@ -134,6 +173,16 @@ export interface SearchSpace<Native = unknown> {
   parse(native: unknown): Subnet;
   /** The native architecture JSON of a subnet. */
   toNative(subnet: Subnet): Native;
+  /**
+   * Other arch JSON forms that `parse` also reads, by name (e.g. OFA's `ofa-encoder`, with
+   * `"image_size"`), so `esm sample --format` can write what a user's own tools expect.
+   */
+  readonly nativeForms?: Readonly<Record<string, (subnet: Subnet) => unknown>>;
+  /**
+   * Combinations that per-unit block counts cannot see because they live in the space's
+   * topology (a cell's ops on live paths, op pairs along a path); FCC appends them.
+   */
+  readonly combinationFeatures?: CombinationFeatures;
   /** The layer graph that devices turn into ONNX and time. */
   layerGraph(subnet: Subnet): LayerGraph;
 }

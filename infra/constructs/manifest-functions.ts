@@ -31,7 +31,6 @@ export interface AccessTargets {
   readonly bucket: IBucket;
   readonly tables: Record<TableName, ITable>;
   readonly stateMachine: IStateMachine;
-  readonly devicePolicyName: string;
 }
 
 const tableOf = {
@@ -180,36 +179,62 @@ function grant(fn: IFunction, access: Access, targets: AccessTargets): void {
       );
       return;
     case 'iot:register-device':
-      fn.addToRolePolicy(
-        new PolicyStatement({
-          actions: [
-            'iot:CreateThing',
-            'iot:DescribeThing',
-            'iot:DeleteThing',
-            'iot:AttachThingPrincipal',
-            'iot:DetachThingPrincipal',
-          ],
-          resources: [iotArn('thing/*')],
-        }),
-      );
-      fn.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['iot:UpdateCertificate', 'iot:DeleteCertificate'],
-          resources: [iotArn('cert/*')],
-        }),
-      );
-      fn.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['iot:AttachPolicy', 'iot:DetachPolicy'],
-          resources: [iotArn(`policy/${targets.devicePolicyName}`)],
-        }),
-      );
-      // CreateKeysAndCertificate creates a resource whose ARN does not exist yet.
-      fn.addToRolePolicy(
-        new PolicyStatement({ actions: ['iot:CreateKeysAndCertificate'], resources: ['*'] }),
-      );
+    case 'iot:rotate-certificate':
+    case 'iot:delete-device':
+      for (const statement of deviceLifecycleStatements(access, iotArn)) {
+        fn.addToRolePolicy(statement);
+      }
       return;
     default:
       throw new Error(`manifest access '${access}' has no grant in infra/constructs`);
   }
+}
+
+/**
+ * The IoT registry calls of each device lifecycle step (lambdas/adapters/iot-registry.ts),
+ * on the resource types AWS's Service Authorization Reference lists for each action:
+ * AttachPolicy/DetachPolicy and Attach/DetachThingPrincipal authorise on the certificate
+ * (`cert`), not on the policy or the thing. Neither has a condition key naming the policy or
+ * thing, so `cert/*` is as narrow as IAM allows; which policy is attached is fixed in code
+ * (`ESM_DEVICE_POLICY`). Certificate creation has no resource type at all (`*`).
+ */
+export function deviceLifecycleStatements(
+  access: 'iot:register-device' | 'iot:rotate-certificate' | 'iot:delete-device',
+  iotArn: (resource: string) => string,
+): PolicyStatement[] {
+  // Every step may retire a certificate: rollback of a half-done registration or rotation,
+  // the old certificate after a rotation, all of them on delete.
+  const retire = [
+    'iot:DetachThingPrincipal',
+    'iot:DetachPolicy',
+    'iot:UpdateCertificate',
+    'iot:DeleteCertificate',
+  ];
+  const attach = ['iot:AttachPolicy', 'iot:AttachThingPrincipal'];
+  const create = ['iot:CreateKeysAndCertificate', 'iot:CreateCertificateFromCsr'];
+  const byAccess = {
+    'iot:register-device': {
+      thing: ['iot:DescribeThing', 'iot:CreateThing', 'iot:DeleteThing'],
+      cert: [...attach, ...retire],
+      any: create,
+    },
+    'iot:rotate-certificate': {
+      thing: ['iot:ListThingPrincipals'],
+      cert: [...attach, ...retire],
+      any: create,
+    },
+    'iot:delete-device': {
+      thing: ['iot:ListThingPrincipals', 'iot:DeleteThing'],
+      cert: retire,
+      any: [],
+    },
+  }[access];
+  const statements = [
+    new PolicyStatement({ actions: byAccess.thing, resources: [iotArn('thing/*')] }),
+    new PolicyStatement({ actions: byAccess.cert, resources: [iotArn('cert/*')] }),
+  ];
+  if (byAccess.any.length > 0) {
+    statements.push(new PolicyStatement({ actions: byAccess.any, resources: ['*'] }));
+  }
+  return statements;
 }

@@ -18,7 +18,7 @@ export interface WorkflowProps {
 
 /**
  * The ESM loop as a Step Functions state machine. The definition is the same ASL module that
- * local mode and the tests execute (lambdas/workflow/definition.ts); here it only receives the
+ * `esm run` (local/engine.ts) and the tests execute (lambdas/workflow/definition.ts); here it only receives the
  * deployed functions' ARNs.
  */
 export class Workflow extends Construct {

@@ -13,7 +13,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from '../../core/errors.ts';
-import type { DeviceFacts, StatusMessage } from '../../core/schemas/protocol.ts';
+import { type DeviceFacts, type StatusMessage, thingName } from '../../core/schemas/protocol.ts';
 import { documentClient } from './run-state.ts';
 
 export interface DeviceRecord {
@@ -25,6 +25,8 @@ export interface DeviceRecord {
   readonly certificateArn?: string;
   readonly createdAt: string;
   readonly registeredAt?: string;
+  /** When the certificate was last rotated. */
+  readonly rotatedAt?: string;
   /** Last state the device reported on its status topic, and when (the message's `at`). */
   readonly state?: StatusMessage['state'];
   readonly lastSeenAt?: string;
@@ -54,6 +56,15 @@ export interface DevicesTable {
     identity: Pick<DeviceRecord, 'thingArn' | 'certificateId' | 'certificateArn'>,
   ): Promise<DeviceRecord>;
   release(thing: string): Promise<void>;
+  /** The device record, or undefined. */
+  get(thing: string): Promise<DeviceRecord | undefined>;
+  /** Points a registered device's record at its new certificate (rotation). */
+  setCertificate(
+    thing: string,
+    certificate: Pick<DeviceRecord, 'certificateId' | 'certificateArn'>,
+  ): Promise<DeviceRecord>;
+  /** Deletes the device's record. @returns false when there was none. */
+  remove(thing: string): Promise<boolean>;
   /**
    * Records a status message on the device's record. Out-of-order and repeated deliveries
    * (QoS 1, retained messages) never move the state back: only a newer `at` is written.
@@ -74,17 +85,24 @@ function isConditionFailure(error: unknown): boolean {
 function decodeCursor(cursor: string): Record<string, unknown> {
   try {
     const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    // Only a key this table could have returned: one valid thing name, nothing else (real
+    // DynamoDB answers a 500-level ValidationException to an empty or oversized key).
+    const thing = (key as { thing?: unknown } | null)?.thing;
     if (
       typeof key === 'object' &&
       key !== null &&
-      typeof (key as { thing?: unknown }).thing === 'string'
+      Object.keys(key).length === 1 &&
+      thingName.safeParse(thing).success
     ) {
-      return { thing: (key as { thing: string }).thing };
+      return { thing: thing as string };
     }
   } catch {
     // Reported below.
   }
-  throw new ValidationError('cursor', 'is not a cursor this API returned; use the `next` value');
+  throw new ValidationError(
+    'query.cursor',
+    'is not a cursor this API returned; use the `next` value of the previous page',
+  );
 }
 
 export function createDevicesTable(options: DevicesTableOptions): DevicesTable {
@@ -153,6 +171,37 @@ export function createDevicesTable(options: DevicesTableOptions): DevicesTable {
         .catch((error: unknown) => {
           if (!isConditionFailure(error)) throw error;
         });
+    },
+
+    async get(thing) {
+      const out = await client.send(new GetCommand({ TableName, Key: { thing } }));
+      return out.Item as DeviceRecord | undefined;
+    },
+
+    async setCertificate(thing, certificate) {
+      const result = await client.send(
+        new UpdateCommand({
+          TableName,
+          Key: { thing },
+          ConditionExpression: 'attribute_exists(thing)',
+          UpdateExpression:
+            'SET certificateId = :certificateId, certificateArn = :certificateArn, rotatedAt = :at',
+          ExpressionAttributeValues: {
+            ':certificateId': certificate.certificateId,
+            ':certificateArn': certificate.certificateArn,
+            ':at': now().toISOString(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return result.Attributes as DeviceRecord;
+    },
+
+    async remove(thing) {
+      const out = await client.send(
+        new DeleteCommand({ TableName, Key: { thing }, ReturnValues: 'ALL_OLD' }),
+      );
+      return out.Attributes !== undefined;
     },
 
     async recordStatus(status) {

@@ -1,8 +1,17 @@
 /** `GET /runs/{id}`: status, iteration history and per-bin accuracy of a run. */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { z } from 'zod';
 import { createRunState, type RunState } from '../adapters/run-state.ts';
 import { lazy, loadConfig } from '../config.ts';
-import { apiHandler, NotFoundError } from '../middleware.ts';
+import { apiHandler, NotFoundError, parseWith } from '../middleware.ts';
+
+/** Run ids are Step Functions execution names: 1-80 of [A-Za-z0-9_-] (see newRunId). */
+export const runIdParam = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_-]{1,80}$/,
+    'use the runId that POST /runs answered (1-80 letters, digits, "-", "_")',
+  );
 
 export const getRunDeps = lazy((): { state: RunState } => {
   const config = loadConfig(['runsTable', 'iterationsTable']);
@@ -11,9 +20,9 @@ export const getRunDeps = lazy((): { state: RunState } => {
 
 export function createGetRunHandler(deps: () => { state: RunState } = getRunDeps) {
   return apiHandler(async (event: APIGatewayProxyEvent) => {
-    const runId = event.pathParameters?.id ?? '';
+    const runId = parseWith(runIdParam, event.pathParameters?.id ?? '', 'path.id');
     const { state } = deps();
-    const run = runId === '' ? undefined : await state.getRun(runId);
+    const run = await state.getRun(runId);
     if (run === undefined) throw new NotFoundError(`no run "${runId}"`);
     const iterations = (await state.listIterations(runId)).sort(
       (a, b) => a.iteration - b.iteration,

@@ -20,7 +20,10 @@ import {
   thingOf,
 } from '../workflow/run-context.ts';
 
-export const startRunBody = cloudRunParams.extend({ limits: dispatchLimits.optional() });
+/** Strict: an unknown (e.g. misspelt) field is refused with its name, never dropped. */
+export const startRunBody = cloudRunParams
+  .extend({ limits: dispatchLimits.strict().optional() })
+  .strict();
 
 /** Starts an execution named `runId`; returns its ARN. */
 export type ExecutionStarter = (runId: string, input: ExecutionInput) => Promise<string>;

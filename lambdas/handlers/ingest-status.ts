@@ -1,12 +1,16 @@
 /**
- * Target of the IoT topic rule on `esm/devices/+/status` (state changes; progress updates are
- * filtered out by the rule): keeps each registered device's last state, last-seen time,
- * facts and last error on its record, shown by GET /devices.
+ * Target of the IoT topic rule on `esm/devices/+/status` (and, in `esm run`, of every status
+ * on the broker): keeps each registered device's last state, last-seen time, facts and last
+ * error on its record, shown by GET /devices; a progress report on a job of a run resets that
+ * run's result timeout for the device (the job id names its run, core/loop.ts `jobId`).
  */
 import { z } from 'zod';
 import { ValidationError } from '../../core/errors.ts';
+import { runOfJob } from '../../core/loop.ts';
+import type { RunStateStore } from '../../core/ports.ts';
 import { statusMessage } from '../../core/schemas/protocol.ts';
 import { createDevicesTable, type DevicesTable } from '../adapters/devices-table.ts';
+import { createRunState } from '../adapters/run-state.ts';
 import { lazy, loadConfig } from '../config.ts';
 import { logger, parseWith, workflowTask } from '../middleware.ts';
 
@@ -17,7 +21,16 @@ const defaultTable = lazy(
   (): DevicesTable => createDevicesTable({ tableName: loadConfig(['devicesTable']).devicesTable }),
 );
 
-export function createIngestStatusHandler(table: () => DevicesTable = defaultTable) {
+/** The runs table, where a device's progress on a run's jobs resets its result timeout. */
+const defaultRuns = lazy(
+  (): RunStateStore =>
+    createRunState({ tables: { runsTable: loadConfig(['runsTable']).runsTable } }),
+);
+
+export function createIngestStatusHandler(
+  table: () => DevicesTable | undefined = defaultTable,
+  runs: () => RunStateStore | undefined = defaultRuns,
+) {
   return workflowTask(ruleEvent, async (event) => {
     const status = parseWith(statusMessage, event);
     const topicThing = event.topic?.match(/^esm\/devices\/([^/]+)\/status$/)?.[1];
@@ -27,10 +40,15 @@ export function createIngestStatusHandler(table: () => DevicesTable = defaultTab
         `status names thing "${status.thing}" but was published on ${event.topic}`,
       );
     }
-    const outcome = await table().recordStatus(status);
+    const runId = status.batchId !== undefined ? runOfJob(status.batchId) : undefined;
+    if (status.progress !== undefined && runId !== undefined) {
+      await runs()?.recordProgress(runId, status.thing, status.at);
+    }
+    const devices = table();
+    const outcome = devices ? await devices.recordStatus(status) : 'untracked';
     const fields = { thing: status.thing, state: status.state, at: status.at, outcome };
     if (outcome === 'unknown') logger.warn('status from an unregistered device', fields);
-    else logger.info('device status', fields);
+    else logger.debug('device status', fields);
     return { outcome };
   });
 }

@@ -1,13 +1,18 @@
 /**
- * Collect task, run after each poll wait: is every sample of the iteration measured?
+ * Collect task, run after each wait: the core's `collectDecision` on the run's pending
+ * samples says what happens next:
  * - all measured: `complete` (go train);
- * - the device flagged a job of the current attempt unstable: `redispatch` once, then
- *   `UnstableDeviceError` (never train on drifting measurements);
- * - the batch timed out: `redispatch` while publications are left, then
- *   `MeasurementTimeoutError`;
+ * - a job came back unstable: its samples are released and dispatched again with fresh job
+ *   ids once, then `UnstableDeviceError` (never train on drifting measurements);
+ * - a device sent no progress for `resultTimeoutSeconds`: its samples are released and go to
+ *   the other devices (or to it again when it is the only one), at most `maxRedispatches`
+ *   times per iteration, then `MeasurementTimeoutError` naming the device;
+ * - samples no job holds yet and a device with a free slot (after the calibration job of an
+ *   interleaved run, or when a job finished): `redispatch`;
  * - otherwise `measuring` (wait again).
  */
 import { MeasurementTimeoutError, UnstableDeviceError } from '../../core/errors.ts';
+import { collectDecision, liveDevices } from '../../core/loop.ts';
 import { logger, workflowTask } from '../middleware.ts';
 import {
   iterationInput,
@@ -15,55 +20,83 @@ import {
   type WorkflowDeps,
   workflowDeps,
 } from '../workflow/run-context.ts';
-import { attemptPrefix } from './workflow-dispatch.ts';
 
 /** Re-dispatches allowed per iteration for results flagged unstable. */
 export const maxUnstableRetries = 1;
 
-export function createCollectHandler(
-  deps: () => WorkflowDeps = workflowDeps,
-  now: () => Date = () => new Date(),
-) {
+export function createCollectHandler(deps: () => WorkflowDeps = workflowDeps) {
   return workflowTask(iterationInput, async ({ runId, iteration }) => {
-    const { state } = deps();
-    const { run, limits } = await loadRun(state, runId);
-    const pending = (await state.listSamples(runId, { iteration, status: 'pending' })).length;
-    const base = { runId, iteration, pending };
-    if (pending === 0) return { ...base, batch: 'complete' as const };
-
-    const prefix = attemptPrefix(iteration, run.attempts);
-    const unstable = (run.unstableBatches ?? []).filter((id) => id.startsWith(prefix));
-    if (unstable.length > 0) {
-      if (run.unstableRetries >= maxUnstableRetries) {
+    const { state, clock } = deps();
+    const loaded = await loadRun(state, runId);
+    const { run, params } = loaded;
+    const pending = await state.listSamples(runId, { iteration, status: 'pending' });
+    const base = { runId, iteration, pending: pending.length };
+    const decision = collectDecision({
+      pending,
+      unstableBatches: run.unstableBatches,
+      unstableRetries: run.unstableRetries,
+      maxUnstableRetries,
+      progress: run.progress,
+      now: clock?.now() ?? new Date(),
+      resultTimeoutSeconds: loaded.resultTimeoutSeconds,
+      redispatches: run.redispatches,
+      maxRedispatches: loaded.maxRedispatches,
+      calibrating:
+        params.measurement.interleave === true && params.measurement.referenceScaleMs === undefined,
+      live: liveDevices(loaded.things, run.silent),
+    });
+    switch (decision.kind) {
+      case 'complete':
+        return { ...base, batch: 'complete' as const };
+      case 'measuring':
+        return { ...base, batch: 'measuring' as const };
+      case 'unstable': {
+        const u = run.lastUnstable;
+        const drift = u ? `${(u.maxDrift * 100).toFixed(1)} %` : 'more than allowed';
         throw new UnstableDeviceError(
-          `device ${run.thing} reported unstable measurements again (jobs ${unstable.join(', ')}); ` +
-            'stop other load on the device, raise measurement.runs or maxReferenceDrift, and start a new run',
+          `device ${u?.thing ?? run.thing} is unstable: its reference models drifted ${drift} ` +
+            `(allowed ${(params.measurement.maxReferenceDrift * 100).toFixed(1)} %) in job ${decision.batches.join(', ')} ` +
+            'and again when measured once more. Stop other work on the device, or allow more drift ' +
+            '(--max-drift, measurement.maxReferenceDrift), then resume the run',
         );
       }
-      await state.updateRun(runId, { unstableRetries: run.unstableRetries + 1 });
-      logger.warn('unstable results, measuring again', { runId, iteration, jobs: unstable });
-      return { ...base, batch: 'redispatch' as const };
-    }
-
-    const dispatchedAt = run.dispatchedAt ? Date.parse(run.dispatchedAt) : now().getTime();
-    const waitedSeconds = (now().getTime() - dispatchedAt) / 1000;
-    if (waitedSeconds > limits.batchTimeoutSeconds) {
-      if (run.attempts >= limits.maxDispatches) {
+      case 'timeout':
         throw new MeasurementTimeoutError(
-          `device ${run.thing} left ${pending} samples of iteration ${iteration} unmeasured after ` +
-            `${run.attempts} publications of ${limits.batchTimeoutSeconds} s each; check that the ` +
-            'device daemon is running and connected, or raise limits.batchTimeoutSeconds',
+          `device ${decision.things.join(', ')} sent no progress for ${Math.round(decision.waitedSeconds)} s ` +
+            `(result timeout ${loaded.resultTimeoutSeconds} s) and left ${pending.length} samples of iteration ${iteration} ` +
+            `unmeasured after ${run.redispatches + 1} publications; check that its daemon ` +
+            `(esm-device --thing ${decision.things[0]}) runs and reaches the broker, then resume the run`,
         );
+      case 'dispatch': {
+        await state.releaseSamples(runId, decision.release);
+        if (decision.reason === 'unstable') {
+          await state.updateRun(runId, { unstableRetries: run.unstableRetries + 1 });
+          logger.warn('unstable results, measuring again', {
+            runId,
+            iteration,
+            jobs: decision.unstable,
+          });
+        } else if (decision.reason === 'timeout') {
+          await state.updateRun(runId, {
+            redispatches: run.redispatches + 1,
+            silent: [...new Set([...run.silent, ...decision.silent])],
+          });
+          logger.warn('devices silent, dispatching their samples again', {
+            runId,
+            iteration,
+            silent: decision.silent,
+            samples: decision.release.length,
+          });
+        }
+        return {
+          ...base,
+          batch: 'redispatch' as const,
+          reason: decision.reason,
+          silent: decision.silent,
+          unstable: decision.unstable,
+        };
       }
-      logger.warn('batch timed out, publishing again', {
-        runId,
-        iteration,
-        pending,
-        waitedSeconds,
-      });
-      return { ...base, batch: 'redispatch' as const };
     }
-    return { ...base, batch: 'measuring' as const };
   });
 }
 

@@ -1,13 +1,14 @@
 /**
- * Extend task: plans the next iteration's batch with the core's `planExtension`, weighted
- * towards the depth bins the last evaluation found below the threshold, excluding every
- * architecture the run already has. Seeded by (seed, iteration), so a retry plans the same.
+ * Extend task: plans the next batch with the core's `planExtension` (bin weights from the
+ * training step's decision), seeded by (seed, iteration), never repeating an architecture of
+ * the run, and moves the run to the next iteration with fresh dispatch counters. A retry
+ * plans the same batch, which the idempotent `putSamples` writes once.
  */
 import { z } from 'zod';
 import { iterationSeed, planExtension } from '../../core/loop.ts';
 import { createRng } from '../../core/rng.ts';
 import { logger, workflowTask } from '../middleware.ts';
-import { loadRun, type WorkflowDeps, workflowDeps } from '../workflow/run-context.ts';
+import { loadPool, loadRun, type WorkflowDeps, workflowDeps } from '../workflow/run-context.ts';
 
 const extendInput = z.looseObject({
   runId: z.string().min(1),
@@ -18,12 +19,13 @@ const extendInput = z.looseObject({
 
 export function createExtendHandler(deps: () => WorkflowDeps = workflowDeps) {
   return workflowTask(extendInput, async ({ runId, iteration, binWeights }) => {
-    const { state } = deps();
+    const { state, store } = deps();
     const { params, space, bins } = await loadRun(state, runId);
     const next = iteration + 1;
     const existing = await state.listSamples(runId);
+    const pool = await loadPool(store, params, space);
     const samples = planExtension({
-      source: { kind: 'space', space },
+      source: pool ? { kind: 'pool', pool, space } : { kind: 'space', space },
       params,
       bins,
       iteration: next,
@@ -32,7 +34,13 @@ export function createExtendHandler(deps: () => WorkflowDeps = workflowDeps) {
       binWeights,
     });
     const written = await state.putSamples(runId, samples);
-    await state.updateRun(runId, { iteration: next, attempts: 0, unstableRetries: 0 });
+    await state.updateRun(runId, {
+      iteration: next,
+      attempts: 0,
+      unstableRetries: 0,
+      redispatches: 0,
+      silent: [],
+    });
     logger.info('run extended', {
       runId,
       iteration: next,

@@ -1,42 +1,44 @@
 /**
  * Init task: records the run (once) and plans its initial batch with the core's
  * `planInitialBatch`, seeded by (seed, iteration 0) so a retried task plans the same batch.
+ * A run that exists already (a resumed or redriven execution) continues at its iteration.
  */
 import { iterationSeed, planInitialBatch } from '../../core/loop.ts';
 import { createRng } from '../../core/rng.ts';
 import { depthBins } from '../../core/sampling.ts';
+import { runParams, thingsOf } from '../../core/schemas/run.ts';
 import { logger, parseWith, workflowTask } from '../middleware.ts';
 import {
-  cloudRunParams,
-  dispatchLimits,
   executionInput,
+  loadPool,
   spaceOf,
-  thingOf,
   type WorkflowDeps,
   workflowDeps,
 } from '../workflow/run-context.ts';
 
 export function createInitHandler(deps: () => WorkflowDeps = workflowDeps) {
   return workflowTask(executionInput, async ({ runId, params: raw, limits }) => {
-    const { state } = deps();
-    const params = parseWith(cloudRunParams, raw, 'params');
+    const { state, store } = deps();
+    const params = parseWith(runParams, raw, 'params');
     const space = spaceOf(params);
-    const thing = thingOf(params);
+    const things = thingsOf(params);
     const created = await state.createRun({
       runId,
-      thing,
+      thing: things[0] ?? params.device,
+      things,
       space: space.name,
       params,
-      limits: dispatchLimits.parse(limits),
+      limits,
     });
     const run = await state.getRun(runId);
     const iteration = run?.iteration ?? 0;
     if (!created && iteration > 0) {
-      // A redriven execution: the run is past its initial batch already.
+      // A resumed or redriven execution: the run is past its initial batch already.
       return { runId, iteration };
     }
+    const pool = await loadPool(store, params, space);
     const samples = planInitialBatch({
-      source: { kind: 'space', space },
+      source: pool ? { kind: 'pool', pool, space } : { kind: 'space', space },
       params,
       bins: depthBins(space, params.bins),
       rng: createRng(iterationSeed(params.seed, 0)),
@@ -44,7 +46,7 @@ export function createInitHandler(deps: () => WorkflowDeps = workflowDeps) {
     const written = await state.putSamples(runId, samples);
     logger.info('run initialised', {
       runId,
-      thing,
+      things,
       space: space.name,
       planned: samples.length,
       written,

@@ -1,59 +1,71 @@
 /**
- * What every workflow task needs: the adapters (built once per container from the
- * environment), the cloud form of the run parameters, and a run loaded with its parsed
- * parameters, search space and depth bins.
+ * What every workflow task needs: its adapters (ports of core/ports.ts: run-state store,
+ * dataset store, job publisher, clock), the cloud form of the run parameters, and a run
+ * loaded with its parsed parameters, search space, depth bins and (replay) pool. The
+ * Lambdas build the adapters from the environment (`workflowDeps`); `esm run` passes file
+ * and MQTT adapters (local/engine.ts) to the same handler factories.
  */
 import { z } from 'zod';
+import { parseDataset } from '../../core/dataset.ts';
 import { ValidationError } from '../../core/errors.ts';
-import type { DatasetStore } from '../../core/ports.ts';
-import { type DepthBin, depthBins } from '../../core/sampling.ts';
+import type { Clock, DatasetStore, RunStateStore } from '../../core/ports.ts';
+import { type DepthBin, depthBins, type PoolItem, poolItem } from '../../core/sampling.ts';
 import { thingName } from '../../core/schemas/protocol.ts';
-import { type RunParams, runParams } from '../../core/schemas/run.ts';
+import { poolOf, type RunParams, type RunRecord, runParams } from '../../core/schemas/run.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
-import { createRunState, type RunRecord, type RunState } from '../adapters/run-state.ts';
+import { createRunState } from '../adapters/run-state.ts';
 import { createS3Store } from '../adapters/s3-store.ts';
 import { lazy, loadConfig } from '../config.ts';
 
-/** Limits of the measurement wait, chosen per run (POST /runs) and stored on the run. */
+/**
+ * Wait limits of `POST /runs` from before they were run parameters; when given they override
+ * `resultTimeoutSeconds` and `maxRedispatches` (publications = re-dispatches + 1).
+ */
 export const dispatchLimits = z.object({
-  /** A batch not fully measured this long after it was published is published again. */
-  batchTimeoutSeconds: z.number().int().min(1).max(86_400).default(1800),
-  /** Publications of one batch before the run fails with `MeasurementTimeoutError`. */
-  maxDispatches: z.number().int().min(1).max(20).default(3),
+  batchTimeoutSeconds: z.number().int().min(1).max(86_400).optional(),
+  maxDispatches: z.number().int().min(1).max(21).optional(),
 });
 export type DispatchLimits = z.infer<typeof dispatchLimits>;
 
+const thingDevice = z
+  .string()
+  .regex(/^thing:/, 'use "thing:NAME" with a device registered through POST /devices')
+  .refine(
+    (d) =>
+      d.split(',').every((part) => {
+        const t = part.trim();
+        return t.startsWith('thing:') && thingName.safeParse(t.slice('thing:'.length)).success;
+      }),
+    {
+      message:
+        'each thing name after "thing:" must be 1-128 letters, digits, ":", "_" or "-" (several: thing:a,thing:b)',
+    },
+  );
+
 /**
  * The parameters of a cloud run: the same as `esm run` (core/schemas/run.ts), except that the
- * device must be a registered IoT thing (`thing:NAME`) and a user-defined space travels as
- * its JSON spec in `spaceSpec`.
+ * devices must be registered IoT things (`thing:NAME`, or `things: [...]` for fan-out) and a
+ * user-defined space travels as its JSON spec in `spaceSpec`.
  */
-export const cloudRunParams = runParams.extend({
-  device: z
-    .string()
-    .regex(/^thing:/, 'use "thing:NAME" with a device registered through POST /devices')
-    .refine((d) => thingName.safeParse(d.slice('thing:'.length)).success, {
-      message: 'the thing name after "thing:" must be 1-128 letters, digits, ":", "_" or "-"',
-    }),
-});
+export const cloudRunParams = runParams.extend({ device: thingDevice });
 
-/** The thing name of a cloud run's `device` (`thing:NAME`). */
-export function thingOf(params: Pick<RunParams, 'device'>): string {
-  return params.device.slice('thing:'.length);
+/** The first thing of a cloud run (`thing:NAME`, or the first of `things`). */
+export function thingOf(params: Pick<RunParams, 'device' | 'things'>): string {
+  return params.things?.[0] ?? (params.device.split(',')[0] ?? '').trim().slice('thing:'.length);
 }
 
-/** Execution input of the state machine, written by POST /runs. */
+/** Execution input of the state machine, written by POST /runs and by `esm run`. */
 export const executionInput = z.object({
   runId: z.string().min(1).max(80),
   params: z.record(z.string(), z.unknown()),
-  limits: dispatchLimits.default({ batchTimeoutSeconds: 1800, maxDispatches: 3 }),
+  limits: dispatchLimits.default({}),
 });
 export type ExecutionInput = z.infer<typeof executionInput>;
 
 /** State payload between tasks: ids and counters only. */
-export const iterationInput = z.object({
+export const iterationInput = z.looseObject({
   runId: z.string().min(1),
   iteration: z.number().int().nonnegative(),
 });
@@ -65,7 +77,9 @@ export function spaceOf(params: Pick<RunParams, 'space' | 'spaceSpec'>): SearchS
 
 export interface WorkflowDeps {
   readonly store: DatasetStore;
-  readonly state: RunState;
+  readonly state: RunStateStore;
+  /** @default systemClock */
+  readonly clock?: Clock;
 }
 
 /** Adapters from the environment (lambdas/manifest.ts), built on first use. */
@@ -77,32 +91,69 @@ export const workflowDeps = lazy((): WorkflowDeps => {
   };
 });
 
+/** A measured architecture of a replay pool. */
+export type PoolEntry = PoolItem & { readonly arch: Record<string, unknown> };
+
 export interface LoadedRun {
   readonly run: RunRecord;
   readonly params: RunParams;
-  readonly limits: DispatchLimits;
   readonly space: SearchSpace;
   readonly bins: DepthBin[];
+  readonly things: readonly string[];
+  /** Seconds without progress before a device's work is dispatched again. */
+  readonly resultTimeoutSeconds: number;
+  readonly maxRedispatches: number;
 }
 
 /** Loads a run and re-derives what the tasks need from its stored parameters. */
-export async function loadRun(state: RunState, runId: string): Promise<LoadedRun> {
+export async function loadRun(state: RunStateStore, runId: string): Promise<LoadedRun> {
   const run = await state.getRun(runId);
   if (run === undefined) throw new ValidationError('runId', `no run "${runId}"`);
-  const params = cloudRunParams.parse(run.params);
+  const params = runParams.parse(run.params);
   const space = spaceOf(params);
   const limits = dispatchLimits.parse(run.limits ?? {});
-  return { run, params, limits, space, bins: depthBins(space, params.bins) };
+  return {
+    run,
+    params,
+    space,
+    bins: depthBins(space, params.bins),
+    things: run.things.length > 0 ? run.things : [run.thing],
+    resultTimeoutSeconds: limits.batchTimeoutSeconds ?? params.resultTimeoutSeconds,
+    maxRedispatches:
+      limits.maxDispatches !== undefined ? limits.maxDispatches - 1 : params.maxRedispatches,
+  };
+}
+
+/** The architectures a replay run samples from: the dataset at `params.pool`. */
+export async function loadPool(
+  store: DatasetStore,
+  params: Pick<RunParams, 'device' | 'pool'>,
+  space: SearchSpace,
+): Promise<PoolEntry[] | undefined> {
+  const pool = poolOf(params);
+  if (pool === undefined) return undefined;
+  const bytes = await store.get(pool);
+  if (bytes === undefined) {
+    throw new ValidationError('pool', `no dataset at "${pool}" to replay`);
+  }
+  const { rows } = parseDataset(new TextDecoder().decode(bytes), { space, file: pool });
+  return rows.map((row) =>
+    poolItem(row.subnet, { arch: space.toNative(row.subnet) as Record<string, unknown> }),
+  );
 }
 
 /**
- * S3 keys. Predictor ids are `{runId}-i{iteration}`: one immutable artifact per iteration,
- * like the directory `esm fit --out` writes.
+ * Keys in the dataset store. Predictor ids are `{runId}-i{iteration}`: one immutable artifact
+ * per iteration, like the directory `esm fit --out` writes.
  */
 export const keys = {
   dataset: (runId: string) => `runs/${runId}/dataset.jsonl`,
+  predictions: (runId: string) => `runs/${runId}/test-predictions.json`,
   predictorJson: (id: string) => `predictors/${id}/predictor.json`,
   predictorOnnx: (id: string) => `predictors/${id}/predictor.onnx`,
+  /** The arch-in graph and its row layout (docs/predictor.md). */
+  predictorArchOnnx: (id: string) => `predictors/${id}/predictor-arch.onnx`,
+  predictorArchJson: (id: string) => `predictors/${id}/predictor-arch.json`,
   /** Pointer to the newest predictor of a (space, device) pair, for `POST /predict`. */
   latest: (space: string, thing: string) => `predictors/latest/${space}/${thing}.json`,
 } as const;

@@ -1,7 +1,7 @@
 /**
  * Sampling and encoding experiment of the ESM paper, replayed on a measured dataset:
  *
- * 1. balanced vs random sampling: the whole loop (`runLoop` with the dataset device) for
+ * 1. balanced vs random sampling: the whole loop (`runLocal` with the dataset device) for
  *    several seeds; samples and iterations until every depth bin reaches AccTH (ratio);
  * 2. FCC vs statistical vs one-hot vs feature: the same MLP trained on the same rows for
  *    each encoding, accuracy on the same held-out test set (stratified per depth bin).
@@ -31,8 +31,7 @@ import { depthBins } from '../../core/sampling.ts';
 import { runParams } from '../../core/schemas/run.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { depth, subnetKey } from '../../core/spaces/subnet.ts';
-import { openDevice } from '../../local/devices.ts';
-import { runLoop } from '../../local/run-loop.ts';
+import { runLocal } from '../../local/engine.ts';
 import { RunStore } from '../../local/run-store.ts';
 
 const { values } = parseArgs({
@@ -84,7 +83,6 @@ interface LoopResult {
 
 async function convergence(): Promise<LoopResult[]> {
   const results: LoopResult[] = [];
-  const device = await openDevice(`dataset:${file}`, { space });
   for (const strategy of ['balanced', 'random'] as const) {
     for (let seed = 1; seed <= seeds; seed++) {
       const dir = mkdtempSync(join(tmpdir(), 'esm-bench-sampling-'));
@@ -100,16 +98,12 @@ async function convergence(): Promise<LoopResult[]> {
         maxIter: Number(values['max-iter']),
         minTestPerBin: Number(values['min-test']),
         seed,
+        model,
       });
       const store = RunStore.create(join(dir, 'run'), params);
       let reason = '';
       try {
-        const summary = await runLoop({
-          store,
-          space,
-          device,
-          createRegressor: ({ seed: s }) => createRegressor(model, { mlp: { seed: s } }),
-        });
+        const summary = await runLocal(store);
         reason = summary.status;
       } catch (error) {
         // The pool ran out of unmeasured architectures before convergence.

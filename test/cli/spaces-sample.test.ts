@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createRng } from '../../core/rng.ts';
 import { binOf, depthBins, sampleArchitectures } from '../../core/sampling.ts';
 import { getSpace } from '../../core/spaces/index.ts';
-import { depth } from '../../core/spaces/subnet.ts';
+import { depth, subnetKey } from '../../core/spaces/subnet.ts';
 
 // Each spawn pays the CLI's start-up (seconds on a loaded machine): independent ones run
 // together, and inputs are made in-process with the same seeded core functions.
@@ -55,6 +55,32 @@ describe('esm sample', () => {
       counts[b] = (counts[b] ?? 0) + 1;
     }
     expect(counts).toEqual([10, 10, 10, 10]);
+  });
+
+  it('--format ofa-encoder writes OFA`s "image_size" form, the same archs as native', async () => {
+    const args = ['sample', '--space', 'mobilenetv3', '--n', '4', '--seed', '2'];
+    const [native, ofa, bad] = await Promise.all([
+      esm(...args),
+      esm(...args, '--format', 'ofa-encoder'),
+      esm(...args, '--format', 'keras'),
+    ]);
+    expect(ofa.code).toBe(0);
+    const space = getSpace('mobilenetv3');
+    const ofaLines = ofa.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(ofaLines.every((a) => typeof a.image_size === 'number' && a.r === undefined)).toBe(true);
+    expect(ofaLines.map((a) => subnetKey(space.parse(a)))).toEqual(
+      native.stdout
+        .trim()
+        .split('\n')
+        .map((l) => subnetKey(space.parse(JSON.parse(l)))),
+    );
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(
+      /--format: .*no arch form "keras"; use native, ofa-encoder, ofa-manager/,
+    );
   });
 
   it('defaults to seed 0 and the sampling of esm run (balanced, 5 bins), as the seeded core samples', async () => {

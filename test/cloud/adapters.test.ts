@@ -100,6 +100,19 @@ describe('S3 dataset store', () => {
   });
 });
 
+/** Results only measure samples that were dispatched in their job (issue 10): send them first. */
+const sent = (
+  state: ReturnType<typeof createRunState>,
+  runId: string,
+  ids: string[],
+  batchId = 'b0',
+) =>
+  state.assignSamples(
+    runId,
+    ids.map((id) => ({ id, thing: 'pi-1', batchId })),
+    '2026-01-01T00:00:00.000Z',
+  );
+
 describe('DynamoDB run state', () => {
   it('creates a run once; a second create with the same id writes nothing', async ({ skip }) => {
     if (!emulator) skip();
@@ -120,6 +133,7 @@ describe('DynamoDB run state', () => {
     expect(await state.putSamples('dup', planned(['s1', 's2', 's3']))).toBe(3);
     // A retried planning task must not overwrite anything.
     expect(await state.putSamples('dup', planned(['s1']))).toBe(0);
+    await sent(state, 'dup', ['s1', 's2', 's3']);
 
     const first = await state.recordResult(
       result('dup', 'b0', [
@@ -153,6 +167,7 @@ describe('DynamoDB run state', () => {
     await state.createRun({ runId: 'race', thing: 'pi-1', space: 'mobilenetv3', params: {} });
     const ids = Array.from({ length: 12 }, (_, i) => `r${i}`);
     await state.putSamples('race', planned(ids));
+    await sent(state, 'race', ids);
     const message = result(
       'race',
       'b0',
@@ -174,6 +189,7 @@ describe('DynamoDB run state', () => {
     const state = createRunState({ tables: resources });
     await state.createRun({ runId: 'rej', thing: 'pi-1', space: 'mobilenetv3', params: {} });
     await state.putSamples('rej', planned(['a']));
+    await sent(state, 'rej', ['a']);
     const before = (await scanAll(resources.samplesTable)).length;
 
     const outcome = await state.recordResult(

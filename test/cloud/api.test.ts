@@ -16,6 +16,7 @@ import { getSpace } from '../../core/spaces/index.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import { createS3Store } from '../../lambdas/adapters/s3-store.ts';
 import { loadConfig } from '../../lambdas/config.ts';
+import { handler as getPredictor } from '../../lambdas/handlers/api-get-predictor.ts';
 import { handler as getRun } from '../../lambdas/handlers/api-get-run.ts';
 import { handler as listPredictors } from '../../lambdas/handlers/api-list-predictors.ts';
 import { maxPredictBatch, handler as predict } from '../../lambdas/handlers/api-predict.ts';
@@ -101,6 +102,8 @@ describe('POST /runs', () => {
     ['a local device', { ...valid, device: 'local' }, 'body.device'],
     ['an unregistered device', { ...valid, device: 'thing:nobody' }, 'body.device'],
     ['bad limits', { ...valid, limits: { maxDispatches: 0 } }, 'body.limits.maxDispatches'],
+    ['an unknown (misspelt) field', { ...valid, nInitial: 50 }, 'body.nInitial'],
+    ['an unknown limit', { ...valid, limits: { timeout: 5 } }, 'body.limits.timeout'],
   ];
   for (const [what, body, field] of bad) {
     it(`answers 400 naming the field for ${what}, and writes nothing`, async ({ skip }) => {
@@ -142,6 +145,20 @@ describe('GET /runs/{id}', () => {
     );
     expect(response.status).toBe(404);
     expect(response.body.message).toMatch(/no run "nope"/);
+  });
+
+  it.each([
+    ['an empty id', ''],
+    ['a 100,000-character id', 'r'.repeat(100_000)],
+    ['an id with a slash', 'run/1'],
+  ])('answers 400 naming path.id for %s', async (_what, id) => {
+    if (!emulator) return;
+    const response = await call(
+      getRun,
+      apiEvent({ method: 'GET', path: `/runs/${id}`, pathParameters: { id } }),
+    );
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({ error: 'ValidationError', field: 'path.id' });
   });
 });
 
@@ -185,6 +202,27 @@ describe('POST /predict and GET /predictors', () => {
     expect(listed.body.predictors).toEqual([
       expect.objectContaining({ id: 'p-1', space: 'mobilenetv3', encoding: 'fcc', latest: true }),
     ]);
+  });
+
+  it('hands out the files of one predictor (GET /predictors/{id}), 404 and 400 otherwise', async ({
+    skip,
+  }) => {
+    if (!emulator) skip();
+    const get = (id: string) =>
+      call(
+        getPredictor,
+        apiEvent({ method: 'GET', path: `/predictors/${id}`, pathParameters: { id } }),
+      );
+    const answer = await get('p-1');
+    expect(answer.status).toBe(200);
+    expect(Object.keys(answer.body.files).sort()).toEqual(['predictor.json', 'predictor.onnx']);
+    const store = createS3Store({ bucket: resources.bucket });
+    const onnx = await store.get(keys.predictorOnnx('p-1'));
+    expect(
+      Buffer.from(answer.body.files['predictor.onnx'], 'base64').equals(Buffer.from(onnx ?? [])),
+    ).toBe(true);
+    expect((await get('p-2')).status).toBe(404);
+    expect(await get('../p-1')).toMatchObject({ status: 400, body: { field: 'path.id' } });
   });
 
   const badPredict: [string, unknown, string | undefined, number][] = [

@@ -244,7 +244,16 @@ describe('device registration', () => {
       { thing: 'ok-1', description: 'x'.repeat(501) },
       'body.description',
     ],
-    ['an unknown field', { thing: 'ok-2', certificate: 'mine' }, 'body'],
+    ['an unknown field', { thing: 'ok-2', certificate: 'mine' }, 'body.certificate'],
+    ['a CSR that is not PEM', { thing: 'ok-3', csr: 'MIIB...' }, 'body.csr'],
+    [
+      'a CSR AWS IoT cannot parse',
+      {
+        thing: 'ok-4',
+        csr: '-----BEGIN CERTIFICATE REQUEST-----\nbm90IGEgY3Ny\n-----END CERTIFICATE REQUEST-----',
+      },
+      'body.csr',
+    ],
     ['a body that is not JSON', '{"thing":', 'body'],
   ])('answers 400 naming the field for %s, and writes nothing', async (_name, body, field) => {
     if (!emulator) return;
@@ -261,15 +270,29 @@ describe('device registration', () => {
     expect((await scanAll(resources.devicesTable)).length).toBe(rows);
   });
 
-  it('answers 400 for a bad page size or cursor', async (ctx) => {
-    if (!emulator) return ctx.skip();
-    const limit = await call(listDevices, event('GET', '/devices', undefined, { limit: '0' }));
-    expect(limit).toMatchObject({ statusCode: 400, body: { field: 'query.limit' } });
-    const cursor = await call(
-      listDevices,
-      event('GET', '/devices', undefined, { cursor: 'not-a-cursor' }),
-    );
-    expect(cursor).toMatchObject({ statusCode: 400, body: { field: 'cursor' } });
+  const cursorOf = (key: unknown) => Buffer.from(JSON.stringify(key)).toString('base64url');
+  it.each([
+    ['a page size of 0', { limit: '0' }, 'query.limit'],
+    ['a hexadecimal page size', { limit: '0x10' }, 'query.limit'],
+    ['a page size with a fraction', { limit: '1.5' }, 'query.limit'],
+    ['a page size over 100', { limit: '101' }, 'query.limit'],
+    ['an unknown parameter', { limt: '10' }, 'query.limt'],
+    ['a cursor that is not base64 JSON', { cursor: 'not-a-cursor' }, 'query.cursor'],
+    ['a cursor of an empty thing', { cursor: cursorOf({ thing: '' }) }, 'query.cursor'],
+    [
+      'a cursor of a 3,000-character thing',
+      { cursor: cursorOf({ thing: 'x'.repeat(3000) }) },
+      'query.cursor',
+    ],
+    [
+      'a cursor with extra keys',
+      { cursor: cursorOf({ thing: 'pi-5', runId: 'r' }) },
+      'query.cursor',
+    ],
+  ])('answers 400 naming the parameter for %s', async (_name, query, field) => {
+    if (!emulator) return;
+    const answer = await call(listDevices, event('GET', '/devices', undefined, query));
+    expect(answer).toMatchObject({ statusCode: 400, body: { error: 'ValidationError', field } });
   });
 
   it('rolls back thing and certificate when a step fails half-way', async (ctx) => {

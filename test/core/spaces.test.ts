@@ -18,7 +18,7 @@ import {
 import type { LayerGraph, SearchSpace } from '../../core/spaces/types.ts';
 
 /** Checks every edge: producers exist, channels and resolutions match; returns conv weights. */
-function checkGraph(graph: LayerGraph): number {
+function checkGraph(graph: LayerGraph, classes = 1000): number {
   const shapes = new Map<string, { channels: number; resolution: number }>();
   shapes.set('input', { channels: graph.inputChannels, resolution: graph.resolution });
   const producer = (id: string) => {
@@ -84,17 +84,33 @@ function checkGraph(graph: LayerGraph): number {
         shapes.set(node.id, { channels: node.channels, resolution: node.resolution });
         break;
       }
+      case 'shuffle':
+      case 'act':
+      case 'zero': {
+        const p = producer(node.input);
+        expect([node.id, p]).toEqual([
+          node.id,
+          { channels: node.channels, resolution: node.resolution },
+        ]);
+        if (node.op === 'shuffle') expect(node.channels % node.groups).toBe(0);
+        shapes.set(node.id, { channels: node.channels, resolution: node.resolution });
+        break;
+      }
     }
   }
-  expect(producer(graph.output)).toEqual({ channels: 1000, resolution: 1 });
+  expect(producer(graph.output)).toEqual({ channels: classes, resolution: 1 });
   return weights;
 }
 
 const example = (file: string): unknown =>
   JSON.parse(readFileSync(new URL(`../../examples/spaces/${file}`, import.meta.url), 'utf8'));
 
+/** Classes of the spaces whose head is not ImageNet's 1000. */
+const CLASSES: Record<string, number> = { fbnet: 100, nasbench201: 10, 'layerwise-fbnet': 100 };
+
 const spaces = [
   ...builtInSpaces.values(),
+  spaceFromSpec(example('layerwise-fbnet.json')),
   spaceFromSpec(example('tiny-mbconv.json')),
   spaceFromSpec(example('mixed.json')),
 ] as SearchSpace[];
@@ -125,14 +141,21 @@ describe.each(spaces.map((s) => [s.name, s] as const))('space %s', (_name, space
 
   it('builds layer graphs whose channel bookkeeping is consistent', () => {
     const rng = createRng(3);
-    for (let i = 0; i < 30; i++) checkGraph(space.layerGraph(randomSubnet(space, rng)));
+    for (let i = 0; i < 30; i++) {
+      const graph = space.layerGraph(randomSubnet(space, rng));
+      checkGraph(graph, CLASSES[space.name]);
+    }
   });
 
   it('rejects non-objects and unknown fields by name', () => {
     expect(() => space.parse([1, 2])).toThrow(/arch: expected a JSON object/);
     const native = space.toNative(randomSubnet(space, createRng(4))) as Record<string, unknown>;
     expect(() => space.parse({ ...native, extra: 1 })).toThrow(/extra: unknown field/);
-    expect(() => space.parse({ ...native, r: 225 })).toThrow(/^r: got 225, allowed values are/);
+    if (space.resolutions.length > 1) {
+      expect(() => space.parse({ ...native, r: 225 })).toThrow(/^r: got 225, allowed values are/);
+    } else {
+      expect(() => space.parse({ ...native, r: 225 })).toThrow(/^r: unknown field/);
+    }
   });
 });
 
@@ -155,6 +178,34 @@ describe('mobilenetv3', () => {
     expect(subnetKey(mobilenetv3.parse(ofa))).toBe(subnetKey(mobilenetv3.parse(native)));
     expect(() => mobilenetv3.parse({ ...ofa, wid: 1.2 })).toThrow(/^wid: got 1.2; this space/);
     expect(() => mobilenetv3.parse({ ...ofa, r: [224, 192] })).toThrow(/^r: got \[224,192\]/);
+  });
+
+  it('reads OFA MobileNetArchEncoder samples: "image_size" as an int or a one-element list', () => {
+    const native = mobilenetv3.toNative(randomSubnet(mobilenetv3, createRng(6)));
+    const { r, ...rest } = native;
+    const key = subnetKey(mobilenetv3.parse(native));
+    expect(subnetKey(mobilenetv3.parse({ ...rest, image_size: r }))).toBe(key);
+    expect(subnetKey(mobilenetv3.parse({ ...rest, image_size: [r] }))).toBe(key);
+    expect(() => mobilenetv3.parse({ ...rest, image_size: 225 })).toThrow(/^image_size: got 225/);
+    expect(() => mobilenetv3.parse({ ...native, image_size: r })).toThrow(
+      'image_size: give the resolution once, as r',
+    );
+  });
+
+  it('writes both OFA forms, and each parses back to the same subnet', () => {
+    const rng = createRng(8);
+    for (let i = 0; i < 20; i++) {
+      const subnet = randomSubnet(mobilenetv3, rng);
+      const encoder = mobilenetv3.nativeForms?.['ofa-encoder']?.(subnet) as Record<string, unknown>;
+      const manager = mobilenetv3.nativeForms?.['ofa-manager']?.(subnet) as Record<string, unknown>;
+      expect(encoder.image_size).toBe(subnet.resolution);
+      expect(manager).toMatchObject({ wid: null, r: [subnet.resolution] });
+      expect(subnetKey(mobilenetv3.parse(encoder))).toBe(subnetKey(subnet));
+      expect(subnetKey(mobilenetv3.parse(manager))).toBe(subnetKey(subnet));
+    }
+    const r50 = randomSubnet(resnet50, rng);
+    const r50Encoder = resnet50.nativeForms?.['ofa-encoder']?.(r50);
+    expect(subnetKey(resnet50.parse(r50Encoder))).toBe(subnetKey(r50));
   });
 
   it('names the wrong block field and the allowed values', () => {

@@ -253,7 +253,7 @@ describe('esm-device daemon over aedes', () => {
     let cut = false;
     const d = await daemon(
       thing,
-      { broker: `mqtt://127.0.0.1:${proxy.port}`, progressIntervalMs: 0 },
+      { broker: `mqtt://127.0.0.1:${proxy.port}`, progressIntervalSeconds: 0 },
       {
         runJob: async (job, o) => {
           const result = await runJob(job, {
@@ -314,17 +314,20 @@ describe('esm-device daemon over aedes', () => {
     await measured;
     await first.stop();
     expect(first.unacknowledged).toBe(1);
-    expect(readdirSync(dir)).toHaveLength(1);
+    const outbox = join(dir, 'outbox');
+    expect(readdirSync(outbox)).toHaveLength(1);
+    expect(readdirSync(join(dir, 'jobs'))).toEqual([]); // measured: the job left the journal
     expect(platform.messages.some(isResult(thing, 'b-disk'))).toBe(false);
 
     await daemon(thing, { stateDir: dir });
     const reply = await platform.next(isResult(thing, 'b-disk'), 30_000);
     expect(resultMessage.parse(reply.json).samples).toHaveLength(1);
     const deadline = Date.now() + 5000;
-    while (readdirSync(dir).length > 0 && Date.now() < deadline) {
+    while (readdirSync(outbox).length > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(readdirSync(dir)).toEqual([]);
+    expect(readdirSync(outbox)).toEqual([]);
+    expect(readdirSync(join(dir, 'sent'))).toHaveLength(1); // kept for duplicate detection
     await proxy.close();
   });
 
@@ -356,16 +359,11 @@ describe('esm-device daemon over aedes', () => {
     const thing = 'sigterm-1';
     const child = spawn(
       process.execPath,
-      [
-        'bin/esm-device.js',
-        '--broker',
-        broker.url,
-        '--thing',
-        thing,
-        '--progress-interval-ms',
-        '0',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      ['bin/esm-device.js', '--broker', broker.url, '--thing', thing, '--progress-interval', '0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, XDG_STATE_HOME: mkdtempSync(join(tmpdir(), 'esm-xdg-')) },
+      },
     );
     let output = '';
     child.stdout.on('data', (chunk) => {

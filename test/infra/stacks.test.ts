@@ -203,19 +203,56 @@ describe('least privilege', () => {
     }
   });
 
-  it('scopes device registration to things, certificates and the one device policy', () => {
-    const statements = statementsOf('apiRegisterDevice');
-    const attach = statements.find((s) => [s.Action].flat().includes('iot:AttachPolicy'));
-    const policyId = built.stateless.getLogicalId(
-      built.stateless.fleet.node.findChild('DevicePolicy') as CfnResource,
-    );
-    expect(JSON.stringify(attach?.Resource)).toContain(`:policy/",{"Ref":"${policyId}"}`);
-    const wildcard = statements.filter((s) => s.Resource === '*');
-    expect(wildcard.flatMap((s) => [s.Action].flat()).sort()).toEqual([
+  it('grants the device lifecycle on the resource types AWS authorises each action on', () => {
+    // Service Authorization Reference: AttachPolicy/DetachPolicy and Attach/DetachThingPrincipal
+    // authorise on `cert`; the thing calls on `thing`; certificate creation has no resource.
+    const onResource = (name: FunctionName, action: string) =>
+      statementsOf(name)
+        .filter((s) => [s.Action].flat().includes(action))
+        .flatMap((s) => [s.Resource].flat().map((r) => JSON.stringify(r)));
+    for (const name of ['apiRegisterDevice', 'apiRotateCertificate'] as const) {
+      for (const action of ['iot:AttachPolicy', 'iot:AttachThingPrincipal']) {
+        expect(onResource(name, action), `${name} ${action}`).toEqual([
+          expect.stringMatching(/:cert\/\*"\]\]\}$/),
+        ]);
+      }
+    }
+    for (const name of ['apiRegisterDevice', 'apiRotateCertificate', 'apiDeleteDevice'] as const) {
+      for (const action of [
+        'iot:DetachPolicy',
+        'iot:DetachThingPrincipal',
+        'iot:DeleteCertificate',
+      ]) {
+        expect(onResource(name, action), `${name} ${action}`).toEqual([
+          expect.stringMatching(/:cert\/\*"\]\]\}$/),
+        ]);
+      }
+    }
+    expect(onResource('apiRegisterDevice', 'iot:CreateThing')).toEqual([
+      expect.stringMatching(/:thing\/\*"\]\]\}$/),
+    ]);
+    const wildcard = (name: FunctionName) =>
+      statementsOf(name)
+        .filter((s) => s.Resource === '*')
+        .flatMap((s) => [s.Action].flat())
+        .sort();
+    expect(wildcard('apiRegisterDevice')).toEqual([
+      'iot:CreateCertificateFromCsr',
       'iot:CreateKeysAndCertificate',
       'xray:PutTelemetryRecords',
       'xray:PutTraceSegments',
     ]);
+    // Deleting never creates: no certificate creation, no attach.
+    const deletes = actionsOf('apiDeleteDevice');
+    for (const action of ['iot:CreateKeysAndCertificate', 'iot:AttachPolicy', 'iot:CreateThing']) {
+      expect(deletes).not.toContain(action);
+    }
+    // Only the lifecycle functions touch the IoT registry.
+    for (const name of Object.keys(functions) as FunctionName[]) {
+      if (['apiRegisterDevice', 'apiRotateCertificate', 'apiDeleteDevice'].includes(name)) continue;
+      const registry = actionsOf(name).filter((a) => a.startsWith('iot:') && a !== 'iot:Publish');
+      expect(registry, name).toEqual([]);
+    }
   });
 });
 
@@ -376,7 +413,21 @@ describe('API', () => {
     const paths = Object.values(stateless.findResources('AWS::ApiGateway::Resource')).map(
       (r) => (r as { Properties: { PathPart: string } }).Properties.PathPart,
     );
-    expect(paths.sort()).toEqual(['devices', 'predict', 'predictors', 'runs', '{id}']);
+    expect(paths.sort()).toEqual([
+      'certificate',
+      'devices',
+      'predict',
+      'predictors',
+      'runs',
+      '{id}',
+      '{id}',
+      '{thing}',
+    ]);
+    stateless.hasResourceProperties('AWS::ApiGateway::Method', {
+      HttpMethod: 'DELETE',
+      AuthorizationType: 'AWS_IAM',
+      RequestParameters: { 'method.request.path.thing': true },
+    });
     stateless.hasResourceProperties('AWS::ApiGateway::Method', {
       HttpMethod: 'GET',
       RequestParameters: { 'method.request.path.id': true },

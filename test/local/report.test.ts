@@ -2,7 +2,12 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type IterationRecord, runParams } from '../../core/schemas/run.ts';
+import {
+  type IterationRecord,
+  RUN_STATE_VERSION,
+  runParams,
+  runState,
+} from '../../core/schemas/run.ts';
 import { renderReport, type TestPoint, writeReport } from '../../local/report.ts';
 import { RunStore, writeFileAtomic } from '../../local/run-store.ts';
 
@@ -60,18 +65,20 @@ function chart(html: string, kind: string): string {
 }
 
 describe('renderReport', () => {
-  const state = {
-    version: 1 as const,
+  const state = runState.parse({
+    version: RUN_STATE_VERSION,
     runId: 'run-test',
     params,
+    thing: 'esm-local',
+    space: 'mobilenetv3',
     createdAt: '2026-01-01T00:00:00Z',
-    status: 'max-iter' as const,
+    updatedAt: '2026-01-01T00:00:00Z',
+    status: 'max-iter',
     iteration: 2,
-    batch: null,
-    secondsMeasuring: 0,
-    remeasured: 0,
-    maxDrift: 0,
-  };
+    attempts: 1,
+    measured: 24,
+    unstableRetries: 0,
+  });
   const html = renderReport({
     state,
     iterations: [record(0, [0.8, 0.85, null]), record(1, [0.92, 0.88, 0.95])],

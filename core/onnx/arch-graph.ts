@@ -1,0 +1,730 @@
+/**
+ * The arch-in predictor graph: an encoding subgraph that turns arch rows (int64 [batch, L],
+ * `arch-graph-layout.ts`) into the predictor's input vector with plain ONNX operators
+ * (table lookups by Gather, one-hots by Equal, depth masks by Less, per-unit ReduceSum /
+ * ReduceMin / ReduceMax, area scaling by looked-up factors), composed in front of whatever
+ * model graph predictor.onnx holds. The model graph is not inspected, so every model kind
+ * (and every kind added later) gets an arch-in graph without code of its own.
+ *
+ * The encoding is computed in float64 and cast to float32 at the end, the same arithmetic as
+ * the JavaScript encoders (they compute in float64 and store float32), so the model sees the
+ * vectors `esm encode` writes: bit for bit for onehot, feature and fcc, and to the last float64
+ * bit of a sum (summation order) for statistical and the LUT rows.
+ *
+ * Inside, the batch is the LAST axis ([features, batch]): the graph reorders and selects
+ * whole feature rows (Gather on axis 0 copies contiguous blocks of `batch` values), where
+ * selecting columns of [batch, features] copies one value at a time and cost 3x more.
+ *
+ * A row the space does not allow (a value outside its choice, a depth outside the unit's
+ * range) cannot throw inside onnxruntime, so such a row predicts NaN; inactive slots are
+ * ignored like the native parsers ignore them.
+ */
+import { fccEncoder } from '../encodings/fcc.ts';
+import { featureEncoder } from '../encodings/feature.ts';
+import { combinations, unitAreaScales } from '../encodings/layout.ts';
+import { onehotEncoder } from '../encodings/onehot.ts';
+import { statisticalEncoder } from '../encodings/statistical.ts';
+import { ArchGraphUnsupportedError, ValidationError } from '../errors.ts';
+import type { FeaturesJson } from '../predictor/artifact.ts';
+import { lutLayout, resolutionBuckets } from '../predictor/lut.ts';
+import type { SearchSpace } from '../spaces/types.ts';
+import {
+  ARCH_INPUT,
+  type ArchRowEntry,
+  type ArchRowLayout,
+  archRowLayout,
+} from './arch-graph-layout.ts';
+import { attr, type OnnxGraph, type OnnxInitializer, type OnnxNode } from './model.ts';
+
+/** ONNX TensorProto data types used by Cast. */
+const TYPE = { float: 1, int32: 6, int64: 7, bool: 9, double: 11 } as const;
+const PREFIX = 'arch/';
+
+/** Appends nodes and constants with unique names under the `arch/` prefix. */
+class Builder {
+  readonly nodes: OnnxNode[] = [];
+  readonly initializers: OnnxInitializer[] = [];
+  private count = 0;
+
+  private fresh(hint: string): string {
+    this.count += 1;
+    return `${PREFIX}${hint}_${this.count}`;
+  }
+
+  i64(values: readonly number[], dims: readonly number[] = [values.length]): string {
+    const name = this.fresh('i64');
+    this.initializers.push({ name, dims, data: BigInt64Array.from(values, (v) => BigInt(v)) });
+    return name;
+  }
+
+  i32(values: readonly number[], dims: readonly number[] = [values.length]): string {
+    const name = this.fresh('i32');
+    this.initializers.push({ name, dims, data: Int32Array.from(values) });
+    return name;
+  }
+
+  i32col(values: readonly number[]): string {
+    return this.i32(values, [values.length, 1]);
+  }
+
+  f64(values: ArrayLike<number>, dims: readonly number[] = [values.length]): string {
+    const name = this.fresh('f64');
+    this.initializers.push({ name, dims, data: Float64Array.from(values) });
+    return name;
+  }
+
+  op(type: string, inputs: readonly string[], attributes?: OnnxNode['attributes'], out?: string) {
+    const output = out ?? this.fresh(type.toLowerCase());
+    this.nodes.push({ op: type, inputs, outputs: [output], name: output, attributes });
+    return output;
+  }
+
+  cast(x: string, to: keyof typeof TYPE): string {
+    return this.op('Cast', [x], { to: attr.int(TYPE[to]) });
+  }
+
+  /** An int64 constant shaped [k, 1], broadcasting one value per feature row over the batch. */
+  i64col(values: readonly number[]): string {
+    return this.i64(values, [values.length, 1]);
+  }
+
+  f64col(values: ArrayLike<number>): string {
+    return this.f64(values, [values.length, 1]);
+  }
+
+  /** Feature rows `indices` of a [k, batch] tensor. */
+  rows(x: string, indices: readonly number[]): string {
+    return this.op('Gather', [x, this.i64(indices)], { axis: attr.int(0) });
+  }
+
+  /** A 1-D table looked up at every element of an int64 index tensor. */
+  lookup(table: string, indices: string): string {
+    return this.op('Gather', [table, indices], { axis: attr.int(0) });
+  }
+
+  reshape(x: string, shape: readonly number[]): string {
+    return this.op('Reshape', [x, this.i64(shape)]);
+  }
+
+  /** [d0, ..., dk, batch] -> [d0 * ... * dk, batch]. */
+  flatten(x: string, rank: number): string {
+    return this.op('Flatten', [x], { axis: attr.int(rank - 1) });
+  }
+
+  concat(inputs: readonly string[], axis: number): string {
+    return inputs.length === 1
+      ? (inputs[0] as string)
+      : this.op('Concat', inputs, { axis: attr.int(axis) });
+  }
+
+  reduce(kind: 'Sum' | 'Min' | 'Max', x: string, axes: readonly number[], keepdims: boolean) {
+    // Opset 17: ReduceSum takes its axes as an input, ReduceMin / ReduceMax as an attribute.
+    return kind === 'Sum'
+      ? this.op('ReduceSum', [x, this.i64(axes)], { keepdims: attr.int(keepdims ? 1 : 0) })
+      : this.op(`Reduce${kind}`, [x], {
+          axes: attr.ints(axes),
+          keepdims: attr.int(keepdims ? 1 : 0),
+        });
+  }
+
+  slice(x: string, axis: number, start: number, end: number): string {
+    return this.op('Slice', [x, this.i64([start]), this.i64([end]), this.i64([axis])]);
+  }
+}
+
+/** What the front part computes once for every encoding. */
+interface Front {
+  readonly b: Builder;
+  readonly space: SearchSpace;
+  readonly layout: ArchRowLayout;
+  /** int32 [L, N]: index of each column's value in its choice (depth: the depth), -1 if invalid. */
+  readonly idx: string;
+  /** float64 [L, N]: each column's value, 0 for an inactive slot. */
+  readonly value: string;
+  /** bool [L, N]: false for inactive slots. */
+  readonly active: string;
+  /** bool [N, 1]: every active column holds an allowed value. */
+  readonly valid: string;
+  /** int32 [1, N]: index of the row's resolution. */
+  readonly ri: string;
+}
+
+function maxCode(entry: ArchRowEntry): number {
+  return Math.max(...entry.codes);
+}
+
+function buildFront(b: Builder, space: SearchSpace): Front {
+  const layout = archRowLayout(space);
+  const { entries } = layout;
+  // One table segment per column: [code < 0, code 0 .. max, code > max] -> index / value.
+  const offsets: number[] = [];
+  const highs: number[] = [];
+  const indexTable: number[] = [];
+  const valueTable: number[] = [];
+  for (const entry of entries) {
+    const max = maxCode(entry);
+    offsets.push(indexTable.length + 1);
+    highs.push(max + 1);
+    const segment = new Array<number>(max + 3).fill(-1);
+    const values = new Array<number>(max + 3).fill(0);
+    entry.codes.forEach((code, i) => {
+      segment[code + 1] = entry.kind === 'depth' ? (entry.values[i] as number) : i;
+      values[code + 1] = entry.values[i] as number;
+    });
+    indexTable.push(...segment);
+    valueTable.push(...values);
+  }
+  // Codes are small: int32 from here on halves the memory traffic (and ORT transposes
+  // 4-byte elements faster than 8-byte ones). Values past int32 are clipped first.
+  const bounded = b.op('Min', [b.op('Max', [ARCH_INPUT, b.i64([-1], [])]), b.i64([2 ** 30], [])]);
+  const input = b.op('Transpose', [b.cast(bounded, 'int32')], { perm: attr.ints([1, 0]) });
+  const clipped = b.op('Min', [input, b.i32col(highs)]);
+  const flat = b.op('Add', [clipped, b.i32col(offsets)]);
+  const idx = b.lookup(b.i32(indexTable), flat);
+  const raw = b.lookup(b.f64(valueTable), flat);
+
+  const depthOf = entries.map((e) =>
+    e.kind === 'block' ? layout.depthColumn(e.unit as number) : 0,
+  );
+  // -2 < any looked-up depth (>= -1): columns other than block slots are always active.
+  const slotOf = entries.map((e) => (e.kind === 'block' ? (e.slot as number) : -2));
+  const active = b.op('Less', [b.i32col(slotOf), b.rows(idx, depthOf)]);
+  const allowed = b.op('Less', [b.i32([-1], []), idx]);
+  const ok = b.op('Or', [b.op('Not', [active]), allowed]);
+  const validRow = b.reduce('Min', b.cast(ok, 'double'), [0], true);
+  const valid = b.cast(b.op('Transpose', [validRow], { perm: attr.ints([1, 0]) }), 'bool');
+  const value = b.op('Where', [active, raw, b.f64([0], [])]);
+  const ri = b.rows(idx, [layout.resolutionColumn]);
+  return { b, space, layout, idx, value, active, valid, ri };
+}
+
+/** Checks that the graph's entries are in the encoder's order, so a layout change fails loudly. */
+function checkLabels(name: string, mine: readonly string[], theirs: readonly string[]): void {
+  const i = mine.findIndex((l, k) => l !== theirs[k]);
+  if (mine.length !== theirs.length || i >= 0) {
+    throw new ValidationError(
+      'features',
+      `the arch-in graph's ${name} layout (${mine.length} entries) differs from the encoder's (${theirs.length}) at entry ${i}: ${mine[i]} vs ${theirs[i]}; update core/onnx/arch-graph.ts`,
+    );
+  }
+}
+
+/** The pool's feature rows in `order`. */
+function ordered(f: Front, pool: string, order: readonly number[]): string {
+  return f.b.rows(pool, order);
+}
+
+function onehot(f: Front): { x: string; labels: string[] } {
+  const { b, space, layout } = f;
+  const labels: string[] = [];
+  const src: number[] = [];
+  const index: number[] = [];
+  const add = (label: string, column: number, i: number) => {
+    labels.push(label);
+    src.push(column);
+    index.push(i);
+  };
+  space.units.forEach((unit, u) => {
+    for (let slot = 0; slot < unit.maxDepth; slot++) {
+      unit.blockChoices.forEach((c, ci) => {
+        c.values.forEach((v, i) => {
+          add(`u${u}.b${slot}.${c.name}=${v}`, layout.blockColumn(ci, u, slot), i);
+        });
+      });
+    }
+    unit.unitChoices.forEach((c, ci) => {
+      c.values.forEach((v, i) => {
+        add(`u${u}.${c.name}=${v}`, layout.unitColumn(ci, u), i);
+      });
+    });
+  });
+  space.globalChoices.forEach((c, g) => {
+    c.values.forEach((v, i) => {
+      add(`${c.name}=${v}`, layout.globalColumn(g), i);
+    });
+  });
+  space.resolutions.forEach((r, i) => {
+    add(`resolution=${r}`, layout.resolutionColumn, i);
+  });
+  const hit = b.op('Equal', [b.rows(f.idx, src), b.i32col(index)]);
+  const x = b.cast(b.op('And', [hit, b.rows(f.active, src)]), 'double');
+  return { x, labels };
+}
+
+function feature(f: Front): { x: string; labels: string[] } {
+  const { b, space, layout } = f;
+  const labels: string[] = [];
+  const src: number[] = [];
+  space.units.forEach((unit, u) => {
+    for (let slot = 0; slot < unit.maxDepth; slot++) {
+      unit.blockChoices.forEach((c, ci) => {
+        labels.push(`u${u}.b${slot}.${c.name}`);
+        src.push(layout.blockColumn(ci, u, slot));
+      });
+    }
+    unit.unitChoices.forEach((c, ci) => {
+      labels.push(`u${u}.${c.name}`);
+      src.push(layout.unitColumn(ci, u));
+    });
+    labels.push(`u${u}.depth`);
+    src.push(layout.depthColumn(u));
+  });
+  space.globalChoices.forEach((c, g) => {
+    labels.push(c.name);
+    src.push(layout.globalColumn(g));
+  });
+  labels.push('resolution');
+  src.push(layout.resolutionColumn);
+  return { x: b.rows(f.value, src), labels };
+}
+
+/** Largest unit depth: per-unit tensors are padded to it. */
+const maxDepthOf = (space: SearchSpace) => Math.max(...space.units.map((u) => u.maxDepth));
+
+/** float64 [U, N]: each unit's depth. */
+function unitDepths(f: Front): string {
+  return f.b.rows(
+    f.value,
+    f.space.units.map((_, u) => f.layout.depthColumn(u)),
+  );
+}
+
+/**
+ * Mean, population std, min and max from count, sum, sum of squares, min and max, with the
+ * JavaScript encoder's arithmetic (std = sqrt(max(0, sq / n - mean^2))); zeros where n = 0.
+ */
+function moments(b: Builder, n: string, sum: string, sq: string, min: string, max: string) {
+  const nSafe = b.op('Max', [n, b.f64([1], [])]);
+  const mean = b.op('Div', [sum, nSafe]);
+  const variance = b.op('Sub', [b.op('Div', [sq, nSafe]), b.op('Mul', [mean, mean])]);
+  const std = b.op('Sqrt', [b.op('Max', [variance, b.f64([0], [])])]);
+  const has = b.op('Less', [b.f64([0], []), n]);
+  const zero = b.f64([0], []);
+  return [mean, std, min, max].map((s) => b.op('Where', [has, s, zero]));
+}
+
+/**
+ * Stacks same-shaped tensors [..., batch] (rank `rank`) on a new axis before the batch and
+ * flattens all but the batch axis.
+ */
+function stackFlat(b: Builder, parts: readonly string[], rank: number): string {
+  const axis = b.i64([rank - 1]);
+  return b.flatten(
+    b.concat(
+      parts.map((p) => b.op('Unsqueeze', [p, axis])),
+      rank - 1,
+    ),
+    rank + 1,
+  );
+}
+
+function statistical(f: Front): { x: string; labels: string[] } {
+  const { b, space, layout } = f;
+  const U = space.units.length;
+  const D = maxDepthOf(space);
+  const Cb = space.blockChoiceNames.length;
+  const Cw = space.unitChoiceNames.length;
+  const featureNames = [...space.blockChoiceNames, ...space.unitChoiceNames];
+  const inf = b.f64([Number.POSITIVE_INFINITY], []);
+  const negInf = b.f64([Number.NEGATIVE_INFINITY], []);
+  const depths = unitDepths(f);
+  const n = b.reshape(depths, [U, 1, -1]);
+  const total = b.reduce('Sum', depths, [0], true);
+
+  const pool: string[] = [];
+  let width = 0;
+  const push = (x: string, size: number): number => {
+    pool.push(x);
+    width += size;
+    return width - size;
+  };
+
+  // Per-unit block choice statistics over slots, padded to D slots.
+  const overallParts: { sum: string[]; sq: string[]; min: string[]; max: string[] } = {
+    sum: [],
+    sq: [],
+    min: [],
+    max: [],
+  };
+  let perUnitAt = -1;
+  if (Cb > 0) {
+    const src: number[] = [];
+    const pad: number[] = [];
+    space.units.forEach((unit, u) => {
+      for (let slot = 0; slot < D; slot++) {
+        for (let c = 0; c < Cb; c++) {
+          src.push(slot < unit.maxDepth ? layout.blockColumn(c, u, slot) : 0);
+          pad.push(slot < unit.maxDepth ? 1 : 0);
+        }
+      }
+    });
+    const shape = [U, D, Cb, -1];
+    const padding = b.f64col(pad);
+    const v = b.reshape(b.op('Mul', [b.rows(f.value, src), padding]), shape);
+    const m = b.cast(
+      b.reshape(b.op('Mul', [b.cast(b.rows(f.active, src), 'double'), padding]), shape),
+      'bool',
+    );
+    // [U, D, Cb, N] -> [U, Cb, N] over the slots.
+    const sum = b.reduce('Sum', v, [1], false);
+    const sq = b.reduce('Sum', b.op('Mul', [v, v]), [1], false);
+    const min = b.reduce('Min', b.op('Where', [m, v, inf]), [1], false);
+    const max = b.reduce('Max', b.op('Where', [m, v, negInf]), [1], false);
+    perUnitAt = push(stackFlat(b, moments(b, n, sum, sq, min, max), 3), U * Cb * 4);
+    overallParts.sum.push(b.reduce('Sum', sum, [0], false));
+    overallParts.sq.push(b.reduce('Sum', sq, [0], false));
+    overallParts.min.push(b.reduce('Min', min, [0], false));
+    overallParts.max.push(b.reduce('Max', max, [0], false));
+  }
+  let unitRawAt = -1;
+  if (Cw > 0) {
+    const src: number[] = [];
+    space.units.forEach((_, u) => {
+      for (let c = 0; c < Cw; c++) src.push(layout.unitColumn(c, u));
+    });
+    const raw = b.rows(f.value, src);
+    unitRawAt = push(raw, U * Cw);
+    // A unit choice counts once per block of its unit.
+    const w = b.reshape(raw, [U, Cw, -1]);
+    const has = b.op('Less', [b.f64([0], []), n]);
+    overallParts.sum.push(b.reduce('Sum', b.op('Mul', [w, n]), [0], false));
+    overallParts.sq.push(b.reduce('Sum', b.op('Mul', [b.op('Mul', [w, w]), n]), [0], false));
+    overallParts.min.push(b.reduce('Min', b.op('Where', [has, w, inf]), [0], false));
+    overallParts.max.push(b.reduce('Max', b.op('Where', [has, w, negInf]), [0], false));
+  }
+  let overallAt = -1;
+  if (featureNames.length > 0) {
+    const [sum, sq, min, max] = (['sum', 'sq', 'min', 'max'] as const).map((k) =>
+      b.concat(overallParts[k], 0),
+    ) as [string, string, string, string];
+    overallAt = push(
+      stackFlat(b, moments(b, total, sum, sq, min, max), 2),
+      featureNames.length * 4,
+    );
+  }
+  const depthAt = push(depths, U);
+  const totalAt = push(total, 1);
+  const globalAt = space.globalChoices.length
+    ? push(
+        b.rows(
+          f.value,
+          space.globalChoices.map((_, g) => layout.globalColumn(g)),
+        ),
+        space.globalChoices.length,
+      )
+    : -1;
+  const resolutionAt = push(b.rows(f.value, [layout.resolutionColumn]), 1);
+
+  const STATS = ['mean', 'std', 'min', 'max'];
+  const labels: string[] = [];
+  const order: number[] = [];
+  featureNames.forEach((name, k) => {
+    STATS.forEach((s, si) => {
+      labels.push(`all.${name}.${s}`);
+      order.push(overallAt + k * 4 + si);
+    });
+  });
+  space.units.forEach((unit, u) => {
+    unit.blockChoices.forEach((c, ci) => {
+      STATS.forEach((s, si) => {
+        labels.push(`u${u}.${c.name}.${s}`);
+        order.push(perUnitAt + (u * Cb + ci) * 4 + si);
+      });
+    });
+    unit.unitChoices.forEach((c, ci) => {
+      labels.push(`u${u}.${c.name}`);
+      order.push(unitRawAt + u * Cw + ci);
+    });
+    labels.push(`u${u}.depth`);
+    order.push(depthAt + u);
+  });
+  labels.push('depth');
+  order.push(totalAt);
+  space.globalChoices.forEach((c, g) => {
+    labels.push(c.name);
+    order.push(globalAt + g);
+  });
+  labels.push('resolution');
+  order.push(resolutionAt);
+  return { x: ordered(f, b.concat(pool, 0), order), labels };
+}
+
+/**
+ * Per unit, how many of its blocks use each feature tuple, the first block apart:
+ * float64 [U, 2, Cmax, N] (section 0 = first block, 1 = the others), tuples in the
+ * encoders' mixed-radix order and padded to the largest unit's tuple count.
+ */
+function tupleCounts(f: Front): { counts: string; cmax: number } {
+  const { b, space, layout } = f;
+  const U = space.units.length;
+  const D = maxDepthOf(space);
+  const Cb = space.blockChoiceNames.length;
+  const Cw = space.unitChoiceNames.length;
+  const T = Cb + Cw;
+  const cmax = Math.max(...space.units.map((unit) => combinations(unit).length));
+  const src: number[] = [];
+  const radix: number[] = [];
+  const slots: number[] = [];
+  const depthSrc: number[] = [];
+  space.units.forEach((unit, u) => {
+    // Mixed radix over block choices then unit choices, the last varying fastest.
+    const sizes = [...unit.blockChoices, ...unit.unitChoices].map((c) => c.values.length);
+    const mult = sizes.map((_, i) => sizes.slice(i + 1).reduce((a, s) => a * s, 1));
+    for (let slot = 0; slot < D; slot++) {
+      const real = slot < unit.maxDepth;
+      for (let c = 0; c < Cb; c++) {
+        src.push(real ? layout.blockColumn(c, u, slot) : 0);
+        radix.push(real ? (mult[c] as number) : 0);
+      }
+      for (let c = 0; c < Cw; c++) {
+        src.push(layout.unitColumn(c, u));
+        radix.push(real ? (mult[Cb + c] as number) : 0);
+      }
+      // Padded slots never count: no looked-up depth reaches 2^30.
+      slots.push(real ? slot : 2 ** 30);
+      depthSrc.push(layout.depthColumn(u));
+    }
+  });
+  const terms = b.reshape(b.op('Mul', [b.rows(f.idx, src), b.i32col(radix)]), [U * D, T, -1]);
+  const tuple = b.reduce('Sum', terms, [1], true);
+  const slotActive = b.op('Less', [b.i32col(slots), b.rows(f.idx, depthSrc)]);
+  const range = b.i32(
+    Array.from({ length: cmax }, (_, i) => i),
+    [1, cmax, 1],
+  );
+  const hit = b.op('And', [
+    b.op('Equal', [tuple, range]),
+    b.op('Unsqueeze', [slotActive, b.i64([1])]),
+  ]);
+  const perSlot = b.reshape(b.cast(hit, 'double'), [U, D, cmax, -1]);
+  const first = b.slice(perSlot, 1, 0, 1);
+  const rest =
+    D > 1
+      ? b.reduce('Sum', b.slice(perSlot, 1, 1, D), [1], true)
+      : b.op('Mul', [first, b.f64([0], [])]);
+  return { counts: b.concat([first, rest], 1), cmax };
+}
+
+/** float64 [U, 1, 1, N]: a per-(resolution, unit) factor looked up at the row's resolution. */
+function unitFactor(f: Front, table: ArrayLike<number>): string {
+  const { b } = f;
+  const U = f.space.units.length;
+  const at = b.op('Add', [
+    b.op('Mul', [f.ri, b.i32([U], [])]),
+    b.i32col(Array.from({ length: U }, (_, u) => u)),
+  ]);
+  return b.reshape(b.lookup(b.f64(table), at), [U, 1, 1, -1]);
+}
+
+/** Pool positions of each unit's real tuples (first section, then rest) in a [U, 2, cmax] block. */
+function countOrder(space: SearchSpace, cmax: number, base: number): number[] {
+  const order: number[] = [];
+  space.units.forEach((unit, u) => {
+    const c = combinations(unit).length;
+    for (let section = 0; section < 2; section++) {
+      for (let t = 0; t < c; t++) order.push(base + (u * 2 + section) * cmax + t);
+    }
+  });
+  return order;
+}
+
+function fcc(f: Front): string {
+  const { b, space, layout } = f;
+  const U = space.units.length;
+  const { counts, cmax } = tupleCounts(f);
+  const countWidth = U * 2 * cmax;
+  const scaled = b.op('Mul', [counts, unitFactor(f, unitAreaScales(space))]);
+  const rMax = Math.max(...space.resolutions);
+  const rsq = b.lookup(b.f64(space.resolutions.map((r) => (r / rMax) ** 2)), f.ri);
+  const depths = unitDepths(f);
+  const globals = space.globalChoices.length
+    ? [
+        b.rows(
+          f.value,
+          space.globalChoices.map((_, g) => layout.globalColumn(g)),
+        ),
+      ]
+    : [];
+  const pool = b.concat(
+    [
+      b.flatten(counts, 4),
+      b.flatten(scaled, 4),
+      depths,
+      b.reduce('Sum', depths, [0], true),
+      ...globals,
+      b.rows(f.value, [layout.resolutionColumn]),
+      rsq,
+    ],
+    0,
+  );
+  const G = space.globalChoices.length;
+  const tail = 2 * countWidth;
+  const order = [
+    ...countOrder(space, cmax, 0),
+    ...Array.from({ length: U + 1 + G + 2 }, (_, i) => tail + i),
+    ...countOrder(space, cmax, countWidth),
+  ];
+  return ordered(f, pool, order);
+}
+
+function lut(f: Front, bucketCount: number): string {
+  const { b, space } = f;
+  const U = space.units.length;
+  // The same factors as lutLayout, computed with the same expressions.
+  const buckets = resolutionBuckets(space, bucketCount);
+  const bucketOf = space.resolutions.map((r) => buckets.findIndex((k) => r >= k.lo && r <= k.hi));
+  const areas = unitAreaScales(space);
+  const unitScale = new Float64Array(areas.length);
+  buckets.forEach((_, k) => {
+    const members = space.resolutions.map((_, i) => i).filter((i) => bucketOf[i] === k);
+    for (let u = 0; u < U; u++) {
+      const mean =
+        members.reduce((acc, i) => acc + (areas[i * U + u] as number), 0) / members.length;
+      for (const i of members) unitScale[i * U + u] = (areas[i * U + u] as number) / mean;
+    }
+  });
+  const stemScale = space.resolutions.map((r, i) => {
+    const bucket = buckets[bucketOf[i] as number] as { ref: number };
+    return (r / bucket.ref) ** 2;
+  });
+  const { counts, cmax } = tupleCounts(f);
+  const stem = b.lookup(b.f64(stemScale), f.ri);
+  const piece = b.concat([b.flatten(b.op('Mul', [counts, unitFactor(f, unitScale)]), 4), stem], 0);
+  const width = U * 2 * cmax + 1;
+  const rowBucket = b.lookup(b.i64(bucketOf), f.ri);
+  const parts = buckets.map((_, k) =>
+    b.op('Mul', [piece, b.cast(b.op('Equal', [rowBucket, b.i64([k], [])]), 'double')]),
+  );
+  const ones = b.op('Add', [b.op('Mul', [stem, b.f64([0], [])]), b.f64([1], [])]);
+  const pool = b.concat([...parts, ones], 0);
+  const order: number[] = [];
+  buckets.forEach((_, k) => {
+    order.push(...countOrder(space, cmax, k * width), k * width + width - 1);
+  });
+  order.push(buckets.length * width);
+  return ordered(f, pool, order);
+}
+
+/**
+ * The encoding subgraph alone: input `arch` int64 [batch, L], output `x` float32 [batch,
+ * features.length], the vector predictor.onnx takes; plus the validity flag of each row.
+ */
+export function encodingGraph(
+  space: SearchSpace,
+  features: FeaturesJson,
+): { graph: OnnxGraph; valid: string } {
+  const b = new Builder();
+  const f = buildFront(b, space);
+  let x: string;
+  if (features.kind === 'stack') {
+    throw new ArchGraphUnsupportedError(
+      'features',
+      'the arch-in graph has no stacked (auto) input yet; use predictor.onnx with esm encode',
+    );
+  }
+  if (features.kind === 'lut') {
+    const layout = lutLayout(space, { buckets: features.buckets });
+    x = lut(f, features.buckets);
+    if (layout.length !== features.length) {
+      throw new ValidationError(
+        'features.length',
+        `is ${features.length}, the LUT layout has ${layout.length}`,
+      );
+    }
+  } else {
+    switch (features.encoding) {
+      case 'onehot': {
+        const r = onehot(f);
+        checkLabels('onehot', r.labels, onehotEncoder(space).labels);
+        x = r.x;
+        break;
+      }
+      case 'feature': {
+        const r = feature(f);
+        checkLabels('feature', r.labels, featureEncoder(space).labels);
+        x = r.x;
+        break;
+      }
+      case 'statistical': {
+        const r = statistical(f);
+        checkLabels('statistical', r.labels, statisticalEncoder(space).labels);
+        x = r.x;
+        break;
+      }
+      case 'fcc':
+        x = fcc(f);
+        if (fccEncoder(space).length !== features.length) {
+          throw new ValidationError(
+            'features.length',
+            `is ${features.length}, fcc has ${fccEncoder(space).length}`,
+          );
+        }
+        break;
+      default:
+        throw new ArchGraphUnsupportedError(
+          'features.encoding',
+          `the arch-in graph has no ${features.encoding} encoding yet; use predictor.onnx with esm encode`,
+        );
+    }
+  }
+  const x32 = b.cast(x, 'float');
+  b.op('Transpose', [x32], { perm: attr.ints([1, 0]) }, 'x');
+  return {
+    graph: {
+      name: 'esm_arch_encoding',
+      nodes: b.nodes,
+      initializers: b.initializers,
+      inputs: [{ name: ARCH_INPUT, elemType: 'int64', shape: ['batch', f.layout.length] }],
+      outputs: [{ name: 'x', elemType: 'float', shape: ['batch', features.length] }],
+    },
+    valid: f.valid,
+  };
+}
+
+/**
+ * The arch-in predictor: the encoding subgraph composed in front of `model` (any graph
+ * with one float input [batch, features.length], e.g. what predictor.onnx holds). Every
+ * output of the model is kept under its name, NaN for rows the space does not allow.
+ */
+export function archInGraph(
+  space: SearchSpace,
+  features: FeaturesJson,
+  model: OnnxGraph,
+): OnnxGraph {
+  const modelInput = model.inputs[0];
+  if (!modelInput || model.inputs.length !== 1) {
+    throw new ValidationError('model', 'the model graph must have exactly one input');
+  }
+  const { graph: front, valid } = encodingGraph(space, features);
+  const encoded = `${PREFIX}x`;
+  const frontNodes = front.nodes.map((n) =>
+    n.outputs[0] === 'x' ? { ...n, outputs: [encoded], name: encoded } : n,
+  );
+  const renamed = new Map<string, string>([[modelInput.name, encoded]]);
+  for (const o of model.outputs) renamed.set(o.name, `model/${o.name}`);
+  const rename = (name: string) => renamed.get(name) ?? name;
+  // Spread, so fields this writer does not know (an operator domain) survive.
+  const modelNodes = model.nodes.map((n) => ({
+    ...n,
+    inputs: n.inputs.map(rename),
+    outputs: n.outputs.map(rename),
+  }));
+  const nan = `${PREFIX}nan`;
+  const guards: OnnxNode[] = model.outputs.map((o) => ({
+    op: 'Where',
+    inputs: [valid, rename(o.name), nan],
+    outputs: [o.name],
+    name: `${PREFIX}guard_${o.name}`,
+  }));
+  return {
+    name: `${model.name}_arch_in`,
+    nodes: [...frontNodes, ...modelNodes, ...guards],
+    initializers: [
+      ...front.initializers,
+      { name: nan, dims: [], data: Float32Array.of(Number.NaN) },
+      ...model.initializers,
+    ],
+    inputs: front.inputs,
+    outputs: model.outputs,
+  };
+}

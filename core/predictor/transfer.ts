@@ -1,0 +1,635 @@
+/**
+ * Transfer to a new device: start from a predictor trained on another device of the same
+ * space (the prior) and learn the new device from few measurements. Latencies of one
+ * architecture on two GPUs are close to proportional, and what is not proportional is
+ * mostly a per-operator speed difference, so the correction is
+ *
+ *   log:  latency = exp(a + b * log(prior(x)) + w . z(x))
+ *   ms:   latency =      a + b * prior(x)      + w . z(x)
+ *
+ * with z the standardised input features of the prior (the same vector the prior reads, so
+ * the corrected predictor keeps one input). b is shrunk towards 1 and w towards 0 with
+ * penalties chosen, together with the space, by K-fold cross-validation on the target rows
+ * only: with 10 rows CV picks a one- or two-parameter correction, with hundreds a full
+ * feature residual (a ridge on the features, started from the prior). The result is one
+ * model for predictor.json and one ONNX graph (the prior's graph followed by the correction).
+ * Pure: the caller reads the prior's directory and writes the new one.
+ */
+import { createEncoder } from '../encodings/index.ts';
+import { ValidationError } from '../errors.ts';
+import {
+  type BaseModelJson,
+  mlpStateFromJson,
+  type PredictorJson,
+  type TransferJson,
+} from './artifact.ts';
+import { type FitPredictorOptions, type FitPredictorResult, fitPredictor } from './index.ts';
+import { lutFromJSON, lutLayout } from './lut.ts';
+import { predictWithState } from './mlp.ts';
+import { ridgeFromJSON, solveSpd } from './ridge.ts';
+import { fitStandardiser, type Standardiser, standardise } from './standardise.ts';
+import {
+  type CorrectionJson,
+  type CorrectionSpace,
+  PRIOR_FLOOR_MS,
+  type PriorSourceJson,
+} from './transfer-json.ts';
+import type { FitReport, Matrix, Regressor } from './types.ts';
+
+/**
+ * A set of correction features: a projection of the prior's input vector (cols x k, row-major)
+ * or `all` its columns. Projections keep the correction small where rows are few, e.g. one
+ * feature per unit (the prior's own contribution of that unit: a per-stage speed ratio).
+ */
+export interface FeatureBasis {
+  readonly name: string;
+  /** `all`, or a cols x k matrix. */
+  readonly projection: 'all' | Matrix;
+  /**
+   * Tried only with at least this many rows: choosing among many candidates on few rows
+   * overfits the choice itself. @default 0
+   */
+  readonly minRows?: number;
+}
+
+export interface TransferOptions {
+  /** Spaces to try: `log` (multiplicative correction) and/or `ms` (additive). @default both */
+  readonly spaces?: readonly CorrectionSpace[];
+  /**
+   * Penalties per sample on (slope - 1); `null` fixes the slope at 1 (a pure scale in `log`,
+   * a pure offset in `ms`). @default [null, 0.1, 0]
+   */
+  readonly slopePenalties?: readonly (number | null)[];
+  /**
+   * Ridge penalties per sample on the (standardised) feature weights; `null` means no feature
+   * term (an affine correction of the prior's output only).
+   * @default [null, 100, 10, 1, 0.1, 0.01]
+   */
+  readonly featurePenalties?: readonly (number | null)[];
+  /** Feature sets to try with every non-null feature penalty. @default [all columns] */
+  readonly bases?: readonly FeatureBasis[];
+  /** Cross-validation folds (capped at the number of rows). @default 10 */
+  readonly folds?: number;
+}
+
+const DEFAULT_SLOPE_PENALTIES = [null, 0.1, 0] as const;
+const DEFAULT_FEATURE_PENALTIES = [null, 100, 10, 1, 0.1, 0.01] as const;
+/** A ridge on every input column: only where rows are plenty (10 rows chose it by luck). */
+const ALL: FeatureBasis = { name: 'all', projection: 'all', minRows: 100 };
+/** Below this many rows there is nothing to cross-validate on: the correction is a pure scale. */
+const MIN_CV_ROWS = 4;
+
+/** One candidate correction: the space, the two penalties and the feature basis. */
+interface Candidate {
+  readonly space: CorrectionSpace;
+  readonly slopePenalty: number | null;
+  readonly featurePenalty: number | null;
+  /** Name of the basis; null without a feature term. */
+  readonly basis: string | null;
+}
+
+/** One row of the cross-validation table, reported so a user can see what was compared. */
+export interface CorrectionScore extends Candidate {
+  /** Mean relative error over the held-out rows. */
+  readonly error: number;
+}
+
+export interface CorrectionFit {
+  readonly correction: CorrectionJson;
+  /** Every candidate's cross-validated error, best first; empty when too few rows for CV. */
+  readonly scores: readonly CorrectionScore[];
+}
+
+const toTarget = (space: CorrectionSpace, ms: number) =>
+  space === 'log' ? Math.log(Math.max(ms, PRIOR_FLOOR_MS)) : ms;
+const fromTarget = (space: CorrectionSpace, t: number) => (space === 'log' ? Math.exp(t) : t);
+
+/** x times a cols x k projection. */
+function project(x: Matrix, basis: FeatureBasis): Matrix {
+  const p = basis.projection;
+  if (p === 'all') return x;
+  if (p.rows !== x.cols) {
+    throw new ValidationError(
+      `bases.${basis.name}`,
+      `projects ${p.rows} columns, the input has ${x.cols}`,
+    );
+  }
+  const data = new Float64Array(x.rows * p.cols);
+  for (let i = 0; i < x.rows; i++) {
+    for (let j = 0; j < x.cols; j++) {
+      const v = x.data[i * x.cols + j] as number;
+      if (v === 0) continue;
+      for (let k = 0; k < p.cols; k++) {
+        data[i * p.cols + k] =
+          (data[i * p.cols + k] as number) + v * (p.data[j * p.cols + k] as number);
+      }
+    }
+  }
+  return { rows: x.rows, cols: p.cols, data };
+}
+
+/**
+ * The regression problem of one (space, basis): rows of [z..., q, 1] with weights v and
+ * target r = t - q, so that the slope's penalty pulls it to 1 and the feature weights' to 0.
+ */
+interface Problem {
+  readonly cols: number;
+  /** Row-major [z_1..z_k, q, 1] per row. */
+  readonly design: Float64Array;
+  readonly residual: Float64Array;
+  readonly weight: Float64Array;
+  /** The standardisation of the projected features, to turn weights back into raw-x ones. */
+  readonly standardiser: Standardiser;
+}
+
+function problem(
+  space: CorrectionSpace,
+  f: Matrix,
+  prior: Float64Array,
+  ms: Float64Array,
+): Problem {
+  const standardiser = fitStandardiser(f);
+  const z = standardise(standardiser, f);
+  const p = z.cols;
+  const cols = p + 2;
+  const design = new Float64Array(z.rows * cols);
+  const residual = new Float64Array(z.rows);
+  const weight = new Float64Array(z.rows);
+  let weightSum = 0;
+  for (let i = 0; i < z.rows; i++) {
+    design.set(z.data.subarray(i * p, (i + 1) * p), i * cols);
+    const q = toTarget(space, prior[i] as number);
+    design[i * cols + p] = q;
+    design[i * cols + p + 1] = 1;
+    residual[i] = toTarget(space, ms[i] as number) - q;
+    // In ms, weighting by 1/latency^2 makes least squares minimise relative errors, the
+    // metric predictors are judged by; log errors already are relative.
+    const w = space === 'log' ? 1 : 1 / (ms[i] as number) ** 2;
+    weight[i] = w;
+    weightSum += w;
+  }
+  for (let i = 0; i < z.rows; i++) weight[i] = ((weight[i] as number) * z.rows) / weightSum;
+  return { cols, design, residual, weight, standardiser };
+}
+/** Weighted Gram matrix and moment vector of the rows where `use` holds. */
+function normal(pr: Problem, use: (row: number) => boolean) {
+  const { cols, design, residual, weight } = pr;
+  const gram = new Float64Array(cols * cols);
+  const rhs = new Float64Array(cols);
+  let count = 0;
+  for (let i = 0; i < residual.length; i++) {
+    if (!use(i)) continue;
+    count++;
+    const v = weight[i] as number;
+    const offset = i * cols;
+    for (let j = 0; j < cols; j++) {
+      const dj = (design[offset + j] as number) * v;
+      if (dj === 0) continue;
+      rhs[j] = (rhs[j] as number) + dj * (residual[i] as number);
+      for (let k = 0; k <= j; k++) {
+        gram[j * cols + k] = (gram[j * cols + k] as number) + dj * (design[offset + k] as number);
+      }
+    }
+  }
+  for (let j = 0; j < cols; j++) {
+    for (let k = 0; k < j; k++) gram[k * cols + j] = gram[j * cols + k] as number;
+  }
+  return { gram, rhs, count };
+}
+
+/**
+ * Solves the candidate's penalised least squares; returns the coefficients over all columns
+ * [w..., b - 1, a] (zeros for the columns the candidate leaves out).
+ */
+function solveCandidate(
+  cols: number,
+  gram: Float64Array,
+  rhs: Float64Array,
+  count: number,
+  c: Candidate,
+): Float64Array {
+  const p = cols - 2;
+  const used: number[] = [];
+  if (c.featurePenalty !== null) for (let j = 0; j < p; j++) used.push(j);
+  if (c.slopePenalty !== null) used.push(p);
+  used.push(p + 1);
+  const m = used.length;
+  const a = new Float64Array(m * m);
+  const b = new Float64Array(m);
+  used.forEach((j, r) => {
+    b[r] = rhs[j] as number;
+    used.forEach((k, s) => {
+      a[r * m + s] = gram[j * cols + k] as number;
+    });
+    const penalty = j < p ? (c.featurePenalty as number) : j === p ? (c.slopePenalty as number) : 0;
+    // A floor keeps constant feature columns (all zero after standardisation) solvable.
+    a[r * m + r] = (a[r * m + r] as number) + Math.max(penalty * count, 1e-9);
+  });
+  const solved = solveSpd(a, b, m);
+  const coef = new Float64Array(cols);
+  used.forEach((j, r) => {
+    coef[j] = solved[r] as number;
+  });
+  return coef;
+}
+
+function predictProblem(pr: Problem, coef: Float64Array, row: number, space: CorrectionSpace) {
+  const { cols, design } = pr;
+  let r = 0;
+  for (let j = 0; j < cols; j++) r += (design[row * cols + j] as number) * (coef[j] as number);
+  // t = q + r; q is the design's slope column.
+  return fromTarget(space, (design[row * cols + cols - 2] as number) + r);
+}
+
+function candidates(options: TransferOptions, n: number): Candidate[] {
+  const spaces = options.spaces ?? ['log', 'ms'];
+  const slopes = options.slopePenalties ?? DEFAULT_SLOPE_PENALTIES;
+  const features = options.featurePenalties ?? DEFAULT_FEATURE_PENALTIES;
+  const given = options.bases ?? [ALL];
+  const bases = given.filter((b) => n >= (b.minRows ?? 0));
+  for (const [field, list] of [
+    ['spaces', spaces],
+    ['slopePenalties', slopes],
+    ['featurePenalties', features],
+    ['bases', given],
+  ] as const) {
+    if (list.length === 0) throw new ValidationError(field, 'needs at least one candidate');
+  }
+  for (const penalty of [...slopes, ...features]) {
+    if (penalty !== null && !(penalty >= 0)) {
+      throw new ValidationError('penalty', `must be >= 0 or null, got ${penalty}`);
+    }
+  }
+  // No basis for this few rows: an affine correction of the prior's output only.
+  const usable = bases.length > 0 ? features : [null];
+  return spaces.flatMap((space) =>
+    slopes.flatMap((slopePenalty) =>
+      [...new Set(usable)].flatMap((featurePenalty): Candidate[] =>
+        featurePenalty === null
+          ? [{ space, slopePenalty, featurePenalty, basis: null }]
+          : bases.map((b) => ({ space, slopePenalty, featurePenalty, basis: b.name })),
+      ),
+    ),
+  );
+}
+
+const problemKey = (c: Pick<Candidate, 'space' | 'basis'>) => `${c.space}|${c.basis ?? ''}`;
+
+/**
+ * Fits the correction of `prior` (the prior's predictions for the rows of `x`) to the
+ * measured `latencyMs`, choosing space, penalties and feature basis by cross-validated mean
+ * relative error. Folds are interleaved (row i in fold i mod K): shuffle the rows first.
+ */
+export function fitCorrection(
+  x: Matrix,
+  prior: Float64Array,
+  latencyMs: Float64Array,
+  options: TransferOptions = {},
+): CorrectionFit {
+  const n = x.rows;
+  if (prior.length !== n || latencyMs.length !== n) {
+    throw new ValidationError(
+      'latencyMs',
+      `expected ${n} prior predictions and latencies, got ${prior.length} and ${latencyMs.length}`,
+    );
+  }
+  if (n < 1) throw new ValidationError('train', 'needs at least 1 target measurement');
+  latencyMs.forEach((v, i) => {
+    if (!(v > 0)) throw new ValidationError(`latencyMs[${i}]`, `must be positive, got ${v}`);
+  });
+  prior.forEach((v, i) => {
+    if (!Number.isFinite(v)) {
+      throw new ValidationError(`prior[${i}]`, `the prior predicted ${v}; check the prior`);
+    }
+  });
+  const all = candidates(options, n);
+  const bases = new Map((options.bases ?? [ALL]).map((b) => [b.name, b]));
+  const none: Matrix = { rows: n, cols: 0, data: new Float64Array(0) };
+  const problems = new Map<string, Problem>();
+  const problemOf = (c: Pick<Candidate, 'space' | 'basis'>): Problem => {
+    const key = problemKey(c);
+    let pr = problems.get(key);
+    if (!pr) {
+      const basis = c.basis === null ? undefined : bases.get(c.basis);
+      pr = problem(c.space, basis ? project(x, basis) : none, prior, latencyMs);
+      problems.set(key, pr);
+    }
+    return pr;
+  };
+
+  let best: Candidate;
+  let scores: CorrectionScore[] = [];
+  if (n < MIN_CV_ROWS) {
+    best = { space: 'log', slopePenalty: null, featurePenalty: null, basis: null };
+  } else {
+    const folds = Math.min(options.folds ?? 10, n);
+    const errors = new Float64Array(all.length);
+    for (const key of new Set(all.map(problemKey))) {
+      const members = all.flatMap((c, ci) => (problemKey(c) === key ? [ci] : []));
+      const first = all[members[0] as number] as Candidate;
+      const pr = problemOf(first);
+      const total = normal(pr, () => true);
+      for (let fold = 0; fold < folds; fold++) {
+        const held = normal(pr, (i) => i % folds === fold);
+        const gram = total.gram.map((v, i) => v - (held.gram[i] as number));
+        const rhs = total.rhs.map((v, i) => v - (held.rhs[i] as number));
+        for (const ci of members) {
+          const c = all[ci] as Candidate;
+          const coef = solveCandidate(pr.cols, gram, rhs, total.count - held.count, c);
+          for (let i = fold; i < n; i += folds) {
+            const ms = latencyMs[i] as number;
+            errors[ci] =
+              (errors[ci] as number) + Math.abs(predictProblem(pr, coef, i, c.space) - ms) / ms;
+          }
+        }
+      }
+    }
+    scores = all
+      .map((c, ci) => ({ ...c, error: (errors[ci] as number) / n }))
+      .sort((a, b) => a.error - b.error || complexity(a) - complexity(b));
+    best = scores[0] as CorrectionScore;
+  }
+
+  const pr = problemOf(best);
+  const total = normal(pr, () => true);
+  const coef = solveCandidate(pr.cols, total.gram, total.rhs, total.count, best);
+  const k = pr.cols - 2;
+  // Back to raw x: w . (f - m) / s with f = x P is (P (w / s)) . x minus a constant.
+  let intercept = coef[k + 1] as number;
+  let features: CorrectionJson['features'] = null;
+  if (best.basis !== null) {
+    const basis = bases.get(best.basis) as FeatureBasis;
+    const { means, scales } = pr.standardiser;
+    const wf = Array.from({ length: k }, (_, j) => (coef[j] as number) / (scales[j] as number));
+    wf.forEach((w, j) => {
+      intercept -= w * (means[j] as number);
+    });
+    const projection = basis.projection;
+    const weights =
+      projection === 'all'
+        ? wf
+        : Array.from({ length: x.cols }, (_, i) =>
+            wf.reduce((sum, w, j) => sum + w * (projection.data[i * k + j] as number), 0),
+          );
+    features = { basis: basis.name, weights };
+  }
+  const correction: CorrectionJson = {
+    space: best.space,
+    intercept,
+    slope: 1 + (coef[k] as number),
+    slope_penalty: best.slopePenalty,
+    feature_penalty: best.featurePenalty,
+    features,
+    cv_error: scores.length ? (scores[0] as CorrectionScore).error : null,
+    n,
+  };
+  return { correction, scores };
+}
+
+/** Ties go to the simpler correction: fewer free parameters, then heavier shrinkage. */
+function complexity(c: Candidate): number {
+  const slope = c.slopePenalty === null ? 0 : 1 / (1 + c.slopePenalty);
+  const features = c.featurePenalty === null ? 0 : 10 / (1 + c.featurePenalty);
+  return slope + features;
+}
+
+/** Corrected latencies in ms for rows `x` whose prior predictions are `prior`. */
+export function applyCorrection(
+  c: CorrectionJson,
+  x: Matrix,
+  prior: ArrayLike<number>,
+): Float64Array {
+  if (prior.length !== x.rows) {
+    throw new ValidationError('prior', `expected ${x.rows} prior predictions, got ${prior.length}`);
+  }
+  const w = c.features?.weights;
+  if (w && w.length !== x.cols) {
+    throw new ValidationError('x', `expected ${w.length} feature columns, got ${x.cols}`);
+  }
+  const out = new Float64Array(x.rows);
+  for (let i = 0; i < x.rows; i++) {
+    let t = c.intercept + c.slope * toTarget(c.space, prior[i] as number);
+    if (w)
+      for (let j = 0; j < x.cols; j++) t += (x.data[i * x.cols + j] as number) * (w[j] as number);
+    out[i] = fromTarget(c.space, t);
+  }
+  return out;
+}
+
+/** Groupings of input labels for `contributionBases`: a label's group key, or undefined. */
+const GROUPINGS: readonly { name: string; key: (label: string) => string | undefined }[] = [
+  { name: 'units', key: (l) => /(?:^|\.)(u\d+)\./.exec(l)?.[1] },
+  { name: 'kernels', key: (l) => /kernel=(\d+)/.exec(l)?.[1] },
+  {
+    name: 'units x kernels',
+    key: (l) => {
+      const unit = /(?:^|\.)(u\d+)\./.exec(l)?.[1];
+      const kernel = /kernel=(\d+)/.exec(l)?.[1];
+      return unit && kernel ? `${unit}.k${kernel}` : undefined;
+    },
+  },
+];
+
+/** The prior's coefficients on the raw input vector (its linear part). */
+function linearCoefficients(model: BaseModelJson): number[] {
+  switch (model.kind) {
+    case 'ridge':
+      return model.weights.map((w, j) => w / (model.standardiser.scales[j] as number));
+    case 'lut':
+      return model.costs;
+    case 'mlp':
+      return model.base.weights.map((w, j) => w / (model.input_scale[j] as number));
+  }
+}
+
+/**
+ * Feature bases made of the prior's own linear contributions, grouped by unit (`u{g}.` in
+ * FCC and LUT labels), by kernel size (`kernel=k`) and by both: feature g of an architecture
+ * is what the prior attributes to group g, so a weight on it rescales that group, e.g. a
+ * per-stage or per-kernel speed ratio between the two devices: a handful of parameters where
+ * the input has hundreds. Depth and resolution are added as they are (per-layer overhead,
+ * input size). Nonlinear priors contribute their linear base. Groupings that match no label
+ * are left out.
+ */
+export function contributionBases(model: BaseModelJson, labels: readonly string[]): FeatureBasis[] {
+  const coefs = linearCoefficients(model);
+  if (coefs.length !== labels.length) return [];
+  const extra = labels.flatMap((l, j) => (l === 'depth' || l === 'resolution' ? [j] : []));
+  return GROUPINGS.flatMap(({ name, key }) => {
+    const keyOf = labels.map(key);
+    const groups = [...new Set(keyOf.filter((g): g is string => g !== undefined))].sort();
+    if (groups.length === 0) return [];
+    const k = groups.length + extra.length;
+    const data = new Float64Array(labels.length * k);
+    keyOf.forEach((g, j) => {
+      if (g !== undefined) data[j * k + groups.indexOf(g)] = coefs[j] as number;
+    });
+    extra.forEach((j, e) => {
+      data[j * k + groups.length + e] = 1;
+    });
+    return [{ name, projection: { rows: labels.length, cols: k, data } }];
+  });
+}
+
+/** A stored base model as a regressor that predicts (the prior of a transfer). */
+export function priorRegressor(model: BaseModelJson): Pick<Regressor, 'predict'> {
+  switch (model.kind) {
+    case 'mlp': {
+      const state = mlpStateFromJson(model);
+      return { predict: async (x) => predictWithState(state, x) };
+    }
+    case 'ridge':
+      return ridgeFromJSON(model);
+    case 'lut':
+      return lutFromJSON(model);
+  }
+}
+
+/** A regressor whose `fit` learns the correction of a fixed prior; `toJSON` gives the model. */
+export interface TransferRegressor extends Regressor {
+  /** The fitted correction and its CV table; undefined before `fit`. */
+  readonly fitted: CorrectionFit | undefined;
+  toJSON(): TransferJson;
+}
+
+/**
+ * Wraps the prior `model` (of another device) so that `fit` learns this device's correction.
+ * With the labels of the prior's input vector and no `bases` in `options`, the feature term
+ * is tried on all input columns and on the prior's grouped contributions (`contributionBases`).
+ */
+export function createTransferRegressor(
+  prior: {
+    readonly model: BaseModelJson;
+    readonly source: PriorSourceJson;
+    readonly labels?: readonly string[];
+  },
+  options: TransferOptions = {},
+): TransferRegressor {
+  // Per-unit contributions by default: per-kernel and unit-x-kernel groups did no better on
+  // the HELP GPUs and, as extra candidates, made CV's choice noisier (docs/BENCHMARKS.md).
+  const units = prior.labels
+    ? contributionBases(prior.model, prior.labels).filter((b) => b.name === 'units')
+    : [];
+  const fitOptions: TransferOptions =
+    options.bases || units.length === 0 ? options : { ...options, bases: [...units, ALL] };
+  const base = priorRegressor(prior.model);
+  let fitted: CorrectionFit | undefined;
+  return {
+    kind: 'transfer',
+    get fitted() {
+      return fitted;
+    },
+    async fit(x: Matrix, latencyMs: Float64Array): Promise<FitReport> {
+      const started = performance.now();
+      fitted = fitCorrection(x, await base.predict(x), latencyMs, fitOptions);
+      return { seconds: (performance.now() - started) / 1000 };
+    },
+    async predict(x: Matrix): Promise<Float64Array> {
+      if (!fitted) throw new ValidationError('transfer', 'predict called before fit');
+      return applyCorrection(fitted.correction, x, await base.predict(x));
+    },
+    toJSON(): TransferJson {
+      if (!fitted) throw new ValidationError('transfer', 'toJSON called before fit');
+      return {
+        kind: 'transfer',
+        prior: prior.model,
+        prior_source: prior.source,
+        correction: fitted.correction,
+      };
+    },
+  };
+}
+
+export interface FitTransferOptions
+  extends Omit<FitPredictorOptions, 'model' | 'encoding' | 'lutBuckets' | 'options'> {
+  /** The prior predictor (of another device in the same space), as read from its predictor.json. */
+  readonly prior: PredictorJson;
+  /** Where the prior was read from, recorded in the training options. */
+  readonly priorDir?: string;
+  readonly transfer?: TransferOptions;
+}
+
+export interface FitTransferResult extends FitPredictorResult {
+  readonly correction: CorrectionFit;
+}
+
+/**
+ * `fitPredictor` for a new device from a prior: the same split, evaluation and predictor.json,
+ * with the prior's features and a fitted correction as the model.
+ */
+export async function fitTransferPredictor(
+  options: FitTransferOptions,
+): Promise<FitTransferResult> {
+  const { prior, space } = options;
+  if (prior.space.name !== space.name) {
+    throw new ValidationError(
+      '--prior',
+      `the prior predicts space "${prior.space.name}", the data is "${space.name}"; use a prior of the same space`,
+    );
+  }
+  if (prior.model.kind === 'transfer') {
+    throw new ValidationError(
+      '--prior',
+      'the prior is itself a transferred predictor; use the predictor it was transferred from, or one fitted from scratch',
+    );
+  }
+  const model = prior.model;
+  const features = prior.features;
+  // Minimal guard added with auto/rf/gbt (predictor branch): those priors need their own
+  // correction path (their input is a stack, their output not linear in it).
+  if (
+    features.kind === 'stack' ||
+    model.kind === 'rf' ||
+    model.kind === 'gbt' ||
+    model.kind === 'auto'
+  ) {
+    throw new ValidationError(
+      '--prior',
+      `a ${model.kind} prior cannot be transferred yet; fit the prior with --model ridge, mlp or lut`,
+    );
+  }
+  const labels =
+    features.kind === 'lut'
+      ? lutLayout(space, { buckets: features.buckets }).labels
+      : createEncoder(space, features.encoding).labels;
+  const regressor = createTransferRegressor(
+    {
+      model,
+      source: {
+        data: prior.training.data,
+        n_train: prior.training.n_train,
+        created_at: prior.training.created_at,
+      },
+      labels,
+    },
+    options.transfer,
+  );
+  const result = await fitPredictor({
+    ...options,
+    spaceSpec: options.spaceSpec ?? prior.space.spec,
+    model: features.kind === 'lut' ? 'lut' : 'ridge',
+    encoding: features.kind === 'encoding' ? features.encoding : undefined,
+    lutBuckets: features.kind === 'lut' ? features.buckets : undefined,
+    regressor,
+  });
+  const fitted = regressor.fitted as CorrectionFit;
+  return {
+    ...result,
+    predictor: {
+      ...result.predictor,
+      training: {
+        ...result.predictor.training,
+        options: {
+          prior: options.priorDir ?? null,
+          ...options.transfer,
+          chosen: {
+            space: fitted.correction.space,
+            slope_penalty: fitted.correction.slope_penalty,
+            feature_penalty: fitted.correction.feature_penalty,
+          },
+        },
+      },
+    },
+    correction: fitted,
+  };
+}

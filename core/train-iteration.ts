@@ -1,0 +1,224 @@
+/**
+ * One train-evaluate step of the ESM loop on plain rows: encode the measured architectures,
+ * fit the run's model on the training rows, predict the held-out test rows, summarise the
+ * iteration per depth bin (with the decision for the next step) and describe the predictor
+ * as predictor.json. The workflow's Train task calls it in both engines (the Lambda and
+ * `esm run`); the caller reads the rows and writes the artifacts.
+ */
+import { ValidationError } from './errors.ts';
+import {
+  type MeasuredSample,
+  minTrainSamples,
+  predictorMetrics,
+  summariseIteration,
+  trainingSeed,
+} from './loop.ts';
+import type { PredictorJson } from './predictor/artifact.ts';
+import {
+  createModel,
+  type Featurizer,
+  modelToJson,
+  predictorFrame,
+  type RegressorOptions,
+} from './predictor/index.ts';
+import { defaultModelKind, type FitReport, type Regressor } from './predictor/types.ts';
+import type { DepthBin } from './sampling.ts';
+import type {
+  IterationRecord,
+  RunDatasetLine,
+  RunParams,
+  SampleRecord,
+  Split,
+} from './schemas/run.ts';
+import type { SearchSpace } from './spaces/types.ts';
+
+/** A measured sample as training sees it. */
+export interface TrainRow {
+  readonly id: string;
+  readonly arch: Record<string, unknown>;
+  readonly latencyMs: number;
+  readonly depth: number;
+  readonly bin: number;
+  readonly split: Split;
+  readonly iteration: number;
+  /** Largest reference drift of the job that measured it. @default 0 */
+  readonly drift?: number;
+}
+
+export interface TrainIterationOptions {
+  readonly space: SearchSpace;
+  readonly params: RunParams;
+  readonly bins: readonly DepthBin[];
+  readonly iteration: number;
+  /** Every measured sample of the run, in a fixed order (`sortRows`). */
+  readonly rows: readonly TrainRow[];
+  /** Measuring time of this iteration, for the record. */
+  readonly secondsMeasuring: number;
+  /** Jobs of this iteration measured again because they came back unstable. */
+  readonly remeasured: number;
+  /** The dataset file the rows came from, recorded in predictor.json. */
+  readonly data: { readonly file: string; readonly sha256: string };
+  /** Recorded in predictor.json `training.options` (run id, iteration, devices). */
+  readonly provenance?: Record<string, unknown>;
+  /** Regressor options (tests shorten training). @default the model's defaults */
+  readonly regressor?: RegressorOptions;
+  readonly onEpoch?: (epoch: number, maxEpochs: number) => void;
+  /** @default new Date() */
+  readonly now?: () => Date;
+}
+
+export interface TrainIterationResult {
+  readonly record: IterationRecord;
+  readonly predictor: PredictorJson;
+  readonly regressor: Regressor;
+  readonly featurizer: Featurizer;
+  readonly fit: FitReport;
+  /** The test rows with their predictions (report.html's scatter plot). */
+  readonly predictions: {
+    readonly id: string;
+    readonly depth: number;
+    readonly bin: number;
+    readonly measured: number;
+    readonly predicted: number;
+  }[];
+}
+
+/** The order rows are trained in, the same in both engines: by iteration, then sample id. */
+export function sortRows<T extends { iteration: number; id: string }>(rows: readonly T[]): T[] {
+  return [...rows].sort(
+    (a, b) => a.iteration - b.iteration || a.id.localeCompare(b.id, 'en', { numeric: true }),
+  );
+}
+
+/** Trains, evaluates and describes iteration `iteration`; see the module comment. */
+export async function trainIteration(
+  options: TrainIterationOptions,
+): Promise<TrainIterationResult> {
+  const { space, params, bins, iteration, rows } = options;
+  const now = options.now ?? (() => new Date());
+  const train = rows.filter((r) => r.split === 'train');
+  const test = rows.filter((r) => r.split === 'test');
+  if (train.length < minTrainSamples) {
+    throw new ValidationError(
+      'nInit',
+      `only ${train.length} measured training samples; use --n-init ${minTrainSamples + 2} or more`,
+    );
+  }
+  const started = performance.now();
+  const seed = trainingSeed(params.seed, iteration);
+  const kind = params.model ?? defaultModelKind;
+  const onEpoch = options.onEpoch;
+  // createModel builds the featurizer that fits the kind (auto's stacked input included).
+  const { featurizer, regressor } = createModel(space, {
+    model: kind,
+    encoding: params.encoding,
+    options: {
+      ...options.regressor,
+      mlp: {
+        ...options.regressor?.mlp,
+        seed,
+        ...(onEpoch && {
+          onEpoch: (p: { epoch: number; maxEpochs: number }) => onEpoch(p.epoch, p.maxEpochs),
+        }),
+      },
+      rf: { ...options.regressor?.rf, seed },
+      gbt: { ...options.regressor?.gbt, seed },
+      auto: { ...options.regressor?.auto, seed },
+    },
+  });
+  const fit = await regressor.fit(
+    featurizer.encodeAll(train.map((r) => space.parse(r.arch))),
+    Float64Array.from(train, (r) => r.latencyMs),
+  );
+  const predictedTest = await regressor.predict(
+    featurizer.encodeAll(test.map((r) => space.parse(r.arch))),
+  );
+  const secondsTraining = (performance.now() - started) / 1000;
+  // summariseIteration wants the test predictions in the order test samples appear.
+  const samples: MeasuredSample[] = [...test, ...train].map((r) => ({
+    depth: r.depth,
+    split: r.split,
+    latencyMs: r.latencyMs,
+  }));
+  const maxDrift = Math.max(
+    0,
+    ...rows.filter((r) => r.iteration === iteration).map((r) => r.drift ?? 0),
+  );
+  const record = summariseIteration({
+    iteration,
+    bins,
+    samples,
+    predictedTest,
+    params,
+    secondsMeasuring: Math.max(0, options.secondsMeasuring),
+    secondsTraining,
+    quality: { maxDrift, remeasured: options.remeasured },
+    finishedAt: now().toISOString(),
+  });
+  const predictor: PredictorJson = {
+    ...predictorFrame(space.name, params.spaceSpec),
+    features: featurizer.features,
+    model: modelToJson(regressor),
+    training: {
+      seed,
+      n_train: train.length,
+      n_test: test.length,
+      seconds: fit.seconds,
+      epochs: fit.epochs,
+      backend: (fit as { backend?: string }).backend,
+      options: { ...options.provenance, model: kind, iteration },
+      data: { file: options.data.file, sha256: options.data.sha256, rows: rows.length },
+      created_at: record.finishedAt,
+    },
+    metrics: predictorMetrics(record),
+  };
+  const predictions = test.map((r, i) => ({
+    id: r.id,
+    depth: r.depth,
+    bin: r.bin,
+    measured: r.latencyMs,
+    predicted: predictedTest[i] as number,
+  }));
+  return { record, predictor, regressor, featurizer, fit, predictions };
+}
+
+/** A measured sample as a line of the run's dataset.jsonl (a valid `esm fit` dataset). */
+export function datasetLine(sample: SampleRecord, space: string): RunDatasetLine {
+  return {
+    id: sample.id,
+    arch: sample.arch,
+    latency_ms: sample.latencyMs ?? Number.NaN,
+    std_ms: sample.stats?.std_ms,
+    runs: sample.stats?.runs,
+    depth: sample.depth,
+    bin: sample.bin,
+    split: sample.split,
+    iteration: sample.iteration,
+    device: sample.deviceInfo ?? sample.thing,
+    thing: sample.thing,
+    space,
+    measured_at: sample.measuredAt,
+  };
+}
+
+/** The run's dataset as JSONL, in training order, one line per measured sample. */
+export function datasetJsonl(samples: readonly SampleRecord[], space: string): string {
+  return sortRows(samples.filter((s) => s.status === 'measured'))
+    .map((s) => JSON.stringify(datasetLine(s, space)))
+    .join('\n')
+    .concat('\n');
+}
+
+/** Measured sample records as training rows. */
+export function trainRows(samples: readonly SampleRecord[]): TrainRow[] {
+  return sortRows(samples.filter((s) => s.status === 'measured')).map((s) => ({
+    id: s.id,
+    arch: s.arch,
+    latencyMs: s.latencyMs ?? Number.NaN,
+    depth: s.depth,
+    bin: s.bin,
+    split: s.split,
+    iteration: s.iteration,
+    drift: s.drift,
+  }));
+}

@@ -1,0 +1,260 @@
+/**
+ * Few-shot predictor benchmark (issue 13): accuracy and within-10 % of every model kind and
+ * of `auto` at small training sizes on measured public and local datasets, the CPU cost and
+ * peak memory of `auto`, and the encoding comparison (the paper's "FCC beats the other
+ * encodings") with `auto` and with `mlp-paper` at equal samples.
+ *
+ *   npx tsx scripts/bench/fewshot.ts [--files a.jsonl,b.jsonl] [--sizes 20,50,100,200,500,1000]
+ *       [--seeds 0,1,2] [--kinds auto,ridge-fcc,...] [--test 2000] [--out results.jsonl]
+ *   npx tsx scripts/bench/fewshot.ts --cost [--files F] [--sizes 500,4000]
+ *   npx tsx scripts/bench/fewshot.ts --encodings [--sizes 100,500]
+ *   npx tsx scripts/bench/fewshot.ts --summary results.jsonl   # markdown tables (medians)
+ *
+ * The space of a file comes from its folder (`help-ofa-mbv3` mobilenetv3, `help-fbnet`
+ * fbnet, `nb201` nasbench201) or its name (`data/<space>-*.jsonl`). NAS-Bench-201 rows under
+ * 0.5 ms (cells without an input-output path) are dropped, as ../shared/data/README.md asks.
+ * Each seed draws its own training rows; the test set is up to `--test` of the other rows.
+ * Every result line is appended to `--out` as it is measured, so a long run can be
+ * summarised while it goes.
+ */
+import { appendFileSync, readFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseDataset } from '../../core/dataset.ts';
+import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
+import { evaluate } from '../../core/metrics.ts';
+import type { AutoFitReport } from '../../core/predictor/auto.ts';
+import { createFeaturizer, createModel, createRegressor } from '../../core/predictor/index.ts';
+import type { ModelKind, Regressor } from '../../core/predictor/types.ts';
+import { createRng, shuffled } from '../../core/rng.ts';
+import { getSpace } from '../../core/spaces/index.ts';
+import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
+
+const DEFAULT_FILES = [
+  '../shared/data/help-ofa-mbv3/2080ti_64.jsonl',
+  '../shared/data/help-ofa-mbv3/titan_xp_32.jsonl',
+  '../shared/data/help-ofa-mbv3/titan_rtx_1.jsonl',
+  'data/mobilenetv3-r160.jsonl',
+  'data/mobilenetv3-local.jsonl',
+  'data/mobilenetv3-interleaved.jsonl',
+  'data/resnet50-r128.jsonl',
+  'data/densenet-r128.jsonl',
+];
+
+/** A benchmarked model: a kind on an encoding (auto and lut bring their own features). */
+interface Variant {
+  readonly name: string;
+  readonly model: ModelKind;
+  readonly encoding: EncodingName;
+}
+
+const VARIANTS: readonly Variant[] = [
+  { name: 'auto', model: 'auto', encoding: 'fcc' },
+  { name: 'ridge-physics', model: 'ridge', encoding: 'physics' },
+  { name: 'ridge-fcc', model: 'ridge', encoding: 'fcc' },
+  { name: 'lut', model: 'lut', encoding: 'fcc' },
+  { name: 'rf', model: 'rf', encoding: 'fcc' },
+  { name: 'gbt', model: 'gbt', encoding: 'fcc' },
+  { name: 'mlp', model: 'mlp', encoding: 'fcc' },
+  { name: 'mlp-ensemble', model: 'mlp-ensemble', encoding: 'fcc' },
+  { name: 'mlp-paper', model: 'mlp-paper', encoding: 'fcc' },
+];
+
+const { values } = parseArgs({
+  options: {
+    files: { type: 'string' },
+    sizes: { type: 'string', default: '20,50,100,200,500,1000' },
+    seeds: { type: 'string', default: '0,1,2' },
+    kinds: { type: 'string' },
+    test: { type: 'string', default: '2000' },
+    out: { type: 'string', default: 'fewshot-results.jsonl' },
+    cost: { type: 'boolean', default: false },
+    encodings: { type: 'boolean', default: false },
+    summary: { type: 'string' },
+  },
+});
+
+function spaceOfFile(file: string): SearchSpace {
+  const folder = basename(dirname(file));
+  if (folder === 'help-ofa-mbv3') return getSpace('mobilenetv3');
+  if (folder === 'help-fbnet') return getSpace('fbnet');
+  if (folder === 'nb201') return getSpace('nasbench201');
+  return getSpace(basename(file).split('-')[0] as string);
+}
+
+function load(file: string) {
+  const space = spaceOfFile(file);
+  const dataset = parseDataset(readFileSync(file, 'utf8'), { space, file });
+  const rows =
+    space.name === 'nasbench201' ? dataset.rows.filter((r) => r.latencyMs >= 0.5) : dataset.rows;
+  return { space, rows };
+}
+
+type Rows = ReturnType<typeof load>['rows'];
+
+function split(rows: Rows, n: number, seed: number, maxTest: number) {
+  const order = shuffled(
+    rows.map((_, i) => i),
+    createRng(1000 + seed),
+  );
+  const train = order.slice(0, n).map((i) => rows[i] as Rows[number]);
+  const test = order.slice(n, n + maxTest).map((i) => rows[i] as Rows[number]);
+  return { train, test };
+}
+
+const cpuSeconds = (start: NodeJS.CpuUsage) => {
+  const c = process.cpuUsage(start);
+  return (c.user + c.system) / 1e6;
+};
+
+async function measure(
+  space: SearchSpace,
+  model: { featurizer: { encodeAll(s: readonly Subnet[]): never }; regressor: Regressor },
+  train: Rows,
+  test: Rows,
+) {
+  const started = process.cpuUsage();
+  const report = await model.regressor.fit(
+    model.featurizer.encodeAll(train.map((r) => r.subnet)),
+    Float64Array.from(train, (r) => r.latencyMs),
+  );
+  const seconds = cpuSeconds(started);
+  const predicted = await model.regressor.predict(
+    model.featurizer.encodeAll(test.map((r) => r.subnet)),
+  );
+  const e = evaluate({ predicted, measured: test.map((r) => r.latencyMs) });
+  const chosen = (report as Partial<AutoFitReport>).chosen?.map((c) => c.name).join('+');
+  void space;
+  return { accuracy: e.accuracy, within10: e.within10, cpu_s: seconds, chosen };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function summary(file: string): void {
+  const lines = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const groups = new Map<string, Record<string, unknown>[]>();
+  for (const l of lines) {
+    const key = JSON.stringify([l.bench, l.file, l.variant, l.n]);
+    groups.set(key, [...(groups.get(key) ?? []), l]);
+  }
+  const byFile = new Map<string, Map<string, Map<number, string>>>();
+  for (const [key, g] of groups) {
+    const [bench, f, variant, n] = JSON.parse(key) as [string, string, string, number];
+    const acc = median(g.map((x) => x.accuracy as number));
+    const w10 = median(g.map((x) => x.within10 as number));
+    const cell = `${(100 * acc).toFixed(1)} / ${(100 * w10).toFixed(0)}`;
+    const fileKey = `${bench} ${f}`;
+    const table = byFile.get(fileKey) ?? new Map();
+    const row = table.get(variant) ?? new Map();
+    row.set(n, `${cell}${g.length < 3 ? ` (${g.length})` : ''}`);
+    table.set(variant, row);
+    byFile.set(fileKey, table);
+  }
+  for (const [fileKey, table] of byFile) {
+    const sizes = [...new Set([...table.values()].flatMap((r) => [...r.keys()]))].sort(
+      (a, b) => a - b,
+    );
+    process.stdout.write(
+      `\n${fileKey}: accuracy % / within 10 % (median of seeds)\n\n| model | ${sizes.join(' | ')} |\n|---|${sizes.map(() => '---').join('|')}|\n`,
+    );
+    for (const [variant, row] of table) {
+      process.stdout.write(`| ${variant} | ${sizes.map((n) => row.get(n) ?? '').join(' | ')} |\n`);
+    }
+  }
+}
+
+const sizes = values.sizes.split(',').map(Number);
+const seeds = values.seeds.split(',').map(Number);
+const files = values.files?.split(',') ?? DEFAULT_FILES;
+const maxTest = Number(values.test);
+const write = (line: Record<string, unknown>) => {
+  appendFileSync(values.out, `${JSON.stringify(line)}\n`);
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+};
+
+if (values.summary) {
+  summary(values.summary);
+} else if (values.cost) {
+  // Cost of auto: CPU seconds of fit and the process's peak resident memory.
+  for (const file of files) {
+    const { space, rows } = load(file);
+    for (const n of sizes.filter((s) => s < rows.length)) {
+      const { train, test } = split(rows, n, 0, Math.min(maxTest, 1000));
+      const result = await measure(
+        space,
+        createModel(space, { model: 'auto' }) as never,
+        train,
+        test,
+      );
+      write({
+        bench: 'cost',
+        file,
+        variant: 'auto',
+        n,
+        ...result,
+        peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+      });
+    }
+  }
+} else if (values.encodings) {
+  // FCC against the other encodings, with auto restricted to the encoding (no physics or
+  // LUT columns beside it) and with the paper's plain MLP, at equal samples.
+  const encodings = encodingNames.filter((e) => e !== 'physics');
+  for (const file of files) {
+    const { space, rows } = load(file);
+    for (const n of sizes.filter((s) => s < rows.length)) {
+      for (const seed of seeds) {
+        const { train, test } = split(rows, n, seed, maxTest);
+        for (const encoding of encodings) {
+          const featurizer = createFeaturizer(space, { kind: 'encoding', encoding });
+          const length = featurizer.features.length;
+          const models: [string, Regressor][] = [
+            [
+              'auto',
+              createRegressor('auto', { auto: { layout: { encoding: [0, length] }, seed } }),
+            ],
+            ['mlp-paper', createRegressor('mlp-paper', { mlp: { seed } })],
+          ];
+          for (const [name, regressor] of models) {
+            const result = await measure(space, { featurizer, regressor } as never, train, test);
+            write({ bench: 'encodings', file, variant: `${name} ${encoding}`, n, seed, ...result });
+          }
+        }
+      }
+    }
+  }
+} else {
+  const variants = values.kinds
+    ? VARIANTS.filter((v) => values.kinds?.split(',').includes(v.name))
+    : VARIANTS;
+  for (const file of files) {
+    const { space, rows } = load(file);
+    for (const n of sizes.filter((s) => s < rows.length)) {
+      for (const seed of seeds) {
+        const { train, test } = split(rows, n, seed, maxTest);
+        for (const v of variants) {
+          if (v.model.startsWith('mlp') && n < 10) continue;
+          const model = createModel(space, {
+            model: v.model,
+            encoding: v.encoding,
+            options: {
+              mlp: { seed },
+              rf: { seed },
+              gbt: { seed },
+              auto: { seed },
+            },
+          });
+          const result = await measure(space, model as never, train, test);
+          write({ bench: 'fewshot', file, variant: v.name, n, seed, ...result });
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * The arch-in predictor graph (predictor-arch.onnx) against the JavaScript path, run with
+ * onnxruntime-node: its encoding subgraph gives the vectors the encoders write, and the whole
+ * graph predicts what `loadPredictor(...).predict` (the code behind `esm predict`) does, for
+ * every built-in space, two spec spaces, every encoding and every model kind.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodingNames } from '../../core/encodings/types.ts';
+import { encodingGraph } from '../../core/onnx/arch-graph.ts';
+import {
+  ARCH_JSON,
+  ARCH_ONNX,
+  archRow,
+  archRowLayout,
+  archRowsInt64,
+} from '../../core/onnx/arch-graph-layout.ts';
+import { encodeModel } from '../../core/onnx/model.ts';
+import { createFeaturizer, type FeatureChoice, fitPredictor } from '../../core/predictor/index.ts';
+import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
+import { modelKinds } from '../../core/predictor/types.ts';
+import { createRng } from '../../core/rng.ts';
+import { builtInSpaces } from '../../core/spaces/index.ts';
+import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
+import { spaceFromSpec } from '../../core/spaces/spec.ts';
+import { randomSubnet } from '../../core/spaces/subnet.ts';
+import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
+import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
+
+const specFiles = ['examples/spaces/mixed.json', 'examples/spaces/tiny-mbconv.json'];
+const specs = new Map<string, unknown>();
+const spaces: SearchSpace[] = [...builtInSpaces.values()];
+beforeAll(async () => {
+  for (const file of specFiles) {
+    const spec = JSON.parse(await readFile(file, 'utf8'));
+    const space = spaceFromSpec(spec);
+    specs.set(space.name, spec);
+    spaces.push(space);
+  }
+});
+
+const subnets = (space: SearchSpace, n: number, seed: number): Subnet[] => {
+  const rng = createRng(seed);
+  return Array.from({ length: n }, () => randomSubnet(space, rng));
+};
+
+async function run(bytes: Uint8Array, space: SearchSpace, rows: readonly Subnet[]) {
+  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  const length = archRowLayout(space).length;
+  const input = new ort.Tensor('int64', archRowsInt64(space, rows), [rows.length, length]);
+  const out = await session.run({ arch: input });
+  await session.release();
+  return out;
+}
+
+// physics has no in-graph form (ArchGraphUnsupportedError; its predictors save without the
+// arch-in files), nor has auto's stacked input.
+const graphEncodings = encodingNames.filter((e) => e !== 'physics');
+const choices: FeatureChoice[] = [
+  ...graphEncodings.map((encoding) => ({ kind: 'encoding' as const, encoding })),
+  { kind: 'lut', buckets: 1 },
+  { kind: 'lut', buckets: 3 },
+];
+
+describe('arch-in encoding subgraph', () => {
+  it('computes the encoders’ vectors for every space and encoding', async () => {
+    for (const space of spaces) {
+      for (const choice of choices) {
+        // Prepare
+        const featurizer = createFeaturizer(space, choice);
+        const batch = subnets(space, 150, 3);
+        const cols = featurizer.features.length;
+        const expected = new Float32Array(batch.length * cols);
+        batch.forEach((s, i) => {
+          featurizer.encodeInto(s, expected, i * cols);
+        });
+        // Act
+        const { graph } = encodingGraph(space, featurizer.features);
+        const x = (await run(encodeModel(graph), space, batch)).x?.data as Float32Array;
+        // Assess: bit for bit, except statistical, whose JS sums of fractional values
+        // (ResNet50 widths) round differently in the last float64 bit (a std of 1e-8 vs 0).
+        expect(x.length, `${space.name} ${JSON.stringify(choice)}`).toBe(expected.length);
+        let worst = 0;
+        for (let i = 0; i < x.length; i++) {
+          worst = Math.max(worst, Math.abs((x[i] as number) - (expected[i] as number)));
+        }
+        const tolerance =
+          choice.kind === 'encoding' && choice.encoding === 'statistical' ? 1e-6 : 0;
+        expect(worst, `${space.name} ${JSON.stringify(choice)}`).toBeLessThanOrEqual(tolerance);
+      }
+    }
+  });
+
+  it('lays out a MobileNetV3 row as [ks x 20, e x 20, d x 5, r] and ignores inactive slots', async () => {
+    // Prepare: unit 0 has 2 active blocks; its inactive slots carry other values natively.
+    const native = {
+      ks: [3, 5, 7, 7, 5, 5, 5, 5, 7, 7, 7, 7, 3, 3, 3, 3, 5, 7, 3, 5],
+      e: [4, 6, 6, 6, 3, 3, 3, 3, 6, 6, 6, 6, 4, 4, 4, 4, 3, 4, 6, 3],
+      d: [2, 3, 4, 4, 4],
+      r: 176,
+    };
+    const subnet = mobilenetv3.parse(native);
+    // Act
+    const row = archRow(mobilenetv3, subnet);
+    // Assess: inactive slots get the choice's first value (kernel 3, expand 3).
+    const ks = [...native.ks];
+    const e = [...native.e];
+    for (const i of [2, 3, 7]) {
+      ks[i] = 3;
+      e[i] = 3;
+    }
+    expect(row).toEqual([...ks, ...e, ...native.d, native.r]);
+    expect(
+      archRowLayout(mobilenetv3)
+        .entries.map((x) => x.label)
+        .slice(0, 2),
+    ).toEqual(['u0.b0.kernel', 'u0.b1.kernel']);
+  });
+});
+
+describe('predictor-arch.onnx', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'esm-arch-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('predicts what esm predict does (1e-5 relative) for every space, encoding and model kind', async () => {
+    let cases = 0;
+    for (const space of spaces) {
+      const rng = createRng(11);
+      const rows = subnets(space, 120, 5).map((subnet) => ({
+        subnet,
+        latencyMs: syntheticLatencyMs(space, subnet, { noise: 0.02, rng }),
+      }));
+      const probe = subnets(space, 100, 9);
+      // The MLP variants share mlp's graph; auto's stacked input has no arch-in form yet.
+      for (const model of modelKinds.filter((m) =>
+        ['mlp', 'ridge', 'lut', 'rf', 'gbt'].includes(m),
+      )) {
+        // Trees are step functions: the in-graph statistical encoding differs from JS in the
+        // last float bits (ResNet50 widths, see above), which can flip a split.
+        const encodings =
+          model === 'rf' || model === 'gbt'
+            ? graphEncodings.filter((e) => e !== 'statistical')
+            : graphEncodings;
+        for (const encoding of model === 'lut' ? (['fcc'] as const) : encodings) {
+          // Prepare
+          const { predictor } = await fitPredictor({
+            space,
+            spaceSpec: specs.get(space.name),
+            rows,
+            data: { file: 'synthetic', sha256: '0'.repeat(64) },
+            model,
+            encoding,
+            options: { mlp: { maxEpochs: 3, hidden: [16, 16] } },
+          });
+          const out = join(dir, `${space.name}-${model}-${encoding}`);
+          await savePredictor(out, predictor);
+          const loaded = await loadPredictor(out);
+          const expected = await loaded.predict(probe.map((s) => space.toNative(s)));
+          await loaded.close();
+          // Act
+          const result = await run(await readFile(join(out, ARCH_ONNX)), space, probe);
+          const got = result.latency_ms?.data as Float32Array;
+          // Assess
+          const label = `${space.name} ${model} ${encoding}`;
+          expect(got.length, label).toBe(probe.length);
+          for (let i = 0; i < probe.length; i++) {
+            const e = expected[i] as number;
+            expect(Math.abs((got[i] as number) - e) / Math.abs(e), label).toBeLessThanOrEqual(1e-5);
+          }
+          const layout = JSON.parse(await readFile(join(out, ARCH_JSON), 'utf8'));
+          expect(layout.length, label).toBe(archRowLayout(space).length);
+          expect(layout.outputs, label).toEqual(['latency_ms', 'std_ms']);
+          cases += 1;
+        }
+      }
+    }
+    expect(cases).toBe(spaces.length * (4 * graphEncodings.length - 2 + 1));
+  }, 300_000);
+
+  it('answers NaN for a row the space does not allow, and a number for the others', async () => {
+    // Prepare
+    const { predictor } = await fitPredictor({
+      space: mobilenetv3,
+      rows: subnets(mobilenetv3, 60, 2).map((subnet) => ({
+        subnet,
+        latencyMs: 10 + subnet.resolution / 100,
+      })),
+      data: { file: 'synthetic', sha256: '0'.repeat(64) },
+      model: 'ridge',
+    });
+    const out = join(dir, 'nan');
+    await savePredictor(out, predictor);
+    const session = await ort.InferenceSession.create(await readFile(join(out, ARCH_ONNX)));
+    const good = archRow(mobilenetv3, subnets(mobilenetv3, 1, 4)[0] as Subnet);
+    const rows = [
+      good,
+      good.map((v, i) => (i === 0 ? 4 : v)), // kernel 4 in an active slot
+      good.map((v, i) => (i === 40 ? 5 : v)), // depth 5 > 4
+      good.map((v, i) => (i === 45 ? 225 : v)), // resolution 225
+      good.map((v, i) => (i === 3 ? 99 : v)), // slot 3 of unit 0: inactive when d[0] < 4
+    ];
+    // Act
+    const input = new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [
+      rows.length,
+      46,
+    ]);
+    const y = (await session.run({ arch: input })).latency_ms?.data as Float32Array;
+    await session.release();
+    // Assess
+    expect(Number.isFinite(y[0])).toBe(true);
+    expect([y[1], y[2], y[3]].every((v) => Number.isNaN(v))).toBe(true);
+    const slot3Active = (good[40] as number) === 4;
+    expect(Number.isNaN(y[4] as number)).toBe(slot3Active);
+  });
+});
