@@ -7,8 +7,10 @@ import {
   UnknownSpaceError,
   ValidationError,
 } from '../core/errors.ts';
+import { checkCostBounds, ResourceLimitError } from '../core/spaces/bounds.ts';
+import { graphCost } from '../core/spaces/cost.ts';
 import { getSpace } from '../core/spaces/index.ts';
-import type { SearchSpace, Subnet } from '../core/spaces/types.ts';
+import type { LayerGraph, SearchSpace, Subnet } from '../core/spaces/types.ts';
 
 /** A space name (`mobilenetv3`) or a path to a user-defined JSON spec (`my-space.json`). */
 export async function resolveSpace(nameOrPath: string): Promise<SearchSpace> {
@@ -28,7 +30,30 @@ export async function resolveSpace(nameOrPath: string): Promise<SearchSpace> {
     throw new UnknownSpaceError('--space', `${nameOrPath} is not valid JSON`, { cause });
   }
   const { spaceFromSpec } = await import('../core/spaces/spec.ts');
-  return spaceFromSpec(json);
+  try {
+    return spaceFromSpec(json);
+  } catch (error) {
+    // The bounds name the spec as a whole; on the command line that is the --space file.
+    if (!(error instanceof ResourceLimitError)) throw error;
+    const detail = error.message.slice(error.field.length + 2);
+    throw new ResourceLimitError('--space', `${nameOrPath}: ${detail}`, { cause: error });
+  }
+}
+
+/**
+ * Refuse, before anything is built, graphs whose cost exceeds the resource bounds
+ * (core/spaces/bounds.ts): `field` names the input that held them, `batchFlag` the batch size.
+ */
+export function checkGraphBounds(
+  graphs: readonly LayerGraph[],
+  options: { field: string; batchSize: number; batchFlag: string },
+): void {
+  graphs.forEach((graph, i) => {
+    const cost = graphCost(graph);
+    const what = graphs.length > 1 ? `architecture ${i + 1}` : 'this architecture';
+    checkCostBounds(cost, { field: options.field, what });
+    checkCostBounds(cost, { field: options.batchFlag, batchSize: options.batchSize, what });
+  });
 }
 
 /** Why a file could not be read, in words a user can act on. */

@@ -2,11 +2,17 @@
  * `esm`: the command line of ESM Platform. Each command lives in cli/commands/ and registers
  * itself on the program.
  */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { reportError } from './common.ts';
 
+const { version } = JSON.parse(
+  readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+) as { version: string };
+
 const program = new Command('esm')
   .description('Latency predictors for hardware-aware NAS with the ESM train-evaluate-extend loop')
+  .version(`esm ${version} (node ${process.version})`, '-V, --version')
   .showHelpAfterError('(run with --help for usage)');
 
 const commands = await Promise.all([

@@ -14,6 +14,8 @@ import {
   type ResultMessage,
   type SampleMetrics,
 } from '../core/schemas/protocol.ts';
+import { checkCostBounds } from '../core/spaces/bounds.ts';
+import { graphCost } from '../core/spaces/cost.ts';
 import { getSpace } from '../core/spaces/index.ts';
 import type { LayerGraph, SearchSpace } from '../core/spaces/types.ts';
 import { deviceFacts } from './device-facts.ts';
@@ -206,6 +208,14 @@ export async function runJob(job: JobMessage, options: RunJobOptions): Promise<R
     options.resolveSpace ? options.resolveSpace(name, spec) : defaultResolveSpace(name, spec);
   const space = await resolve(parsed.space, parsed.spaceSpec);
   const graphs = parsed.samples.map((s, i) => layerGraphOf(space, s.arch, `samples[${i}].arch`));
+  // Costed before any model is built: a job too large for this device is refused whole.
+  const { batchSize } = parsed.settings;
+  graphs.forEach((graph, i) => {
+    const cost = graphCost(graph);
+    const what = `samples[${i}]`;
+    checkCostBounds(cost, { field: `samples[${i}].arch`, what });
+    checkCostBounds(cost, { field: 'settings.batchSize', batchSize, what });
+  });
   const refModels: readonly ReferenceModel[] =
     parsed.references.length > 0 ? parsed.references : defaultReferences;
   const refs = [];

@@ -122,8 +122,9 @@ export class ModelSession {
       if (executionProvider === 'cuda') {
         throw new ExecutionProviderError(
           'the CUDA execution provider is not available; install the GPU build with ' +
-            '`npm install onnxruntime-node --onnxruntime-node-install=cuda12` (needs CUDA 12 and cuDNN 9) ' +
-            'or measure with executionProvider "cpu"',
+            '`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --ignore-scripts=false` ' +
+            '(outside this repository: `npm install onnxruntime-node --onnxruntime-node-install=cuda12`; ' +
+            'needs CUDA 12 and cuDNN 9) or measure with executionProvider "cpu"',
           { cause },
         );
       }

@@ -58,9 +58,14 @@ export function createProgress(options: ProgressOptions = {}): Progress {
         active = true;
       };
       draw(0, true);
+      // A bar only moves forward: a late progress message of an earlier job (QoS 0, or a job
+      // re-sent) once drew 10/50 back to 1/50.
+      let shown = 0;
       return {
         update: (done) => {
-          if (!finished) draw(done, false);
+          if (finished || done < shown) return;
+          shown = done;
+          draw(done, false);
         },
         finish: () => {
           if (finished) return;

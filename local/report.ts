@@ -1,12 +1,15 @@
 /**
  * report.html of a run: one self-contained page (inline CSS and SVG, no script, no CDN) with
- * per-bin accuracy per iteration, samples per bin, predicted vs measured latency and the
- * error histogram of the latest predictor on the test set, plus the parameters and the
- * iteration table. Rendering is a pure function of the run's records; `writeReport` reads
- * them from the run directory (`esm report DIR`).
+ * the convergence curve (accuracy against measured samples), per-bin accuracy per iteration,
+ * samples per bin per iteration, the distribution of measured latencies, predicted vs
+ * measured latency and the error histogram of the latest predictor on the test set, the
+ * devices that measured, how to use the predictor, the parameters and the iteration table.
+ * Every latency axis names its unit (absolute, CPU or reference-calibrated milliseconds).
+ * Rendering is a pure function of the run's records; `writeReport` reads them from the run
+ * directory (`esm report DIR`).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { IterationRecord, RunParams, RunState } from '../core/schemas/run.ts';
+import type { IterationRecord, RunDatasetLine, RunParams, RunState } from '../core/schemas/run.ts';
 import { type RunStore, writeFileAtomic } from './run-store.ts';
 
 /** One test sample scored by the latest predictor. */
@@ -25,6 +28,10 @@ export interface ReportData {
   readonly points: readonly TestPoint[];
   /** Measured samples in the dataset. */
   readonly samples: number;
+  /** The measured dataset lines (latency distribution, devices). @default [] */
+  readonly measurements?: readonly Pick<RunDatasetLine, 'latency_ms' | 'device' | 'iteration'>[];
+  /** Where the run's predictor directory is, for the "use this predictor" snippet. */
+  readonly predictorDir?: string;
 }
 
 export interface RenderOptions {
@@ -54,6 +61,32 @@ const M = { left: 56, right: 16, top: 16, bottom: 44 };
 
 function esc(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** "depth 10-13", or "depth 10" for a bin of one depth. */
+export const binLabel = (b: { lo: number; hi: number }) =>
+  b.lo === b.hi ? `depth ${b.lo}` : `depth ${b.lo}-${b.hi}`;
+
+/**
+ * The unit of the run's latencies: a short axis label and a sentence saying what it means.
+ * Interleaved runs report reference-calibrated ms (ratio to a reference model x the
+ * reference's calibrated latency), which differ from `esm measure`'s absolute wall-clock ms.
+ */
+export function latencyUnit(p: RunParams): { axis: string; note: string } {
+  const m = p.measurement;
+  if (p.device.startsWith('dataset:')) {
+    return { axis: 'ms', note: 'Latencies are milliseconds as recorded in the replayed dataset.' };
+  }
+  const clock = m.clock === 'cpu' ? 'CPU time' : 'wall-clock time';
+  if (m.interleave) {
+    return {
+      axis: 'calibrated ms',
+      note: `Latencies are reference-calibrated milliseconds: each sample's ${clock} relative to an interleaved reference model, times the reference's calibrated latency${m.referenceScaleMs === undefined ? '' : ` (${m.referenceScaleMs} ms)`}; they rank and scale like latencies on this device but are not \`esm measure\`'s absolute wall-clock ms.`,
+    };
+  }
+  return m.clock === 'cpu'
+    ? { axis: 'CPU ms', note: 'Latencies are milliseconds of CPU time per inference (one thread).' }
+    : { axis: 'ms', note: 'Latencies are absolute wall-clock milliseconds per inference.' };
 }
 
 const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
@@ -158,9 +191,7 @@ function accuracyChart(iterations: readonly IterationRecord[], accTh: number): s
       );
     }
   });
-  const legend = legendOf(
-    bins.map((bin, b) => ({ label: `depth ${bin.lo}-${bin.hi}`, color: color(b) })),
-  );
+  const legend = legendOf(bins.map((bin, b) => ({ label: binLabel(bin), color: color(b) })));
   return svg('accuracy', 'Per-bin test accuracy per iteration', parts.join(''), legend);
 }
 
@@ -178,9 +209,9 @@ function samplesChart(last: IterationRecord): string {
     const yTrain = a.y(b.train);
     const yTest = a.y(b.train + b.test);
     parts.push(
-      `<rect class="bar train" data-bin="${i}" x="${x}" y="${yTrain}" width="${bw}" height="${a.y(0) - yTrain}"><title>depth ${b.lo}-${b.hi}: ${b.train} train</title></rect>`,
-      `<rect class="bar test" data-bin="${i}" x="${x}" y="${yTest}" width="${bw}" height="${yTrain - yTest}"><title>depth ${b.lo}-${b.hi}: ${b.test} test</title></rect>`,
-      `<text class="tick" x="${x + bw / 2}" y="${H - M.bottom + 16}" text-anchor="middle">${b.lo}-${b.hi}</text>`,
+      `<rect class="bar train" data-bin="${i}" x="${x}" y="${yTrain}" width="${bw}" height="${a.y(0) - yTrain}"><title>${binLabel(b)}: ${b.train} train</title></rect>`,
+      `<rect class="bar test" data-bin="${i}" x="${x}" y="${yTest}" width="${bw}" height="${yTrain - yTest}"><title>${binLabel(b)}: ${b.test} test</title></rect>`,
+      `<text class="tick" x="${x + bw / 2}" y="${H - M.bottom + 16}" text-anchor="middle">${binLabel(b).slice(6)}</text>`,
       `<text class="tick" x="${x + bw / 2}" y="${yTest - 4}" text-anchor="middle">${b.train + b.test}</text>`,
     );
   });
@@ -197,20 +228,27 @@ function samplesChart(last: IterationRecord): string {
 }
 
 /** Predicted vs measured latency of the test set, coloured by bin, with the y = x line. */
-function scatterChart(points: readonly TestPoint[], binLabels: readonly string[]): string {
+function scatterChart(
+  points: readonly TestPoint[],
+  binLabels: readonly string[],
+  unit: string,
+): string {
   const all = points.flatMap((p) => [p.measured, p.predicted]);
   const lo = Math.min(...all);
   const hi = Math.max(...all);
   const pad = (hi - lo) * 0.05 || 1;
   const domain: [number, number] = [Math.max(0, lo - pad), hi + pad];
-  const a = axes(domain, domain, { x: 'measured latency (ms)', y: 'predicted latency (ms)' });
+  const a = axes(domain, domain, {
+    x: `measured latency (${unit})`,
+    y: `predicted latency (${unit})`,
+  });
   const parts = [
     a.svg,
     `<line class="diagonal" x1="${a.x(domain[0])}" y1="${a.y(domain[0])}" x2="${a.x(domain[1])}" y2="${a.y(domain[1])}"/>`,
   ];
   for (const p of points) {
     parts.push(
-      `<circle class="point" cx="${fmt(a.x(p.measured), 2)}" cy="${fmt(a.y(p.predicted), 2)}" r="3" fill="${color(p.bin)}"><title>${esc(p.id)} depth ${p.depth}: measured ${fmt(p.measured, 2)} ms, predicted ${fmt(p.predicted, 2)} ms</title></circle>`,
+      `<circle class="point" cx="${fmt(a.x(p.measured), 2)}" cy="${fmt(a.y(p.predicted), 2)}" r="3" fill="${color(p.bin)}"><title>${esc(p.id)} depth ${p.depth}: measured ${fmt(p.measured, 2)}, predicted ${fmt(p.predicted, 2)} ${esc(unit)}</title></circle>`,
     );
   }
   const legend = legendOf(binLabels.map((label, b) => ({ label, color: color(b) })));
@@ -252,6 +290,155 @@ function histogramChart(points: readonly TestPoint[], step: number, range: numbe
   return svg('histogram', 'Relative error of the latest predictor on the test set', parts.join(''));
 }
 
+/** Accuracy against the number of measured samples: how fast the loop converged. */
+function convergenceChart(iterations: readonly IterationRecord[], accTh: number): string {
+  const pts = iterations.map((r) => {
+    const accs = r.bins.map((b) => b.accuracy).filter((a): a is number => a !== null);
+    return {
+      iteration: r.iteration,
+      samples: r.samples.train + r.samples.test,
+      balanced: r.overall.binBalancedAccuracy,
+      worst: accs.length ? Math.min(...accs) : null,
+    };
+  });
+  const values = pts.flatMap((p) => [p.balanced, p.worst]).filter((v): v is number => v !== null);
+  const lo = Math.floor(Math.max(0, Math.min(accTh - 0.05, ...values)) * 20) / 20;
+  const maxSamples = Math.max(1, ...pts.map((p) => p.samples));
+  const a = axes(
+    [0, maxSamples * 1.05],
+    [lo, 1],
+    { x: 'measured samples (train + test)', y: 'test accuracy (1 - MAPE)' },
+    { yFormat: (v) => `${Math.round(v * 100)}%` },
+  );
+  const parts = [
+    a.svg,
+    `<line class="threshold" x1="${M.left}" x2="${W - M.right}" y1="${a.y(accTh)}" y2="${a.y(accTh)}"/>`,
+    `<text class="tick" x="${W - M.right}" y="${a.y(accTh) - 4}" text-anchor="end">AccTH ${pct(accTh)}</text>`,
+  ];
+  const series = [
+    { key: 'balanced' as const, label: 'bin-balanced accuracy', color: '#1f77b4' },
+    { key: 'worst' as const, label: 'worst bin', color: '#d62728' },
+  ];
+  for (const s of series) {
+    const line = pts
+      .filter((p) => p[s.key] !== null)
+      .map((p) => ({ x: a.x(p.samples), y: a.y(Math.max(p[s.key] as number, lo)), p }));
+    if (line.length > 1) {
+      parts.push(
+        `<polyline class="series" stroke="${s.color}" points="${line.map((l) => `${fmt(l.x, 2)},${fmt(l.y, 2)}`).join(' ')}"/>`,
+      );
+    }
+    for (const l of line) {
+      parts.push(
+        `<circle class="convergence-point" data-series="${s.key}" cx="${fmt(l.x, 2)}" cy="${fmt(l.y, 2)}" r="4" fill="${s.color}"><title>iteration ${l.p.iteration}, ${l.p.samples} samples: ${s.label} ${pct(l.p[s.key])}</title></circle>`,
+      );
+    }
+  }
+  return svg(
+    'convergence',
+    'Convergence: accuracy against measured samples',
+    parts.join(''),
+    legendOf(series),
+  );
+}
+
+/** Samples (train + test) per depth bin after every iteration: grouped bars, one per iteration. */
+function binSamplesChart(iterations: readonly IterationRecord[]): string {
+  const bins = iterations[iterations.length - 1]?.bins ?? [];
+  const max = Math.max(1, ...iterations.flatMap((r) => r.bins.map((b) => b.train + b.test)));
+  const a = axes(
+    [0, bins.length],
+    [0, max * 1.1],
+    { x: 'depth bin', y: 'samples' },
+    { xTicks: [] },
+  );
+  const slot = (W - M.left - M.right) / Math.max(1, bins.length);
+  const bw = (slot * 0.8) / Math.max(1, iterations.length);
+  const parts = [a.svg];
+  bins.forEach((bin, b) => {
+    const x0 = M.left + slot * b + slot * 0.1;
+    iterations.forEach((r, k) => {
+      const n = (r.bins[b]?.train ?? 0) + (r.bins[b]?.test ?? 0);
+      const y = a.y(n);
+      parts.push(
+        `<rect class="bin-iter-bar" data-bin="${b}" data-iteration="${r.iteration}" x="${fmt(x0 + k * bw, 2)}" y="${fmt(y, 2)}" width="${fmt(Math.max(1, bw - 1), 2)}" height="${fmt(a.y(0) - y, 2)}" fill="${color(k)}"><title>${binLabel(bin)}, iteration ${r.iteration}: ${n} samples</title></rect>`,
+      );
+    });
+    parts.push(
+      `<text class="tick" x="${fmt(x0 + slot * 0.4, 2)}" y="${H - M.bottom + 16}" text-anchor="middle">${binLabel(bin).slice(6)}</text>`,
+    );
+  });
+  const legend = legendOf(
+    iterations.map((r, k) => ({ label: `iteration ${r.iteration}`, color: color(k) })),
+  );
+  return svg('bin-samples', 'Samples per depth bin after each iteration', parts.join(''), legend);
+}
+
+/** Histogram of every measured latency, in `unit`. */
+function latencyChart(latencies: readonly number[], unit: string, nBars = 20): string {
+  const lo = Math.min(...latencies);
+  const hi = Math.max(...latencies);
+  const step = (hi - lo) / nBars || 1;
+  const counts = new Array<number>(nBars).fill(0);
+  for (const v of latencies) {
+    const i = Math.min(nBars - 1, Math.floor((v - lo) / step));
+    counts[i] = (counts[i] as number) + 1;
+  }
+  const max = Math.max(1, ...counts);
+  const a = axes(
+    [lo, lo + nBars * step],
+    [0, max * 1.1],
+    { x: `measured latency (${unit})`, y: 'samples' },
+    { xFormat: (v) => (hi - lo < 10 ? v.toFixed(1) : String(Math.round(v))) },
+  );
+  const parts = [a.svg];
+  counts.forEach((c, i) => {
+    const x0 = a.x(lo + i * step);
+    const x1 = a.x(lo + (i + 1) * step);
+    parts.push(
+      `<rect class="lbar" x="${fmt(x0 + 0.5, 2)}" y="${fmt(a.y(c), 2)}" width="${fmt(Math.max(0, x1 - x0 - 1), 2)}" height="${fmt(a.y(0) - a.y(c), 2)}"><title>${fmt(lo + i * step, 2)}..${fmt(lo + (i + 1) * step, 2)} ${esc(unit)}: ${c}</title></rect>`,
+    );
+  });
+  return svg(
+    'latencies',
+    `Distribution of the ${latencies.length} measured latencies`,
+    parts.join(''),
+  );
+}
+
+/** The devices that measured the run, with their sample counts. */
+function deviceFacts(measurements: NonNullable<ReportData['measurements']>): string {
+  const counts = new Map<string, number>();
+  for (const m of measurements) {
+    const name = m.device ?? 'unknown device';
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  if (counts.size === 0) return '<p>No sample has been measured yet.</p>';
+  const rows = [...counts].map(([d, n]) => `<tr><td>${esc(d)}</td><td>${n}</td></tr>`).join('');
+  return `<table class="kv devices"><thead><tr><th>device</th><th>samples</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+/** How to use the predictor: the CLI, and onnxruntime from Python without any of our code. */
+function usage(p: RunParams, dir: string): string {
+  const { space } = p;
+  const cli = [
+    `npx esm sample --space ${space} --n 5 > archs.jsonl`,
+    `npx esm predict --predictor ${dir} --in archs.jsonl`,
+  ].join('\n');
+  const python = [
+    'import json, numpy as np, onnxruntime as ort',
+    `# vectors.jsonl: npx esm encode --space ${space} --encoding ${p.encoding} --in archs.jsonl > vectors.jsonl`,
+    `session = ort.InferenceSession("${dir}/predictor.onnx")`,
+    'x = np.array([json.loads(l)["vector"] for l in open("vectors.jsonl")], dtype=np.float32)',
+    'latency_ms = session.run(["latency_ms"], {"x": x})[0][:, 0]',
+  ].join('\n');
+  return `<h2>Use this predictor</h2>
+<p>From the command line (one <code>{"arch", "latency_ms"}</code> line per input arch):</p>
+<pre class="snippet" data-snippet="cli">${esc(cli)}</pre>
+<p>From Python with onnxruntime only (docs/predictor.md):</p>
+<pre class="snippet" data-snippet="python">${esc(python)}</pre>`;
+}
+
 const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#222;padding:0 16px}
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px}.sub{color:#666}
 .grid-2{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:16px}
@@ -264,7 +451,9 @@ figcaption{font-weight:600;margin-bottom:4px}svg{max-width:100%;height:auto}
 .legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:middle}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}.ok{color:#2ca02c}.bad{color:#d62728}
-.kv td{text-align:left}`;
+.kv td{text-align:left}.lbar{fill:#59a14f}
+pre.snippet{background:#f6f8fa;border:1px solid #ddd;border-radius:6px;padding:10px;overflow:auto;font-size:12.5px}
+.unit{background:#fff8e1;border-left:4px solid #f2c94c;padding:6px 10px}`;
 
 /** The report page; pure: the same records give the same HTML. */
 export function renderReport(data: ReportData, options: RenderOptions = {}): string {
@@ -280,12 +469,18 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
         : state.status === 'failed'
           ? `<span class="bad">failed</span>: ${esc(state.error ?? '')}`
           : `in progress (iteration ${state.iteration})`;
-  const binLabels = (last?.bins ?? []).map((b) => `depth ${b.lo}-${b.hi}`);
+  const binLabels = (last?.bins ?? []).map(binLabel);
+  const unit = latencyUnit(p);
+  const measurements = data.measurements ?? [];
+  const latencies = measurements.map((m) => m.latency_ms);
   const charts = last
     ? [
+        convergenceChart(iterations, p.accTh),
         accuracyChart(iterations, p.accTh),
+        binSamplesChart(iterations),
         samplesChart(last),
-        points.length ? scatterChart(points, binLabels) : '',
+        latencies.length ? latencyChart(latencies, unit.axis) : '',
+        points.length ? scatterChart(points, binLabels, unit.axis) : '',
         points.length ? histogramChart(points, histogramStep, histogramRange) : '',
       ].join('')
     : '<p>No iteration has finished yet.</p>';
@@ -321,14 +516,18 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
           )}<td>${pct(r.overall.accuracy)}</td><td>${pct(r.overall.binBalancedAccuracy)}</td><td>${pct(r.overall.within10)}</td><td>${r.overall.spearman === null ? '-' : fmt(r.overall.spearman, 3)}</td><td>${fmt(r.secondsMeasuring, 0)}</td><td>${fmt(r.secondsTraining, 0)}</td><td>${fmt(r.quality.maxDrift * 100, 1)} %${r.quality.remeasured ? ` (${r.quality.remeasured} re-measured)` : ''}</td></tr>`,
     )
     .join('');
-  const binHeads = (last?.bins ?? []).map((b) => `<th>bin ${b.lo}-${b.hi}</th>`).join('');
+  const binHeads = (last?.bins ?? []).map((b) => `<th>${binLabel(b)}</th>`).join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ESM run ${esc(state.runId)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>${CSS}</style></head>
 <body>
 <h1>ESM run ${esc(state.runId)}</h1>
 <p class="sub">${esc(p.space)} on ${esc(p.device)}: ${status}; ${data.samples} architectures measured.</p>
+<p class="unit">${esc(unit.note)}</p>
 <div class="grid-2">${charts}</div>
+<h2>Devices</h2>
+${deviceFacts(measurements)}
+${last && data.predictorDir ? usage(p, data.predictorDir) : ''}
 <h2>Iterations</h2>
 <table><thead><tr><th>iteration</th><th>train</th><th>test</th>${binHeads}<th>accuracy</th><th>bin-balanced</th><th>within 10 %</th><th>Spearman</th><th>measuring (s)</th><th>training (s)</th><th>max drift</th></tr></thead><tbody>${rows}</tbody></table>
 <h2>Parameters</h2>
@@ -344,12 +543,15 @@ export function writeReport(store: RunStore, options: RenderOptions = {}): strin
   const points: TestPoint[] = existsSync(file)
     ? (JSON.parse(readFileSync(file, 'utf8')).points as TestPoint[])
     : [];
+  const measurements = store.measurements();
   const html = renderReport(
     {
       state: store.state,
       iterations: store.iterations(),
       points,
-      samples: store.measurements().length,
+      samples: measurements.length,
+      measurements,
+      predictorDir: store.path('predictor'),
     },
     options,
   );

@@ -13,6 +13,7 @@ import { type CorrectionFit, fitTransferPredictor } from '../../core/predictor/t
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
 import { createProgress } from '../../local/progress.ts';
+import { binLabel } from '../../local/report.ts';
 import { parse, resolveSpace, writeJson } from '../common.ts';
 
 interface FitFlags {
@@ -149,7 +150,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
     lines.push(
       `test on ${test.n} held-out rows: accuracy ${percent(test.accuracy)}, within 5 % ${percent(test.within5)}, within 10 % ${percent(test.within10)}, RMSE ${test.rmse_ms.toFixed(3)} ms, Spearman ${test.spearman?.toFixed(4) ?? 'n/a'}`,
       'per depth bin:',
-      ...bins.map((b) => `  depth ${b.lo}-${b.hi}: n ${b.n}, accuracy ${percent(b.accuracy)}`),
+      ...bins.map((b) => `  ${binLabel(b)}: n ${b.n}, accuracy ${percent(b.accuracy)}`),
     );
   } else {
     lines.push('no test rows (every row was used for training)');

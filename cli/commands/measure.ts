@@ -15,7 +15,14 @@ import {
 } from '../../device-client/measure.ts';
 import { extremeArchs } from '../../device-client/references.ts';
 import { createProgress } from '../../local/progress.ts';
-import { parse, readArchEntries, readFileOf, resolveSpace, writeJson } from '../common.ts';
+import {
+  checkGraphBounds,
+  parse,
+  readArchEntries,
+  readFileOf,
+  resolveSpace,
+  writeJson,
+} from '../common.ts';
 
 interface MeasureOptions {
   space: string;
@@ -110,6 +117,11 @@ export function register(program: Command): void {
         : [{ subnet: space.parse(await readArch(space, options.arch as string)), line: 0 }];
       // Every arch is validated before the first is timed, so a bad line costs no measurement.
       const graphs = entries.map((e) => space.layerGraph(e.subnet));
+      checkGraphBounds(graphs, {
+        field: options.in ? '--in' : '--arch',
+        batchSize: settings.batchSize,
+        batchFlag: '--batch-size',
+      });
       const pinned = options.pin ? pinToCpus(options.pin) : false;
       if (options.pin && !pinned) {
         process.stderr.write(

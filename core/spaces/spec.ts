@@ -13,6 +13,7 @@
  */
 import { z } from 'zod';
 import { ArchValidationError, ValidationError } from '../errors.ts';
+import { checkSpaceBounds, type ResourceBounds } from './bounds.ts';
 import { denseLayer, transition } from './densenet.ts';
 import { fbnetLayer, fbnetSkip } from './fbnet.ts';
 import { GraphBuilder, type Tensor } from './graph-builder.ts';
@@ -228,8 +229,16 @@ function featureValues(unit: UnitSpec): Record<string, readonly number[]> {
   return unit.skip ? { ...own, [SKIP_CHOICE]: [0, 1] } : own;
 }
 
-/** A `SearchSpace` from a spec (parsed with `parseSpec`, so errors name the field). */
-export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
+/**
+ * A `SearchSpace` from a spec (parsed with `parseSpec`, so errors name the field). Its largest
+ * subnet is checked against `options.bounds` (core/spaces/bounds.ts) before anything is built:
+ * a spec too large for a device throws `ResourceLimitError` naming `spaceSpec`, the field of
+ * jobs, run parameters and `POST /runs` that carries it.
+ */
+export function spaceFromSpec(
+  json: unknown,
+  options: { bounds?: ResourceBounds | false } = {},
+): SearchSpace<SpecArch> {
   const spec = parseSpec(json);
   const features = spec.units.map(featureValues);
   const blockChoiceNames = FEATURE_ORDER.filter((f) => features.some((fs) => f in fs));
@@ -428,7 +437,7 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
     return g.build(x);
   }
 
-  return {
+  const space: SearchSpace<SpecArch> = {
     name: spec.name,
     description:
       spec.description ??
@@ -442,4 +451,7 @@ export function spaceFromSpec(json: unknown): SearchSpace<SpecArch> {
     toNative,
     layerGraph,
   };
+  if (options.bounds !== false)
+    checkSpaceBounds(space, { field: 'spaceSpec', bounds: options.bounds });
+  return space;
 }

@@ -9,6 +9,7 @@ import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { ValidationError } from '../../core/errors.ts';
 import { thingsOf } from '../../core/schemas/run.ts';
+import { checkSpaceBounds } from '../../core/spaces/bounds.ts';
 import { createDevicesTable, type DeviceRecord } from '../adapters/devices-table.ts';
 import { createRunState, type RunState } from '../adapters/run-state.ts';
 import { lazy, loadConfig } from '../config.ts';
@@ -117,6 +118,9 @@ export function createStartRunHandler(deps: () => StartRunDeps = startRunDeps) {
   return apiHandler(async (event: APIGatewayProxyEvent) => {
     const { limits, ...params } = parseBody(event, startRunBody);
     const space = underField('body', () => spaceOf(params));
+    // A spec's size is checked by spaceOf; the batch size multiplies every job's memory.
+    const { batchSize } = params.measurement;
+    checkSpaceBounds(space, { field: 'body.measurement.batchSize', batchSize });
     const thing = thingOf(params);
     const { state, device, start } = deps();
     await checkDevices(params, device);

@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createEncoder } from '../../core/encodings/index.ts';
+import { createEncoder, encodingNames } from '../../core/encodings/index.ts';
 import { createRng } from '../../core/rng.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
@@ -68,8 +68,6 @@ describe('esm encode', () => {
     expect(bad.stderr).toContain(`${file}:2: r: got 225`);
     const unknown = await esm('encode', '--space', 'mobilenetv3', '--encoding', 'zip', '--labels');
     expect(unknown.code).not.toBe(0);
-    expect(unknown.stderr).toMatch(
-      /expected one of onehot, feature, statistical, fcc(, \w+)*, got "zip"/,
-    );
+    expect(unknown.stderr).toContain(`expected one of ${encodingNames.join(', ')}, got "zip"`);
   });
 });
