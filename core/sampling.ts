@@ -50,14 +50,14 @@ export function depthBins(space: SearchSpace, nBins: number): DepthBin[] {
 }
 
 /**
- * Depth bins over the depths a replay pool actually holds. A measured dataset need not cover
- * its space's depth range (HELP's FBNet archs are uniform over ops: 13..22 layers of 0..22),
- * and a bin the pool cannot fill would keep the loop from ever converging.
+ * The depths a replay pool actually holds. A measured dataset need not cover its space's depth
+ * range (HELP's FBNet archs are uniform over ops: 13..22 layers of 0..22), and a bin the pool
+ * cannot fill would keep the loop from ever converging.
  */
-export function poolDepthBins(
-  pool: readonly { readonly depth: number }[],
-  nBins: number,
-): DepthBin[] {
+export function poolDepthRange(pool: readonly { readonly depth: number }[]): {
+  min: number;
+  max: number;
+} {
   if (pool.length === 0) throw new ValidationError('pool', 'the replay pool is empty');
   let min = Number.POSITIVE_INFINITY;
   let max = Number.NEGATIVE_INFINITY;
@@ -65,7 +65,25 @@ export function poolDepthBins(
     if (item.depth < min) min = item.depth;
     if (item.depth > max) max = item.depth;
   }
-  return binsForRange({ min, max }, nBins);
+  return { min, max };
+}
+
+/** Depth bins over the depths a replay pool holds (`poolDepthRange`). */
+export function poolDepthBins(
+  pool: readonly { readonly depth: number }[],
+  nBins: number,
+): DepthBin[] {
+  return binsForRange(poolDepthRange(pool), nBins);
+}
+
+/** A run's depth bins: over its `depthRange` where it has one, else the space's whole range. */
+export function runBins(
+  space: SearchSpace,
+  params: { readonly bins: number; readonly depthRange?: { min: number; max: number } },
+): DepthBin[] {
+  return params.depthRange
+    ? binsForRange(params.depthRange, params.bins)
+    : depthBins(space, params.bins);
 }
 
 /** Index of the bin holding `d`; throws `ValidationError` when no bin does. */

@@ -51,6 +51,16 @@ export const runParams = z.object({
   accTh: z.number().gt(0).lt(1).default(0.95),
   /** N_Bins: equal-width depth bins (capped at the number of depths). */
   bins: z.number().int().min(1).max(100).default(5),
+  /**
+   * The depths the bins span. @default the space's whole depth range; a replay run's Init sets
+   * it to the depths its pool holds, since a measured dataset need not cover the space (HELP's
+   * FBNet archs have 13..22 of 0..22 layers) and a bin the pool cannot fill never converges.
+   */
+  depthRange: z
+    .object({ min: z.number().int().nonnegative(), max: z.number().int().nonnegative() })
+    .strict()
+    .refine((r) => r.min <= r.max, { message: 'min must not exceed max' })
+    .optional(),
   /** Weight of a failing bin in the extension step (passing bins weigh 1). */
   w1: z.number().positive().max(1000).default(3),
   /** Iterations (train + evaluate) before giving up. */

@@ -5,7 +5,7 @@
  */
 import { iterationSeed, planInitialBatch } from '../../core/loop.ts';
 import { createRng } from '../../core/rng.ts';
-import { depthBins } from '../../core/sampling.ts';
+import { poolDepthRange, runBins } from '../../core/sampling.ts';
 import { runParams, thingsOf } from '../../core/schemas/run.ts';
 import { logger, parseWith, workflowTask } from '../middleware.ts';
 import {
@@ -19,9 +19,15 @@ import {
 export function createInitHandler(deps: () => WorkflowDeps = workflowDeps) {
   return workflowTask(executionInput, async ({ runId, params: raw, limits }) => {
     const { state, store } = deps();
-    const params = parseWith(runParams, raw, 'params');
-    const space = spaceOf(params);
-    const things = thingsOf(params);
+    const parsed = parseWith(runParams, raw, 'params');
+    const space = spaceOf(parsed);
+    const things = thingsOf(parsed);
+    const pool = await loadPool(store, parsed, space);
+    // A replay's bins span the depths its pool holds (recorded, so every task bins alike).
+    const params =
+      pool && parsed.depthRange === undefined
+        ? { ...parsed, depthRange: poolDepthRange(pool) }
+        : parsed;
     const created = await state.createRun({
       runId,
       thing: things[0] ?? params.device,
@@ -36,11 +42,14 @@ export function createInitHandler(deps: () => WorkflowDeps = workflowDeps) {
       // A resumed or redriven execution: the run is past its initial batch already.
       return { runId, iteration };
     }
-    const pool = await loadPool(store, params, space);
+    if (run && params.depthRange && run.params.depthRange === undefined) {
+      // A run recorded before its first Init (esm run writes state.json first) gets the range too.
+      await state.updateRun(runId, { params: { ...run.params, depthRange: params.depthRange } });
+    }
     const samples = planInitialBatch({
       source: pool ? { kind: 'pool', pool, space } : { kind: 'space', space },
       params,
-      bins: depthBins(space, params.bins),
+      bins: runBins(space, params),
       rng: createRng(iterationSeed(params.seed, 0)),
     });
     const written = await state.putSamples(runId, samples);

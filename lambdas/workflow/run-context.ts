@@ -10,7 +10,7 @@ import { parseDataset } from '../../core/dataset.ts';
 import { ValidationError } from '../../core/errors.ts';
 import type { Clock, DatasetStore, RunStateStore } from '../../core/ports.ts';
 import { type PredictorJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
-import { type DepthBin, depthBins, type PoolItem, poolItem } from '../../core/sampling.ts';
+import { type DepthBin, type PoolItem, poolItem, runBins } from '../../core/sampling.ts';
 import { thingName } from '../../core/schemas/protocol.ts';
 import { poolOf, type RunParams, type RunRecord, runParams } from '../../core/schemas/run.ts';
 import { getSpace } from '../../core/spaces/index.ts';
@@ -117,7 +117,7 @@ export async function loadRun(state: RunStateStore, runId: string): Promise<Load
     run,
     params,
     space,
-    bins: depthBins(space, params.bins),
+    bins: runBins(space, params),
     things: run.things.length > 0 ? run.things : [run.thing],
     resultTimeoutSeconds: limits.batchTimeoutSeconds ?? params.resultTimeoutSeconds,
     maxRedispatches:
