@@ -139,12 +139,13 @@ export async function estimate(shape: RunShape): Promise<{ lines: CostLine[]; to
     gbSeconds += (count * memoryMb * (name === states.train ? shape.trainSeconds : seconds)) / 1024;
     requests += count;
   }
-  // Ingestion: one invocation per result, plus the status rule on state changes.
-  gbSeconds += (jobs * 256 * 0.3) / 1024;
-  requests += jobs + 2 * shape.iterations;
+  // Ingestion: one invocation per result, plus the status rule on every status message
+  // (state changes and progress: the result timeout counts from a job's last progress).
+  const progress = Math.ceil(measuringSeconds / shape.progressSeconds);
+  gbSeconds += ((jobs + progress) * 256 * 0.3) / 1024;
+  requests += jobs + progress + 2 * shape.iterations;
   // A job message carries up to chunkSize archs (~1 KB each): one 5 KB block per ~5 archs.
   const jobBlocks = jobs * Math.ceil(shape.chunkSize / 5);
-  const progress = Math.ceil(measuringSeconds / shape.progressSeconds);
   const messages = jobBlocks + jobs + progress + 4 * shape.iterations;
   const lines: CostLine[] = [
     {
@@ -159,7 +160,7 @@ export async function estimate(shape: RunShape): Promise<{ lines: CostLine[]; to
     },
     {
       service: 'IoT Core',
-      driver: `${messages} messages, ${Math.ceil(measuringSeconds / 60)} connection minutes, ${2 * jobs} rule runs`,
+      driver: `${messages} messages, ${Math.ceil(measuringSeconds / 60)} connection minutes, ${2 * jobs + progress} rule runs`,
       usd:
         messages * prices.iotMessagePer5Kb +
         Math.ceil(measuringSeconds / 60) * prices.iotConnectionMinute +
@@ -167,8 +168,11 @@ export async function estimate(shape: RunShape): Promise<{ lines: CostLine[]; to
     },
     {
       service: 'DynamoDB',
-      driver: `${samples * 3 + jobs * 2} writes, ${transitions * 2} reads`,
-      usd: (samples * 3 + jobs * 2) * prices.dynamoWrite + transitions * 2 * prices.dynamoRead,
+      // A progress message updates the run's progress time once.
+      driver: `${samples * 3 + jobs * 2 + progress} writes, ${transitions * 2} reads`,
+      usd:
+        (samples * 3 + jobs * 2 + progress) * prices.dynamoWrite +
+        transitions * 2 * prices.dynamoRead,
     },
     {
       service: 'S3',

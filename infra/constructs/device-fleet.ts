@@ -96,15 +96,15 @@ export class DeviceFleet extends Construct {
   }
 
   /**
-   * Routes state changes on `esm/devices/+/status` to `ingest`; the rule drops progress
-   * updates (busy with a count), which a device sends up to once a second.
+   * Routes every message on `esm/devices/+/status` to `ingest`, progress updates included:
+   * the workflow's result timeout counts from a job's last progress, so a slow device that
+   * keeps reporting is never sent its work again. Devices report progress every 5 s by
+   * default (device-client/README.md, "Message cost").
    */
   routeStatus(ingest: LambdaFunction): CfnTopicRule {
     return this.route('StatusRule', ingest, {
-      description: 'Device state changes (online, idle, offline, error) to the devices table',
-      sql:
-        `SELECT *, topic() AS topic FROM '${statusTopicFilter}' ` +
-        "WHERE state <> 'busy' OR isUndefined(progress) OR progress.done = 0",
+      description: 'Device states and job progress to the devices and runs tables',
+      sql: `SELECT *, topic() AS topic FROM '${statusTopicFilter}'`,
     });
   }
 

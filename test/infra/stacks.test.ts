@@ -437,13 +437,12 @@ it('skips the endpoint lookup when the data endpoint is given', () => {
   template.resourceCountIs('AWS::IoT::Policy', 1);
 });
 
-it('routes device state changes, not progress updates, to the status function', () => {
+it('routes device states and every progress update to the status function', () => {
   const ingest = logicalId('ingestStatus', 'function');
   stateless.hasResourceProperties('AWS::IoT::TopicRule', {
     TopicRulePayload: {
-      Sql: Match.stringLikeRegexp(
-        "^SELECT \\*, topic\\(\\) AS topic FROM 'esm/devices/\\+/status' WHERE state <> 'busy'",
-      ),
+      // No WHERE: the result timeout counts from a job's last progress (docs/workflow.md).
+      Sql: "SELECT *, topic() AS topic FROM 'esm/devices/+/status'",
       Actions: [{ Lambda: { FunctionArn: { 'Fn::GetAtt': [ingest, 'Arn'] } } }],
       ErrorAction: { Sqs: Match.objectLike({ QueueUrl: Match.anyValue() }) },
     },
