@@ -356,6 +356,17 @@ function stackFlat(b: Builder, parts: readonly string[], rank: number): string {
   );
 }
 
+/**
+ * The sum over `axis` (of size `size`) added in order, first to last, like the JavaScript
+ * encoders' running sums: CumSum is sequential by definition where ReduceSum may pair terms,
+ * and a fractional value (ResNet50's widths) summed in another order differs in the last bit,
+ * enough to flip a tree's split. Zeros of inactive slots leave a running sum unchanged.
+ */
+function sequentialSum(b: Builder, x: string, axis: number, size: number): string {
+  const running = b.op('CumSum', [x, b.i64([axis], [])]);
+  return b.op('Squeeze', [b.slice(running, axis, size - 1, size), b.i64([axis])]);
+}
+
 function statistical(f: Front): { x: string; labels: string[] } {
   const { b, space, layout } = f;
   const U = space.units.length;
@@ -411,14 +422,16 @@ function statistical(f: Front): { x: string; labels: string[] } {
     // [U, D, Cb, N] -> [U, Cb, N] over the slots. Each feature has its own count: in a
     // layer-wise unit `skip` counts every slot, the other choices only the layers.
     const count = b.reduce('Sum', mask, [1], false);
-    const sum = b.reduce('Sum', v, [1], false);
-    const sq = b.reduce('Sum', b.op('Mul', [v, v]), [1], false);
+    const sum = sequentialSum(b, v, 1, D);
+    const sq = sequentialSum(b, b.op('Mul', [v, v]), 1, D);
     const min = b.reduce('Min', b.op('Where', [m, v, inf]), [1], false);
     const max = b.reduce('Max', b.op('Where', [m, v, negInf]), [1], false);
     perUnitAt = push(stackFlat(b, moments(b, count, sum, sq, min, max), 3), U * Cb * 4);
     overallParts.count.push(b.reduce('Sum', count, [0], false));
-    overallParts.sum.push(b.reduce('Sum', sum, [0], false));
-    overallParts.sq.push(b.reduce('Sum', sq, [0], false));
+    // Over all blocks of the model in order: [U, D, Cb, N] -> [U * D, Cb, N].
+    const flatV = b.reshape(v, [U * D, Cb, -1]);
+    overallParts.sum.push(sequentialSum(b, flatV, 0, U * D));
+    overallParts.sq.push(sequentialSum(b, b.op('Mul', [flatV, flatV]), 0, U * D));
     overallParts.min.push(b.reduce('Min', min, [0], false));
     overallParts.max.push(b.reduce('Max', max, [0], false));
   }
@@ -435,8 +448,17 @@ function statistical(f: Front): { x: string; labels: string[] } {
     const has = b.op('Less', [b.f64([0], []), n]);
     // Every unit choice counts the model's layers: total x ones [Cw, 1].
     overallParts.count.push(b.op('Mul', [total, b.f64col(new Array(Cw).fill(1))]));
-    overallParts.sum.push(b.reduce('Sum', b.op('Mul', [w, n]), [0], false));
-    overallParts.sq.push(b.reduce('Sum', b.op('Mul', [b.op('Mul', [w, w]), n]), [0], false));
+    // JS adds a unit's value once per layer, in order: [U, D, Cw, N] with the value where
+    // k < the unit's layers and 0 elsewhere, summed sequentially.
+    const k = b.f64(
+      Array.from({ length: D }, (_, i) => i),
+      [1, D, 1, 1],
+    );
+    const perLayer = b.op('Less', [k, b.reshape(n, [U, 1, 1, -1])]);
+    const wk = b.op('Where', [perLayer, b.reshape(w, [U, 1, Cw, -1]), b.f64([0], [])]);
+    const flatW = b.reshape(wk, [U * D, Cw, -1]);
+    overallParts.sum.push(sequentialSum(b, flatW, 0, U * D));
+    overallParts.sq.push(sequentialSum(b, b.op('Mul', [flatW, flatW]), 0, U * D));
     overallParts.min.push(b.reduce('Min', b.op('Where', [has, w, inf]), [0], false));
     overallParts.max.push(b.reduce('Max', b.op('Where', [has, w, negInf]), [0], false));
   }
