@@ -14,6 +14,7 @@ import {
   trainingSeed,
 } from './loop.ts';
 import type { PredictorJson } from './predictor/artifact.ts';
+import { trainingDomain } from './predictor/domain.ts';
 import {
   createModel,
   type Featurizer,
@@ -134,8 +135,9 @@ export async function trainIteration(
         },
       },
     });
+  const trainSubnets = train.map((r) => space.parse(r.arch));
   const fit = await regressor.fit(
-    featurizer.encodeAll(train.map((r) => space.parse(r.arch))),
+    featurizer.encodeAll(trainSubnets),
     Float64Array.from(train, (r) => r.latencyMs),
   );
   const predictedTest = await regressor.predict(
@@ -175,6 +177,7 @@ export async function trainIteration(
       epochs: fit.epochs,
       backend: (fit as { backend?: string }).backend,
       options: { ...options.provenance, model: kind, iteration },
+      domain: trainingDomain(trainSubnets),
       data: { file: options.data.file, sha256: options.data.sha256, rows: rows.length },
       created_at: record.finishedAt,
     },

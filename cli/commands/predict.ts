@@ -1,5 +1,7 @@
 /** `esm predict`: latencies of architectures from a trained predictor directory. */
 import type { Command } from 'commander';
+import { outsideDomain, type TrainingDomain } from '../../core/predictor/domain.ts';
+import type { Subnet } from '../../core/spaces/types.ts';
 import { loadPredictor } from '../../local/predictor-store.ts';
 import { parse, readArchEntries } from '../common.ts';
 
@@ -28,7 +30,25 @@ async function predict(flags: PredictFlags): Promise<void> {
     return `${JSON.stringify({ ...echo, [key]: number(mean[i] as number), [stdKey]: number(std[i] as number) })}\n`;
   });
   process.stdout.write(out.join(''));
+  warnOutsideDomain(predictor.json.training.domain, entries);
   await predictor.close();
+}
+
+/** One stderr line when archs lie outside what the predictor was trained on. */
+function warnOutsideDomain(
+  domain: TrainingDomain | undefined,
+  entries: readonly { subnet: Subnet }[],
+): void {
+  if (!domain) return; // predictors written before the domain was recorded
+  const outside = entries
+    .map((e, i) => ({ i, why: outsideDomain(domain, e.subnet) }))
+    .filter((o) => o.why !== undefined);
+  const first = outside[0];
+  if (!first) return;
+  process.stderr.write(
+    `warning: ${outside.length} of ${entries.length} archs lie outside what the predictor was trained on; ` +
+      `its predictions there are extrapolations (first: arch ${first.i + 1}: ${first.why})\n`,
+  );
 }
 
 export function register(program: Command): void {

@@ -193,6 +193,11 @@ function checkResumeOptions(options: RunOptions, command: Command): void {
   }
 }
 
+/** "10-13", or "10" for a bin of one depth (never "10-10"). */
+function depthSpan(b: { lo: number; hi: number }): string {
+  return b.lo === b.hi ? `${b.lo}` : `${b.lo}-${b.hi}`;
+}
+
 function pct(x: number | null): string {
   return x === null ? '  -  ' : `${(x * 100).toFixed(1)}%`;
 }
@@ -392,7 +397,7 @@ export function register(program: Command): void {
             const r = event.record;
             progress.log(
               `iteration ${r.iteration}: ${r.samples.train} train + ${r.samples.test} test, accuracy ${pct(r.overall.accuracy)} (bin-balanced ${pct(r.overall.binBalancedAccuracy)}), ` +
-                `per bin ${r.bins.map((b) => `${b.lo}-${b.hi}:${pct(b.accuracy)}`).join(' ')}; ` +
+                `per depth bin ${r.bins.map((b) => `${depthSpan(b)}:${pct(b.accuracy)}`).join(' ')}; ` +
                 `measuring ${r.secondsMeasuring.toFixed(0)}s, training ${r.secondsTraining.toFixed(0)}s${r.reason ? ` -> ${r.reason}` : ''}`,
             );
             break;

@@ -192,6 +192,13 @@ export const predictorJson = z.object({
     chosen: z.array(z.object({ name: z.string(), weight: z.number() })).optional(),
     /** Model options as given (hidden sizes, learning rate ...), for reproduction. */
     options: z.record(z.string(), z.unknown()),
+    /** Resolutions and depths the training rows spanned (core/predictor/domain.ts). */
+    domain: z
+      .object({
+        resolution: z.tuple([z.number(), z.number()]),
+        depth: z.tuple([z.number(), z.number()]),
+      })
+      .optional(),
     data: z.object({
       file: z.string(),
       sha256: z.string().regex(/^[0-9a-f]{64}$/),

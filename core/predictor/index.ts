@@ -31,6 +31,7 @@ import {
   createAuto,
   memberFromJson,
 } from './auto.ts';
+import { trainingDomain } from './domain.ts';
 import { ONNX_INPUT, ONNX_OUTPUT } from './export-onnx.ts';
 import {
   type BoostingModel,
@@ -449,6 +450,7 @@ export async function fitPredictor(options: FitPredictorOptions): Promise<FitPre
           ? (report.chosen as AutoFitReport['chosen']).map((c) => ({ ...c }))
           : undefined,
       options: optionsRecord(model, regressorOptions, mlpOptions),
+      domain: trainingDomain(trainRows.map((r) => r.subnet)),
       data: { file: options.data.file, sha256: options.data.sha256, rows: rows.length },
       created_at: (options.now ?? new Date()).toISOString(),
     },
