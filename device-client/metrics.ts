@@ -32,6 +32,15 @@ const run = promisify(execFile);
 const CHILD = fileURLToPath(new URL('./peak-memory-child.mjs', import.meta.url));
 const MB = 1024 * 1024;
 
+/**
+ * glibc's malloc moves its mmap threshold up after large frees, so whether one of
+ * onnxruntime's allocations during session creation lands on the heap (and stays resident)
+ * or in its own mapping (returned at free) depends on what was freed before: the same model
+ * measured 78-81 MB across fresh children. A fixed threshold measured 73.3-74.1 MB (8
+ * children, MobileNetV3, this machine). Other allocators ignore the variable.
+ */
+const STEADY_MALLOC = { MALLOC_MMAP_THRESHOLD_: String(64 * 1024) };
+
 export const PEAK_MEMORY_METHOD =
   'child process per model: peak RSS (getrusage ru_maxrss) - RSS before the onnxruntime session';
 
@@ -67,7 +76,7 @@ export async function measurePeakMemory(
         String(settings.threads),
         settings.executionProvider ?? 'cpu',
       ],
-      { timeout: timeoutMs, maxBuffer: 1 << 20 },
+      { timeout: timeoutMs, maxBuffer: 1 << 20, env: { ...process.env, ...STEADY_MALLOC } },
     );
     const out = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as {
       before: number;
