@@ -240,7 +240,9 @@ export function register(program: Command): void {
   withApi(
     cloud
       .command('predict')
-      .description('latencies (JSONL {"latency_ms", "std_ms"}) from a deployed predictor, like esm predict')
+      .description(
+        'latencies (JSONL {"latency_ms", "std_ms"}) from a deployed predictor, like esm predict',
+      )
       .requiredOption('--predictor <id>', 'a predictor id, or SPACE/THING for the newest')
       .option('--in <file>', 'JSONL of native archs or dataset lines (default: stdin)'),
   ).action(async (flags: ApiFlags & { predictor: string; in?: string }) => {
@@ -262,8 +264,7 @@ export function register(program: Command): void {
     }>('POST', 'predict', { predictor: flags.predictor, archs });
     const round = (v: number | null | undefined) => (v == null ? null : Number(v.toPrecision(7)));
     const out = answer.latency_ms.map(
-      (v, i) =>
-        `${JSON.stringify({ latency_ms: round(v), std_ms: round(answer.std_ms?.[i]) })}\n`,
+      (v, i) => `${JSON.stringify({ latency_ms: round(v), std_ms: round(answer.std_ms?.[i]) })}\n`,
     );
     process.stdout.write(out.join(''));
     const outside = answer.outside_domain ?? [];
