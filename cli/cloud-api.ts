@@ -56,7 +56,7 @@ export interface CloudApiOptions {
   /**
    * Pauses before each retry of a request that is safe to repeat (GET, and POST /predict,
    * which changes nothing) after a network error or a 429/502/503/504.
-   * @default [500, 1000, 2000]
+   * @default [500, 1000, 2000, 4000]
    */
   readonly retryDelaysMs?: readonly number[];
 }
@@ -115,7 +115,7 @@ export function createCloudApi(options: CloudApiOptions): CloudApi {
       // "fetch failed" though nothing is wrong: `esm cloud run wait` must not die of it.
       const repeatable =
         method === 'GET' || (method === 'POST' && url.pathname.endsWith('/predict'));
-      const delays = repeatable ? (options.retryDelaysMs ?? [500, 1000, 2000]) : [];
+      const delays = repeatable ? (options.retryDelaysMs ?? [500, 1000, 2000, 4000]) : [];
       let response: Response | undefined;
       for (let attempt = 0; ; attempt++) {
         try {
@@ -123,10 +123,10 @@ export function createCloudApi(options: CloudApiOptions): CloudApi {
           if (!transientStatus.has(response.status) || attempt >= delays.length) break;
         } catch (cause) {
           if (attempt >= delays.length) {
-            throw new EsmError(
-              `cannot reach the ESM API at ${base.href}: ${(cause as Error).message}`,
-              { cause },
-            );
+            // fetch's own message is "fetch failed"; the socket's reason is its cause.
+            const reason = (cause as Error & { cause?: Error }).cause?.message;
+            const why = `${(cause as Error).message}${reason ? ` (${reason})` : ''}`;
+            throw new EsmError(`cannot reach the ESM API at ${base.href}: ${why}`, { cause });
           }
         }
         await sleep(delays[attempt] as number);
