@@ -216,6 +216,22 @@ function buildFront(b: Builder, space: SearchSpace): Front {
   return { b, space, layout, idx, value, active, valid, ri };
 }
 
+/**
+ * Subgraphs several feature parts share (auto stacks physics, an encoding and the LUT rows,
+ * each of which needs the slots' tuples), built once per graph: onnxruntime's cost per call
+ * grows with the node count, which is what one-at-a-time callers pay.
+ */
+const shared = new WeakMap<Front, Map<string, unknown>>();
+function once<T>(f: Front, key: string, build: () => T): T {
+  let memo = shared.get(f);
+  if (!memo) {
+    memo = new Map();
+    shared.set(f, memo);
+  }
+  if (!memo.has(key)) memo.set(key, build());
+  return memo.get(key) as T;
+}
+
 /** Checks that the graph's entries are in the encoder's order, so a layout change fails loudly. */
 function checkLabels(name: string, mine: readonly string[], theirs: readonly string[]): void {
   const i = mine.findIndex((l, k) => l !== theirs[k]);
@@ -305,6 +321,10 @@ const maxDepthOf = (space: SearchSpace) => Math.max(...space.units.map((u) => u.
  * without a `skip` choice, its depth).
  */
 function unitDepths(f: Front): string {
+  return once(f, 'unitDepths', () => unitDepthsGraph(f));
+}
+
+function unitDepthsGraph(f: Front): string {
   const { b, space, layout } = f;
   const U = space.units.length;
   const D = maxDepthOf(space);
@@ -527,6 +547,10 @@ function statistical(f: Front): { x: string; labels: string[] } {
  * largest unit's tuple count.
  */
 function slotTuples(f: Front): { tuple: string; slotActive: string; cmax: number } {
+  return once(f, 'slotTuples', () => slotTuplesGraph(f));
+}
+
+function slotTuplesGraph(f: Front): { tuple: string; slotActive: string; cmax: number } {
   const { b, space, layout } = f;
   const U = space.units.length;
   const D = maxDepthOf(space);
@@ -804,6 +828,10 @@ function physics(f: Front): string {
  * encoders' mixed-radix order and padded to the largest unit's tuple count.
  */
 function tupleCounts(f: Front): { counts: string; cmax: number } {
+  return once(f, 'tupleCounts', () => tupleCountsGraph(f));
+}
+
+function tupleCountsGraph(f: Front): { counts: string; cmax: number } {
   const { b, space } = f;
   const U = space.units.length;
   const D = maxDepthOf(space);

@@ -123,7 +123,8 @@ const MAX_WHOLE_ROWS = 50_000;
 const RANDOM_PROBES = 24;
 const CHECK_SUBNETS = 64;
 
-const cache = new WeakMap<SearchSpace, PhysicsTables>();
+/** Tables, or why there are none, per space: a refused space is not probed again at every save. */
+const cache = new WeakMap<SearchSpace, PhysicsTables | ArchGraphUnsupportedError>();
 
 function unsupported(space: SearchSpace, why: string): ArchGraphUnsupportedError {
   return new ArchGraphUnsupportedError(
@@ -135,10 +136,16 @@ function unsupported(space: SearchSpace, why: string): ArchGraphUnsupportedError
 /** The tables of `space` (built once per space). Throws `ArchGraphUnsupportedError`. */
 export function physicsTables(space: SearchSpace): PhysicsTables {
   const cached = cache.get(space);
+  if (cached instanceof ArchGraphUnsupportedError) throw cached;
   if (cached) return cached;
-  const tables = wholeRows(space) <= MAX_WHOLE_ROWS ? wholeTables(space) : chainTables(space);
-  cache.set(space, tables);
-  return tables;
+  try {
+    const tables = wholeRows(space) <= MAX_WHOLE_ROWS ? wholeTables(space) : chainTables(space);
+    cache.set(space, tables);
+    return tables;
+  } catch (error) {
+    if (error instanceof ArchGraphUnsupportedError) cache.set(space, error);
+    throw error;
+  }
 }
 
 /** Rows a whole-space table would need, or Infinity where the space has depth, unit or global choices. */
@@ -312,7 +319,8 @@ function tracedGraph(space: SearchSpace, parts: readonly Part[], subnet: Subnet)
       },
     ),
   };
-  // Every node the builder makes takes one fresh id: count them there.
+  // Every node GraphBuilder makes takes exactly one fresh id, so counting ids attributes the
+  // nodes without touching the spaces' code. The patch lives for this synchronous call only.
   const proto = GraphBuilder.prototype as unknown as { nextId(prefix: string): string };
   const nextId = proto.nextId;
   proto.nextId = function (this: GraphBuilder, prefix: string) {
