@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import { createRng } from '../../core/rng.ts';
+import { runParams } from '../../core/schemas/run.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 
@@ -138,6 +139,10 @@ describe('esm fit / esm predict', () => {
     ]);
     expect(fit.code).toBe(0);
     expect(fit.stdout).toMatch(/test on 50 held-out rows: accuracy \d+\.\d+ %/);
+    // Without --bins, esm fit reports over the bins esm run judges convergence on.
+    expect(fit.stdout.match(/^ {2}depth \d+/gm)).toHaveLength(
+      runParams.shape.bins.parse(undefined),
+    );
 
     const input = join(dir, 'bad.jsonl');
     const bad = { ...(lines[1]?.arch as object), d: [2, 3, 9, 2, 2] };
