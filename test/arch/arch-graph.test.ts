@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { combinations } from '../../core/encodings/layout.ts';
 import { encodingNames } from '../../core/encodings/types.ts';
 import { ArchGraphUnsupportedError } from '../../core/errors.ts';
 import { encodingGraph } from '../../core/onnx/arch-graph.ts';
@@ -48,6 +49,36 @@ beforeAll(async () => {
     spaces.push(space);
   }
 });
+
+/** Subnets whose blocks all have tuple j (the same choices), at min and max depth, every r. */
+function uniformSubnets(space: SearchSpace): Subnet[] {
+  const tuples = space.units.map((unit) => combinations(unit));
+  const most = Math.max(...tuples.map((t) => t.length));
+  const out: Subnet[] = [];
+  for (const resolution of space.resolutions) {
+    for (let j = 0; j < most; j++) {
+      for (const deepest of [false, true]) {
+        out.push({
+          resolution,
+          globals: Object.fromEntries(
+            space.globalChoices.map((c) => [c.name, c.values[j % c.values.length] as number]),
+          ),
+          units: space.units.map((unit, u) => {
+            const all = tuples[u] as number[][];
+            const tuple = all[j % all.length] as number[];
+            const block = Object.fromEntries(unit.blockChoices.map((c, i) => [c.name, tuple[i]]));
+            const choices = Object.fromEntries(
+              unit.unitChoices.map((c, i) => [c.name, tuple[unit.blockChoices.length + i]]),
+            );
+            const depth = deepest ? unit.maxDepth : unit.minDepth;
+            return { choices, blocks: Array.from({ length: depth }, () => ({ ...block })) };
+          }),
+        } as Subnet);
+      }
+    }
+  }
+  return out;
+}
 
 const subnets = (space: SearchSpace, n: number, seed: number): Subnet[] => {
   const rng = createRng(seed);
@@ -126,9 +157,11 @@ describe('arch-in encoding subgraph', () => {
 
   it('computes physics exactly on many random subnets of every space', async () => {
     for (const space of spaces) {
-      // Prepare: other seeds than the tables' own probes and check.
+      // Prepare: other seeds than the tables' own probes and check, plus the extremes: every
+      // block the same tuple (the largest and the smallest of each choice) at the least and
+      // the greatest depths, at every resolution.
       const featurizer = createFeaturizer(space, { kind: 'encoding', encoding: 'physics' });
-      const batch = subnets(space, 1500, 101);
+      const batch = [...subnets(space, 1500, 101), ...uniformSubnets(space)];
       const cols = featurizer.features.length;
       const expected = new Float32Array(batch.length * cols);
       batch.forEach((s, i) => {
