@@ -28,6 +28,7 @@ import { statisticalEncoder } from '../encodings/statistical.ts';
 import { ArchGraphUnsupportedError, ValidationError } from '../errors.ts';
 import type { FeaturesJson } from '../predictor/artifact.ts';
 import { lutLayout, resolutionBuckets } from '../predictor/lut.ts';
+import { macKinds } from '../spaces/cost.ts';
 import { type SearchSpace, SKIP_CHOICE } from '../spaces/types.ts';
 import {
   ARCH_INPUT,
@@ -764,6 +765,26 @@ function polyAt(
  */
 function physics(f: Front): string {
   const { b, space } = f;
+  // The entries assembled below, in order; an encoder that grew another entry (or reordered
+  // them) gets no graph rather than a wrong one, and its predictors still save.
+  const mine = [
+    ...macKinds.map((k) => `macs_${k}`),
+    'macs',
+    'params',
+    'elementwise_ops',
+    'activation_mb',
+    'peak_activation_mb',
+    'weight_mb',
+    'input_mb',
+    'layers',
+    'nodes',
+  ];
+  if (mine.join() !== physicsLabels.join()) {
+    throw new ArchGraphUnsupportedError(
+      'features.encoding',
+      `the physics encoding's entries (${physicsLabels.join(', ')}) differ from what the arch-in graph computes; update core/onnx/arch-graph.ts`,
+    );
+  }
   const tables = physicsTables(space);
   if (tables.kind === 'whole') {
     return tableRows(f, tables.physics, physicsLabels.length, wholeRow(f, tables));
