@@ -122,7 +122,8 @@ export interface AutoModel extends Regressor {
 
 type MemberRegressor = Regressor & { toJSON?: () => MemberModelJson };
 
-interface Plan {
+/** A candidate: its name, the columns it reads and a factory of untrained models. */
+export interface AutoPlan {
   readonly name: AutoCandidate;
   readonly columns: readonly [number, number];
   make(seed: number): MemberRegressor;
@@ -139,7 +140,7 @@ function physicsFirst(nPhysics: number, cols: number): number[] {
   return Array.from({ length: cols }, (_, j) => (j < nPhysics ? 1e-3 : 1));
 }
 
-function plans(options: AutoOptions, rows: number): Plan[] {
+function plans(options: AutoOptions, rows: number): AutoPlan[] {
   const { layout, candidates = autoCandidates } = options;
   const { mlpMaxRows = 200, ensembleMaxRows = 100 } = options;
   const { physics, encoding, lut } = layout;
@@ -162,7 +163,7 @@ function plans(options: AutoOptions, rows: number): Plan[] {
     });
     return Object.assign(m, { toJSON: () => mlpStateToJson(m.state) });
   };
-  const out: (Plan | undefined)[] = [
+  const out: (AutoPlan | undefined)[] = [
     physics && { name: 'ridge-physics', columns: physics, make: () => createRidge() },
     encoding && { name: 'ridge-encoding', columns: encoding, make: () => createRidge({ lambdas }) },
     physics && encoding && scales && both
@@ -182,7 +183,7 @@ function plans(options: AutoOptions, rows: number): Plan[] {
     both && {
       name: 'gbt',
       columns: both,
-      make: (seed) => createBoosting({ seed, penaltyScales: scales }),
+      make: (seed) => createBoosting({ seed, penaltyScales: scales, baseLambdas: lambdas }),
     },
     both && rows <= mlpMaxRows && rows >= 10
       ? { name: 'mlp', columns: both, make: mlp(1) }
@@ -191,7 +192,7 @@ function plans(options: AutoOptions, rows: number): Plan[] {
       ? { name: 'mlp-ensemble', columns: both, make: mlp(3) }
       : undefined,
   ];
-  return out.filter((p): p is Plan => p !== undefined && candidates.includes(p.name));
+  return out.filter((p): p is AutoPlan => p !== undefined && candidates.includes(p.name));
 }
 
 function columnsOf(x: Matrix, [start, end]: readonly [number, number], rows?: Int32Array): Matrix {
@@ -258,6 +259,143 @@ async function memberStd(m: Member, x: Matrix): Promise<PredictionWithStd> {
   return { mean, std: new Float64Array(mean.length) };
 }
 
+/** Out-of-fold predictions of every candidate: K-fold cross-validation on the training rows. */
+export interface CrossValidation {
+  readonly plans: readonly AutoPlan[];
+  /** Per candidate, its out-of-fold prediction of every training row (empty without CV). */
+  readonly predicted: readonly Float64Array[];
+  readonly scores: readonly CandidateScore[];
+}
+
+function checkInput(options: AutoOptions, x: Matrix, latencyMs: Float64Array): AutoPlan[] {
+  if (latencyMs.length !== x.rows) {
+    throw new ValidationError('latencyMs', `has ${latencyMs.length} values for ${x.rows} rows`);
+  }
+  latencyMs.forEach((v, i) => {
+    if (!(v > 0) || !Number.isFinite(v)) {
+      throw new ValidationError(`latencyMs[${i}]`, `must be a positive number, got ${v}`);
+    }
+  });
+  const candidates = plans(options, x.rows);
+  if (candidates.length === 0) {
+    throw new ValidationError(
+      'auto',
+      'no candidate model fits the feature layout; give physics, encoding or lut columns',
+    );
+  }
+  for (const c of candidates) {
+    if (c.columns[1] > x.cols || c.columns[0] < 0 || c.columns[0] >= c.columns[1]) {
+      throw new ValidationError(
+        'layout',
+        `columns ${c.columns.join('..')} of ${c.name} are outside the ${x.cols} inputs`,
+      );
+    }
+  }
+  return candidates;
+}
+
+/**
+ * Every candidate's out-of-fold predictions (folds seeded by `options.seed`). Without enough
+ * rows to cross-validate (under 4) or with a single candidate, no candidate is scored.
+ */
+export async function crossValidateCandidates(
+  options: AutoOptions,
+  x: Matrix,
+  latencyMs: Float64Array,
+): Promise<CrossValidation> {
+  const candidates = checkInput(options, x, latencyMs);
+  const { seed = 0 } = options;
+  const folds = Math.max(0, Math.min(options.folds ?? 5, Math.floor(x.rows / 2)));
+  if (folds < 2 || candidates.length === 1) {
+    return { plans: candidates, predicted: [], scores: [] };
+  }
+  const rng = createRng(seed);
+  const fold = new Int32Array(x.rows);
+  const order = Array.from({ length: x.rows }, (_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  order.forEach((r, i) => {
+    fold[r] = i % folds;
+  });
+  const predictedAll: Float64Array[] = [];
+  const scores: CandidateScore[] = [];
+  for (const plan of candidates) {
+    const t0 = performance.now();
+    const predicted = new Float64Array(x.rows);
+    for (let f = 0; f < folds; f++) {
+      const trainRows = Int32Array.from(order.filter((r) => fold[r] !== f)).sort();
+      const heldRows = Int32Array.from(order.filter((r) => fold[r] === f)).sort();
+      const model = plan.make(seed + f + 1);
+      await model.fit(
+        columnsOf(x, plan.columns, trainRows),
+        Float64Array.from(trainRows, (r) => latencyMs[r] as number),
+      );
+      const p = await model.predict(columnsOf(x, plan.columns, heldRows));
+      heldRows.forEach((r, i) => {
+        predicted[r] = p[i] as number;
+      });
+    }
+    predictedAll.push(predicted);
+    scores.push({
+      name: plan.name,
+      accuracy: 1 - meanRelativeError(predicted, latencyMs),
+      seconds: (performance.now() - t0) / 1000,
+    });
+  }
+  return { plans: candidates, predicted: predictedAll, scores };
+}
+
+/** Weights per candidate (in `plans` order, summing to 1) and the out-of-fold accuracies. */
+export interface Selection {
+  readonly weights: Float64Array;
+  /** Out-of-fold accuracy of the chosen model (NaN without cross-validation). */
+  readonly accuracy: number;
+  /** Out-of-fold accuracy of the greedy blend, chosen or not (NaN without cross-validation). */
+  readonly blendAccuracy: number;
+}
+
+/**
+ * The members auto keeps, from the out-of-fold predictions alone: the best single candidate,
+ * or the greedy blend when it beats that by `blendMargin`. Without scores (too few rows),
+ * the first candidate (physics ridge when present).
+ */
+export function selectMembers(
+  cv: CrossValidation,
+  latencyMs: Float64Array,
+  options: Pick<AutoOptions, 'blendSteps' | 'blendMargin'> = {},
+): Selection {
+  const { blendSteps = 20, blendMargin = 0.002 } = options;
+  const k = cv.plans.length;
+  const single = (c: number) => Float64Array.from({ length: k }, (_, i) => (i === c ? 1 : 0));
+  if (cv.scores.length === 0) {
+    return { weights: single(0), accuracy: Number.NaN, blendAccuracy: Number.NaN };
+  }
+  const oof = cv.predicted;
+  const scores = cv.scores;
+  const best = scores.reduce(
+    (a, s, i) => (s.accuracy > (scores[a] as CandidateScore).accuracy ? i : a),
+    0,
+  );
+  const weights = greedyBlend(oof, latencyMs, blendSteps);
+  const blended = new Float64Array(latencyMs.length);
+  weights.forEach((w, c) => {
+    if (w > 0)
+      (oof[c] as Float64Array).forEach((v, r) => {
+        blended[r] = (blended[r] as number) + w * v;
+      });
+  });
+  const blendAccuracy = 1 - meanRelativeError(blended, latencyMs);
+  const bestAccuracy = (scores[best] as CandidateScore).accuracy;
+  // The blend's weights are fitted on the same out-of-fold rows that score it, so it
+  // must win by a margin to be trusted over the best single candidate.
+  if (blendAccuracy > bestAccuracy + blendMargin && weights.filter((w) => w > 0).length > 1) {
+    return { weights, accuracy: blendAccuracy, blendAccuracy };
+  }
+  return { weights: single(best), accuracy: bestAccuracy, blendAccuracy };
+}
+
 function autoModel(
   options: AutoOptions | undefined,
   fitted?: { inputs: number; members: Member[]; json?: AutoJson },
@@ -303,100 +441,14 @@ function autoModel(
     async fit(x: Matrix, latencyMs: Float64Array): Promise<AutoFitReport> {
       if (!options) throw new ValidationError('auto', 'a restored model cannot be refitted');
       const started = performance.now();
-      if (latencyMs.length !== x.rows) {
-        throw new ValidationError('latencyMs', `has ${latencyMs.length} values for ${x.rows} rows`);
-      }
-      latencyMs.forEach((v, i) => {
-        if (!(v > 0) || !Number.isFinite(v)) {
-          throw new ValidationError(`latencyMs[${i}]`, `must be a positive number, got ${v}`);
-        }
-      });
-      const { seed = 0, blendSteps = 20, blendMargin = 0.002 } = options;
-      const candidates = plans(options, x.rows);
-      if (candidates.length === 0) {
-        throw new ValidationError(
-          'auto',
-          'no candidate model fits the feature layout; give physics, encoding or lut columns',
-        );
-      }
-      for (const c of candidates) {
-        if (c.columns[1] > x.cols || c.columns[0] < 0 || c.columns[0] >= c.columns[1]) {
-          throw new ValidationError(
-            'layout',
-            `columns ${c.columns.join('..')} of ${c.name} are outside the ${x.cols} inputs`,
-          );
-        }
-      }
-      const wanted = options.folds ?? 5;
-      const folds = Math.max(0, Math.min(wanted, Math.floor(x.rows / 2)));
-      const scores: CandidateScore[] = [];
-      let chosen: { plan: Plan; weight: number }[];
-      let accuracy = Number.NaN;
-      let blendAccuracy = Number.NaN;
-      if (folds < 2 || candidates.length === 1) {
-        // Too few rows to cross-validate: the first candidate (physics ridge when present).
-        chosen = [{ plan: candidates[0] as Plan, weight: 1 }];
-      } else {
-        const rng = createRng(seed);
-        const fold = new Int32Array(x.rows);
-        const order = Array.from({ length: x.rows }, (_, i) => i);
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = rng.int(i + 1);
-          [order[i], order[j]] = [order[j] as number, order[i] as number];
-        }
-        order.forEach((r, i) => {
-          fold[r] = i % folds;
-        });
-        const oof: Float64Array[] = [];
-        for (const plan of candidates) {
-          const t0 = performance.now();
-          const predicted = new Float64Array(x.rows);
-          for (let f = 0; f < folds; f++) {
-            const trainRows = Int32Array.from(order.filter((r) => fold[r] !== f)).sort();
-            const heldRows = Int32Array.from(order.filter((r) => fold[r] === f)).sort();
-            const model = plan.make(seed + f + 1);
-            await model.fit(
-              columnsOf(x, plan.columns, trainRows),
-              Float64Array.from(trainRows, (r) => latencyMs[r] as number),
-            );
-            const p = await model.predict(columnsOf(x, plan.columns, heldRows));
-            heldRows.forEach((r, i) => {
-              predicted[r] = p[i] as number;
-            });
-          }
-          oof.push(predicted);
-          scores.push({
-            name: plan.name,
-            accuracy: 1 - meanRelativeError(predicted, latencyMs),
-            seconds: (performance.now() - t0) / 1000,
-          });
-        }
-        const best = scores.reduce(
-          (a, s, i) => (s.accuracy > (scores[a] as CandidateScore).accuracy ? i : a),
-          0,
-        );
-        const weights = greedyBlend(oof, latencyMs, blendSteps);
-        const blended = new Float64Array(x.rows);
-        weights.forEach((w, c) => {
-          if (w > 0)
-            (oof[c] as Float64Array).forEach((v, r) => {
-              blended[r] = (blended[r] as number) + w * v;
-            });
-        });
-        blendAccuracy = 1 - meanRelativeError(blended, latencyMs);
-        const bestAccuracy = (scores[best] as CandidateScore).accuracy;
-        // The blend's weights are fitted on the same out-of-fold rows that score it, so it
-        // must win by a margin to be trusted over the best single candidate.
-        if (blendAccuracy > bestAccuracy + blendMargin && weights.filter((w) => w > 0).length > 1) {
-          chosen = candidates
-            .map((plan, c) => ({ plan, weight: weights[c] as number }))
-            .filter((m) => m.weight > 0);
-          accuracy = blendAccuracy;
-        } else {
-          chosen = [{ plan: candidates[best] as Plan, weight: 1 }];
-          accuracy = bestAccuracy;
-        }
-      }
+      const { seed = 0 } = options;
+      const cv = await crossValidateCandidates(options, x, latencyMs);
+      const selection = selectMembers(cv, latencyMs, options);
+      const chosen = cv.plans
+        .map((plan, c) => ({ plan, weight: selection.weights[c] as number }))
+        .filter((m) => m.weight > 0);
+      const { accuracy, blendAccuracy } = selection;
+      const scores = cv.scores;
       const members: Member[] = [];
       for (const { plan, weight } of chosen) {
         const regressor = plan.make(seed);

@@ -9,6 +9,15 @@
  *   npx tsx scripts/bench/fewshot.ts --cost [--files F] [--sizes 500,4000]
  *   npx tsx scripts/bench/fewshot.ts --encodings [--sizes 100,500]
  *   npx tsx scripts/bench/fewshot.ts --summary results.jsonl   # markdown tables (medians)
+ *   npx tsx scripts/bench/fewshot.ts --oof oof.jsonl [--files F] [--sizes ...] [--seeds ...]
+ *   npx tsx scripts/bench/fewshot.ts --rules oof.jsonl --out results.jsonl
+ *
+ * `--oof` runs auto's own cross-validation (crossValidateCandidates) on every cell and
+ * refits every candidate on all training rows, storing the out-of-fold and the test
+ * predictions; `--rules` then scores auto's selection (selectMembers, the default and the
+ * alternatives in `RULES`) on those, exactly as `auto` fits them (the same folds, seeds and
+ * refits: auto's prediction is the weighted sum of its members' predictions), without
+ * retraining: one CV run serves every selection rule compared.
  *
  * The space of a file comes from its folder (`help-ofa-mbv3` mobilenetv3, `help-fbnet`
  * fbnet, `nb201` nasbench201) or its name (`data/<space>-*.jsonl`). NAS-Bench-201 rows under
@@ -23,8 +32,20 @@ import { parseArgs } from 'node:util';
 import { parseDataset } from '../../core/dataset.ts';
 import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
 import { evaluate } from '../../core/metrics.ts';
-import type { AutoFitReport } from '../../core/predictor/auto.ts';
-import { createFeaturizer, createModel, createRegressor } from '../../core/predictor/index.ts';
+import {
+  type AutoFitReport,
+  type AutoOptions,
+  type CandidateScore,
+  type CrossValidation,
+  crossValidateCandidates,
+  selectMembers,
+} from '../../core/predictor/auto.ts';
+import {
+  autoFeatures,
+  createFeaturizer,
+  createModel,
+  createRegressor,
+} from '../../core/predictor/index.ts';
 import type { ModelKind, Regressor } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
 import { getSpace } from '../../core/spaces/index.ts';
@@ -71,6 +92,8 @@ const { values } = parseArgs({
     cost: { type: 'boolean', default: false },
     encodings: { type: 'boolean', default: false },
     summary: { type: 'string' },
+    oof: { type: 'string' },
+    rules: { type: 'string' },
   },
 });
 
@@ -179,8 +202,131 @@ const write = (line: Record<string, unknown>) => {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 };
 
+/** One cell of `--oof`: every candidate's out-of-fold and test predictions. */
+interface OofCell {
+  file: string;
+  n: number;
+  seed: number;
+  names: string[];
+  train: number[];
+  test: number[];
+  oof: number[][];
+  predicted: number[][];
+  scores: CandidateScore[];
+  cv_cpu_s: number;
+  refit_cpu_s: number[];
+}
+
+const round = (v: Float64Array | readonly number[]) =>
+  Array.from(v, (x) => Number(x.toPrecision(9)));
+
+/** Selection rules compared by `--rules` (the first is auto's default). */
+const RULES: Record<string, (cv: CrossValidation, y: Float64Array) => Float64Array> = {
+  auto: (cv, y) => selectMembers(cv, y).weights,
+  'best-single': (cv, y) => selectMembers(cv, y, { blendSteps: 0 }).weights,
+  'blend-margin-0': (cv, y) => selectMembers(cv, y, { blendMargin: 0 }).weights,
+  'blend-margin-0.001': (cv, y) => selectMembers(cv, y, { blendMargin: 0.001 }).weights,
+  'blend-margin-0.005': (cv, y) => selectMembers(cv, y, { blendMargin: 0.005 }).weights,
+};
+
+async function oofCell(space: SearchSpace, train: Rows, test: Rows, seed: number, file: string) {
+  const { choice, layout } = autoFeatures(space, 'fcc');
+  const featurizer = createFeaturizer(space, choice);
+  // The options createModel gives auto in the grid (seeded MLP candidates).
+  const options: AutoOptions = { layout, seed, mlp: { seed } };
+  const x = featurizer.encodeAll(train.map((r) => r.subnet));
+  const y = Float64Array.from(train, (r) => r.latencyMs);
+  const xTest = featurizer.encodeAll(test.map((r) => r.subnet));
+  const started = process.cpuUsage();
+  const cv = await crossValidateCandidates(options, x, y);
+  const cvSeconds = cpuSeconds(started);
+  const predicted: number[][] = [];
+  const refit: number[] = [];
+  for (const plan of cv.plans) {
+    const t0 = process.cpuUsage();
+    const model = plan.make(seed);
+    const cols = (m: typeof x) => {
+      const [a, b] = plan.columns;
+      const out = new Float64Array(m.rows * (b - a));
+      for (let r = 0; r < m.rows; r++)
+        out.set(m.data.subarray(r * m.cols + a, r * m.cols + b), r * (b - a));
+      return { rows: m.rows, cols: b - a, data: out };
+    };
+    await model.fit(cols(x), y);
+    refit.push(cpuSeconds(t0));
+    predicted.push(round(await model.predict(cols(xTest))));
+  }
+  const cell: OofCell = {
+    file,
+    n: train.length,
+    seed,
+    names: cv.plans.map((p) => p.name),
+    train: Array.from(y),
+    test: test.map((r) => r.latencyMs),
+    oof: cv.predicted.map(round),
+    predicted,
+    scores: [...cv.scores],
+    cv_cpu_s: cvSeconds,
+    refit_cpu_s: refit,
+  };
+  return cell;
+}
+
+function scoreRules(cell: OofCell): Record<string, unknown>[] {
+  const y = Float64Array.from(cell.train);
+  const cv: CrossValidation = {
+    plans: cell.names.map((name) => ({ name }) as never),
+    predicted: cell.oof.map((p) => Float64Array.from(p)),
+    scores: cell.scores,
+  };
+  return Object.entries(RULES).map(([rule, select]) => {
+    const weights = select(cv, y);
+    const predicted = new Float64Array(cell.test.length);
+    weights.forEach((w, c) => {
+      if (w > 0)
+        (cell.predicted[c] as number[]).forEach((v, r) => {
+          predicted[r] = (predicted[r] as number) + w * v;
+        });
+    });
+    const e = evaluate({ predicted, measured: cell.test });
+    const chosen = cell.names.filter((_, c) => (weights[c] as number) > 0).join('+');
+    const cpu =
+      cell.cv_cpu_s +
+      cell.refit_cpu_s.reduce((s, v, c) => s + ((weights[c] as number) > 0 ? v : 0), 0);
+    return {
+      bench: 'fewshot',
+      file: cell.file,
+      variant: rule,
+      n: cell.n,
+      seed: cell.seed,
+      accuracy: e.accuracy,
+      within10: e.within10,
+      cpu_s: cpu,
+      chosen,
+    };
+  });
+}
+
 if (values.summary) {
   summary(values.summary);
+} else if (values.rules) {
+  for (const line of readFileSync(values.rules, 'utf8').trim().split('\n')) {
+    for (const result of scoreRules(JSON.parse(line) as OofCell)) write(result);
+  }
+} else if (values.oof) {
+  for (const file of files) {
+    const { space, rows } = load(file);
+    for (const n of sizes.filter((s) => s < rows.length)) {
+      for (const seed of seeds) {
+        const { train, test } = split(rows, n, seed, maxTest);
+        const cell = await oofCell(space, train, test, seed, file);
+        appendFileSync(values.oof, `${JSON.stringify(cell)}\n`);
+        process.stdout.write(
+          `${file} n=${n} seed=${seed} cv ${cell.cv_cpu_s.toFixed(1)} CPU s, ${cell.names.join(',')}\n`,
+        );
+      }
+    }
+  }
 } else if (values.cost) {
   // Cost of auto: CPU seconds of fit and the process's peak resident memory.
   for (const file of files) {
