@@ -80,6 +80,28 @@ export interface AutoOptions {
    * @default 0.002
    */
   readonly blendMargin?: number;
+  /**
+   * Standard errors by which a candidate must beat the first one (physics ridge) out of fold
+   * to be chosen over it (0: the best out of fold wins). The standard error is that of the
+   * mean per-row difference of the two relative errors: on 20 rows, out-of-fold winners
+   * by a fraction of a point are mostly luck.
+   * @default 0
+   */
+  readonly preferFirst?: number;
+  /**
+   * Candidates within this many standard errors of the best one out of fold (the paired
+   * difference of their per-row errors) are averaged with equal weights instead of picking
+   * one of them by luck (0: the best alone). The greedy blend must still beat that by
+   * `blendMargin`.
+   * @default 0
+   */
+  readonly tieAverage?: number;
+  /**
+   * Bootstrap resamples of the out-of-fold rows the greedy blend is run on, its weights
+   * averaged (Caruana et al. 2006, bagged ensemble selection; 0: one blend on all rows).
+   * @default 0
+   */
+  readonly blendBags?: number;
   /** Most training rows at which the residual MLP is a candidate. @default 200 */
   readonly mlpMaxRows?: number;
   /** Most training rows at which the MLP ensemble is a candidate. @default 100 */
@@ -213,9 +235,18 @@ const meanRelativeError = (predicted: ArrayLike<number>, measured: Float64Array)
   return s / measured.length;
 };
 
-/** Greedy forward selection with replacement; returns weights per candidate. */
-function greedyBlend(oof: readonly Float64Array[], y: Float64Array, steps: number): Float64Array {
+/**
+ * Greedy forward selection with replacement; returns weights per candidate. `rows` (with
+ * repeats: a bootstrap sample) are the rows scored; all rows when undefined.
+ */
+function greedyBlend(
+  oof: readonly Float64Array[],
+  y: Float64Array,
+  steps: number,
+  rows?: Int32Array,
+): Float64Array {
   const k = oof.length;
+  const index = rows ?? Int32Array.from({ length: y.length }, (_, i) => i);
   const counts = new Float64Array(k);
   const sum = new Float64Array(y.length);
   let used = 0;
@@ -226,10 +257,10 @@ function greedyBlend(oof: readonly Float64Array[], y: Float64Array, steps: numbe
     for (let c = 0; c < k; c++) {
       const p = oof[c] as Float64Array;
       let e = 0;
-      for (let i = 0; i < y.length; i++) {
+      for (const i of index) {
         e += Math.abs(((sum[i] as number) + (p[i] as number)) / (used + 1) / (y[i] as number) - 1);
       }
-      e /= y.length;
+      e /= index.length;
       if (e < bestError - 1e-12) {
         bestError = e;
         best = c;
@@ -243,6 +274,39 @@ function greedyBlend(oof: readonly Float64Array[], y: Float64Array, steps: numbe
     current = bestError;
   }
   return counts.map((c) => (used > 0 ? c / used : 0));
+}
+
+/** Weights of `bags` greedy blends on seeded bootstrap samples of the rows, averaged. */
+function baggedBlend(
+  oof: readonly Float64Array[],
+  y: Float64Array,
+  steps: number,
+  bags: number,
+  seed: number,
+): Float64Array {
+  const rng = createRng(seed + 7919);
+  const total = new Float64Array(oof.length);
+  for (let b = 0; b < bags; b++) {
+    const rows = Int32Array.from({ length: y.length }, () => rng.int(y.length));
+    greedyBlend(oof, y, steps, rows).forEach((w, c) => {
+      total[c] = (total[c] as number) + w / bags;
+    });
+  }
+  return total;
+}
+
+/**
+ * Mean and standard error of the per-row difference of relative errors, candidate a minus
+ * candidate b (negative: a is better).
+ */
+function pairedDifference(a: Float64Array, b: Float64Array, y: Float64Array) {
+  const d = Float64Array.from(
+    y,
+    (m, i) => Math.abs((a[i] as number) / m - 1) - Math.abs((b[i] as number) / m - 1),
+  );
+  const mean = d.reduce((s, v) => s + v, 0) / d.length;
+  const variance = d.reduce((s, v) => s + (v - mean) ** 2, 0) / Math.max(1, d.length - 1);
+  return { mean, se: Math.sqrt(variance / d.length) };
 }
 
 interface Member {
@@ -364,9 +428,13 @@ export interface Selection {
 export function selectMembers(
   cv: CrossValidation,
   latencyMs: Float64Array,
-  options: Pick<AutoOptions, 'blendSteps' | 'blendMargin'> = {},
+  options: Pick<
+    AutoOptions,
+    'blendSteps' | 'blendMargin' | 'preferFirst' | 'blendBags' | 'tieAverage' | 'seed'
+  > = {},
 ): Selection {
-  const { blendSteps = 20, blendMargin = 0.002 } = options;
+  const { blendSteps = 20, blendMargin = 0.002, preferFirst = 0, blendBags = 0 } = options;
+  const { tieAverage = 0 } = options;
   const k = cv.plans.length;
   const single = (c: number) => Float64Array.from({ length: k }, (_, i) => (i === c ? 1 : 0));
   if (cv.scores.length === 0) {
@@ -374,11 +442,18 @@ export function selectMembers(
   }
   const oof = cv.predicted;
   const scores = cv.scores;
-  const best = scores.reduce(
+  let best = scores.reduce(
     (a, s, i) => (s.accuracy > (scores[a] as CandidateScore).accuracy ? i : a),
     0,
   );
-  const weights = greedyBlend(oof, latencyMs, blendSteps);
+  if (preferFirst > 0 && best !== 0) {
+    const d = pairedDifference(oof[best] as Float64Array, oof[0] as Float64Array, latencyMs);
+    if (-d.mean <= preferFirst * d.se) best = 0;
+  }
+  const weights =
+    blendBags > 0
+      ? baggedBlend(oof, latencyMs, blendSteps, blendBags, options.seed ?? 0)
+      : greedyBlend(oof, latencyMs, blendSteps);
   const blended = new Float64Array(latencyMs.length);
   weights.forEach((w, c) => {
     if (w > 0)
@@ -387,13 +462,34 @@ export function selectMembers(
       });
   });
   const blendAccuracy = 1 - meanRelativeError(blended, latencyMs);
-  const bestAccuracy = (scores[best] as CandidateScore).accuracy;
+  let bestAccuracy = (scores[best] as CandidateScore).accuracy;
+  let baseline = single(best);
+  if (tieAverage > 0) {
+    const top = oof[best] as Float64Array;
+    const ties = oof.flatMap((p, c) => {
+      if (c === best) return [c];
+      const d = pairedDifference(p, top, latencyMs);
+      return d.mean <= tieAverage * d.se ? [c] : [];
+    });
+    if (ties.length > 1) {
+      baseline = Float64Array.from({ length: k }, (_, c) =>
+        ties.includes(c) ? 1 / ties.length : 0,
+      );
+      const mean = new Float64Array(latencyMs.length);
+      for (const c of ties) {
+        (oof[c] as Float64Array).forEach((v, r) => {
+          mean[r] = (mean[r] as number) + v / ties.length;
+        });
+      }
+      bestAccuracy = 1 - meanRelativeError(mean, latencyMs);
+    }
+  }
   // The blend's weights are fitted on the same out-of-fold rows that score it, so it
   // must win by a margin to be trusted over the best single candidate.
   if (blendAccuracy > bestAccuracy + blendMargin && weights.filter((w) => w > 0).length > 1) {
     return { weights, accuracy: blendAccuracy, blendAccuracy };
   }
-  return { weights: single(best), accuracy: bestAccuracy, blendAccuracy };
+  return { weights: baseline, accuracy: bestAccuracy, blendAccuracy };
 }
 
 function autoModel(

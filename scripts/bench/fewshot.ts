@@ -8,7 +8,7 @@
  *       [--seeds 0,1,2] [--kinds auto,ridge-fcc,...] [--test 2000] [--out results.jsonl]
  *   npx tsx scripts/bench/fewshot.ts --cost [--files F] [--sizes 500,4000]
  *   npx tsx scripts/bench/fewshot.ts --encodings [--sizes 100,500]
- *   npx tsx scripts/bench/fewshot.ts --summary results.jsonl   # markdown tables (medians)
+ *   npx tsx scripts/bench/fewshot.ts --summary a.jsonl,b.jsonl [--rule auto]   # tables (medians)
  *   npx tsx scripts/bench/fewshot.ts --oof oof.jsonl [--files F] [--sizes ...] [--seeds ...]
  *   npx tsx scripts/bench/fewshot.ts --rules oof.jsonl --out results.jsonl
  *
@@ -92,6 +92,7 @@ const { values } = parseArgs({
     cost: { type: 'boolean', default: false },
     encodings: { type: 'boolean', default: false },
     summary: { type: 'string' },
+    rule: { type: 'string', default: 'auto' },
     oof: { type: 'string' },
     rules: { type: 'string' },
   },
@@ -157,10 +158,17 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-function summary(file: string): void {
-  const lines = readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
+/** Names of the single model kinds (what auto must not lose to). */
+const SINGLE = new Set(VARIANTS.filter((v) => v.model !== 'auto').map((v) => v.name));
+
+/**
+ * Markdown tables of the medians over seeds: per file every variant at every size, then, for
+ * the fewshot grid, an overview of `auto` (or `--rule`'s variant) against the best single kind.
+ */
+function summary(paths: string, rule = 'auto'): void {
+  const lines = paths
+    .split(',')
+    .flatMap((path) => readFileSync(path, 'utf8').trim().split('\n'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
   const groups = new Map<string, Record<string, unknown>[]>();
   for (const l of lines) {
@@ -168,6 +176,8 @@ function summary(file: string): void {
     groups.set(key, [...(groups.get(key) ?? []), l]);
   }
   const byFile = new Map<string, Map<string, Map<number, string>>>();
+  const medians = new Map<string, Map<number, Map<string, number>>>();
+  const chosen = new Map<string, string[]>();
   for (const [key, g] of groups) {
     const [bench, f, variant, n] = JSON.parse(key) as [string, string, string, number];
     const acc = median(g.map((x) => x.accuracy as number));
@@ -179,6 +189,18 @@ function summary(file: string): void {
     row.set(n, `${cell}${g.length < 3 ? ` (${g.length})` : ''}`);
     table.set(variant, row);
     byFile.set(fileKey, table);
+    if (bench === 'fewshot') {
+      const m = medians.get(f) ?? new Map<number, Map<string, number>>();
+      const at = m.get(n) ?? new Map<string, number>();
+      at.set(variant, acc);
+      m.set(n, at);
+      medians.set(f, m);
+      if (variant === rule)
+        chosen.set(
+          `${f} ${n}`,
+          g.map((x) => String(x.chosen)),
+        );
+    }
   }
   for (const [fileKey, table] of byFile) {
     const sizes = [...new Set([...table.values()].flatMap((r) => [...r.keys()]))].sort(
@@ -191,6 +213,29 @@ function summary(file: string): void {
       process.stdout.write(`| ${variant} | ${sizes.map((n) => row.get(n) ?? '').join(' | ')} |\n`);
     }
   }
+  if (medians.size === 0) return;
+  process.stdout.write(
+    `\n${rule} against the best single kind (median accuracy %; delta in points; what ${rule} chose per seed)\n\n| file | rows | ${rule} | best single | delta | chose |\n|---|---|---|---|---|---|\n`,
+  );
+  let wins = 0;
+  let cells = 0;
+  for (const [f, bySize] of medians) {
+    for (const [n, at] of [...bySize].sort((a, b) => a[0] - b[0])) {
+      const mine = at.get(rule);
+      const singles = [...at].filter(([v]) => SINGLE.has(v));
+      if (mine === undefined || singles.length === 0) continue;
+      const [bestName, best] = singles.reduce((a, b) => (b[1] > a[1] ? b : a));
+      const delta = 100 * (mine - best);
+      cells++;
+      if (mine >= best - 5e-5) wins++;
+      process.stdout.write(
+        `| ${f.replace('../shared/data/', '')} | ${n} | ${(100 * mine).toFixed(1)} | ${(100 * best).toFixed(1)} ${bestName} | ${delta >= 0 ? '+' : ''}${delta.toFixed(2)} | ${(chosen.get(`${f} ${n}`) ?? []).join(', ')} |\n`,
+      );
+    }
+  }
+  process.stdout.write(
+    `\n${rule} >= the best single kind (to 0.005 points) in ${wins} of ${cells} cells.\n`,
+  );
 }
 
 const sizes = values.sizes.split(',').map(Number);
@@ -221,13 +266,26 @@ const round = (v: Float64Array | readonly number[]) =>
   Array.from(v, (x) => Number(x.toPrecision(9)));
 
 /** Selection rules compared by `--rules` (the first is auto's default). */
-const RULES: Record<string, (cv: CrossValidation, y: Float64Array) => Float64Array> = {
-  auto: (cv, y) => selectMembers(cv, y).weights,
-  'best-single': (cv, y) => selectMembers(cv, y, { blendSteps: 0 }).weights,
-  'blend-margin-0': (cv, y) => selectMembers(cv, y, { blendMargin: 0 }).weights,
-  'blend-margin-0.001': (cv, y) => selectMembers(cv, y, { blendMargin: 0.001 }).weights,
-  'blend-margin-0.005': (cv, y) => selectMembers(cv, y, { blendMargin: 0.005 }).weights,
-};
+const RULES: Record<string, (cv: CrossValidation, y: Float64Array, seed: number) => Float64Array> =
+  {
+    auto: (cv, y, seed) => selectMembers(cv, y, { seed }).weights,
+    'best-single': (cv, y) => selectMembers(cv, y, { blendSteps: 0 }).weights,
+    'margin-0': (cv, y) => selectMembers(cv, y, { blendMargin: 0 }).weights,
+    'margin-0.001': (cv, y) => selectMembers(cv, y, { blendMargin: 0.001 }).weights,
+    'margin-0.005': (cv, y) => selectMembers(cv, y, { blendMargin: 0.005 }).weights,
+    'prefer-1se': (cv, y) => selectMembers(cv, y, { preferFirst: 1 }).weights,
+    'prefer-1se-margin-0': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 1, blendMargin: 0 }).weights,
+    'ties-1se': (cv, y) => selectMembers(cv, y, { tieAverage: 1 }).weights,
+    'ties-1se-margin-0': (cv, y) => selectMembers(cv, y, { tieAverage: 1, blendMargin: 0 }).weights,
+    'ties-2se': (cv, y) => selectMembers(cv, y, { tieAverage: 2 }).weights,
+    'ties-0.5se': (cv, y) => selectMembers(cv, y, { tieAverage: 0.5 }).weights,
+    'bagged-10': (cv, y, seed) => selectMembers(cv, y, { blendBags: 10, seed }).weights,
+    'bagged-10-margin-0': (cv, y, seed) =>
+      selectMembers(cv, y, { blendBags: 10, blendMargin: 0, seed }).weights,
+    'bagged-25-margin-0': (cv, y, seed) =>
+      selectMembers(cv, y, { blendBags: 25, blendMargin: 0, seed }).weights,
+  };
 
 async function oofCell(space: SearchSpace, train: Rows, test: Rows, seed: number, file: string) {
   const { choice, layout } = autoFeatures(space, 'fcc');
@@ -280,7 +338,7 @@ function scoreRules(cell: OofCell): Record<string, unknown>[] {
     scores: cell.scores,
   };
   return Object.entries(RULES).map(([rule, select]) => {
-    const weights = select(cv, y);
+    const weights = select(cv, y, cell.seed);
     const predicted = new Float64Array(cell.test.length);
     weights.forEach((w, c) => {
       if (w > 0)
@@ -308,7 +366,7 @@ function scoreRules(cell: OofCell): Record<string, unknown>[] {
 }
 
 if (values.summary) {
-  summary(values.summary);
+  summary(values.summary, values.rule);
 } else if (values.rules) {
   for (const line of readFileSync(values.rules, 'utf8').trim().split('\n')) {
     for (const result of scoreRules(JSON.parse(line) as OofCell)) write(result);
