@@ -269,22 +269,28 @@ const round = (v: Float64Array | readonly number[]) =>
 const RULES: Record<string, (cv: CrossValidation, y: Float64Array, seed: number) => Float64Array> =
   {
     auto: (cv, y, seed) => selectMembers(cv, y, { seed }).weights,
-    'best-single': (cv, y) => selectMembers(cv, y, { blendSteps: 0 }).weights,
-    'margin-0': (cv, y) => selectMembers(cv, y, { blendMargin: 0 }).weights,
-    'margin-0.001': (cv, y) => selectMembers(cv, y, { blendMargin: 0.001 }).weights,
-    'margin-0.005': (cv, y) => selectMembers(cv, y, { blendMargin: 0.005 }).weights,
-    'prefer-1se': (cv, y) => selectMembers(cv, y, { preferFirst: 1 }).weights,
-    'prefer-1se-margin-0': (cv, y) =>
-      selectMembers(cv, y, { preferFirst: 1, blendMargin: 0 }).weights,
-    'ties-1se': (cv, y) => selectMembers(cv, y, { tieAverage: 1 }).weights,
-    'ties-1se-margin-0': (cv, y) => selectMembers(cv, y, { tieAverage: 1, blendMargin: 0 }).weights,
-    'ties-2se': (cv, y) => selectMembers(cv, y, { tieAverage: 2 }).weights,
-    'ties-0.5se': (cv, y) => selectMembers(cv, y, { tieAverage: 0.5 }).weights,
-    'bagged-10': (cv, y, seed) => selectMembers(cv, y, { blendBags: 10, seed }).weights,
-    'bagged-10-margin-0': (cv, y, seed) =>
-      selectMembers(cv, y, { blendBags: 10, blendMargin: 0, seed }).weights,
-    'bagged-25-margin-0': (cv, y, seed) =>
-      selectMembers(cv, y, { blendBags: 25, blendMargin: 0, seed }).weights,
+    // The rule before this one: the best out of fold; the blend when 0.2 points better.
+    'previous (best out of fold, blend +0.2)': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 0, blendSe: 0 }).weights,
+    'best out of fold, no blend': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 0, blendSe: 0, blendSteps: 0 }).weights,
+    'blend whenever better': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 0, blendSe: 0, blendMargin: 0 }).weights,
+    'ties within 1 SE averaged': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 0, blendSe: 0, tieAverage: 1 }).weights,
+    'bagged blend (25), +0': (cv, y, seed) =>
+      selectMembers(cv, y, { preferFirst: 0, blendSe: 0, blendMargin: 0, blendBags: 25, seed })
+        .weights,
+    'prefer physics 1 SE': (cv, y) => selectMembers(cv, y, { preferFirst: 1, blendSe: 0 }).weights,
+    'prefer physics 2 SE': (cv, y) => selectMembers(cv, y, { preferFirst: 2, blendSe: 0 }).weights,
+    'prefer physics 2 SE, blend 2 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 2, blendSe: 2 }).weights,
+    'prefer physics 2 SE, blend 4 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 2, blendSe: 4 }).weights,
+    'prefer physics 3 SE, blend 3 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 3, blendSe: 3 }).weights,
+    'prefer physics 3 SE, no blend': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 3, blendSteps: 0 }).weights,
   };
 
 async function oofCell(space: SearchSpace, train: Rows, test: Rows, seed: number, file: string) {

@@ -158,9 +158,16 @@ describe("selectMembers (auto's choice from out-of-fold predictions)", () => {
     // Two candidates biased +4 % and -4 %: their average is unbiased, a clear blend.
     const opposite = madeUp([0.04, -0.04, 0.2], [0.01, 0.01, 0.01]);
     const blend = selectMembers(opposite.cv, opposite.y);
+    // (A blend that wins by 3 points on 200 rows is far more than 4 standard errors.)
     expect(blend.weights[0]).toBeCloseTo(0.5, 1);
     expect(blend.weights[1]).toBeCloseTo(0.5, 1);
     expect(blend.accuracy).toBeGreaterThan(Math.max(...opposite.cv.scores.map((s) => s.accuracy)));
+    // On 30 noisy rows a blend of two slightly biased candidates wins out of fold by more
+    // than the margin but not by 4 standard errors: kept out by default, in with blendSe 0.
+    const weak = madeUp([0.01, -0.01, 0.3], [0.12, 0.12, 0.12], 30);
+    const loose = selectMembers(weak.cv, weak.y, { blendSe: 0, preferFirst: 0 });
+    expect(loose.weights.filter((w) => w > 0).length).toBeGreaterThan(1);
+    expect(selectMembers(weak.cv, weak.y).weights.filter((w) => w > 0).length).toBe(1);
     // One good candidate and two poor ones: the good one alone.
     const clear = madeUp([0, 0.1, 0.2], [0.02, 0.02, 0.02]);
     expect(Array.from(selectMembers(clear.cv, clear.y).weights)).toEqual([1, 0, 0]);
@@ -177,16 +184,16 @@ describe("selectMembers (auto's choice from out-of-fold predictions)", () => {
     expect(averaged.accuracy).toBeGreaterThan(alone.accuracy);
   });
 
-  it('prefers the first candidate (physics ridge) unless another wins by preferFirst standard errors', () => {
+  it('by default prefers the first candidate (physics ridge) unless another wins by preferFirst standard errors', () => {
     // ridge-both is better by a hair (0.1 % less bias, same noise): not significant.
     const hair = madeUp([0.002, 0.001, 0.3], [0.05, 0.05, 0.05], 40);
-    const plain = selectMembers(hair.cv, hair.y, { blendSteps: 0 });
-    const preferred = selectMembers(hair.cv, hair.y, { blendSteps: 0, preferFirst: 1 });
+    const plain = selectMembers(hair.cv, hair.y, { blendSteps: 0, preferFirst: 0 });
+    const preferred = selectMembers(hair.cv, hair.y, { blendSteps: 0 });
     expect(plain.weights[1]).toBe(1);
     expect(preferred.weights[0]).toBe(1);
     // A real win (5 points) overrides the preference.
     const real = madeUp([0.05, 0, 0.3], [0.01, 0.01, 0.01]);
-    expect(selectMembers(real.cv, real.y, { blendSteps: 0, preferFirst: 1 }).weights[1]).toBe(1);
+    expect(selectMembers(real.cv, real.y).weights[1]).toBe(1);
     expect(plain.weights.reduce((a, b) => a + b, 0)).toBe(1);
   });
 
