@@ -53,7 +53,18 @@ export interface CloudApiOptions {
   readonly region?: string;
   /** @default the AWS SDK's default credential chain */
   readonly credentials?: () => Promise<AwsCredentialIdentity>;
+  /**
+   * Pauses before each retry of a request that is safe to repeat (GET, and POST /predict,
+   * which changes nothing) after a network error or a 429/502/503/504.
+   * @default [500, 1000, 2000, 4000]
+   */
+  readonly retryDelaysMs?: readonly number[];
 }
+
+/** Answers a request may be retried on: throttling and a gateway or service in trouble. */
+const transientStatus = new Set([429, 502, 503, 504]);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface CloudApi {
   readonly apiUrl: string;
@@ -100,16 +111,25 @@ export function createCloudApi(options: CloudApiOptions): CloudApi {
         },
         body: payload,
       });
-      let response: Response;
-      try {
-        response = await fetch(url, { method, headers: signed.headers, body: payload });
-      } catch (cause) {
-        throw new EsmError(
-          `cannot reach the ESM API at ${base.href}: ${(cause as Error).message}`,
-          {
-            cause,
-          },
-        );
+      // A poll that lands on a connection the server is closing (keep-alive) fails with
+      // "fetch failed" though nothing is wrong: `esm cloud run wait` must not die of it.
+      const repeatable =
+        method === 'GET' || (method === 'POST' && url.pathname.endsWith('/predict'));
+      const delays = repeatable ? (options.retryDelaysMs ?? [500, 1000, 2000, 4000]) : [];
+      let response: Response | undefined;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          response = await fetch(url, { method, headers: signed.headers, body: payload });
+          if (!transientStatus.has(response.status) || attempt >= delays.length) break;
+        } catch (cause) {
+          if (attempt >= delays.length) {
+            // fetch's own message is "fetch failed"; the socket's reason is its cause.
+            const reason = (cause as Error & { cause?: Error }).cause?.message;
+            const why = `${(cause as Error).message}${reason ? ` (${reason})` : ''}`;
+            throw new EsmError(`cannot reach the ESM API at ${base.href}: ${why}`, { cause });
+          }
+        }
+        await sleep(delays[attempt] as number);
       }
       const text = await response.text();
       let json: Record<string, unknown>;

@@ -7,12 +7,22 @@ import {
   UnknownSpaceError,
   ValidationError,
 } from '../core/errors.ts';
+import { runParams } from '../core/schemas/run.ts';
 import { checkCostBounds, ResourceLimitError } from '../core/spaces/bounds.ts';
 import { graphCost } from '../core/spaces/cost.ts';
 import { getSpace } from '../core/spaces/index.ts';
 import type { LayerGraph, SearchSpace, Subnet } from '../core/spaces/types.ts';
 
 /** A space name (`mobilenetv3`) or a path to a user-defined JSON spec (`my-space.json`). */
+/**
+ * The loop's own defaults, so that `esm sample` draws and `esm fit` bins what `esm run` would
+ * (one story across commands: issue 10).
+ */
+export const runDefaults = {
+  sampling: runParams.shape.sampling.parse(undefined),
+  bins: runParams.shape.bins.parse(undefined),
+};
+
 export async function resolveSpace(nameOrPath: string): Promise<SearchSpace> {
   if (!nameOrPath.endsWith('.json')) return getSpace(nameOrPath);
   let text: string;

@@ -39,6 +39,12 @@ export interface IngestWrites {
   /** Sets `params.measurement.referenceScaleMs` unless it is set already. */
   setReferenceScale(runId: string, ms: number): Promise<void>;
   recordProgress(runId: string, thing: string, at: string): Promise<void>;
+  /**
+   * Records a job the device could not do (`run.deviceError`), so the run's Collect step
+   * fails with the reason at once instead of waiting out the result timeout. Durable on
+   * return: the ingestion throws right after.
+   */
+  recordDeviceError(runId: string, error: NonNullable<RunRecord['deviceError']>): Promise<void>;
 }
 
 /** How a device describes itself in the dataset (`device` field). */
@@ -89,17 +95,10 @@ export async function ingestResult(
     );
   }
   await writes.recordProgress(result.runId, result.thing, result.finishedAt);
-  if (result.quality.unstable) {
-    await writes.markUnstable(result.runId, {
-      batchId: result.batchId,
-      thing: result.thing,
-      maxDrift: result.quality.maxDrift,
-    });
-    return { recorded: 0, duplicates: 0, rejected: [], unstable: true };
-  }
   // A run on another metric (params.metric) records that metric as the sample's value; a
   // device that could not measure it stops the run with its reason instead of training on
-  // nothing. Checked before any write, so nothing of the result is recorded half.
+  // nothing. Checked before any write (and before the drift check: measuring an unstable
+  // job again cannot make a missing metric appear), so nothing of the result is recorded half.
   const metric = typeof run.params.metric === 'string' ? run.params.metric : 'latency_ms';
   const sampleValue = (sample: ResultMessage['samples'][number]): number => {
     if (metric === 'latency_ms') return sample.stats.median_ms;
@@ -112,7 +111,27 @@ export async function ingestResult(
     }
     return reading.value;
   };
-  const values = new Map(result.samples.map((s) => [s.id, sampleValue(s)]));
+  let values: Map<string, number>;
+  try {
+    values = new Map(result.samples.map((s) => [s.id, sampleValue(s)]));
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    await writes.recordDeviceError(result.runId, {
+      thing: result.thing,
+      batchId: result.batchId,
+      code: 'METRIC_UNAVAILABLE',
+      message: error.message,
+    });
+    throw error;
+  }
+  if (result.quality.unstable) {
+    await writes.markUnstable(result.runId, {
+      batchId: result.batchId,
+      thing: result.thing,
+      maxDrift: result.quality.maxDrift,
+    });
+    return { recorded: 0, duplicates: 0, rejected: [], unstable: true };
+  }
   const job = jobKey(result.thing, result.batchId);
   const deviceInfo = describeDevice(result);
   let recorded = 0;

@@ -2,12 +2,20 @@
  * A replay device: a `JobRunner` for the device daemon that answers every sample from a
  * measured dataset instead of timing it. `esm run --device dataset:FILE` runs the real daemon
  * with it on the embedded broker, so a replayed run takes the same path as a measured one
- * (jobs, progress, results, ingestion), in both engines.
+ * (jobs, progress, results, ingestion), in both engines. A run on `--metric NAME` replays
+ * the lines' `NAME` field (`peak_memory_mb` of a dataset an earlier metric run wrote).
  */
 import { readFile } from 'node:fs/promises';
 import { parseDataset } from '../core/dataset.ts';
 import { ValidationError } from '../core/errors.ts';
-import type { DeviceFacts, JobMessage, ResultMessage } from '../core/schemas/protocol.ts';
+import {
+  type DeviceFacts,
+  type DeviceMetricName,
+  type JobMessage,
+  type MetricReading,
+  PROTOCOL_MINOR,
+  type ResultMessage,
+} from '../core/schemas/protocol.ts';
 import { subnetKey } from '../core/spaces/subnet.ts';
 import type { SearchSpace } from '../core/spaces/types.ts';
 import type { JobRunner } from '../device-client/daemon.ts';
@@ -23,6 +31,16 @@ interface Entry {
   readonly latencyMs: number;
   readonly stdMs: number;
   readonly runs: number;
+  /** The line's other fields: a run on `--metric NAME` replays `NAME` from them. */
+  readonly extra: Readonly<Record<string, unknown>>;
+}
+
+/** The dataset's value of `name` as the device would report it, or null with the reason. */
+function replayedMetric(entry: Entry, name: DeviceMetricName, file: string): MetricReading {
+  const value = entry.extra[name];
+  return typeof value === 'number' && value >= 0
+    ? { value, method: `replayed from ${file}` }
+    : { value: null, reason: `the replayed dataset ${file} has no ${name} for this arch` };
 }
 
 /** Facts a replay device reports about itself. */
@@ -62,6 +80,7 @@ export async function createReplayRunner(file: string, options: ReplayOptions): 
         latencyMs: row.latencyMs,
         stdMs: typeof row.extra.std_ms === 'number' ? row.extra.std_ms : 0,
         runs: typeof row.extra.runs === 'number' ? row.extra.runs : 1,
+        extra: row.extra,
       },
     ]),
   );
@@ -79,6 +98,7 @@ export async function createReplayRunner(file: string, options: ReplayOptions): 
       }
       if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       const ms = item.latencyMs;
+      const asked = job.settings.metrics ?? [];
       samples.push({
         id: sample.id,
         stats: {
@@ -89,11 +109,15 @@ export async function createReplayRunner(file: string, options: ReplayOptions): 
           max_ms: ms,
           runs: item.runs,
         },
+        ...(asked.length > 0 && {
+          metrics: Object.fromEntries(asked.map((m) => [m, replayedMetric(item, m, file)])),
+        }),
       });
       run.onProgress?.(i + 1, job.samples.length);
     }
     return {
       v: 1,
+      minor: PROTOCOL_MINOR,
       type: 'result',
       runId: job.runId,
       batchId: job.batchId,

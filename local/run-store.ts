@@ -344,6 +344,10 @@ export class RunStore implements RunStateStore {
       recordProgress: async (_runId, thing, at) => {
         this.patchState({ progress: { ...this.current.progress, [thing]: at } });
       },
+      recordDeviceError: async (_runId, deviceError) => {
+        this.patchState({ deviceError });
+        this.save();
+      },
     };
     // One save for the whole result: the writes above only change memory.
     const outcome = await ingestResult(writes, result, { concurrency: 1 });

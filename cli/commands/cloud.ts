@@ -240,7 +240,9 @@ export function register(program: Command): void {
   withApi(
     cloud
       .command('predict')
-      .description('latencies (JSONL {"latency_ms"}) from a deployed predictor, like esm predict')
+      .description(
+        'latencies (JSONL {"latency_ms", "std_ms"}) from a deployed predictor, like esm predict',
+      )
       .requiredOption('--predictor <id>', 'a predictor id, or SPACE/THING for the newest')
       .option('--in <file>', 'JSONL of native archs or dataset lines (default: stdin)'),
   ).action(async (flags: ApiFlags & { predictor: string; in?: string }) => {
@@ -255,12 +257,25 @@ export function register(program: Command): void {
     if (archs.length === 0) {
       throw new ValidationError('--in', 'has no architectures; give one JSON arch per line');
     }
-    const answer = await (await api(flags)).request<{ latency_ms: number[] }>('POST', 'predict', {
-      predictor: flags.predictor,
-      archs,
-    });
-    const out = answer.latency_ms.map((v) => `{"latency_ms":${Number(v.toPrecision(7))}}\n`);
+    const answer = await (await api(flags)).request<{
+      latency_ms: number[];
+      std_ms?: (number | null)[];
+      outside_domain?: { index: number; reason: string }[];
+    }>('POST', 'predict', { predictor: flags.predictor, archs });
+    const round = (v: number | null | undefined) => (v == null ? null : Number(v.toPrecision(7)));
+    const out = answer.latency_ms.map(
+      (v, i) => `${JSON.stringify({ latency_ms: round(v), std_ms: round(answer.std_ms?.[i]) })}\n`,
+    );
     process.stdout.write(out.join(''));
+    const outside = answer.outside_domain ?? [];
+    const first = outside[0];
+    if (first) {
+      // The same warning as esm predict's, from the API's answer.
+      process.stderr.write(
+        `warning: ${outside.length} of ${archs.length} archs lie outside what the predictor was trained on; ` +
+          `its predictions there are extrapolations (first: arch ${first.index + 1}: ${first.reason})\n`,
+      );
+    }
   });
 
   const predictor = cloud.command('predictor').description('trained predictors');

@@ -14,7 +14,7 @@ import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predict
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
 import { createProgress } from '../../local/progress.ts';
 import { binLabel } from '../../local/report.ts';
-import { parse, resolveSpace, writeJson } from '../common.ts';
+import { parse, resolveSpace, runDefaults, writeJson } from '../common.ts';
 
 interface FitFlags {
   space: string;
@@ -179,7 +179,12 @@ export function register(program: Command): void {
     )
     .option('--train <n>', 'number of training rows (the rest are the test set)', parse.int(1))
     .option('--train-fraction <f>', 'share of rows for training (default 0.8)', parse.number(0, 1))
-    .option('--bins <b>', 'depth bins for the per-bin accuracy', parse.int(1, 1000), 10)
+    .option(
+      '--bins <b>',
+      'depth bins for the per-bin accuracy (the default of esm run)',
+      parse.int(1, 1000),
+      runDefaults.bins,
+    )
     .option('--seed <k>', 'seed of the split and the model', parse.int(0, 2 ** 32 - 1), 0)
     .option('--ensemble <n>', 'MLP members averaged (mlp only)', parse.int(1, 20))
     .option('--out <dir>', 'write the predictor directory (predictor.json + predictor.onnx)')

@@ -10,16 +10,9 @@ import {
   samplePool,
   samplingStrategies,
 } from '../../core/sampling.ts';
-import { runParams } from '../../core/schemas/run.ts';
 import { subnetKey } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
-import { jsonLines, parse, readFileOf, resolveSpace } from '../common.ts';
-
-/** The loop's own defaults, so `esm sample` draws what `esm run` would draw. */
-const runDefaults = {
-  sampling: runParams.shape.sampling.parse(undefined),
-  bins: runParams.shape.bins.parse(undefined),
-};
+import { jsonLines, parse, readFileOf, resolveSpace, runDefaults } from '../common.ts';
 
 interface SampleFlags {
   space: string;

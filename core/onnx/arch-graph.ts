@@ -23,10 +23,12 @@ import { fccEncoder } from '../encodings/fcc.ts';
 import { featureEncoder } from '../encodings/feature.ts';
 import { combinations, compileSpace, unitAreaScales } from '../encodings/layout.ts';
 import { onehotEncoder } from '../encodings/onehot.ts';
+import { physicsLabels } from '../encodings/physics.ts';
 import { statisticalEncoder } from '../encodings/statistical.ts';
 import { ArchGraphUnsupportedError, ValidationError } from '../errors.ts';
 import type { FeaturesJson } from '../predictor/artifact.ts';
 import { lutLayout, resolutionBuckets } from '../predictor/lut.ts';
+import { macKinds } from '../spaces/cost.ts';
 import { type SearchSpace, SKIP_CHOICE } from '../spaces/types.ts';
 import {
   ARCH_INPUT,
@@ -34,6 +36,7 @@ import {
   type ArchRowLayout,
   archRowLayout,
 } from './arch-graph-layout.ts';
+import { type ChainTables, physicsTables, SUM_COLUMNS, type WholeTables } from './arch-physics.ts';
 import { attr, type OnnxGraph, type OnnxInitializer, type OnnxNode } from './model.ts';
 
 /** ONNX TensorProto data types used by Cast. */
@@ -214,6 +217,22 @@ function buildFront(b: Builder, space: SearchSpace): Front {
   return { b, space, layout, idx, value, active, valid, ri };
 }
 
+/**
+ * Subgraphs several feature parts share (auto stacks physics, an encoding and the LUT rows,
+ * each of which needs the slots' tuples), built once per graph: onnxruntime's cost per call
+ * grows with the node count, which is what one-at-a-time callers pay.
+ */
+const shared = new WeakMap<Front, Map<string, unknown>>();
+function once<T>(f: Front, key: string, build: () => T): T {
+  let memo = shared.get(f);
+  if (!memo) {
+    memo = new Map();
+    shared.set(f, memo);
+  }
+  if (!memo.has(key)) memo.set(key, build());
+  return memo.get(key) as T;
+}
+
 /** Checks that the graph's entries are in the encoder's order, so a layout change fails loudly. */
 function checkLabels(name: string, mine: readonly string[], theirs: readonly string[]): void {
   const i = mine.findIndex((l, k) => l !== theirs[k]);
@@ -303,6 +322,10 @@ const maxDepthOf = (space: SearchSpace) => Math.max(...space.units.map((u) => u.
  * without a `skip` choice, its depth).
  */
 function unitDepths(f: Front): string {
+  return once(f, 'unitDepths', () => unitDepthsGraph(f));
+}
+
+function unitDepthsGraph(f: Front): string {
   const { b, space, layout } = f;
   const U = space.units.length;
   const D = maxDepthOf(space);
@@ -520,11 +543,15 @@ function statistical(f: Front): { x: string; labels: string[] } {
 }
 
 /**
- * Per unit, how many of its blocks use each feature tuple, the first block apart:
- * float64 [U, 2, Cmax, N] (section 0 = first block, 1 = the others), tuples in the
- * encoders' mixed-radix order and padded to the largest unit's tuple count.
+ * Each slot's feature tuple in the encoders' numbering, int32 [U * D, 1, N] (units x slots,
+ * padded to the largest unit's D slots), whether the slot is active, bool [U * D, N], and the
+ * largest unit's tuple count.
  */
-function tupleCounts(f: Front): { counts: string; cmax: number } {
+function slotTuples(f: Front): { tuple: string; slotActive: string; cmax: number } {
+  return once(f, 'slotTuples', () => slotTuplesGraph(f));
+}
+
+function slotTuplesGraph(f: Front): { tuple: string; slotActive: string; cmax: number } {
   const { b, space, layout } = f;
   const U = space.units.length;
   const D = maxDepthOf(space);
@@ -590,6 +617,246 @@ function tupleCounts(f: Front): { counts: string; cmax: number } {
     tuple = b.op('Where', [b.op('Less', [b.i32([0], []), kind]), skipTuple, layerTuple]);
   }
   const slotActive = b.op('Less', [b.i32col(slots), b.rows(f.idx, depthSrc)]);
+  return { tuple, slotActive, cmax };
+}
+
+/**
+ * int32 [1, N]: the row of a whole-space table (arch-physics.ts): each slot's tuple times its
+ * mixed-radix multiplier, summed; clipped into the table (rows the space does not allow are
+ * NaN'ed by the validity guard, but must not index outside it).
+ */
+function wholeRow(f: Front, tables: WholeTables): string {
+  const { b, space } = f;
+  const D = maxDepthOf(space);
+  const { tuple } = slotTuples(f);
+  const src: number[] = [];
+  space.units.forEach((unit, u) => {
+    for (let slot = 0; slot < unit.maxDepth; slot++) src.push(u * D + slot);
+  });
+  const flat = b.reshape(tuple, [space.units.length * D, -1]);
+  const row = b.reduce(
+    'Sum',
+    b.op('Mul', [b.rows(flat, src), b.i32col(tables.slotRadix)]),
+    [0],
+    true,
+  );
+  return b.op('Min', [b.op('Max', [row, b.i32([0], [])]), b.i32([tables.rows - 1], [])]);
+}
+
+/** float64 [k, N]: rows of a [rows, k] float64 table at int32 row indices [1, N]. */
+function tableRows(f: Front, table: Float64Array, width: number, row: string): string {
+  const { b } = f;
+  const picked = b.op('Gather', [b.f64(table, [table.length / width, width]), row], {
+    axis: attr.int(0),
+  });
+  // [1, N, k] -> [k, N]
+  return b.op('Transpose', [b.op('Squeeze', [picked, b.i64([0])])], { perm: attr.ints([1, 0]) });
+}
+
+/**
+ * int32 [P, N]: the table row of every part of a chain space (stem, per unit its transition
+ * and slots, head; arch-physics.ts), the idle row for inactive slots.
+ */
+function chainRows(f: Front, tables: ChainTables): string {
+  const { b, space, layout } = f;
+  const U = space.units.length;
+  const D = maxDepthOf(space);
+  const R = space.resolutions.length;
+  const compiled = compileSpace(space);
+  const { tuple, slotActive } = slotTuples(f);
+  const rowOf = (base: number[], key: string) =>
+    b.op('Add', [b.op('Add', [b.i32col(base), b.op('Mul', [key, b.i32([R], [])])]), f.ri]);
+  const zero = b.op('Mul', [f.ri, b.i32([0], [])]);
+  // Stem: keyed by the global choices (mixed radix, last fastest).
+  const stemPart = tables.parts[0] as ChainTables['parts'][number];
+  const G = space.globalChoices.length;
+  const globalKey = G
+    ? b.reduce(
+        'Sum',
+        b.op('Mul', [
+          b.rows(
+            f.idx,
+            space.globalChoices.map((_, g) => layout.globalColumn(g)),
+          ),
+          b.i32col(tables.globalRadix),
+        ]),
+        [0],
+        true,
+      )
+    : zero;
+  const stem = rowOf([stemPart.base], globalKey);
+  // Transitions: keyed by the unit choices.
+  const Cw = space.unitChoiceNames.length;
+  const preParts = tables.parts.filter((p) => p.kind === 'pre');
+  let unitKey = b.op('Add', [b.i32col(new Array(U).fill(0)), zero]);
+  if (Cw > 0) {
+    const src: number[] = [];
+    const radix: number[] = [];
+    compiled.units.forEach((cu, u) => {
+      for (let c = 0; c < Cw; c++) {
+        src.push(layout.unitColumn(c, u));
+        radix.push(cu.unitRadix[c] as number);
+      }
+    });
+    unitKey = b.reduce(
+      'Sum',
+      b.reshape(b.op('Mul', [b.rows(f.idx, src), b.i32col(radix)]), [U, Cw, -1]),
+      [1],
+      false,
+    );
+  }
+  const pre = rowOf(
+    preParts.map((p) => p.base),
+    unitKey,
+  );
+  // Slots: keyed by their tuple, idle when inactive.
+  const slotParts = tables.parts.filter((p) => p.kind === 'slot');
+  const src = slotParts.map((p) => p.unit * D + p.slot);
+  const tuples = b.rows(b.reshape(tuple, [U * D, -1]), src);
+  const slots = b.op('Where', [
+    b.rows(slotActive, src),
+    rowOf(
+      slotParts.map((p) => p.base),
+      tuples,
+    ),
+    b.i32([tables.rows - 1], []),
+  ]);
+  const headPart = tables.parts[tables.parts.length - 1] as ChainTables['parts'][number];
+  const head = b.op('Add', [f.ri, b.i32([headPart.base], [])]);
+  // In part order: stem, then per unit its transition and slots, then head.
+  const pool = b.concat([stem, pre, slots, head], 0);
+  let preAt = 0;
+  let slotAt = 0;
+  const order = tables.parts.map((p) => {
+    if (p.kind === 'stem') return 0;
+    if (p.kind === 'head') return 1 + U + slotParts.length;
+    if (p.kind === 'pre') return 1 + preAt++;
+    return 1 + U + slotAt++;
+  });
+  const rows = b.rows(pool, order);
+  return b.op('Min', [b.op('Max', [rows, b.i32([0], [])]), b.i32([tables.rows - 1], [])]);
+}
+
+/** float64 [P, N, k]: a polynomial table [rows, k] looked up at `rows` and evaluated at `c`. */
+function polyAt(
+  f: Front,
+  poly: ChainTables['sums'],
+  k: number,
+  rows: string,
+  c: string | undefined,
+  quadratic: boolean,
+): string {
+  const { b } = f;
+  const look = (t: Float64Array) =>
+    b.op('Gather', [b.f64(t, [t.length / k, k]), rows], { axis: attr.int(0) });
+  const a = look(poly.a);
+  if (!c) return a;
+  const inner = quadratic
+    ? b.op('Add', [look(poly.b), b.op('Mul', [c, look(poly.g)])])
+    : look(poly.b);
+  return b.op('Round', [b.op('Add', [a, b.op('Mul', [c, inner])])]);
+}
+
+/**
+ * The physics encoding in the graph (arch-physics.ts): per part of the layer graph, its counts
+ * looked up (polynomials in the width it reads), summed over the parts; the peak is the largest
+ * live memory at any node or of the input. Same arithmetic as graphCost and the encoder: the
+ * counts are exact integers in float64, scaled at the end in the encoder's order.
+ */
+function physics(f: Front): string {
+  const { b, space } = f;
+  // The entries assembled below, in order; an encoder that grew another entry (or reordered
+  // them) gets no graph rather than a wrong one, and its predictors still save.
+  const mine = [
+    ...macKinds.map((k) => `macs_${k}`),
+    'macs',
+    'params',
+    'elementwise_ops',
+    'activation_mb',
+    'peak_activation_mb',
+    'weight_mb',
+    'input_mb',
+    'layers',
+    'nodes',
+  ];
+  if (mine.join() !== physicsLabels.join()) {
+    throw new ArchGraphUnsupportedError(
+      'features.encoding',
+      `the physics encoding's entries (${physicsLabels.join(', ')}) differ from what the arch-in graph computes; update core/onnx/arch-graph.ts`,
+    );
+  }
+  const tables = physicsTables(space);
+  if (tables.kind === 'whole') {
+    return tableRows(f, tables.physics, physicsLabels.length, wholeRow(f, tables));
+  }
+  const rows = chainRows(f, tables);
+  const P = tables.parts.length;
+  let c: string | undefined;
+  if (tables.usesC) {
+    // The width each part reads, carried part to part: c' = out(row, c), 0 into the stem.
+    const outA = polyAt(f, tables.out, 1, rows, undefined, false);
+    const at = (t: string, p: number) => b.op('Squeeze', [b.rows(t, [p]), b.i64([2])]);
+    const outB = b.op('Gather', [b.f64(tables.out.b, [tables.rows, 1]), rows], {
+      axis: attr.int(0),
+    });
+    const outG = tables.quadratic
+      ? b.op('Gather', [b.f64(tables.out.g, [tables.rows, 1]), rows], { axis: attr.int(0) })
+      : undefined;
+    let width = b.op('Mul', [b.cast(f.ri, 'double'), b.f64([0], [])]);
+    const widths = [width];
+    for (let p = 0; p < P - 1; p++) {
+      const inner = outG
+        ? b.op('Add', [at(outB, p), b.op('Mul', [width, at(outG, p)])])
+        : at(outB, p);
+      width = b.op('Round', [b.op('Add', [at(outA, p), b.op('Mul', [width, inner])])]);
+      widths.push(width);
+    }
+    c = b.op('Unsqueeze', [b.concat(widths, 0), b.i64([2])]);
+  }
+  const F = SUM_COLUMNS.length;
+  // [P, N, F] -> [N, F]: exact integer sums, so the order of the additions does not matter.
+  const sums = b.reduce('Sum', polyAt(f, tables.sums, F, rows, c, tables.quadratic), [0], false);
+  const live = polyAt(f, tables.live, tables.pieces, rows, c, tables.quadratic);
+  const input = b.op('Transpose', [b.lookup(b.f64(tables.inputElements), f.ri)], {
+    perm: attr.ints([1, 0]),
+  });
+  const peak = b.op('Max', [
+    b.reduce('Max', live, [0, 2], false),
+    b.op('Squeeze', [input, b.i64([1])]),
+  ]);
+  const col = (k: number) => b.slice(sums, 1, k, k + 1);
+  const M = F - 6;
+  const x = b.concat(
+    [
+      b.slice(sums, 1, 0, M + 4),
+      b.op('Unsqueeze', [peak, b.i64([1])]),
+      col(M + 1),
+      input,
+      b.slice(sums, 1, M + 4, M + 6),
+    ],
+    1,
+  );
+  // The encoder's arithmetic: counts x MEGA, bytes (elements x 4) x MEGA, layer counts as is.
+  const bytes = physicsLabels.map((l) => (/_mb$/.test(l) ? 4 : 1));
+  const mega = physicsLabels.map((l) => (/^(layers|nodes)$/.test(l) ? 1 : 1e-6));
+  const scaled = b.op('Mul', [b.op('Mul', [x, b.f64(bytes)]), b.f64(mega)]);
+  return b.op('Transpose', [scaled], { perm: attr.ints([1, 0]) });
+}
+
+/**
+ * Per unit, how many of its blocks use each feature tuple, the first block apart:
+ * float64 [U, 2, Cmax, N] (section 0 = first block, 1 = the others), tuples in the
+ * encoders' mixed-radix order and padded to the largest unit's tuple count.
+ */
+function tupleCounts(f: Front): { counts: string; cmax: number } {
+  return once(f, 'tupleCounts', () => tupleCountsGraph(f));
+}
+
+function tupleCountsGraph(f: Front): { counts: string; cmax: number } {
+  const { b, space } = f;
+  const U = space.units.length;
+  const D = maxDepthOf(space);
+  const { tuple, slotActive, cmax } = slotTuples(f);
   const range = b.i32(
     Array.from({ length: cmax }, (_, i) => i),
     [1, cmax, 1],
@@ -632,13 +899,19 @@ function countOrder(space: SearchSpace, cmax: number, base: number): number[] {
 
 function fcc(f: Front): string {
   const { b, space, layout } = f;
+  // Space-specific features (NAS-Bench-201's live-path analysis) are JavaScript functions:
+  // the graph looks them up in a table of the whole space, where the space is that small.
+  let extra: string | undefined;
   if (space.combinationFeatures) {
-    // Space-specific features (NAS-Bench-201's live-path analysis) are JavaScript functions
-    // with no ONNX form here.
-    throw new ArchGraphUnsupportedError(
-      'features.encoding',
-      `the arch-in graph cannot compute fcc's ${space.name}-specific combination features yet; use predictor.onnx with esm encode, or another encoding`,
-    );
+    const tables = wholeSpaceTables(space);
+    if (!tables?.combination) {
+      throw new ArchGraphUnsupportedError(
+        'features.encoding',
+        `the arch-in graph cannot compute fcc's ${space.name}-specific combination features (the space is too large to tabulate whole); use predictor.onnx with esm encode, or another encoding`,
+      );
+    }
+    const width = space.combinationFeatures.labels.length;
+    extra = tableRows(f, tables.combination, width, wholeRow(f, tables));
   }
   const U = space.units.length;
   const { counts, cmax } = tupleCounts(f);
@@ -677,7 +950,19 @@ function fcc(f: Front): string {
     ...Array.from({ length: U + 1 + G + 2 }, (_, i) => tail + i),
     ...(scaledCopy ? countOrder(space, cmax, countWidth) : []),
   ];
-  return ordered(f, pool, order);
+  const x = ordered(f, pool, order);
+  return extra ? b.concat([x, extra], 0) : x;
+}
+
+/** The whole-space tables of a small space, undefined for a chain space. */
+function wholeSpaceTables(space: SearchSpace): WholeTables | undefined {
+  try {
+    const tables = physicsTables(space);
+    return tables.kind === 'whole' ? tables : undefined;
+  } catch (error) {
+    if (error instanceof ArchGraphUnsupportedError) return undefined;
+    throw error;
+  }
 }
 
 function lut(f: Front, bucketCount: number): string {
@@ -770,6 +1055,16 @@ function featureRows(f: Front, features: FeaturesJson | StackFeatures): string {
       checkLabels('statistical', r.labels, statisticalEncoder(space).labels);
       return r.x;
     }
+    case 'physics': {
+      const x = physics(f);
+      if (physicsLabels.length !== features.length) {
+        throw new ValidationError(
+          'features.length',
+          `is ${features.length}, physics has ${physicsLabels.length}`,
+        );
+      }
+      return x;
+    }
     case 'fcc': {
       const x = fcc(f);
       if (fccEncoder(space).length !== features.length) {
@@ -797,12 +1092,6 @@ export function encodingGraph(
   space: SearchSpace,
   features: FeaturesJson,
 ): { graph: OnnxGraph; valid: string } {
-  if (features.kind === 'stack') {
-    throw new ArchGraphUnsupportedError(
-      'features',
-      'the arch-in graph has no stacked features (auto) yet; use predictor.onnx with esm encode',
-    );
-  }
   const b = new Builder();
   const f = buildFront(b, space);
   const x = featureRows(f, features as FeaturesJson | StackFeatures);

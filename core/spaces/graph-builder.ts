@@ -36,6 +36,21 @@ export class GraphBuilder {
     return `${prefix}${this.counter}`;
   }
 
+  /**
+   * A node that keeps its input's shape (se, bn, act, shuffle, zero); `node` adds the op and
+   * its own fields to the common ones (whose order stays op, id, input, resolution, channels:
+   * layer graphs are hashed as JSON).
+   */
+  private sameShape(
+    x: Tensor,
+    prefix: string,
+    node: (base: { id: string; input: string; resolution: number; channels: number }) => LayerNode,
+  ): Tensor {
+    const id = this.nextId(prefix);
+    this.nodes.push(node({ id, input: x.id, resolution: x.resolution, channels: x.channels }));
+    return { ...x, id };
+  }
+
   conv(
     x: Tensor,
     options: { cout: number; kernel: number; stride?: number; groups?: number; act?: Activation },
@@ -58,29 +73,11 @@ export class GraphBuilder {
   }
 
   se(x: Tensor, mid: number): Tensor {
-    const id = this.nextId('se');
-    this.nodes.push({
-      op: 'se',
-      id,
-      input: x.id,
-      resolution: x.resolution,
-      channels: x.channels,
-      mid,
-    });
-    return { ...x, id };
+    return this.sameShape(x, 'se', (base) => ({ op: 'se', ...base, mid }));
   }
 
   bn(x: Tensor, act: Activation): Tensor {
-    const id = this.nextId('bn');
-    this.nodes.push({
-      op: 'bn',
-      id,
-      input: x.id,
-      resolution: x.resolution,
-      channels: x.channels,
-      act,
-    });
-    return { ...x, id };
+    return this.sameShape(x, 'bn', (base) => ({ op: 'bn', ...base, act }));
   }
 
   add(a: Tensor, b: Tensor, act: Activation = 'none'): Tensor {
@@ -142,41 +139,15 @@ export class GraphBuilder {
   }
 
   shuffle(x: Tensor, groups: number): Tensor {
-    const id = this.nextId('shuffle');
-    this.nodes.push({
-      op: 'shuffle',
-      id,
-      input: x.id,
-      resolution: x.resolution,
-      channels: x.channels,
-      groups,
-    });
-    return { ...x, id };
+    return this.sameShape(x, 'shuffle', (base) => ({ op: 'shuffle', ...base, groups }));
   }
 
   act(x: Tensor, act: Activation): Tensor {
-    const id = this.nextId('act');
-    this.nodes.push({
-      op: 'act',
-      id,
-      input: x.id,
-      resolution: x.resolution,
-      channels: x.channels,
-      act,
-    });
-    return { ...x, id };
+    return this.sameShape(x, 'act', (base) => ({ op: 'act', ...base, act }));
   }
 
   zero(x: Tensor): Tensor {
-    const id = this.nextId('zero');
-    this.nodes.push({
-      op: 'zero',
-      id,
-      input: x.id,
-      resolution: x.resolution,
-      channels: x.channels,
-    });
-    return { ...x, id };
+    return this.sameShape(x, 'zero', (base) => ({ op: 'zero', ...base }));
   }
 
   linear(x: Tensor, cout: number, act: Activation = 'none'): Tensor {

@@ -79,6 +79,7 @@ export function createRunState(options: RunStateOptions): RunStateStore {
           addMeasured: runs.addMeasured,
           setReferenceScale: runs.setReferenceScale,
           recordProgress: runs.recordProgress,
+          recordDeviceError: (runId, deviceError) => runs.update(runId, { deviceError }),
         },
         result,
         { concurrency },

@@ -1,12 +1,15 @@
 /**
  * `POST /predict` `{ predictor: "<id>" | "<space>/<thing>", archs: [<native arch>, ...] }`:
  * latencies in ms from the exported ONNX predictor, in the order of `archs`, with their
- * uncertainty `std_ms` (null for a predictor exported before it existed). The predictor is
- * loaded from S3 once per container.
+ * uncertainty `std_ms` (null for a predictor exported before it existed), and
+ * `outside_domain`: the archs (by index) at a resolution or depth the predictor was never
+ * trained on, whose latencies are extrapolations (empty for a predictor that predates the
+ * recorded domain). The predictor is loaded from S3 once per container.
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import type { DatasetStore } from '../../core/ports.ts';
+import { outsideDomain } from '../../core/predictor/domain.ts';
 import { loadPredictor } from '../adapters/onnx-predictor.ts';
 import { predictorStoreDeps, resolvePredictorId } from '../adapters/s3-predictors.ts';
 import { apiHandler, parseBody } from '../middleware.ts';
@@ -29,12 +32,21 @@ export function createPredictHandler(deps: () => { store: DatasetStore } = predi
     const id = await resolvePredictorId(store, body.predictor);
     const predictor = await loadPredictor(store, id);
     const { mean, std } = await predictor.predictWithStd(body.archs);
+    // predictWithStd parsed every arch already, so these parse without error.
+    const domain = predictor.json.training.domain;
+    const outside_domain = domain
+      ? body.archs.flatMap((arch, index) => {
+          const reason = outsideDomain(domain, predictor.space.parse(arch));
+          return reason === undefined ? [] : [{ index, reason }];
+        })
+      : [];
     return {
       body: {
         predictor: id,
         space: predictor.space.name,
         latency_ms: Array.from(mean),
         std_ms: Array.from(std, (v) => (Number.isFinite(v) ? v : null)),
+        outside_domain,
       },
     };
   });

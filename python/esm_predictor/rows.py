@@ -8,6 +8,10 @@ each space's native dict names its fields (OFA's format for the OFA spaces):
   ``"image_size": R`` and ``"wid": None`` are accepted too;
 * ``resnet50``: ``{"d": [5], "e": [18], "w": [6], "r": R}`` (``image_size`` too);
 * ``densenet``: ``{"d": [4], "g": [34], "b": [34], "k": [34], "r": R}``;
+* ``fbnet`` and ``fbnet-imagenet``: ``{"ops": [22]}``, op indices 0..8 into HW-NAS-Bench's
+  ``PRIMITIVES`` (8 = ``skip``) or the op names;
+* ``nasbench201``: ``{"arch_str": "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|"}``, the
+  benchmark's own string;
 * a user spec space: ``{"d": [...], "blocks": [[{feature: value}]], "w": [...], "r": R}``.
 
 The TypeScript side (``esm encode --arch-tensor``) writes the same rows; the tests check
@@ -243,13 +247,111 @@ def _spec(arch: Mapping[str, Any], layout: Layout) -> Values:
             for key in block:
                 if key not in layout.block_choices:
                     raise ArchError(f"blocks[{u}][{s}].{key}", f"not a block feature; use {', '.join(layout.block_choices)}")
+            # A layer-wise unit's skip ({"skip": 1}): its other features mean nothing and
+            # take their first values, as the TypeScript parser normalises them.
+            skip = _number(block.get("skip", 0)) if "skip" in layout.block_choices else 0
+            if skip != 0:
+                _code(layout.entry(f"u{u}.b{s}.skip"), skip, f"blocks[{u}][{s}].skip")
             for name in layout.block_choices:
                 label = f"u{u}.b{s}.{name}"
                 allowed = layout.entry(label)["values"]
-                # A feature with a single allowed value may be left out, as in the spec format.
-                values[label] = _number(block.get(name, allowed[0] if len(allowed) == 1 else None))
+                if skip != 0:
+                    values[label] = skip if name == "skip" else allowed[0]
+                elif name == "skip":
+                    values[label] = 0
+                else:
+                    # A feature with a single allowed value may be left out, as in the spec format.
+                    values[label] = _number(block.get(name, allowed[0] if len(allowed) == 1 else None))
                 sources[label] = f"blocks[{u}][{s}].{name}"
     values["resolution"], sources["resolution"] = _resolution(arch, None)
+    return values, sources
+
+
+# HW-NAS-Bench's PRIMITIVES (core/spaces/fbnet.ts): the index is the native value.
+_FBNET_OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
+_FBNET_SKIP = len(_FBNET_OPS) - 1
+
+
+def _fbnet(arch: Mapping[str, Any], layout: Layout) -> Values:
+    """FBNet: a layer-wise space; a slot is ``{op: 0..7, skip: 0}`` or the skip ``{op: 0, skip: 1}``."""
+    for key in arch:
+        if key != "ops":
+            raise ArchError(key, f"unknown field; a {layout.space} arch has only ops")
+    layers = sum(layout.slots)
+    ops = arch.get("ops")
+    if hasattr(ops, "tolist"):
+        ops = ops.tolist()
+    if not isinstance(ops, (list, tuple)) or len(ops) != layers:
+        raise ArchError("ops", f"expected an array of {layers} op indices (0..{_FBNET_SKIP}), got {ops!r}"[:160])
+    values: Dict[str, Any] = {}
+    sources: Dict[str, str] = {}
+    at = 0
+    for u in range(layout.units):
+        values[f"u{u}.depth"] = layout.slots[u]
+        for s in range(layout.slots[u]):
+            op = _fbnet_op(f"ops[{at}]", _number(ops[at]))
+            skip = op == _FBNET_SKIP
+            values[f"u{u}.b{s}.op"] = 0 if skip else op
+            values[f"u{u}.b{s}.skip"] = 1 if skip else 0
+            sources[f"u{u}.b{s}.op"] = sources[f"u{u}.b{s}.skip"] = f"ops[{at}]"
+            at += 1
+    values["resolution"] = _fixed_resolution(layout)
+    return values, sources
+
+
+def _fixed_resolution(layout: Layout) -> Any:
+    """The one resolution of a space whose arch does not carry it (FBNet, NAS-Bench-201)."""
+    return layout.entry("resolution")["values"][0]
+
+
+def _fbnet_op(field: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _FBNET_SKIP:
+        return value
+    if isinstance(value, str) and value in _FBNET_OPS:
+        return _FBNET_OPS.index(value)
+    names = ", ".join(f"{i} {n}" for i, n in enumerate(_FBNET_OPS))
+    raise ArchError(field, f"got {value!r}, allowed values are 0..{_FBNET_SKIP} ({names})")
+
+
+# NAS-Bench-201 (core/spaces/nasbench201.ts): op names, the index is the normalised op; the
+# non-layers none and skip_connect are skip kinds 1 and 2, their op the first value (2).
+_NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+_NB201_EXAMPLE = '"|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|"'
+
+
+def _nasbench201(arch: Mapping[str, Any], layout: Layout) -> Values:
+    for key in arch:
+        if key != "arch_str":
+            raise ArchError(key, "unknown field; a nasbench201 arch has only arch_str")
+    text = arch.get("arch_str")
+    if not isinstance(text, str):
+        raise ArchError("arch_str", f"expected the NAS-Bench-201 string, e.g. {_NB201_EXAMPLE}, got {text!r}")
+    groups = text.split("+")
+    if len(groups) != 3:
+        raise ArchError("arch_str", f"expected 3 node groups joined by \"+\" (nodes 1, 2, 3), got {len(groups)}; e.g. {_NB201_EXAMPLE}")
+    values: Dict[str, Any] = {}
+    sources: Dict[str, str] = {}
+    for g, group in enumerate(groups):
+        node = g + 1
+        field = f"arch_str node {node}"
+        if not (group.startswith("|") and group.endswith("|")):
+            raise ArchError(field, f'"{group}" must start and end with "|"; e.g. {_NB201_EXAMPLE}')
+        edges = group[1:-1].split("|")
+        if len(edges) != node:
+            raise ArchError(field, f"expected {node} edge(s) (from nodes 0..{node - 1}), got {len(edges)} in \"{group}\"")
+        values[f"u{g}.depth"] = layout.slots[g]
+        for i, edge in enumerate(edges):
+            name, _, source = edge.partition("~")
+            edge_field = f"{field} edge {i}"
+            if source != str(i):
+                raise ArchError(edge_field, f'"{edge}" must come from node {i} ("op~{i}"), in order')
+            if name not in _NB201_OPS:
+                raise ArchError(edge_field, f'unknown op "{name}"; allowed ops are {", ".join(_NB201_OPS)}')
+            op = _NB201_OPS.index(name)
+            values[f"u{g}.b{i}.op"] = 2 if op < 2 else op
+            values[f"u{g}.b{i}.skip"] = (1 if op == 0 else 2) if op < 2 else 0
+            sources[f"u{g}.b{i}.op"] = sources[f"u{g}.b{i}.skip"] = edge_field
+    values["resolution"] = _fixed_resolution(layout)
     return values, sources
 
 
@@ -257,6 +359,9 @@ _CONVERTERS: Dict[str, Callable[[Mapping[str, Any], Layout], Values]] = {
     "mobilenetv3": _mobilenetv3,
     "resnet50": _resnet50,
     "densenet": _densenet,
+    "fbnet": _fbnet,
+    "fbnet-imagenet": _fbnet,
+    "nasbench201": _nasbench201,
 }
 
 

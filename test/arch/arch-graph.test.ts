@@ -2,7 +2,8 @@
  * The arch-in predictor graph (predictor-arch.onnx) against the JavaScript path, run with
  * onnxruntime-node: its encoding subgraph gives the vectors the encoders write, and the whole
  * graph predicts what `loadPredictor(...).predict` (the code behind `esm predict`) does, for
- * every built-in space, two spec spaces, every encoding and every model kind.
+ * every built-in space, three spec spaces, every encoding (physics included) and every model
+ * kind (auto, the default, included).
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { combinations } from '../../core/encodings/layout.ts';
 import { encodingNames } from '../../core/encodings/types.ts';
 import { ArchGraphUnsupportedError } from '../../core/errors.ts';
 import { encodingGraph } from '../../core/onnx/arch-graph.ts';
@@ -32,7 +34,11 @@ import { randomSubnet } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
 
-const specFiles = ['examples/spaces/mixed.json', 'examples/spaces/tiny-mbconv.json'];
+const specFiles = [
+  'examples/spaces/mixed.json',
+  'examples/spaces/tiny-mbconv.json',
+  'examples/spaces/layerwise-fbnet.json',
+];
 const specs = new Map<string, unknown>();
 const spaces: SearchSpace[] = [...builtInSpaces.values()];
 beforeAll(async () => {
@@ -43,6 +49,36 @@ beforeAll(async () => {
     spaces.push(space);
   }
 });
+
+/** Subnets whose blocks all have tuple j (the same choices), at min and max depth, every r. */
+function uniformSubnets(space: SearchSpace): Subnet[] {
+  const tuples = space.units.map((unit) => combinations(unit));
+  const most = Math.max(...tuples.map((t) => t.length));
+  const out: Subnet[] = [];
+  for (const resolution of space.resolutions) {
+    for (let j = 0; j < most; j++) {
+      for (const deepest of [false, true]) {
+        out.push({
+          resolution,
+          globals: Object.fromEntries(
+            space.globalChoices.map((c) => [c.name, c.values[j % c.values.length] as number]),
+          ),
+          units: space.units.map((unit, u) => {
+            const all = tuples[u] as number[][];
+            const tuple = all[j % all.length] as number[];
+            const block = Object.fromEntries(unit.blockChoices.map((c, i) => [c.name, tuple[i]]));
+            const choices = Object.fromEntries(
+              unit.unitChoices.map((c, i) => [c.name, tuple[unit.blockChoices.length + i]]),
+            );
+            const depth = deepest ? unit.maxDepth : unit.minDepth;
+            return { choices, blocks: Array.from({ length: depth }, () => ({ ...block })) };
+          }),
+        } as Subnet);
+      }
+    }
+  }
+  return out;
+}
 
 const subnets = (space: SearchSpace, n: number, seed: number): Subnet[] => {
   const rng = createRng(seed);
@@ -65,27 +101,35 @@ const choices: FeatureChoice[] = [
 ];
 
 /**
- * What the arch-in graph does not compute yet (docs/predictor.md): the physics encoding (a
- * layer-graph cost walk) and fcc's space-specific combination features (NAS-Bench-201).
+ * A spec space the physics tables cannot describe: the second unit's expansion width,
+ * make_divisible(round(3 c)), is not a polynomial in the first unit's width choice c (10, 20,
+ * 30, 40 give 32, 64, 88, 120), so its MACs are not one of degree 2.
  */
-const inGraph = (space: SearchSpace, choice: FeatureChoice) =>
-  !(choice.kind === 'encoding' && choice.encoding === 'physics') &&
-  !(choice.kind === 'encoding' && choice.encoding === 'fcc' && space.combinationFeatures);
+const irregularSpec = {
+  name: 'irregular-widths',
+  resolutions: [64],
+  stem: { width: 16, kernel: 3, stride: 2 },
+  units: [
+    { block: 'conv', minDepth: 1, maxDepth: 1, width: [10, 20, 30, 40], stride: 1 },
+    {
+      block: 'mbconv',
+      minDepth: 1,
+      maxDepth: 2,
+      width: 48,
+      stride: 2,
+      choices: { kernel: [3], expand: [3] },
+    },
+  ],
+  head: { classes: 10 },
+};
 
 describe('arch-in encoding subgraph', () => {
   it('computes the encoders’ vectors for every space and encoding', async () => {
-    let unsupported = 0;
+    let cases = 0;
     for (const space of spaces) {
       for (const choice of choices) {
         // Prepare
         const featurizer = createFeaturizer(space, choice);
-        if (!inGraph(space, choice)) {
-          expect(() => encodingGraph(space, featurizer.features)).toThrow(
-            ArchGraphUnsupportedError,
-          );
-          unsupported++;
-          continue;
-        }
         const batch = subnets(space, 150, 3);
         const cols = featurizer.features.length;
         const expected = new Float32Array(batch.length * cols);
@@ -104,10 +148,43 @@ describe('arch-in encoding subgraph', () => {
         // Bit for bit: the graph sums in the encoders' order (a tree's split can sit between
         // two neighbouring floats).
         expect(worst, `${space.name} ${JSON.stringify(choice)}`).toBe(0);
+        cases += 1;
       }
     }
-    // physics on every space, fcc on nasbench201.
-    expect(unsupported).toBe(spaces.length + 1);
+    // physics and fcc on every space, NAS-Bench-201's cell features included.
+    expect(cases).toBe(spaces.length * choices.length);
+  }, 120_000);
+
+  it('computes physics exactly on many random subnets of every space', async () => {
+    for (const space of spaces) {
+      // Prepare: other seeds than the tables' own probes and check, plus the extremes: every
+      // block the same tuple (the largest and the smallest of each choice) at the least and
+      // the greatest depths, at every resolution.
+      const featurizer = createFeaturizer(space, { kind: 'encoding', encoding: 'physics' });
+      const batch = [...subnets(space, 1500, 101), ...uniformSubnets(space)];
+      const cols = featurizer.features.length;
+      const expected = new Float32Array(batch.length * cols);
+      batch.forEach((s, i) => {
+        featurizer.encodeInto(s, expected, i * cols);
+      });
+      // Act
+      const { graph } = encodingGraph(space, featurizer.features);
+      const x = (await run(encodeModel(graph), space, batch)).x?.data as Float32Array;
+      // Assess: every entry equal, peak activation (a max, not a sum) included.
+      const wrong = [...x].findIndex((v, i) => v !== expected[i]);
+      expect(wrong, `${space.name} entry ${wrong % cols}`).toBe(-1);
+    }
+  }, 120_000);
+
+  it('refuses physics for a space its tables cannot describe, naming the reason', () => {
+    // Prepare
+    const space = spaceFromSpec(irregularSpec);
+    const featurizer = createFeaturizer(space, { kind: 'encoding', encoding: 'physics' });
+    // Act / Assess
+    expect(() => encodingGraph(space, featurizer.features)).toThrow(ArchGraphUnsupportedError);
+    expect(() => encodingGraph(space, featurizer.features)).toThrow(
+      /irregular-widths: .*polynomial/,
+    );
   });
 
   it('lays out a MobileNetV3 row as [ks x 20, e x 20, d x 5, r] and ignores inactive slots', async () => {
@@ -148,7 +225,7 @@ describe('predictor-arch.onnx', () => {
 
   it('predicts what esm predict does (1e-5 relative) for every space, encoding and model kind', async () => {
     let cases = 0;
-    const unsupported = new Set<string>();
+    const autoStack = new Set<string>();
     for (const space of spaces) {
       const rng = createRng(11);
       const rows = subnets(space, 120, 5).map((subnet) => ({
@@ -172,17 +249,9 @@ describe('predictor-arch.onnx', () => {
           });
           const out = join(dir, `${space.name}-${model}-${encoding}`);
           await savePredictor(out, predictor);
-          const features = JSON.stringify(predictor.features);
-          const graphable =
-            !features.includes('"physics"') &&
-            !(features.includes('"fcc"') && space.combinationFeatures !== undefined);
-          if (!graphable) {
-            unsupported.add(`${model} ${predictor.features.kind}`);
-            // The predictor still saves, without the arch-in files.
-            expect(existsSync(join(out, ARCH_ONNX))).toBe(false);
-            expect(existsSync(join(out, 'predictor.onnx'))).toBe(true);
-            continue;
-          }
+          // Every predictor has its arch-in graph, auto's stacked physics features included.
+          expect(existsSync(join(out, ARCH_ONNX)), `${space.name} ${model} ${encoding}`).toBe(true);
+          if (model === 'auto') autoStack.add(predictor.features.kind);
           const loaded = await loadPredictor(out);
           const expected = await loaded.predict(probe.map((s) => space.toNative(s)));
           await loaded.close();
@@ -209,11 +278,34 @@ describe('predictor-arch.onnx', () => {
         }
       }
     }
-    // Every kind on every in-graph encoding; only physics (auto stacks it) is left out.
+    // Every kind on every encoding (lut and auto once each) on every space.
     const kinds = modelKinds.length;
-    expect(cases).toBeGreaterThanOrEqual(spaces.length * (kinds - 2) * 4 - 2 * kinds);
-    expect([...unsupported].every((u) => /^auto stack$|encoding$/.test(u))).toBe(true);
-  }, 300_000);
+    expect(cases).toBe(spaces.length * ((kinds - 2) * encodingNames.length + 2));
+    expect([...autoStack]).toEqual(['stack']);
+  }, 600_000);
+
+  it('saves a predictor whose features have no in-graph form without the arch-in files', async () => {
+    // Prepare
+    const space = spaceFromSpec(irregularSpec);
+    const { predictor } = await fitPredictor({
+      space,
+      spaceSpec: irregularSpec,
+      rows: subnets(space, 40, 6).map((subnet) => ({
+        subnet,
+        latencyMs: syntheticLatencyMs(space, subnet, { noise: 0.02, rng: createRng(1) }),
+      })),
+      data: { file: 'synthetic', sha256: '0'.repeat(64) },
+      model: 'ridge',
+      encoding: 'physics',
+    });
+    const out = join(dir, 'irregular');
+    // Act
+    await savePredictor(out, predictor);
+    // Assess
+    expect(existsSync(join(out, 'predictor.onnx'))).toBe(true);
+    expect(existsSync(join(out, ARCH_ONNX))).toBe(false);
+    expect(existsSync(join(out, ARCH_JSON))).toBe(false);
+  });
 
   it('answers NaN for a row the space does not allow, and a number for the others', async () => {
     // Prepare

@@ -1,5 +1,6 @@
 /**
- * The user's path end to end with the real CLI: `esm fit --out` writes predictor-arch.onnx,
+ * The user's path end to end with the real CLI: `esm fit --out` (the default model, auto)
+ * writes predictor-arch.onnx,
  * `esm encode --arch-tensor` prints its rows, and those rows through onnxruntime give what
  * `esm predict` prints.
  */
@@ -47,18 +48,10 @@ describe('esm encode --arch-tensor and predictor-arch.onnx', () => {
         .join('\n'),
     );
     const out = join(dir, 'p');
-    const fit = await esm(
-      'fit',
-      '--space',
-      'resnet50',
-      '--data',
-      data,
-      '--model',
-      'ridge',
-      '--out',
-      out,
-    );
+    const fit = await esm('fit', '--space', 'resnet50', '--data', data, '--out', out);
     expect(fit.code, fit.stderr).toBe(0);
+    // The default model (auto, physics features stacked) ships its arch-in graph.
+    expect(JSON.parse(await readFile(join(out, 'predictor.json'), 'utf8')).model.kind).toBe('auto');
     // Act
     const encoded = await esm('encode', '--space', 'resnet50', '--arch-tensor', '--in', data);
     const predicted = await esm('predict', '--predictor', out, '--in', data);

@@ -50,9 +50,6 @@ describe('esm run --metric', () => {
       'peak_memory_mb',
       '--device',
       'local',
-      // ridge: the default auto stacks physics features, which the arch-in graph lacks yet.
-      '--model',
-      'ridge',
       ...tiny,
       ...quick,
       '--out',
@@ -75,6 +72,8 @@ describe('esm run --metric', () => {
     }
     const predictor = JSON.parse(await readFile(join(out, 'predictor', 'predictor.json'), 'utf8'));
     expect(predictor.metric).toBe('peak_memory_mb');
+    // The default model: auto, whose stacked physics features the arch-in graph computes.
+    expect(predictor.model.kind).toBe('auto');
     expect(existsSync(join(out, 'predictor', 'predictor-arch.onnx')), 'predictor-arch.onnx').toBe(
       true,
     );

@@ -1,41 +1,23 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import { createRng } from '../../core/rng.ts';
-import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
-import { randomSubnet } from '../../core/spaces/subnet.ts';
-
-const run = promisify(execFile);
-
-async function esm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('node', ['bin/esm.js', ...args], { maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { runParams } from '../../core/schemas/run.ts';
+import { esm } from '../support/cli.ts';
+import { jsonl, type SyntheticLine, syntheticLines } from '../support/synthetic-data.ts';
 
 describe('esm fit / esm predict', () => {
   let dir: string;
   let data: string;
-  let lines: { arch: unknown; latency_ms: number }[];
+  let lines: SyntheticLine[];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'esm-fit-'));
     const rng = createRng(11);
-    lines = Array.from({ length: 250 }, () => {
-      const subnet = randomSubnet(mobilenetv3, rng);
-      const latency = syntheticLatencyMs(mobilenetv3, subnet, { noise: 0.01, rng });
-      return { arch: mobilenetv3.toNative(subnet), latency_ms: latency };
-    });
+    lines = syntheticLines(250, rng, { noise: 0.01 });
     data = join(dir, 'data.jsonl');
-    await writeFile(data, lines.map((l) => JSON.stringify(l)).join('\n'));
+    await writeFile(data, jsonl(lines));
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -43,7 +25,7 @@ describe('esm fit / esm predict', () => {
 
   it('fits, prints the documented JSON, writes a predictor that esm predict uses', async () => {
     const out = join(dir, 'predictor');
-    const fit = await esm([
+    const fit = await esm(
       'fit',
       '--space',
       'mobilenetv3',
@@ -60,7 +42,7 @@ describe('esm fit / esm predict', () => {
       '--out',
       out,
       '--json',
-    ]);
+    );
     expect(fit.stderr).toBe('');
     expect(fit.code).toBe(0);
     const result = JSON.parse(fit.stdout);
@@ -96,7 +78,7 @@ describe('esm fit / esm predict', () => {
         .map((l, i) => JSON.stringify(i % 2 ? l : l.arch))
         .join('\n')}\n`,
     );
-    const predicted = await esm(['predict', '--predictor', out, '--in', input]);
+    const predicted = await esm('predict', '--predictor', out, '--in', input);
     expect(predicted.code).toBe(0);
     const parsed = predicted.stdout
       .trim()
@@ -125,7 +107,7 @@ describe('esm fit / esm predict', () => {
 
   it('reports a bad arch line of esm predict as file:line with the field', async () => {
     const out = join(dir, 'ridge');
-    const fit = await esm([
+    const fit = await esm(
       'fit',
       '--space',
       'mobilenetv3',
@@ -135,14 +117,18 @@ describe('esm fit / esm predict', () => {
       'ridge',
       '--out',
       out,
-    ]);
+    );
     expect(fit.code).toBe(0);
     expect(fit.stdout).toMatch(/test on 50 held-out rows: accuracy \d+\.\d+ %/);
+    // Without --bins, esm fit reports over the bins esm run judges convergence on.
+    expect(fit.stdout.match(/^ {2}depth \d+/gm)).toHaveLength(
+      runParams.shape.bins.parse(undefined),
+    );
 
     const input = join(dir, 'bad.jsonl');
     const bad = { ...(lines[1]?.arch as object), d: [2, 3, 9, 2, 2] };
     await writeFile(input, `${JSON.stringify(lines[0]?.arch)}\n${JSON.stringify(bad)}\n`);
-    const predicted = await esm(['predict', '--predictor', out, '--in', input]);
+    const predicted = await esm('predict', '--predictor', out, '--in', input);
     expect(predicted.code).toBe(2);
     expect(predicted.stderr).toMatch(
       new RegExp(`${input.replace(/[.]/g, '\\.')}:2: d\\[2\\]: got 9, allowed values are 2, 3, 4`),
@@ -150,7 +136,7 @@ describe('esm fit / esm predict', () => {
   }, 60_000);
 
   it('refuses conflicting split flags and a missing predictor directory with a clear message', async () => {
-    const both = await esm([
+    const both = await esm(
       'fit',
       '--space',
       'mobilenetv3',
@@ -160,11 +146,11 @@ describe('esm fit / esm predict', () => {
       '10',
       '--train-fraction',
       '0.5',
-    ]);
+    );
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/--train: give either --train N or --train-fraction F/);
 
-    const missing = await esm(['predict', '--predictor', join(dir, 'nope'), '--in', data]);
+    const missing = await esm('predict', '--predictor', join(dir, 'nope'), '--in', data);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(
       /predictor: cannot read .*predictor\.json; pass a directory written by `esm fit --out DIR`/,

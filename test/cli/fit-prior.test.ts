@@ -1,59 +1,25 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SyntheticDevice, syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import { createRng } from '../../core/rng.ts';
-import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
-import { randomSubnet } from '../../core/spaces/subnet.ts';
-
-const run = promisify(execFile);
-
-async function esm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('node', ['bin/esm.js', ...args], { maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
-/** A second device: every operator type faster by a different factor, more overhead. */
-const deviceB: SyntheticDevice = {
-  overheadMs: 0.03,
-  denseMacsPerMs: 2.6e7,
-  depthwiseMacsPerMs: 1.8e6,
-  elementsPerMs: 2.4e6,
-};
+import { esm } from '../support/cli.ts';
+import { deviceB, jsonl, type SyntheticLine, syntheticLines } from '../support/synthetic-data.ts';
 
 describe('esm fit --prior DIR', () => {
   let dir: string;
   let dataA: string;
   let dataB: string;
-  let linesB: { arch: unknown; latency_ms: number }[];
+  let linesB: SyntheticLine[];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'esm-fit-prior-'));
     const rng = createRng(21);
-    const dataset = (n: number, device?: SyntheticDevice) =>
-      Array.from({ length: n }, () => {
-        const subnet = randomSubnet(mobilenetv3, rng);
-        const latency = syntheticLatencyMs(mobilenetv3, subnet, { device, noise: 0.002, rng });
-        return { arch: mobilenetv3.toNative(subnet), latency_ms: latency };
-      });
-    linesB = dataset(220, deviceB);
+    linesB = syntheticLines(220, rng, { device: deviceB, noise: 0.002 });
     dataA = join(dir, 'a.jsonl');
     dataB = join(dir, 'b.jsonl');
-    await writeFile(
-      dataA,
-      dataset(400)
-        .map((l) => JSON.stringify(l))
-        .join('\n'),
-    );
-    await writeFile(dataB, linesB.map((l) => JSON.stringify(l)).join('\n'));
+    await writeFile(dataA, jsonl(syntheticLines(400, rng, { noise: 0.002 })));
+    await writeFile(dataB, jsonl(linesB));
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -61,7 +27,7 @@ describe('esm fit --prior DIR', () => {
 
   it('corrects a prior of device A with 20 rows of device B into one predictor directory', async () => {
     const priorDir = join(dir, 'prior');
-    const prior = await esm([
+    const prior = await esm(
       'fit',
       '--space',
       'mobilenetv3',
@@ -71,11 +37,11 @@ describe('esm fit --prior DIR', () => {
       'ridge',
       '--out',
       priorDir,
-    ]);
+    );
     expect(prior.code).toBe(0);
 
     const out = join(dir, 'b');
-    const fit = await esm([
+    const fit = await esm(
       'fit',
       '--space',
       'mobilenetv3',
@@ -88,7 +54,7 @@ describe('esm fit --prior DIR', () => {
       '--out',
       out,
       '--json',
-    ]);
+    );
     expect(fit.stderr).toBe('');
     expect(fit.code).toBe(0);
     const result = JSON.parse(fit.stdout);
@@ -107,7 +73,7 @@ describe('esm fit --prior DIR', () => {
     // esm predict runs the composed ONNX graph: same accuracy on device B's archs.
     const input = join(dir, 'archs.jsonl');
     await writeFile(input, `${linesB.map((l) => JSON.stringify(l.arch)).join('\n')}\n`);
-    const predicted = await esm(['predict', '--predictor', out, '--in', input]);
+    const predicted = await esm('predict', '--predictor', out, '--in', input);
     expect(predicted.code).toBe(0);
     const values = predicted.stdout
       .trim()
@@ -124,7 +90,7 @@ describe('esm fit --prior DIR', () => {
     expect(accuracy).toBeGreaterThan(0.99);
 
     // The human-readable report says what was corrected and how.
-    const text = await esm([
+    const text = await esm(
       'fit',
       '--space',
       'mobilenetv3',
@@ -134,13 +100,13 @@ describe('esm fit --prior DIR', () => {
       priorDir,
       '--train',
       '20',
-    ]);
+    );
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/corrected the prior .* with 20 rows of .*(log-)?affine, slope \d/);
   }, 180_000);
 
   it('refuses --model with --prior and a missing prior directory, naming the flag', async () => {
-    const withModel = await esm([
+    const withModel = await esm(
       'fit',
       '--space',
       'mobilenetv3',
@@ -150,10 +116,10 @@ describe('esm fit --prior DIR', () => {
       dir,
       '--model',
       'mlp',
-    ]);
+    );
     expect(withModel.code).not.toBe(0);
     expect(withModel.stderr).toMatch(/--model.*cannot be combined with --prior/);
-    const missing = await esm([
+    const missing = await esm(
       'fit',
       '--space',
       'mobilenetv3',
@@ -161,7 +127,7 @@ describe('esm fit --prior DIR', () => {
       dataB,
       '--prior',
       join(dir, 'nope'),
-    ]);
+    );
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/cannot read .*nope.*predictor\.json/);
   }, 60_000);

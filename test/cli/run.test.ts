@@ -143,6 +143,61 @@ describe('esm run --device local', () => {
     }
   }, 120_000);
 
+  it.skipIf(existsSync('/sys/class/powercap/intel-rapl:0/energy_uj'))(
+    'fails at once, with the reason, when the remote device cannot measure the --metric',
+    async () => {
+      // This machine has no energy counter, so its daemon answers energy_mj: null with the
+      // reason. The run must stop on that answer, not wait out the one-hour result timeout.
+      const broker = await startBroker({ port: 0 });
+      const daemon = await startDaemon({ broker: broker.url, thing: 'no-rapl' });
+      try {
+        const out = join(dir, 'no-energy');
+        const child = spawn(
+          process.execPath,
+          [
+            esm,
+            'run',
+            '--space',
+            'mobilenetv3',
+            '--device',
+            'thing:no-rapl',
+            '--broker',
+            broker.url,
+            '--metric',
+            'energy_mj',
+            '--n-init',
+            '4',
+            '--max-iter',
+            '1',
+            '--runs',
+            '1',
+            '--warmup',
+            '0',
+            '--max-drift',
+            '1',
+            '--result-timeout',
+            '3600',
+            '--out',
+            out,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let stderr = '';
+        child.stderr.on('data', (d) => {
+          stderr += d;
+        });
+        const code = await new Promise((r) => child.on('exit', r));
+        expect(code).not.toBe(0);
+        expect(stderr).toMatch(/no-rapl could not measure energy_mj: .*no energy counter/);
+        expect(stderr).toMatch(/METRIC_UNAVAILABLE/);
+      } finally {
+        await daemon.stop();
+        await broker.close();
+      }
+    },
+    120_000,
+  );
+
   it('with --interleave keeps the reference calibration of the first job for the whole run', () => {
     const out = join(dir, 'interleaved');
     const args = ['run', '--space', 'mobilenetv3', '--n-init', '10', '--n-step', '2'];
@@ -150,6 +205,10 @@ describe('esm run --device local', () => {
     const result = run([
       ...args,
       ...tiny,
+      // Unreachable, so the run always measures its second iteration: with a reachable one,
+      // whether it stopped after 10 samples depended on this machine's noise.
+      '--acc-th',
+      '0.9999',
       '--max-drift',
       '1',
       '--chunk-size',

@@ -1,28 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { createRng } from '../../core/rng.ts';
 import { binOf, depthBins, sampleArchitectures } from '../../core/sampling.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { depth, subnetKey } from '../../core/spaces/subnet.ts';
+import { esm } from '../support/cli.ts';
 
 // Each spawn pays the CLI's start-up (seconds on a loaded machine): independent ones run
 // together, and inputs are made in-process with the same seeded core functions.
-const run = promisify(execFile);
-
-async function esm(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('node', ['bin/esm.js', ...args], { cwd: process.cwd() });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
 /**
  * What `esm sample --space S --n N --seed K` prints, computed in-process: balanced over 5 depth
  * bins, the defaults of `esm run`.

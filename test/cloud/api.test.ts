@@ -274,6 +274,36 @@ describe('POST /predict and GET /predictors', () => {
     ]);
   });
 
+  it('names the archs outside the training domain, by index and reason', async ({ skip }) => {
+    if (!emulator) skip();
+    // p-1 as trained at resolution 160 and depths 12..16 only (the domain is the
+    // predictor.json's record of its training rows; the graph is the same).
+    const store = createS3Store({ bucket: resources.bucket });
+    const json = JSON.parse(new TextDecoder().decode(await store.get(keys.predictorJson('p-1'))));
+    json.training.domain = { resolution: [160, 160], depth: [12, 16] };
+    await store.put(keys.predictorJson('p-narrow'), JSON.stringify(json));
+    await store.put(
+      keys.predictorOnnx('p-narrow'),
+      (await store.get(keys.predictorOnnx('p-1'))) as Uint8Array,
+    );
+    const inside = { ks: Array(20).fill(3), e: Array(20).fill(4), d: [3, 3, 2, 2, 2], r: 160 };
+    const highRes = { ...inside, r: 224 };
+    const deep = { ...inside, d: [4, 4, 4, 4, 4] };
+    const response = await call(
+      predict,
+      post('/predict', { predictor: 'p-narrow', archs: [inside, highRes, deep] }),
+    );
+    expect(response.status).toBe(200);
+    expect(response.body.latency_ms).toHaveLength(3);
+    expect(response.body.outside_domain).toEqual([
+      { index: 1, reason: 'resolution 224 (trained on 160..160)' },
+      { index: 2, reason: 'depth 20 (trained on 12..16)' },
+    ]);
+    // Every arch of p-1's own training domain is inside it.
+    const all = await call(predict, post('/predict', { predictor: 'p-1', archs: [inside] }));
+    expect(all.body.outside_domain).toEqual([]);
+  });
+
   it('hands out the files of one predictor (GET /predictors/{id}), 404 and 400 otherwise', async ({
     skip,
   }) => {

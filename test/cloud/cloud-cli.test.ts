@@ -183,6 +183,19 @@ describe('esm cloud: register, run, wait, pull, predict, delete', () => {
     mine.forEach((ms, i) => {
       expect(Math.abs(ms - (theirs[i] as number)) / ms).toBeLessThan(1e-4);
     });
+    // The uncertainty comes along too, as esm predict prints it.
+    const stds = (text: string) =>
+      text
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { std_ms: number | null }).std_ms);
+    const [myStd, theirStd] = [stds(local.stdout), stds(remote.stdout)];
+    theirStd.forEach((std, i) => {
+      expect(std).not.toBeNull();
+      expect(Math.abs((std as number) - (myStd[i] as number)) / (myStd[i] as number)).toBeLessThan(
+        1e-3,
+      );
+    });
 
     await daemon.stop();
     daemon = undefined;

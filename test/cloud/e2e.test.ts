@@ -16,40 +16,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { StateMachine } from 'aws-local-stepfunctions';
-import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import { createRng } from '../../core/rng.ts';
-import type { JobMessage, ResultMessage } from '../../core/schemas/protocol.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import { type Daemon, startDaemon } from '../../device-client/daemon.ts';
-import { createIotPublisher, fanOutPublisher } from '../../lambdas/adapters/iot-publisher.ts';
 import { createS3Store } from '../../lambdas/adapters/s3-store.ts';
 import { handler as getRun } from '../../lambdas/handlers/api-get-run.ts';
 import { handler as listPredictors } from '../../lambdas/handlers/api-list-predictors.ts';
 import { handler as predict } from '../../lambdas/handlers/api-predict.ts';
-import {
-  createStartRunHandler,
-  type ExecutionStarter,
-  startRunDeps,
-} from '../../lambdas/handlers/api-start-run.ts';
-import { handler as ingest } from '../../lambdas/handlers/ingest-results.ts';
-import { handler as collect } from '../../lambdas/handlers/workflow-collect.ts';
-import {
-  createDispatchHandler,
-  publisherFromEnv,
-} from '../../lambdas/handlers/workflow-dispatch.ts';
-import { handler as extend } from '../../lambdas/handlers/workflow-extend.ts';
-import { handler as fail } from '../../lambdas/handlers/workflow-fail.ts';
-import { handler as init } from '../../lambdas/handlers/workflow-init.ts';
-import { createTrainHandler } from '../../lambdas/handlers/workflow-train.ts';
-import { buildDefinition, states, workflowTasks } from '../../lambdas/workflow/definition.ts';
+import { createStartRunHandler, startRunDeps } from '../../lambdas/handlers/api-start-run.ts';
+import { publisherFromEnv } from '../../lambdas/handlers/workflow-dispatch.ts';
 import { keys } from '../../lambdas/workflow/run-context.ts';
 import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
 import { loadPredictor } from '../../local/predictor-store.ts';
-import { apiEvent, asTask, lambdaContext } from '../support/local-sfn.ts';
+import { localStarter, replayJob, startResultsBridge } from '../support/cloud-loop.ts';
+import { apiEvent, lambdaContext } from '../support/local-sfn.ts';
 import {
   type Emulator,
   type EsmResources,
@@ -69,53 +52,7 @@ let emulator: Emulator | undefined;
 let resources: EsmResources;
 let broker: Broker;
 let daemon: Daemon;
-let bridge: mqtt.MqttClient;
-const ingestions: Promise<unknown>[] = [];
-let deliveries = 0;
-
-/** The replay device: latencies from a synthetic CPU model with 1 % seeded noise per sample. */
-async function replayJob(job: JobMessage, options: { thing: string }): Promise<ResultMessage> {
-  const startedAt = new Date().toISOString();
-  const samples = job.samples.map(({ id, arch }) => {
-    let h = 2166136261;
-    for (const c of `${job.runId}/${id}`) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
-    const ms = syntheticLatencyMs(space, space.parse(arch), { noise: 0.01, rng: createRng(h) });
-    return {
-      id,
-      stats: {
-        median_ms: ms,
-        mean_ms: ms * 1.01,
-        std_ms: ms * 0.02,
-        min_ms: ms * 0.97,
-        max_ms: ms * 1.1,
-        runs: job.settings.runs,
-      },
-    };
-  });
-  return {
-    v: 1,
-    type: 'result',
-    runId: job.runId,
-    batchId: job.batchId,
-    thing: options.thing,
-    samples,
-    references: [],
-    quality: { maxDrift: 0, unstable: false },
-    device: {
-      thing: options.thing,
-      cpu: 'synthetic',
-      cores: 1,
-      accelerator: null,
-      os: 'linux',
-      node: process.version,
-      onnxruntime: 'none',
-      executionProvider: 'cpu',
-    },
-    settings: job.settings,
-    startedAt,
-    finishedAt: new Date().toISOString(),
-  };
-}
+let bridge: Awaited<ReturnType<typeof startResultsBridge>>;
 
 async function registerDevice(name: string) {
   const db = DynamoDBDocumentClient.from(new DynamoDBClient({}));
@@ -126,41 +63,6 @@ async function registerDevice(name: string) {
     }),
   );
   db.destroy();
-}
-
-const fakeArns = Object.fromEntries(
-  workflowTasks.map((t) => [t, `arn:aws:lambda:us-east-1:123456789012:function:${t}`]),
-) as Record<(typeof workflowTasks)[number], string>;
-
-/** Starts executions of the real definition with the Task states mapped to the handlers. */
-function localStarter(executions: Map<string, Promise<unknown>>): ExecutionStarter {
-  // The engine's types want literal state types; the JSON is the one infra deploys.
-  const machine = new StateMachine(buildDefinition(fakeArns, { pollSeconds: 30 }) as never);
-  // IoT Core (moto: accepted, not delivered) and the broker chosen by ESM_MQTT_URL.
-  const dispatch = createDispatchHandler(undefined, () =>
-    fanOutPublisher(createIotPublisher(), publisherFromEnv()),
-  );
-  // Fewer epochs than the default keep the test in seconds; the training code path is the same.
-  const train = createTrainHandler(undefined, { regressor: { mlp: { maxEpochs: 150 } } });
-  return async (runId, input) => {
-    const execution = machine.run(input as never, {
-      overrides: {
-        taskResourceLocalHandlers: {
-          [states.init]: asTask('workflowInit', init),
-          [states.dispatch]: asTask('workflowDispatch', dispatch),
-          [states.collect]: asTask('workflowCollect', collect),
-          [states.train]: asTask('workflowTrain', train),
-          [states.extend]: asTask('workflowExtend', extend),
-          [states.markFailed]: asTask('workflowFail', fail),
-        },
-        waitTimeOverrides: { [states.wait]: 150 },
-      },
-    });
-    const result = execution.result;
-    result.catch(() => {});
-    executions.set(runId, result);
-    return `arn:aws:states:us-east-1:123456789012:execution:esm:${runId}`;
-  };
 }
 
 async function call(handler: (event: never, context: never) => Promise<unknown>, event: unknown) {
@@ -183,22 +85,14 @@ beforeAll(async () => {
     { broker: broker.url, thing, heartbeatSeconds: 3600, progressIntervalMs: 0 },
     { runJob: replayJob },
   );
-  // The IoT topic rule: SELECT *, topic() AS topic FROM 'esm/devices/+/results' -> ingestion.
-  bridge = await mqtt.connectAsync(broker.url, { clientId: 'iot-rule-bridge' });
-  bridge.on('message', (topic, payload) => {
-    const event = { ...JSON.parse(payload.toString()), topic };
-    // QoS 1 is at-least-once: deliver every result twice.
-    for (let i = 0; i < 2; i++) {
-      deliveries += 1;
-      ingestions.push(ingest(event as never, lambdaContext('ingestResults') as never));
-    }
-  });
-  await bridge.subscribeAsync('esm/devices/+/results', { qos: 1 });
+  // The IoT topic rule: SELECT *, topic() AS topic FROM 'esm/devices/+/results' -> ingestion,
+  // every result delivered twice (QoS 1 is at-least-once).
+  bridge = await startResultsBridge(broker.url, { repeat: 2 });
 });
 
 afterAll(async () => {
   await daemon?.stop();
-  await bridge?.endAsync();
+  await bridge?.close();
   if (broker) await (publisherFromEnv() as { close?: () => Promise<void> }).close?.();
   await broker?.close();
   await emulator?.stop();
@@ -240,7 +134,7 @@ describe('the cloud ESM loop end to end', () => {
     expect(started.status).toBe(202);
     const runId = started.body.runId as string;
     const output = (await executions.get(runId)) as Record<string, unknown>;
-    await Promise.all(ingestions);
+    await bridge.settled();
 
     expect(output).toMatchObject({ runId, done: true, converged: true, reason: 'converged' });
     const run = await call(
@@ -258,7 +152,9 @@ describe('the cloud ESM loop end to end', () => {
     expect(last.secondsMeasuring).toBeGreaterThan(0);
     expect(last.secondsTraining).toBeGreaterThan(0);
     // Every result was delivered twice, yet each sample counts once.
-    expect(deliveries).toBeGreaterThanOrEqual(2 * Math.ceil(params.nInit / params.chunkSize));
+    expect(bridge.deliveries()).toBeGreaterThanOrEqual(
+      2 * Math.ceil(params.nInit / params.chunkSize),
+    );
     expect(run.body.measured).toBe(sampled);
     expect(sampled).toBe(params.nInit + params.nStep * (run.body.history.length - 1));
 

@@ -44,13 +44,26 @@ const invalidEdits: Record<string, (a: Native) => void> = {
   densenet: (a) => {
     (a.g as number[])[0] = 17;
   },
+  fbnet: (a) => {
+    (a.ops as number[])[0] = 9;
+  },
+  'fbnet-imagenet': (a) => {
+    (a.ops as number[])[3] = 'k7_e1' as never;
+  },
+  nasbench201: (a) => {
+    a.arch_str = String(a.arch_str).replace(/^\|[a-z_0-9]+~0\|/, '|conv_5x5~0|');
+  },
   spec: (a) => {
     const blocks = a.blocks as Record<string, number>[][];
     (blocks[0]?.[0] as Record<string, number>).kernel = 4;
   },
 };
 const depthEdit = (space: SearchSpace) => (a: Native) => {
-  (a.d as number[])[space.name === 'resnet50' ? 1 : 0] = 9;
+  // Layer-wise spaces have no depth field: a wrong-length op list (fbnet), a node group
+  // with an edge too many (nasbench201).
+  if (Array.isArray(a.ops)) a.ops = (a.ops as number[]).slice(1);
+  else if (typeof a.arch_str === 'string') a.arch_str = a.arch_str.replace('~0|+', '~0|none~1|+');
+  else (a.d as number[])[space.name === 'resnet50' ? 1 : 0] = 9;
 };
 const resolutionEdit = (a: Native) => {
   a.r = 1;
@@ -70,11 +83,15 @@ describe.skipIf(!hasPython)('Python module esm_predictor', () => {
   let vectorsFile: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'esm-python-'));
-    // The spaces esm_predictor reads natively (fbnet and nasbench201 are not there yet).
-    const spaces: { space: SearchSpace; spec: unknown }[] = [...builtInSpaces.values()]
-      .filter((s) => ['mobilenetv3', 'resnet50', 'densenet'].includes(s.name))
-      .map((space) => ({ space, spec: null }));
-    for (const file of ['examples/spaces/mixed.json', 'examples/spaces/tiny-mbconv.json']) {
+    // Every built-in space and three spec spaces (one layer-wise).
+    const spaces: { space: SearchSpace; spec: unknown }[] = [...builtInSpaces.values()].map(
+      (space) => ({ space, spec: null }),
+    );
+    for (const file of [
+      'examples/spaces/mixed.json',
+      'examples/spaces/tiny-mbconv.json',
+      'examples/spaces/layerwise-fbnet.json',
+    ]) {
       const spec = JSON.parse(await readFile(file, 'utf8'));
       spaces.push({ space: spaceFromSpec(spec), spec });
     }
@@ -101,7 +118,7 @@ describe.skipIf(!hasPython)('Python module esm_predictor', () => {
         invalid,
       });
       const models: ModelKind[] =
-        space.name === 'mobilenetv3' ? ['ridge', 'mlp', 'lut'] : ['ridge'];
+        space.name === 'mobilenetv3' ? ['ridge', 'mlp', 'lut', 'auto'] : ['ridge'];
       for (const model of models) {
         const { predictor } = await fitPredictor({
           space,

@@ -5,7 +5,6 @@
  * daemon answers, and the IoT results rule played by a bridge from the broker to the
  * ingestion handler. The device measures with a replay model (synthetic latencies with
  * seeded noise), so runs converge in seconds; daemon, broker and protocol are real.
- * (The same machinery as test/cloud/e2e.test.ts, shared for the `esm cloud` end-to-end test.)
  */
 import { StateMachine } from 'aws-local-stepfunctions';
 import mqtt from 'mqtt';
@@ -109,16 +108,24 @@ export function localStarter(executions: Map<string, Promise<unknown>>): Executi
   };
 }
 
-/** The IoT results rule: broker results (JSON plus `topic`) to the ingestion handler. */
-export async function startResultsBridge(brokerUrl: string) {
+/**
+ * The IoT results rule: broker results (JSON plus `topic`) to the ingestion handler, each
+ * delivered `repeat` times (QoS 1 is at-least-once: 2 proves ingestion idempotent).
+ */
+export async function startResultsBridge(brokerUrl: string, options: { repeat?: number } = {}) {
+  const { repeat = 1 } = options;
   const ingestions: Promise<unknown>[] = [];
   const client = await mqtt.connectAsync(brokerUrl, { clientId: 'iot-rule-bridge' });
   client.on('message', (topic, payload) => {
     const event = { ...JSON.parse(payload.toString()), topic };
-    ingestions.push(ingest(event as never, lambdaContext('ingestResults') as never));
+    for (let i = 0; i < repeat; i++) {
+      ingestions.push(ingest(event as never, lambdaContext('ingestResults') as never));
+    }
   });
   await client.subscribeAsync('esm/devices/+/results', { qos: 1 });
   return {
+    /** Ingestions started so far (deliveries, repeats included). */
+    deliveries: () => ingestions.length,
     settled: () => Promise.all(ingestions),
     close: () => client.endAsync(),
   };
