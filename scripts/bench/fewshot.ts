@@ -285,8 +285,8 @@ const RULES: Record<string, (cv: CrossValidation, y: Float64Array, seed: number)
     'prefer physics 2 SE': (cv, y) => selectMembers(cv, y, { preferFirst: 2, blendSe: 0 }).weights,
     'prefer physics 2 SE, blend 2 SE': (cv, y) =>
       selectMembers(cv, y, { preferFirst: 2, blendSe: 2 }).weights,
-    'prefer physics 2 SE, blend 4 SE': (cv, y) =>
-      selectMembers(cv, y, { preferFirst: 2, blendSe: 4 }).weights,
+    'prefer physics 3 SE, blend 4 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 3, blendSe: 4 }).weights,
     'prefer physics 3 SE, blend 3 SE': (cv, y) =>
       selectMembers(cv, y, { preferFirst: 3, blendSe: 3 }).weights,
     'prefer physics 3 SE, no blend': (cv, y) =>
