@@ -186,6 +186,8 @@ export interface BoostingOptions {
   readonly base?: 'ridge' | 'none';
   /** Per-column penalty multipliers of the ridge base (ridge.ts). @default undefined */
   readonly penaltyScales?: readonly number[];
+  /** Penalties the ridge base cross-validates over. @default ridge.ts's grid */
+  readonly baseLambdas?: readonly number[];
   /** @default 64 */
   readonly maxBins?: number;
   /** @default 0 */
@@ -234,6 +236,7 @@ async function fitBase(
   latencyMs: Float64Array,
   kind: 'ridge' | 'none',
   penaltyScales?: readonly number[],
+  lambdas?: readonly number[],
 ): Promise<Linear> {
   if (kind === 'none' || x.rows < 3) {
     const mean = latencyMs.reduce((a, v) => a + Math.log(v), 0) / latencyMs.length;
@@ -243,7 +246,7 @@ async function fitBase(
       weights: new Array(x.cols).fill(0),
     };
   }
-  const ridge = createRidge({ target: 'log', penaltyScales });
+  const ridge = createRidge({ target: 'log', penaltyScales, lambdas });
   await ridge.fit(x, latencyMs);
   const j = ridge.toJSON();
   return { standardiser: j.standardiser, intercept: j.intercept, weights: j.weights };
@@ -264,7 +267,10 @@ function boost(
   rows: Int32Array,
   rounds: number,
   o: Required<
-    Omit<BoostingOptions, 'base' | 'maxTrees' | 'validationFraction' | 'patience' | 'penaltyScales'>
+    Omit<
+      BoostingOptions,
+      'base' | 'maxTrees' | 'validationFraction' | 'patience' | 'penaltyScales' | 'baseLambdas'
+    >
   >,
   after: (tree: Tree) => boolean,
 ): void {
@@ -349,6 +355,7 @@ function boostingModel(options: BoostingOptions, state?: BoostState): BoostingMo
         pick(latencyMs, fitRows),
         baseKind,
         options.penaltyScales,
+        options.baseLambdas,
       );
       const f = new Float64Array(x.rows);
       for (let r = 0; r < x.rows; r++) f[r] = linearLog(fitBaseModel, x, r);
@@ -369,7 +376,13 @@ function boostingModel(options: BoostingOptions, state?: BoostState): BoostingMo
         });
       }
       // Refit on every row with the chosen number of rounds.
-      const base = await fitBase(x, latencyMs, baseKind, options.penaltyScales);
+      const base = await fitBase(
+        x,
+        latencyMs,
+        baseKind,
+        options.penaltyScales,
+        options.baseLambdas,
+      );
       const all = Int32Array.from({ length: x.rows }, (_, i) => i);
       for (let r = 0; r < x.rows; r++) f[r] = linearLog(base, x, r);
       const trees: Tree[] = [];

@@ -76,10 +76,10 @@ const DEFAULT_LAMBDAS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10];
 const FOLDS = 5;
 
 /**
- * Solves A x = b for a symmetric positive definite A (row-major, n x n) by Cholesky
- * decomposition. Throws when A is not positive definite.
+ * Cholesky factor L (row-major, lower triangle) of a symmetric positive definite A (n x n),
+ * A = L L^T. Throws when A is not positive definite.
  */
-export function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Array {
+export function cholesky(a: Float64Array, n: number): Float64Array {
   const l = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j <= i; j++) {
@@ -93,6 +93,11 @@ export function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Ar
       }
     }
   }
+  return l;
+}
+
+/** Solves L L^T x = b for the factor of `cholesky`. */
+export function choleskySolve(l: Float64Array, b: Float64Array, n: number): Float64Array {
   const y = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let sum = b[i] as number;
@@ -106,6 +111,14 @@ export function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Ar
     x[i] = sum / (l[i * n + i] as number);
   }
   return x;
+}
+
+/**
+ * Solves A x = b for a symmetric positive definite A (row-major, n x n) by Cholesky
+ * decomposition. Throws when A is not positive definite.
+ */
+export function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Array {
+  return choleskySolve(cholesky(a, n), b, n);
 }
 
 /** Gram matrix [Z 1]^T [Z 1] over the rows where `use(i)` holds. */
@@ -149,6 +162,26 @@ function moment(z: Matrix, y: Float64Array, use: (row: number) => boolean): Floa
   return rhs;
 }
 
+/**
+ * Cholesky factor of the ridge system (Gram + penalty); the last coefficient of a solution
+ * is the unpenalised intercept. One factor serves every target (log and ms) of a penalty.
+ */
+function ridgeFactor(
+  gram: Float64Array,
+  p: number,
+  count: number,
+  lambda: number,
+  scales?: readonly number[],
+): Float64Array {
+  const a = gram.slice();
+  // A floor keeps all-zero (constant) columns solvable when lambda is 0.
+  for (let j = 0; j < p - 1; j++) {
+    const penalty = Math.max(lambda * count * (scales?.[j] ?? 1), 1e-9);
+    a[j * p + j] = (a[j * p + j] as number) + penalty;
+  }
+  return cholesky(a, p);
+}
+
 /** Ridge solution; the last coefficient is the unpenalised intercept. */
 function solveRidge(
   gram: Float64Array,
@@ -158,13 +191,7 @@ function solveRidge(
   scales?: readonly number[],
 ) {
   const p = rhs.length;
-  const a = gram.slice();
-  // A floor keeps all-zero (constant) columns solvable when lambda is 0.
-  for (let j = 0; j < p - 1; j++) {
-    const penalty = Math.max(lambda * count * (scales?.[j] ?? 1), 1e-9);
-    a[j * p + j] = (a[j * p + j] as number) + penalty;
-  }
-  return solveSpd(a, rhs, p);
+  return choleskySolve(ridgeFactor(gram, p, count, lambda, scales), rhs, p);
 }
 
 function predictRaw(z: Matrix, coef: Float64Array): Float64Array {
@@ -337,14 +364,15 @@ function crossValidate(
         rows.flatMap((i) => Array.from(z.data.subarray(i * z.cols, (i + 1) * z.cols))),
       ),
     };
-    targets.forEach((target, ti) => {
+    const rhss = targets.map((_, ti) => {
       const heldRhs = moment(z, ys[ti] as Float64Array, inFold);
-      const rhs = (totals[ti] as Float64Array).map((v, i) => v - (heldRhs[i] as number));
-      lambdas.forEach((lambda, li) => {
-        const predicted = predictRaw(
-          heldZ,
-          solveRidge(gram, rhs, all.count - held.count, lambda, scales),
-        );
+      return (totals[ti] as Float64Array).map((v, i) => v - (heldRhs[i] as number));
+    });
+    lambdas.forEach((lambda, li) => {
+      const p = z.cols + 1;
+      const factor = ridgeFactor(gram, p, all.count - held.count, lambda, scales);
+      targets.forEach((target, ti) => {
+        const predicted = predictRaw(heldZ, choleskySolve(factor, rhss[ti] as Float64Array, p));
         let sum = 0;
         let square = 0;
         rows.forEach((row, k) => {

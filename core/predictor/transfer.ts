@@ -16,6 +16,7 @@
  * Pure: the caller reads the prior's directory and writes the new one.
  */
 import { createEncoder } from '../encodings/index.ts';
+import { physicsLabels } from '../encodings/physics.ts';
 import { ValidationError } from '../errors.ts';
 import type { SearchSpace } from '../spaces/types.ts';
 import type { BaseModelJson, FeaturesJson, PredictorJson, TransferJson } from './artifact.ts';
@@ -479,6 +480,21 @@ export function contributionBases(model: BaseModelJson, labels: readonly string[
   });
 }
 
+/**
+ * The physics entries of a stacked input (auto's: physics first) as a basis of their own:
+ * 17 cost features a ridge fits from 20 rows, so the correction can also learn what the
+ * target device's costs are where the prior's output says little (a batch-1 prior of a
+ * batch-64 device). With the slope free, it includes training on physics from scratch.
+ * None when the input does not start with the physics entries or is physics alone ('all').
+ */
+export function physicsBasis(labels: readonly string[]): FeatureBasis[] {
+  const k = physicsLabels.length;
+  if (labels.length <= k || physicsLabels.some((l, j) => labels[j] !== l)) return [];
+  const data = new Float64Array(labels.length * k);
+  for (let j = 0; j < k; j++) data[j * k + j] = 1;
+  return [{ name: 'physics', projection: { rows: labels.length, cols: k, data } }];
+}
+
 /** A regressor whose `fit` learns the correction of a fixed prior; `toJSON` gives the model. */
 export interface TransferRegressor extends Regressor {
   /** The fitted correction and its CV table; undefined before `fit`. */
@@ -504,8 +520,11 @@ export function createTransferRegressor(
   const units = prior.labels
     ? contributionBases(prior.model, prior.labels).filter((b) => b.name === 'units')
     : [];
+  const physics = prior.labels ? physicsBasis(prior.labels) : [];
   const fitOptions: TransferOptions =
-    options.bases || units.length === 0 ? options : { ...options, bases: [...units, ALL] };
+    options.bases || units.length + physics.length === 0
+      ? options
+      : { ...options, bases: [...units, ...physics, ALL] };
   const base = regressorFromJson(prior.model);
   let fitted: CorrectionFit | undefined;
   return {

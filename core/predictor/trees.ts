@@ -77,7 +77,10 @@ export function predictTree(tree: Tree, x: Matrix, r: number): number {
 export interface Binned {
   readonly rows: number;
   readonly cols: number;
-  /** `bins[r * cols + c]`: the bin of row r's value of feature c. */
+  /**
+   * `bins[c * rows + r]`: the bin of row r's value of feature c (column-major: a node's
+   * histogram of one feature reads one short contiguous array).
+   */
   readonly bins: Uint8Array;
   /** Number of bins of each feature (1: constant, never split). */
   readonly counts: Int32Array;
@@ -136,7 +139,7 @@ export function binMatrix(x: Matrix, maxBins = 64): Binned {
         if (v <= (edge[mid] as number)) hi = mid;
         else lo = mid + 1;
       }
-      bins[r * cols + c] = lo;
+      bins[c * rows + r] = lo;
     }
   }
   return { rows, cols, bins, counts, edges };
@@ -163,7 +166,7 @@ export function fitTree(
   options: TreeOptions = {},
 ): Tree {
   const { maxDepth = 8, minLeaf = 2, featuresPerNode } = options;
-  const { cols, bins, counts, edges } = binned;
+  const { cols, rows: nRows, bins, counts, edges } = binned;
   const feature: number[] = [];
   const threshold: number[] = [];
   const left: number[] = [];
@@ -208,8 +211,9 @@ export function fitTree(
       const nb = counts[c] as number;
       sum.fill(0, 0, nb);
       cnt.fill(0, 0, nb);
+      const at = c * nRows;
       for (const r of members) {
-        const b = bins[r * cols + c] as number;
+        const b = bins[at + r] as number;
         sum[b] = (sum[b] as number) + (y[r] as number);
         cnt[b] = (cnt[b] as number) + 1;
       }
@@ -232,13 +236,14 @@ export function fitTree(
     }
     if (bestFeature < 0) return id;
     let nl = 0;
-    for (const r of members) if ((bins[r * cols + bestFeature] as number) <= bestBin) nl++;
+    const at = bestFeature * nRows;
+    for (const r of members) if ((bins[at + r] as number) <= bestBin) nl++;
     const lo = new Int32Array(nl);
     const hi = new Int32Array(n - nl);
     let a = 0;
     let b = 0;
     for (const r of members) {
-      if ((bins[r * cols + bestFeature] as number) <= bestBin) lo[a++] = r;
+      if ((bins[at + r] as number) <= bestBin) lo[a++] = r;
       else hi[b++] = r;
     }
     feature[id] = bestFeature;

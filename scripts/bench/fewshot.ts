@@ -8,7 +8,16 @@
  *       [--seeds 0,1,2] [--kinds auto,ridge-fcc,...] [--test 2000] [--out results.jsonl]
  *   npx tsx scripts/bench/fewshot.ts --cost [--files F] [--sizes 500,4000]
  *   npx tsx scripts/bench/fewshot.ts --encodings [--sizes 100,500]
- *   npx tsx scripts/bench/fewshot.ts --summary results.jsonl   # markdown tables (medians)
+ *   npx tsx scripts/bench/fewshot.ts --summary a.jsonl,b.jsonl [--rule auto]   # tables (medians)
+ *   npx tsx scripts/bench/fewshot.ts --oof oof.jsonl [--files F] [--sizes ...] [--seeds ...]
+ *   npx tsx scripts/bench/fewshot.ts --rules oof.jsonl --out results.jsonl
+ *
+ * `--oof` runs auto's own cross-validation (crossValidateCandidates) on every cell and
+ * refits every candidate on all training rows, storing the out-of-fold and the test
+ * predictions; `--rules` then scores auto's selection (selectMembers, the default and the
+ * alternatives in `RULES`) on those, exactly as `auto` fits them (the same folds, seeds and
+ * refits: auto's prediction is the weighted sum of its members' predictions), without
+ * retraining: one CV run serves every selection rule compared.
  *
  * The space of a file comes from its folder (`help-ofa-mbv3` mobilenetv3, `help-fbnet`
  * fbnet, `nb201` nasbench201) or its name (`data/<space>-*.jsonl`). NAS-Bench-201 rows under
@@ -23,8 +32,20 @@ import { parseArgs } from 'node:util';
 import { parseDataset } from '../../core/dataset.ts';
 import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
 import { evaluate } from '../../core/metrics.ts';
-import type { AutoFitReport } from '../../core/predictor/auto.ts';
-import { createFeaturizer, createModel, createRegressor } from '../../core/predictor/index.ts';
+import {
+  type AutoFitReport,
+  type AutoOptions,
+  type CandidateScore,
+  type CrossValidation,
+  crossValidateCandidates,
+  selectMembers,
+} from '../../core/predictor/auto.ts';
+import {
+  autoFeatures,
+  createFeaturizer,
+  createModel,
+  createRegressor,
+} from '../../core/predictor/index.ts';
 import type { ModelKind, Regressor } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
 import { getSpace } from '../../core/spaces/index.ts';
@@ -71,6 +92,9 @@ const { values } = parseArgs({
     cost: { type: 'boolean', default: false },
     encodings: { type: 'boolean', default: false },
     summary: { type: 'string' },
+    rule: { type: 'string', default: 'auto' },
+    oof: { type: 'string' },
+    rules: { type: 'string' },
   },
 });
 
@@ -134,10 +158,17 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-function summary(file: string): void {
-  const lines = readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
+/** Names of the single model kinds (what auto must not lose to). */
+const SINGLE = new Set(VARIANTS.filter((v) => v.model !== 'auto').map((v) => v.name));
+
+/**
+ * Markdown tables of the medians over seeds: per file every variant at every size, then, for
+ * the fewshot grid, an overview of `auto` (or `--rule`'s variant) against the best single kind.
+ */
+function summary(paths: string, rule = 'auto'): void {
+  const lines = paths
+    .split(',')
+    .flatMap((path) => readFileSync(path, 'utf8').trim().split('\n'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
   const groups = new Map<string, Record<string, unknown>[]>();
   for (const l of lines) {
@@ -145,6 +176,8 @@ function summary(file: string): void {
     groups.set(key, [...(groups.get(key) ?? []), l]);
   }
   const byFile = new Map<string, Map<string, Map<number, string>>>();
+  const medians = new Map<string, Map<number, Map<string, number>>>();
+  const chosen = new Map<string, string[]>();
   for (const [key, g] of groups) {
     const [bench, f, variant, n] = JSON.parse(key) as [string, string, string, number];
     const acc = median(g.map((x) => x.accuracy as number));
@@ -156,6 +189,18 @@ function summary(file: string): void {
     row.set(n, `${cell}${g.length < 3 ? ` (${g.length})` : ''}`);
     table.set(variant, row);
     byFile.set(fileKey, table);
+    if (bench === 'fewshot') {
+      const m = medians.get(f) ?? new Map<number, Map<string, number>>();
+      const at = m.get(n) ?? new Map<string, number>();
+      at.set(variant, acc);
+      m.set(n, at);
+      medians.set(f, m);
+      if (variant === rule)
+        chosen.set(
+          `${f} ${n}`,
+          g.map((x) => String(x.chosen)),
+        );
+    }
   }
   for (const [fileKey, table] of byFile) {
     const sizes = [...new Set([...table.values()].flatMap((r) => [...r.keys()]))].sort(
@@ -168,6 +213,29 @@ function summary(file: string): void {
       process.stdout.write(`| ${variant} | ${sizes.map((n) => row.get(n) ?? '').join(' | ')} |\n`);
     }
   }
+  if (medians.size === 0) return;
+  process.stdout.write(
+    `\n${rule} against the best single kind (median accuracy %; delta in points; what ${rule} chose per seed)\n\n| file | rows | ${rule} | best single | delta | chose |\n|---|---|---|---|---|---|\n`,
+  );
+  let wins = 0;
+  let cells = 0;
+  for (const [f, bySize] of medians) {
+    for (const [n, at] of [...bySize].sort((a, b) => a[0] - b[0])) {
+      const mine = at.get(rule);
+      const singles = [...at].filter(([v]) => SINGLE.has(v));
+      if (mine === undefined || singles.length === 0) continue;
+      const [bestName, best] = singles.reduce((a, b) => (b[1] > a[1] ? b : a));
+      const delta = 100 * (mine - best);
+      cells++;
+      if (mine >= best - 5e-5) wins++;
+      process.stdout.write(
+        `| ${f.replace('../shared/data/', '')} | ${n} | ${(100 * mine).toFixed(1)} | ${(100 * best).toFixed(1)} ${bestName} | ${delta >= 0 ? '+' : ''}${delta.toFixed(2)} | ${(chosen.get(`${f} ${n}`) ?? []).join(', ')} |\n`,
+      );
+    }
+  }
+  process.stdout.write(
+    `\n${rule} >= the best single kind (to 0.005 points) in ${wins} of ${cells} cells.\n`,
+  );
 }
 
 const sizes = values.sizes.split(',').map(Number);
@@ -179,8 +247,150 @@ const write = (line: Record<string, unknown>) => {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 };
 
+/** One cell of `--oof`: every candidate's out-of-fold and test predictions. */
+interface OofCell {
+  file: string;
+  n: number;
+  seed: number;
+  names: string[];
+  train: number[];
+  test: number[];
+  oof: number[][];
+  predicted: number[][];
+  scores: CandidateScore[];
+  cv_cpu_s: number;
+  refit_cpu_s: number[];
+}
+
+const round = (v: Float64Array | readonly number[]) =>
+  Array.from(v, (x) => Number(x.toPrecision(9)));
+
+/** Selection rules compared by `--rules` (the first is auto's default). */
+const RULES: Record<string, (cv: CrossValidation, y: Float64Array, seed: number) => Float64Array> =
+  {
+    auto: (cv, y, seed) => selectMembers(cv, y, { seed }).weights,
+    // The rule before this one: the best out of fold; the blend when 0.2 points better.
+    'previous (best out of fold, blend +0.2)': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 0, blendSe: 0 }).weights,
+    'best out of fold, no blend': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 0, blendSe: 0, blendSteps: 0 }).weights,
+    'blend whenever better': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 0, blendSe: 0, blendMargin: 0 }).weights,
+    'ties within 1 SE averaged': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 0, blendSe: 0, tieAverage: 1 }).weights,
+    'bagged blend (25), +0': (cv, y, seed) =>
+      selectMembers(cv, y, { preferFirst: 0, blendSe: 0, blendMargin: 0, blendBags: 25, seed })
+        .weights,
+    'prefer physics 1 SE': (cv, y) => selectMembers(cv, y, { preferFirst: 1, blendSe: 0 }).weights,
+    'prefer physics 2 SE': (cv, y) => selectMembers(cv, y, { preferFirst: 2, blendSe: 0 }).weights,
+    'prefer physics 2 SE, blend 2 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 2, blendSe: 2 }).weights,
+    'prefer physics 3 SE, blend 4 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 3, blendSe: 4 }).weights,
+    'prefer physics 3 SE, blend 3 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 3, blendSe: 3 }).weights,
+    'prefer physics 3 SE, no blend': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 3, blendSteps: 0 }).weights,
+  };
+
+async function oofCell(space: SearchSpace, train: Rows, test: Rows, seed: number, file: string) {
+  const { choice, layout } = autoFeatures(space, 'fcc');
+  const featurizer = createFeaturizer(space, choice);
+  // The options createModel gives auto in the grid (seeded MLP candidates).
+  const options: AutoOptions = { layout, seed, mlp: { seed } };
+  const x = featurizer.encodeAll(train.map((r) => r.subnet));
+  const y = Float64Array.from(train, (r) => r.latencyMs);
+  const xTest = featurizer.encodeAll(test.map((r) => r.subnet));
+  const started = process.cpuUsage();
+  const cv = await crossValidateCandidates(options, x, y);
+  const cvSeconds = cpuSeconds(started);
+  const predicted: number[][] = [];
+  const refit: number[] = [];
+  for (const plan of cv.plans) {
+    const t0 = process.cpuUsage();
+    const model = plan.make(seed);
+    const cols = (m: typeof x) => {
+      const [a, b] = plan.columns;
+      const out = new Float64Array(m.rows * (b - a));
+      for (let r = 0; r < m.rows; r++)
+        out.set(m.data.subarray(r * m.cols + a, r * m.cols + b), r * (b - a));
+      return { rows: m.rows, cols: b - a, data: out };
+    };
+    await model.fit(cols(x), y);
+    refit.push(cpuSeconds(t0));
+    predicted.push(round(await model.predict(cols(xTest))));
+  }
+  const cell: OofCell = {
+    file,
+    n: train.length,
+    seed,
+    names: cv.plans.map((p) => p.name),
+    train: Array.from(y),
+    test: test.map((r) => r.latencyMs),
+    oof: cv.predicted.map(round),
+    predicted,
+    scores: [...cv.scores],
+    cv_cpu_s: cvSeconds,
+    refit_cpu_s: refit,
+  };
+  return cell;
+}
+
+function scoreRules(cell: OofCell): Record<string, unknown>[] {
+  const y = Float64Array.from(cell.train);
+  const cv: CrossValidation = {
+    plans: cell.names.map((name) => ({ name }) as never),
+    predicted: cell.oof.map((p) => Float64Array.from(p)),
+    scores: cell.scores,
+  };
+  return Object.entries(RULES).map(([rule, select]) => {
+    const weights = select(cv, y, cell.seed);
+    const predicted = new Float64Array(cell.test.length);
+    weights.forEach((w, c) => {
+      if (w > 0)
+        (cell.predicted[c] as number[]).forEach((v, r) => {
+          predicted[r] = (predicted[r] as number) + w * v;
+        });
+    });
+    const e = evaluate({ predicted, measured: cell.test });
+    const chosen = cell.names.filter((_, c) => (weights[c] as number) > 0).join('+');
+    const cpu =
+      cell.cv_cpu_s +
+      cell.refit_cpu_s.reduce((s, v, c) => s + ((weights[c] as number) > 0 ? v : 0), 0);
+    return {
+      bench: 'fewshot',
+      file: cell.file,
+      variant: rule,
+      n: cell.n,
+      seed: cell.seed,
+      accuracy: e.accuracy,
+      within10: e.within10,
+      cpu_s: cpu,
+      chosen,
+    };
+  });
+}
+
 if (values.summary) {
-  summary(values.summary);
+  summary(values.summary, values.rule);
+} else if (values.rules) {
+  for (const line of readFileSync(values.rules, 'utf8').trim().split('\n')) {
+    for (const result of scoreRules(JSON.parse(line) as OofCell)) write(result);
+  }
+} else if (values.oof) {
+  for (const file of files) {
+    const { space, rows } = load(file);
+    for (const n of sizes.filter((s) => s < rows.length)) {
+      for (const seed of seeds) {
+        const { train, test } = split(rows, n, seed, maxTest);
+        const cell = await oofCell(space, train, test, seed, file);
+        appendFileSync(values.oof, `${JSON.stringify(cell)}\n`);
+        process.stdout.write(
+          `${file} n=${n} seed=${seed} cv ${cell.cv_cpu_s.toFixed(1)} CPU s, ${cell.names.join(',')}\n`,
+        );
+      }
+    }
+  }
 } else if (values.cost) {
   // Cost of auto: CPU seconds of fit and the process's peak resident memory.
   for (const file of files) {

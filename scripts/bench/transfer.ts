@@ -16,14 +16,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDataset } from '../../core/dataset.ts';
-import { createEncoder, type EncodingName } from '../../core/encodings/index.ts';
+import type { EncodingName } from '../../core/encodings/index.ts';
 import { evaluate } from '../../core/metrics.ts';
-import type { BaseModelJson } from '../../core/predictor/artifact.ts';
-import { createFeaturizer, createRegressor, modelToJson } from '../../core/predictor/index.ts';
-import { lutLayout } from '../../core/predictor/lut.ts';
+import { type BaseModelJson, featuresName } from '../../core/predictor/artifact.ts';
+import { createModel, modelToJson } from '../../core/predictor/index.ts';
 import {
   contributionBases,
   createTransferRegressor,
+  featureLabels,
   type TransferOptions,
 } from '../../core/predictor/transfer.ts';
 import { defaultModelKind, type ModelKind } from '../../core/predictor/types.ts';
@@ -134,11 +134,10 @@ const keys = [...(byDevice.get(devices[0] as string) as Map<string, Row>).keys()
 );
 process.stderr.write(`${keys.length} architectures on all of ${devices.join(', ')}\n`);
 
-const featurizer = createFeaturizer(
-  space,
-  model === 'lut' ? { kind: 'lut' } : { kind: 'encoding', encoding },
-);
-const labels = model === 'lut' ? lutLayout(space).labels : createEncoder(space, encoding).labels;
+// The featurizer the model kind trains on (auto: physics + the encoding + LUT counts), as
+// `esm fit --model` builds it; the labels of its columns name the prior's contributions.
+const { featurizer } = createModel(space, { model, encoding });
+const labels = featureLabels(space, featurizer.features);
 const rowsOf = (device: string, ks: readonly string[]) =>
   ks.map((k) => byDevice.get(device)?.get(k) as Row);
 const matrix = (rows: readonly Row[]) => featurizer.encodeAll(rows.map((r) => r.subnet));
@@ -185,7 +184,11 @@ for (let seed = 1; seed <= seeds; seed++) {
   const priors = new Map<string, BaseModelJson>();
   for (const device of devices) {
     const train = rowsOf(device, pool.slice(0, priorTrain));
-    const regressor = createRegressor(model, { mlp: { seed } });
+    const { regressor } = createModel(space, {
+      model,
+      encoding,
+      options: { mlp: { seed }, auto: { seed } },
+    });
     await regressor.fit(matrix(train), latencies(train));
     priors.set(device, modelToJson(regressor) as BaseModelJson);
     const s = await score(device, (x) => regressor.predict(x));
@@ -197,9 +200,21 @@ for (let seed = 1; seed <= seeds; seed++) {
     for (const n of scratchSizes) {
       const train = rowsOf(target, targetKeys.slice(0, n));
       for (const kind of [...new Set<ModelKind>([model, 'ridge'])]) {
-        const regressor = createRegressor(kind, { mlp: { seed } });
-        await regressor.fit(matrix(train), latencies(train));
-        const s = await score(target, (x) => regressor.predict(x));
+        // Each kind on its own features (ridge on the encoding, as `esm fit --model ridge`).
+        const own = createModel(space, {
+          model: kind,
+          encoding,
+          options: { mlp: { seed }, auto: { seed } },
+        });
+        const ownMatrix = (rows: readonly Row[]) =>
+          own.featurizer.encodeAll(rows.map((r) => r.subnet));
+        await own.regressor.fit(ownMatrix(train), latencies(train));
+        const test = rowsOf(target, testKeys);
+        const e = evaluate({
+          predicted: await own.regressor.predict(ownMatrix(test)),
+          measured: test.map((r) => r.latencyMs),
+        });
+        const s = { accuracy: e.accuracy, within10: e.within10 };
         results.push({ kind: 'scratch', target, variant: kind, n, seed, ...s });
       }
     }
@@ -251,7 +266,7 @@ const med = (filter: (r: Result) => boolean, field: 'accuracy' | 'within10' = 'a
   median(results.filter(filter).map((r) => r[field]));
 const out: string[] = [];
 out.push(
-  `Transfer, ${args.dir}: prior = ${model} on ${priorTrain} source rows, ${encoding === 'fcc' || model === 'lut' ? (model === 'lut' ? 'LUT counts' : 'FCC') : encoding}; test = the same ${nTest} held-out archs on every device; accuracy (within 10 %), median of ${seeds} seeds.`,
+  `Transfer, ${args.dir}: prior = ${model} on ${priorTrain} source rows, features ${featuresName(featurizer.features)}; test = the same ${nTest} held-out archs on every device; accuracy (within 10 %), median of ${seeds} seeds.`,
   '',
   `| source -> target | ${sizes.map((n) => `transfer ${n}`).join(' | ')} | ${scratchSizes.map((n) => `scratch ${n}`).join(' | ')} |`,
   `|---|${sizes.map(() => '---').join('|')}|${scratchSizes.map(() => '---').join('|')}|`,

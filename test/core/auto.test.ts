@@ -2,8 +2,11 @@ import { describe, expect, it } from 'vitest';
 import {
   type AutoCandidate,
   type AutoFitReport,
+  type AutoPlan,
   autoFromJson,
+  type CrossValidation,
   createAuto,
+  selectMembers,
 } from '../../core/predictor/auto.ts';
 import { autoFeatures, createFeaturizer } from '../../core/predictor/index.ts';
 import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
@@ -120,5 +123,84 @@ describe('auto', () => {
     const report = (await auto.fit(few, y.subarray(0, 3))) as AutoFitReport;
     expect(report.chosen).toEqual([{ name: 'ridge-physics', weight: 1 }]);
     expect((await auto.predict(columns(x, [0, x.cols]))).every((v) => v > 0)).toBe(true);
+  });
+});
+
+/**
+ * Out-of-fold predictions made up for `selectMembers`: each candidate is the truth times
+ * (1 + bias + noise), seeded.
+ */
+function madeUp(
+  biases: readonly number[],
+  noise: readonly number[],
+  n = 200,
+): {
+  cv: CrossValidation;
+  y: Float64Array;
+} {
+  const rng = createRng(42);
+  const y = Float64Array.from({ length: n }, () => 1 + 9 * rng.next());
+  const predicted = biases.map((b, c) =>
+    y.map((v) => v * (1 + b + (noise[c] as number) * (2 * rng.next() - 1))),
+  );
+  const names: AutoCandidate[] = ['ridge-physics', 'ridge-both', 'gbt', 'rf'];
+  const scores = predicted.map((p, c) => ({
+    name: names[c] as AutoCandidate,
+    accuracy: 1 - p.reduce((s, v, i) => s + Math.abs(v / (y[i] as number) - 1), 0) / n,
+    seconds: 0,
+  }));
+  const plans = scores.map((s) => ({ name: s.name }) as AutoPlan);
+  return { cv: { plans, predicted, scores }, y };
+}
+
+describe("selectMembers (auto's choice from out-of-fold predictions)", () => {
+  it('keeps the best single candidate unless a blend beats it by the margin', () => {
+    // Two candidates biased +4 % and -4 %: their average is unbiased, a clear blend.
+    const opposite = madeUp([0.04, -0.04, 0.2], [0.01, 0.01, 0.01]);
+    const blend = selectMembers(opposite.cv, opposite.y);
+    // (A blend that wins by 3 points on 200 rows is far more than 4 standard errors.)
+    expect(blend.weights[0]).toBeCloseTo(0.5, 1);
+    expect(blend.weights[1]).toBeCloseTo(0.5, 1);
+    expect(blend.accuracy).toBeGreaterThan(Math.max(...opposite.cv.scores.map((s) => s.accuracy)));
+    // On 30 noisy rows a blend of two slightly biased candidates wins out of fold by more
+    // than the margin but not by 4 standard errors: kept out by default, in with blendSe 0.
+    const weak = madeUp([0.01, -0.01, 0.3], [0.12, 0.12, 0.12], 30);
+    const loose = selectMembers(weak.cv, weak.y, { blendSe: 0, preferFirst: 0 });
+    expect(loose.weights.filter((w) => w > 0).length).toBeGreaterThan(1);
+    expect(selectMembers(weak.cv, weak.y).weights.filter((w) => w > 0).length).toBe(1);
+    // One good candidate and two poor ones: the good one alone.
+    const clear = madeUp([0, 0.1, 0.2], [0.02, 0.02, 0.02]);
+    expect(Array.from(selectMembers(clear.cv, clear.y).weights)).toEqual([1, 0, 0]);
+  });
+
+  it('averages candidates tied within tieAverage standard errors, not one by luck', () => {
+    // ridge-physics and ridge-both equally good (independent noise), gbt far worse.
+    const tied = madeUp([0, 0, 0.15], [0.03, 0.03, 0.03]);
+    const alone = selectMembers(tied.cv, tied.y, { blendSteps: 0 });
+    expect(alone.weights.filter((w) => w > 0).length).toBe(1);
+    const averaged = selectMembers(tied.cv, tied.y, { blendSteps: 0, tieAverage: 1 });
+    expect(Array.from(averaged.weights)).toEqual([0.5, 0.5, 0]);
+    // Averaging two independent errors beats either out of fold.
+    expect(averaged.accuracy).toBeGreaterThan(alone.accuracy);
+  });
+
+  it('by default prefers the first candidate (physics ridge) unless another wins by preferFirst standard errors', () => {
+    // ridge-both is better by a hair (0.1 % less bias, same noise): not significant.
+    const hair = madeUp([0.002, 0.001, 0.3], [0.05, 0.05, 0.05], 40);
+    const plain = selectMembers(hair.cv, hair.y, { blendSteps: 0, preferFirst: 0 });
+    const preferred = selectMembers(hair.cv, hair.y, { blendSteps: 0 });
+    expect(plain.weights[1]).toBe(1);
+    expect(preferred.weights[0]).toBe(1);
+    // A real win (5 points) overrides the preference.
+    const real = madeUp([0.05, 0, 0.3], [0.01, 0.01, 0.01]);
+    expect(selectMembers(real.cv, real.y).weights[1]).toBe(1);
+    expect(plain.weights.reduce((a, b) => a + b, 0)).toBe(1);
+  });
+
+  it('without out-of-fold scores (too few rows) takes the first candidate', () => {
+    const { cv, y } = madeUp([0, 0.1], [0.01, 0.01]);
+    const none = selectMembers({ plans: cv.plans, predicted: [], scores: [] }, y);
+    expect(Array.from(none.weights)).toEqual([1, 0]);
+    expect(none.accuracy).toBeNaN();
   });
 });

@@ -5,14 +5,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
 import { evaluate } from '../../core/metrics.ts';
 import { type BaseModelJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
-import { fitPredictor, regressorFromJson } from '../../core/predictor/index.ts';
+import {
+  autoFeatures,
+  createFeaturizer,
+  fitPredictor,
+  regressorFromJson,
+} from '../../core/predictor/index.ts';
 import { createRidge, ridgeFromJSON } from '../../core/predictor/ridge.ts';
 import { type SyntheticDevice, syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import {
   applyCorrection,
+  contributionBases,
   createTransferRegressor,
+  featureLabels,
   fitCorrection,
   fitTransferPredictor,
+  physicsBasis,
 } from '../../core/predictor/transfer.ts';
 import type { Matrix } from '../../core/predictor/types.ts';
 import { createRng } from '../../core/rng.ts';
@@ -134,6 +142,46 @@ describe('transfer to a new device (core/predictor/transfer.ts)', () => {
     });
     await few.fit(encodeAll(encoder, many.slice(0, 20)), y.slice(0, 20));
     expect(few.fitted?.scores.some((sc) => sc.basis === 'all')).toBe(false);
+  });
+
+  it('with physics first in the input (auto), corrects through the cost features where the prior says little', async () => {
+    // Prepare: auto's stacked input; a prior of device A; a device C whose costs are
+    // distributed differently (dense 3x slower, depthwise 20x faster, 10x the overhead).
+    const stacked = createFeaturizer(mobilenetv3, autoFeatures(mobilenetv3, 'fcc').choice);
+    const labels = featureLabels(mobilenetv3, stacked.features);
+    const deviceC: SyntheticDevice = {
+      overheadMs: 0.2,
+      denseMacsPerMs: 6e6,
+      depthwiseMacsPerMs: 3e7,
+      elementsPerMs: 2e7,
+    };
+    const ridge = createRidge();
+    const subnetsA = archs(600, 1);
+    await ridge.fit(stacked.encodeAll(subnetsA), latencies(subnetsA, undefined, 2));
+    const model = ridge.toJSON();
+    const few = archs(20, 5);
+    const x = stacked.encodeAll(few);
+    const y = latencies(few, deviceC, 6);
+    const withPhysics = createTransferRegressor({ model, source: priorSource, labels });
+    const units = contributionBases(model, labels).filter((b) => b.name === 'units');
+    const unitsOnly = createTransferRegressor(
+      { model, source: priorSource, labels },
+      { bases: units },
+    );
+
+    // Act
+    await withPhysics.fit(x, y);
+    await unitsOnly.fit(x, y);
+
+    // Assess
+    const xC = stacked.encodeAll(test);
+    const yC = latencies(test, deviceC, 4);
+    const a = accuracy(await withPhysics.predict(xC), yC);
+    expect(physicsBasis(labels).map((b) => b.name)).toEqual(['physics']);
+    expect(physicsBasis(encoder.labels)).toEqual([]);
+    expect(withPhysics.fitted?.correction.features?.basis).toBe('physics');
+    expect(a).toBeGreaterThan(0.99);
+    expect(a).toBeGreaterThan(accuracy(await unitsOnly.predict(xC), yC) + 0.01);
   });
 
   it('rejects bad input with the field named', () => {
