@@ -3,12 +3,14 @@
  *
  * - `peak_memory_mb`: a fresh child process per model (peak-memory-child.mjs) loads
  *   onnxruntime, the model and its input, creates the session and runs the model; the value
- *   is its resident high-water mark (getrusage `ru_maxrss`) minus its resident set just
- *   before the session was created: the memory the model itself needs at inference (weights
- *   as onnxruntime holds them, the arena, activations, kernel scratch), without Node's and
- *   onnxruntime's own baseline. In-process numbers would be wrong both ways: the high-water
- *   mark never goes down, and freed memory of earlier models is reused. Host memory only: a
- *   GPU's memory is not in the resident set.
+ *   is its resident high-water mark minus its resident set just before the session was
+ *   created: the memory the model itself needs at inference (weights as onnxruntime holds
+ *   them, the arena, activations, kernel scratch), without Node's and onnxruntime's own
+ *   baseline. The mark is /proc/self/status `VmHWM` on Linux: getrusage's `ru_maxrss` keeps
+ *   the high-water mark from before exec, the parent's resident set at fork, so inside a
+ *   growing daemon the same model measured 73 MB, then 126 MB. In-process numbers would be
+ *   wrong both ways: the high-water mark never goes down, and freed memory of earlier models
+ *   is reused. Host memory only: a GPU's memory is not in the resident set.
  * - `energy_mj`: where Linux powercap exposes RAPL (`/sys/class/powercap/intel-rapl:N/energy_uj`,
  *   Intel and AMD CPUs), the package energy counter is read around `runs` timed runs and the
  *   difference (with counter wrap) divided by the runs. It counts the whole package, so other
@@ -42,7 +44,7 @@ const MB = 1024 * 1024;
 const STEADY_MALLOC = { MALLOC_MMAP_THRESHOLD_: String(64 * 1024) };
 
 export const PEAK_MEMORY_METHOD =
-  'child process per model: peak RSS (getrusage ru_maxrss) - RSS before the onnxruntime session';
+  'child process per model: peak RSS (VmHWM, else ru_maxrss) - RSS before the onnxruntime session';
 
 export interface PeakMemoryOptions {
   /** Inferences the child runs after creating the session (the peak is reached in the first). @default 2 */
