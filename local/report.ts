@@ -89,6 +89,13 @@ export function latencyUnit(p: RunParams): { axis: string; note: string } {
     : { axis: 'ms', note: 'Latencies are absolute wall-clock milliseconds per inference.' };
 }
 
+/** What the run's predictor learns, for the test-set charts: latency, or another metric. */
+export function learnedQuantity(p: RunParams): { name: string; unit: string } {
+  if (p.metric === 'peak_memory_mb') return { name: 'peak memory', unit: 'MB' };
+  if (p.metric === 'energy_mj') return { name: 'energy', unit: 'mJ' };
+  return { name: 'latency', unit: latencyUnit(p).axis };
+}
+
 const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
 const pct = (x: number | null | undefined) =>
   typeof x === 'number' ? `${(x * 100).toFixed(1)} %` : '-';
@@ -227,20 +234,21 @@ function samplesChart(last: IterationRecord): string {
   );
 }
 
-/** Predicted vs measured latency of the test set, coloured by bin, with the y = x line. */
+/** Predicted vs measured values of the test set, coloured by bin, with the y = x line. */
 function scatterChart(
   points: readonly TestPoint[],
   binLabels: readonly string[],
-  unit: string,
+  quantity: { name: string; unit: string },
 ): string {
+  const { name, unit } = quantity;
   const all = points.flatMap((p) => [p.measured, p.predicted]);
   const lo = Math.min(...all);
   const hi = Math.max(...all);
   const pad = (hi - lo) * 0.05 || 1;
   const domain: [number, number] = [Math.max(0, lo - pad), hi + pad];
   const a = axes(domain, domain, {
-    x: `measured latency (${unit})`,
-    y: `predicted latency (${unit})`,
+    x: `measured ${name} (${unit})`,
+    y: `predicted ${name} (${unit})`,
   });
   const parts = [
     a.svg,
@@ -254,7 +262,7 @@ function scatterChart(
   const legend = legendOf(binLabels.map((label, b) => ({ label, color: color(b) })));
   return svg(
     'scatter',
-    `Predicted vs measured latency (${points.length} test samples)`,
+    `Predicted vs measured ${name} (${points.length} test samples)`,
     parts.join(''),
     legend,
   );
@@ -480,7 +488,7 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
         binSamplesChart(iterations),
         samplesChart(last),
         latencies.length ? latencyChart(latencies, unit.axis) : '',
-        points.length ? scatterChart(points, binLabels, unit.axis) : '',
+        points.length ? scatterChart(points, binLabels, learnedQuantity(p)) : '',
         points.length ? histogramChart(points, histogramStep, histogramRange) : '',
       ].join('')
     : '<p>No iteration has finished yet.</p>';

@@ -29,6 +29,7 @@ interface FitFlags {
   out?: string;
   json?: boolean;
   metric: string;
+  dropBelow?: number;
   prior?: string;
 }
 
@@ -92,12 +93,28 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
   }
   const dataset = parseDataset(bytes.toString('utf8'), { space, file: flags.data });
   const target = rowsForMetric(dataset.rows, flags.metric, flags.data);
+  let rows = target.rows;
+  if (flags.dropBelow !== undefined) {
+    const floor = flags.dropBelow;
+    // A metric's rows carry its value as latencyMs (core/metric-rows.ts).
+    const kept = rows.filter((r) => r.latencyMs >= floor);
+    process.stderr.write(
+      `--drop-below ${floor}: dropped ${rows.length - kept.length} of ${rows.length} rows with ${flags.metric} below it\n`,
+    );
+    if (kept.length < 2) {
+      throw new ValidationError(
+        '--drop-below',
+        `leaves ${kept.length} rows of ${flags.data}; lower it`,
+      );
+    }
+    rows = kept;
+  }
   const progress = createProgress({ lines: !flags.json });
   let bar: ReturnType<typeof progress.bar> | undefined;
   const result = await (prior?.run ?? fitPredictor)({
     space,
     spaceSpec,
-    rows: target.rows,
+    rows,
     data: { file: flags.data, sha256: createHash('sha256').update(bytes).digest('hex') },
     model: flags.model,
     encoding: flags.encoding,
@@ -193,6 +210,11 @@ export function register(program: Command): void {
       '--metric <name>',
       'dataset field to predict: latency_ms, peak_memory_mb, energy_mj or any numeric field',
       DEFAULT_METRIC,
+    )
+    .option(
+      '--drop-below <value>',
+      'drop rows whose --metric is below VALUE before the split (NAS-Bench-201 cells without an input-output path measure a few tenths of a ms: 0.5)',
+      parse.number(0, 1e6),
     )
     .option(
       '--prior <dir>',

@@ -171,4 +171,24 @@ describe('latency units', () => {
     expect(chart(page, 'latencies')).toContain('measured latency (calibrated ms)');
     expect(page).toContain('class="unit">Latencies are reference-calibrated milliseconds');
   });
+
+  it('labels the test-set scatter with the metric a --metric run learns', () => {
+    const memory = runParams.parse({
+      space: 'mobilenetv3',
+      device: 'local',
+      metric: 'peak_memory_mb',
+      measurement: { metrics: ['peak_memory_mb'] },
+    });
+    const page = renderReport({
+      state: stateOf(memory),
+      iterations,
+      points: [{ id: 'a', depth: 10, bin: 0, measured: 70, predicted: 71 }],
+      samples: 1,
+      measurements: [{ latency_ms: 3, iteration: 0 }],
+    });
+    expect(chart(page, 'scatter')).toContain('measured peak memory (MB)');
+    expect(chart(page, 'scatter')).toContain('Predicted vs measured peak memory');
+    // The latency histogram stays latency: the lines keep latency_ms beside the metric.
+    expect(chart(page, 'latencies')).toContain('measured latency (');
+  });
 });
