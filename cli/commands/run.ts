@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { encodingNames } from '../../core/encodings/types.ts';
 import { ValidationError } from '../../core/errors.ts';
-import { modelKinds } from '../../core/predictor/types.ts';
+import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
   measurementDefaults,
@@ -202,6 +202,15 @@ function pct(x: number | null): string {
   return x === null ? '  -  ' : `${(x * 100).toFixed(1)}%`;
 }
 
+/** The model a run trains, as its header names it (auto brings physics and LUT counts). */
+function describeModel(p: { model?: ModelKind; encoding: string; prior?: string }): string {
+  if (p.prior !== undefined) return `a correction of the prior ${p.prior}`;
+  const model = p.model ?? defaultModelKind;
+  return model === 'auto'
+    ? `auto model (physics + ${p.encoding} + LUT counts)`
+    : `${model} on ${p.encoding}`;
+}
+
 export function register(program: Command): void {
   program
     .command('run')
@@ -354,7 +363,7 @@ export function register(program: Command): void {
       process.on('SIGINT', onSigint);
       const p = store.state.params;
       progress.log(
-        `run ${store.state.runId} in ${store.dir}: ${p.space} on ${p.device}, ${p.sampling} sampling, ${p.encoding} encoding, seed ${p.seed}`,
+        `run ${store.state.runId} in ${store.dir}: ${p.space} on ${p.device}, ${p.sampling} sampling, ${describeModel(p)}, seed ${p.seed}`,
       );
       let measureBar: ProgressBar | undefined;
       let trainBar: ProgressBar | undefined;

@@ -220,6 +220,8 @@ describe('esm run --device local', () => {
     expect(result.stderr).not.toMatch(/^error/m);
     expect(result.status).toBe(0);
 
+    // The header names the model the run trains: the default auto, with its features.
+    expect(result.stderr).toMatch(/sampling, auto model \(physics \+ fcc \+ LUT counts\), seed/);
     const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8'));
     expect(state.params.measurement.interleave).toBe(true);
     expect(state.params.measurement.referenceScaleMs).toBeGreaterThan(0);
