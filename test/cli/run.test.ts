@@ -2,7 +2,7 @@
  * `esm run` end to end through the CLI: a tiny run on the embedded device (broker, daemon and
  * real onnxruntime timing in-process), and the JSON contract of `--json`.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { parsePredictorJson } from '../../core/predictor/artifact.ts';
 import { startDaemon } from '../../device-client/daemon.ts';
 import { startBroker } from '../../local/mqtt-broker.ts';
+import { esm as esmAsync } from '../support/cli.ts';
 
 const esm = join(import.meta.dirname, '..', '..', 'bin', 'esm.js');
 const dir = mkdtempSync(join(tmpdir(), 'esm-cli-run-'));
@@ -92,47 +93,33 @@ describe('esm run --device local', () => {
     const daemon = await startDaemon({ broker: broker.url, thing: 'bench-box' });
     try {
       const out = join(dir, 'thing');
-      // Async spawn: the daemon in this process must keep answering while the CLI runs.
-      const child = spawn(
-        process.execPath,
-        [
-          esm,
-          'run',
-          '--space',
-          'mobilenetv3',
-          '--device',
-          'thing:bench-box',
-          '--broker',
-          broker.url,
-          '--n-init',
-          '10',
-          '--max-iter',
-          '1',
-          '--runs',
-          '3',
-          '--warmup',
-          '1',
-          // CPU time: wall-clock reference checks of a loaded machine drifted 74 % in one batch
-          // (stress-ng --cpu 4), and a drift over --max-drift fails the run with exit 2.
-          '--clock',
-          'cpu',
-          '--max-drift',
-          '1',
-          '--out',
-          out,
-          '--json',
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
+      // Async (execFile): the daemon in this process must keep answering while the CLI runs.
+      const { code, stdout, stderr } = await esmAsync(
+        'run',
+        '--space',
+        'mobilenetv3',
+        '--device',
+        'thing:bench-box',
+        '--broker',
+        broker.url,
+        '--n-init',
+        '10',
+        '--max-iter',
+        '1',
+        '--runs',
+        '3',
+        '--warmup',
+        '1',
+        // CPU time: wall-clock reference checks of a loaded machine drifted 74 % in one batch
+        // (stress-ng --cpu 4), and a drift over --max-drift fails the run with exit 2.
+        '--clock',
+        'cpu',
+        '--max-drift',
+        '1',
+        '--out',
+        out,
+        '--json',
       );
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => {
-        stdout += d;
-      });
-      child.stderr.on('data', (d) => {
-        stderr += d;
-      });
-      const code = await new Promise((r) => child.on('exit', r));
       expect({ code, stderr: stderr.slice(-2000) }).toMatchObject({ code: 0 });
       expect(JSON.parse(stdout).samples).toBe(10);
       const lines = readFileSync(join(out, 'dataset.jsonl'), 'utf8').trim().split('\n');
@@ -152,41 +139,31 @@ describe('esm run --device local', () => {
       const daemon = await startDaemon({ broker: broker.url, thing: 'no-rapl' });
       try {
         const out = join(dir, 'no-energy');
-        const child = spawn(
-          process.execPath,
-          [
-            esm,
-            'run',
-            '--space',
-            'mobilenetv3',
-            '--device',
-            'thing:no-rapl',
-            '--broker',
-            broker.url,
-            '--metric',
-            'energy_mj',
-            '--n-init',
-            '4',
-            '--max-iter',
-            '1',
-            '--runs',
-            '1',
-            '--warmup',
-            '0',
-            '--max-drift',
-            '1',
-            '--result-timeout',
-            '3600',
-            '--out',
-            out,
-          ],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
+        const { code, stderr } = await esmAsync(
+          'run',
+          '--space',
+          'mobilenetv3',
+          '--device',
+          'thing:no-rapl',
+          '--broker',
+          broker.url,
+          '--metric',
+          'energy_mj',
+          '--n-init',
+          '4',
+          '--max-iter',
+          '1',
+          '--runs',
+          '1',
+          '--warmup',
+          '0',
+          '--max-drift',
+          '1',
+          '--result-timeout',
+          '3600',
+          '--out',
+          out,
         );
-        let stderr = '';
-        child.stderr.on('data', (d) => {
-          stderr += d;
-        });
-        const code = await new Promise((r) => child.on('exit', r));
         expect(code).not.toBe(0);
         expect(stderr).toMatch(/no-rapl could not measure energy_mj: .*no energy counter/);
         expect(stderr).toMatch(/METRIC_UNAVAILABLE/);
