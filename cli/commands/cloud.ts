@@ -14,6 +14,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { EsmError, ValidationError } from '../../core/errors.ts';
+import { outsideDomainWarning } from '../../core/predictor/domain.ts';
 import { deviceFiles, registerDevice } from '../../device-client/register.ts';
 import { type CloudApi, CloudApiError, createCloudApi, resolveApiUrl } from '../cloud-api.ts';
 import { jsonLines, parse, readInput } from '../common.ts';
@@ -267,15 +268,9 @@ export function register(program: Command): void {
       (v, i) => `${JSON.stringify({ latency_ms: round(v), std_ms: round(answer.std_ms?.[i]) })}\n`,
     );
     process.stdout.write(out.join(''));
-    const outside = answer.outside_domain ?? [];
-    const first = outside[0];
-    if (first) {
-      // The same warning as esm predict's, from the API's answer.
-      process.stderr.write(
-        `warning: ${outside.length} of ${archs.length} archs lie outside what the predictor was trained on; ` +
-          `its predictions there are extrapolations (first: arch ${first.index + 1}: ${first.reason})\n`,
-      );
-    }
+    // The same warning as esm predict's, from the API's answer.
+    const warning = outsideDomainWarning(answer.outside_domain ?? [], archs.length);
+    if (warning) process.stderr.write(`${warning}\n`);
   });
 
   const predictor = cloud.command('predictor').description('trained predictors');

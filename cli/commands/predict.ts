@@ -1,6 +1,10 @@
 /** `esm predict`: latencies of architectures from a trained predictor directory. */
 import type { Command } from 'commander';
-import { outsideDomain, type TrainingDomain } from '../../core/predictor/domain.ts';
+import {
+  outsideDomainOf,
+  outsideDomainWarning,
+  type TrainingDomain,
+} from '../../core/predictor/domain.ts';
 import type { Subnet } from '../../core/spaces/types.ts';
 import { loadPredictor } from '../../local/predictor-store.ts';
 import { parse, readArchEntries } from '../common.ts';
@@ -40,15 +44,12 @@ function warnOutsideDomain(
   entries: readonly { subnet: Subnet }[],
 ): void {
   if (!domain) return; // predictors written before the domain was recorded
-  const outside = entries
-    .map((e, i) => ({ i, why: outsideDomain(domain, e.subnet) }))
-    .filter((o) => o.why !== undefined);
-  const first = outside[0];
-  if (!first) return;
-  process.stderr.write(
-    `warning: ${outside.length} of ${entries.length} archs lie outside what the predictor was trained on; ` +
-      `its predictions there are extrapolations (first: arch ${first.i + 1}: ${first.why})\n`,
+  const outside = outsideDomainOf(
+    domain,
+    entries.map((e) => e.subnet),
   );
+  const warning = outsideDomainWarning(outside, entries.length);
+  if (warning) process.stderr.write(`${warning}\n`);
 }
 
 export function register(program: Command): void {

@@ -34,3 +34,31 @@ export function outsideDomain(domain: TrainingDomain, subnet: Subnet): string | 
   check('depth', depth(subnet), domain.depth);
   return reasons.length > 0 ? reasons.join(', ') : undefined;
 }
+
+/** The subnets (0-based index and reason) that lie outside `domain`. */
+export function outsideDomainOf(
+  domain: TrainingDomain,
+  subnets: readonly Subnet[],
+): { index: number; reason: string }[] {
+  return subnets.flatMap((subnet, index) => {
+    const reason = outsideDomain(domain, subnet);
+    return reason === undefined ? [] : [{ index, reason }];
+  });
+}
+
+/**
+ * The one-line warning `esm predict` and `esm cloud predict` print when some of `total` archs
+ * lie outside the training domain (`outside`: their 0-based indices and reasons), or
+ * undefined when none do.
+ */
+export function outsideDomainWarning(
+  outside: readonly { index: number; reason: string }[],
+  total: number,
+): string | undefined {
+  const first = outside[0];
+  if (!first) return undefined;
+  return (
+    `warning: ${outside.length} of ${total} archs lie outside what the predictor was trained on; ` +
+    `its predictions there are extrapolations (first: arch ${first.index + 1}: ${first.reason})`
+  );
+}

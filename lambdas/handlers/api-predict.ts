@@ -9,7 +9,7 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import type { DatasetStore } from '../../core/ports.ts';
-import { outsideDomain } from '../../core/predictor/domain.ts';
+import { outsideDomainOf } from '../../core/predictor/domain.ts';
 import { loadPredictor } from '../adapters/onnx-predictor.ts';
 import { predictorStoreDeps, resolvePredictorId } from '../adapters/s3-predictors.ts';
 import { apiHandler, parseBody } from '../middleware.ts';
@@ -35,10 +35,10 @@ export function createPredictHandler(deps: () => { store: DatasetStore } = predi
     // predictWithStd parsed every arch already, so these parse without error.
     const domain = predictor.json.training.domain;
     const outside_domain = domain
-      ? body.archs.flatMap((arch, index) => {
-          const reason = outsideDomain(domain, predictor.space.parse(arch));
-          return reason === undefined ? [] : [{ index, reason }];
-        })
+      ? outsideDomainOf(
+          domain,
+          body.archs.map((arch) => predictor.space.parse(arch)),
+        )
       : [];
     return {
       body: {
