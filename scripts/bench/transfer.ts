@@ -66,7 +66,7 @@ const encoding = args.encoding as EncodingName;
 /** What was tried: the CV choice (the default) and the fixed corrections it chooses among. */
 const allVariants: { name: string; options: TransferOptions; basis?: string }[] = [
   { name: 'auto: chosen by CV (default)', options: {} },
-  { name: 'CV, plain fits only (before robust)', options: { robust: false } },
+  { name: 'CV on plain fits only (before)', options: { robust: false } },
   {
     name: 'scale: log y = a + log p',
     options: { spaces: ['log'], slopePenalties: [null], featurePenalties: [null] },
