@@ -6,6 +6,7 @@ import {
   autoFromJson,
   type CrossValidation,
   createAuto,
+  crossValidateCandidates,
   selectMembers,
 } from '../../core/predictor/auto.ts';
 import { autoFeatures, createFeaturizer } from '../../core/predictor/index.ts';
@@ -112,6 +113,24 @@ describe('auto', () => {
     expect(Array.from(b.std)).toEqual(Array.from(a.std));
     expect(Math.min(...a.std)).toBeGreaterThan(0);
   }, 300_000);
+
+  it('cross-validates with 10 folds up to 40 rows and 5 above (smallRows)', async () => {
+    const { choice, layout } = autoFeatures(mobilenetv3, 'fcc');
+    const featurizer = createFeaturizer(mobilenetv3, choice);
+    const oof = async (n: number, folds?: number, smallRows?: number) => {
+      const rows = device(0, n);
+      const x = featurizer.encodeAll(rows.map((r) => r.subnet));
+      const y = Float64Array.from(rows, (r) => r.latencyMs);
+      const options = { layout, candidates: ['ridge-physics', 'lut'] as AutoCandidate[] };
+      const cv = await crossValidateCandidates({ ...options, folds, smallRows }, x, y);
+      return cv.predicted.map((p) => Array.from(p));
+    };
+    // The defaults equal the explicit fold counts, and the two counts differ.
+    expect(await oof(20)).toEqual(await oof(20, 10));
+    expect(await oof(20)).not.toEqual(await oof(20, 5));
+    expect(await oof(60)).toEqual(await oof(60, 5));
+    expect(await oof(60, undefined, 60)).toEqual(await oof(60, 10));
+  });
 
   it('with too few rows to cross-validate, uses physics ridge and still predicts', async () => {
     const rows = device(0, 30);
