@@ -269,7 +269,7 @@ function robustRelativeFit(
     const change = next.reduce((m, c, j) => Math.max(m, Math.abs(c - (coef[j] as number))), 0);
     const size = next.reduce((m, c) => Math.max(m, Math.abs(c)), 0);
     coef = next;
-    if (it > 0 && change <= 1e-9 * (1 + size)) break;
+    if (it > 0 && change <= 1e-6 * (1 + size)) break;
     const relative = Float64Array.from(rows, (r) => {
       let t = coef[z.cols] as number;
       for (let j = 0; j < z.cols; j++)
