@@ -156,6 +156,11 @@ export interface AutoFitReport extends FitReport {
   readonly accuracy: number;
   /** Out-of-fold accuracy of the greedy blend, chosen or not (NaN without cross-validation). */
   readonly blendAccuracy: number;
+  /**
+   * The chosen model's out-of-fold prediction of every training row, in `fit`'s row order
+   * (undefined without cross-validation): what the loop's `oof` accuracy estimate scores.
+   */
+  readonly oof?: Float64Array;
 }
 
 export interface AutoModel extends Regressor {
@@ -599,12 +604,24 @@ function autoModel(
         members.push({ name: plan.name, weight, columns: plan.columns, regressor });
       }
       state = { inputs: x.cols, members };
+      let oof: Float64Array | undefined;
+      if (cv.predicted.length > 0) {
+        const blended = new Float64Array(x.rows);
+        selection.weights.forEach((w, c) => {
+          if (w > 0)
+            (cv.predicted[c] as Float64Array).forEach((v, r) => {
+              blended[r] = (blended[r] as number) + w * v;
+            });
+        });
+        oof = blended;
+      }
       report = {
         seconds: (performance.now() - started) / 1000,
         candidates: scores,
         chosen: members.map((m) => ({ name: m.name, weight: m.weight })),
         accuracy,
         blendAccuracy,
+        oof,
       };
       return report;
     },
