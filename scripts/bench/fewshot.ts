@@ -27,9 +27,7 @@
  * summarised while it goes.
  */
 import { appendFileSync, readFileSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseDataset } from '../../core/dataset.ts';
 import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
 import { evaluate } from '../../core/metrics.ts';
 import {
@@ -48,8 +46,8 @@ import {
 } from '../../core/predictor/index.ts';
 import type { ModelKind, Regressor } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
-import { getSpace } from '../../core/spaces/index.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
+import { loadBenchFile } from './bench-data.ts';
 
 const DEFAULT_FILES = [
   '../shared/data/help-ofa-mbv3/2080ti_64.jsonl',
@@ -98,21 +96,7 @@ const { values } = parseArgs({
   },
 });
 
-function spaceOfFile(file: string): SearchSpace {
-  const folder = basename(dirname(file));
-  if (folder === 'help-ofa-mbv3') return getSpace('mobilenetv3');
-  if (folder === 'help-fbnet') return getSpace('fbnet');
-  if (folder === 'nb201') return getSpace('nasbench201');
-  return getSpace(basename(file).split('-')[0] as string);
-}
-
-function load(file: string) {
-  const space = spaceOfFile(file);
-  const dataset = parseDataset(readFileSync(file, 'utf8'), { space, file });
-  const rows =
-    space.name === 'nasbench201' ? dataset.rows.filter((r) => r.latencyMs >= 0.5) : dataset.rows;
-  return { space, rows };
-}
+const load = loadBenchFile;
 
 type Rows = ReturnType<typeof load>['rows'];
 

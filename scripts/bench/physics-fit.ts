@@ -13,16 +13,12 @@
  *
  * DEBUG=1 prints every CV score and the worst test rows.
  */
-import { readFileSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseDataset } from '../../core/dataset.ts';
 import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
 import { createRidge, solveSpd } from '../../core/predictor/ridge.ts';
 import type { Matrix } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
-import { getSpace } from '../../core/spaces/index.ts';
-import type { SearchSpace } from '../../core/spaces/types.ts';
+import { loadBenchFile } from './bench-data.ts';
 
 const { values } = parseArgs({
   options: {
@@ -37,14 +33,6 @@ const { values } = parseArgs({
     methods: { type: 'string' },
   },
 });
-
-function spaceOfFile(file: string): SearchSpace {
-  const folder = basename(dirname(file));
-  if (folder === 'help-ofa-mbv3') return getSpace('mobilenetv3');
-  if (folder === 'help-fbnet') return getSpace('fbnet');
-  if (folder === 'nb201') return getSpace('nasbench201');
-  return getSpace(basename(file).split('-')[0] as string);
-}
 
 const LAMBDAS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10];
 
@@ -370,10 +358,7 @@ const median = (xs: number[]) => {
 };
 
 for (const file of values.files.split(',')) {
-  const space = spaceOfFile(file);
-  const dataset = parseDataset(readFileSync(file, 'utf8'), { space, file });
-  const rows =
-    space.name === 'nasbench201' ? dataset.rows.filter((r) => r.latencyMs >= 0.5) : dataset.rows;
+  const { space, rows } = loadBenchFile(file);
   const x = encodeAll(
     createEncoder(space, 'physics'),
     rows.map((r) => r.subnet),
