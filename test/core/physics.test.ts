@@ -11,6 +11,19 @@ import { randomSubnet } from '../../core/spaces/subnet.ts';
 
 const mixed = spaceFromSpec(JSON.parse(readFileSync('examples/spaces/mixed.json', 'utf8')));
 
+/** A device with a per-kind speed and a per-layer overhead: linear in the physics entries. */
+function costModelMs(row: Float64Array): number {
+  const at = (l: string) => row[physicsLabels.indexOf(l)] as number;
+  return (
+    0.002 * at('macs_dense_1x1') +
+    0.01 * at('macs_depthwise_k3') +
+    0.012 * at('macs_depthwise_k5') +
+    0.015 * at('macs_depthwise_k7') +
+    0.02 * at('layers') +
+    0.5
+  );
+}
+
 describe('physics encoding', () => {
   it.each([getSpace('mobilenetv3'), getSpace('resnet50'), getSpace('densenet'), mixed])(
     '$name: entries are the layer graph cost in millions / MB',
@@ -57,18 +70,9 @@ describe('physics encoding', () => {
     const rng = createRng(11);
     const subnets = Array.from({ length: 220 }, () => randomSubnet(space, rng));
     const x = encodeAll(encoder, subnets);
-    const latency = Float64Array.from(subnets, (_, i) => {
-      const row = x.data.subarray(i * x.cols, (i + 1) * x.cols);
-      const at = (l: string) => row[physicsLabels.indexOf(l)] as number;
-      return (
-        0.002 * at('macs_dense_1x1') +
-        0.01 * at('macs_depthwise_k3') +
-        0.012 * at('macs_depthwise_k5') +
-        0.015 * at('macs_depthwise_k7') +
-        0.02 * at('layers') +
-        0.5
-      );
-    });
+    const latency = Float64Array.from(subnets, (_, i) =>
+      costModelMs(x.data.subarray(i * x.cols, (i + 1) * x.cols)),
+    );
     const train = { rows: 20, cols: x.cols, data: x.data.subarray(0, 20 * x.cols) };
     const ridge = createRidge({ target: 'linear' });
     await ridge.fit(train, latency.subarray(0, 20));
@@ -86,17 +90,7 @@ describe('physics encoding', () => {
     const space = getSpace('mobilenetv3');
     const encoder = createEncoder(space, 'physics');
     const rng = createRng(12);
-    const cost = (row: Float64Array) => {
-      const at = (l: string) => row[physicsLabels.indexOf(l)] as number;
-      return (
-        0.002 * at('macs_dense_1x1') +
-        0.01 * at('macs_depthwise_k3') +
-        0.012 * at('macs_depthwise_k5') +
-        0.015 * at('macs_depthwise_k7') +
-        0.02 * at('layers') +
-        0.5
-      );
-    };
+    const cost = costModelMs;
     const meanError = (p: Float64Array, y: Float64Array) =>
       p.reduce((s, v, i) => s + Math.abs(v / (y[i] as number) - 1), 0) / p.length;
     const test = encodeAll(
