@@ -286,7 +286,7 @@ export function createModel(
     model === 'lut' ? { kind: 'lut', buckets: lutBuckets } : { kind: 'encoding', encoding },
   );
   // Ridge on the physics encoding also tries the robust relative fit (ridge.ts `robust`):
-  // narrow input, so cheap; it won at 20-100 rows on 11 of 13 benchmark files.
+  // narrow input, so cheap; level or ahead in 36 of 39 cells of the benchmark (docs/BENCHMARKS.md).
   const regressorOptions =
     model === 'ridge' && encoding === 'physics'
       ? { ...options.options, ridge: { robust: true, ...options.options?.ridge } }

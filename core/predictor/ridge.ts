@@ -54,7 +54,8 @@ export interface RidgeOptions {
    * weights 1 / latency^2, Huber weights on the relative residuals at 1.345 robust standard
    * deviations, penalties of at least `robustMinLambda`). Each penalty then costs up to
    * `IRLS_ITERATIONS` weighted solves, cheap on narrow inputs such as the 17 physics entries.
-   * On the physics encoding it won at 20-100 rows on 11 of 13 files (docs/BENCHMARKS.md).
+   * On the physics encoding: level or ahead in 36 of 39 cells (13 files at 20, 50, 100 rows,
+   * medians of 6-10 seeds), 0.1-0.5 points behind in 3 at 20 rows (docs/BENCHMARKS.md).
    * @default false
    */
   readonly robust?: boolean;
