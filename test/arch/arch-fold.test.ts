@@ -15,13 +15,14 @@ import { affinePrefix, foldedArchInGraph, NotFoldableError } from '../../core/on
 import { archFiles } from '../../core/onnx/arch-graph-files.ts';
 import { ARCH_JSON, ARCH_ONNX, archRow, archRowLayout } from '../../core/onnx/arch-graph-layout.ts';
 import { modelToOnnxGraph } from '../../core/predictor/export-onnx.ts';
-import { fitPredictor } from '../../core/predictor/index.ts';
+import { fitPredictor, type RegressorOptions } from '../../core/predictor/index.ts';
 import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import type { ModelKind } from '../../core/predictor/types.ts';
 import { createRng } from '../../core/rng.ts';
 import { fbnet } from '../../core/spaces/fbnet.ts';
 import { builtInSpaces } from '../../core/spaces/index.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
+import { resnet50 } from '../../core/spaces/resnet50.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
@@ -53,7 +54,12 @@ const subnets = (space: SearchSpace, n: number, seed: number): Subnet[] => {
   return Array.from({ length: n }, () => randomSubnet(space, rng));
 };
 
-async function train(space: SearchSpace, model: ModelKind, encoding: EncodingName = 'fcc') {
+async function train(
+  space: SearchSpace,
+  model: ModelKind,
+  encoding: EncodingName = 'fcc',
+  options: RegressorOptions = {},
+) {
   const rng = createRng(11);
   const rows = subnets(space, 120, 5).map((subnet) => ({
     subnet,
@@ -66,6 +72,7 @@ async function train(space: SearchSpace, model: ModelKind, encoding: EncodingNam
     data: { file: 'synthetic', sha256: '0'.repeat(64) },
     model,
     encoding,
+    options,
   });
   return predictor;
 }
@@ -145,6 +152,33 @@ describe('folded predictor-arch.onnx', () => {
       }
     }
   }, 600_000);
+
+  it('folds a small MLP’s first layer (z of many columns), widths carried or not', async () => {
+    for (const space of [mobilenetv3, resnet50]) {
+      // Prepare: the base model's column and 8 per member: z has more than one column.
+      const predictor = await train(space, 'mlp', 'physics', {
+        mlp: { maxEpochs: 3, hidden: [8, 8] },
+      });
+      const probe = subnets(space, 200, 13);
+      const out = join(dir, `mlp-${space.name}`);
+      await savePredictor(out, predictor);
+      const loaded = await loadPredictor(out);
+      const expected = await loaded.predictSubnetsWithStd(probe);
+      await loaded.close();
+      // Act
+      const json = JSON.parse(await readFile(join(out, ARCH_JSON), 'utf8'));
+      const result = await run(await readFile(join(out, ARCH_ONNX)), space, probe);
+      // Assess
+      expect(json.graph, space.name).toBe('folded');
+      expect(
+        worst(result.latency_ms?.data as Float32Array, expected.mean),
+        space.name,
+      ).toBeLessThan(1e-5);
+      expect(worst(result.std_ms?.data as Float32Array, expected.std), space.name).toBeLessThan(
+        1e-5,
+      );
+    }
+  }, 120_000);
 
   it('falls back to the general graph for trees and for a statistical encoding, with the same answers', async () => {
     const space = mobilenetv3;
