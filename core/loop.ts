@@ -325,6 +325,13 @@ export function decide(options: DecideOptions): Decision {
   };
 }
 
+/** A training sample scored by a model that did not train on it (cross-validation). */
+export interface OutOfFoldSample {
+  readonly depth: number;
+  readonly latencyMs: number;
+  readonly predicted: number;
+}
+
 export interface SummariseOptions {
   readonly iteration: number;
   readonly bins: readonly DepthBin[];
@@ -332,7 +339,16 @@ export interface SummariseOptions {
   readonly samples: readonly MeasuredSample[];
   /** Predicted latency of every test sample, in the order they appear in `samples`. */
   readonly predictedTest: ArrayLike<number>;
-  readonly params: Pick<LoopParams, 'accTh' | 'maxIter' | 'w1'> & { minTestPerBin?: number };
+  readonly params: Pick<LoopParams, 'accTh' | 'maxIter' | 'w1'> & {
+    minTestPerBin?: number;
+    /** @default 'test' (RunParams.binAccuracy) */
+    binAccuracy?: 'test' | 'oof';
+  };
+  /**
+   * With `params.binAccuracy: 'oof'`: training samples with out-of-fold predictions, judged
+   * with the test samples. @default none (the decision is on the test samples alone)
+   */
+  readonly outOfFold?: readonly OutOfFoldSample[];
   readonly secondsMeasuring: number;
   readonly secondsTraining: number;
   readonly quality: { maxDrift: number; remeasured: number };
@@ -377,9 +393,13 @@ export function summariseIteration(options: SummariseOptions): IterationRecord {
     rmse_ms: evaluation.rmse_ms,
     spearman: evaluation.spearman,
   };
+  const judged =
+    params.binAccuracy === 'oof' && options.outOfFold
+      ? withOutOfFold(binSummaries, test, predictedTest, options.outOfFold, bins)
+      : binSummaries;
   const decision = decide({
-    binAccuracies: binSummaries.map((b) => b.accuracy),
-    binTestCounts: binSummaries.map((b) => b.test),
+    binAccuracies: judged.map((b) => b.decided?.accuracy ?? b.accuracy),
+    binTestCounts: judged.map((b) => b.decided?.n ?? b.test),
     minTest: params.minTestPerBin,
     accTh: params.accTh,
     iteration,
@@ -392,7 +412,7 @@ export function summariseIteration(options: SummariseOptions): IterationRecord {
       train: samples.length - test.length,
       test: test.length,
     },
-    bins: binSummaries,
+    bins: judged,
     overall,
     secondsMeasuring: options.secondsMeasuring,
     secondsTraining: options.secondsTraining,
@@ -403,6 +423,35 @@ export function summariseIteration(options: SummariseOptions): IterationRecord {
     nextBinWeights: decision.binWeights,
     finishedAt: options.finishedAt,
   };
+}
+
+/**
+ * The bins judged on every sample the run can score fairly (`binAccuracy: 'oof'`): the test
+ * samples, scored by the iteration's predictor, and the training samples, scored out of fold.
+ * A bin's test share alone is one or two networks early on, so bins pass or fail by chance
+ * and "every bin passes" waits for a lucky iteration (docs/BENCHMARKS.md, "Active sampling");
+ * the out-of-fold rows multiply the evidence by 1 / testFraction at no measuring cost. They
+ * are slightly pessimistic (each fold's model saw 80 % of the rows), never optimistic about
+ * a bin's accuracy on uniform draws, which is what keeps it from passing bins that are truly
+ * below AccTH.
+ */
+function withOutOfFold(
+  binSummaries: readonly BinSummary[],
+  test: readonly MeasuredSample[],
+  predictedTest: ArrayLike<number>,
+  outOfFold: readonly OutOfFoldSample[],
+  bins: readonly DepthBin[],
+): BinSummary[] {
+  const judged = evaluate({
+    predicted: [...Array.from(predictedTest), ...outOfFold.map((s) => s.predicted)],
+    measured: [...test.map((s) => s.latencyMs), ...outOfFold.map((s) => s.latencyMs)],
+    depths: [...test.map((s) => s.depth), ...outOfFold.map((s) => s.depth)],
+    bins,
+  }).bins;
+  return binSummaries.map((b, i) => {
+    const j = judged?.[i];
+    return { ...b, decided: { n: j?.n ?? 0, accuracy: j?.accuracy ?? null } };
+  });
 }
 
 /**

@@ -9,6 +9,7 @@ import { ValidationError } from './errors.ts';
 import {
   type MeasuredSample,
   minTrainSamples,
+  type OutOfFoldSample,
   predictorMetrics,
   summariseIteration,
   trainingSeed,
@@ -160,6 +161,7 @@ export async function trainIteration(
     samples,
     predictedTest,
     params,
+    outOfFold: params.binAccuracy === 'oof' ? outOfFold(train, fit, params) : undefined,
     secondsMeasuring: Math.max(0, options.secondsMeasuring),
     secondsTraining,
     quality: { maxDrift, remeasured: options.remeasured },
@@ -191,6 +193,27 @@ export async function trainIteration(
     predicted: predictedTest[i] as number,
   }));
   return { record, predictor, regressor, featurizer, fit, predictions };
+}
+
+/**
+ * The training rows with the model's own out-of-fold predictions (`auto`'s cross-validation,
+ * `AutoFitReport.oof`), for `binAccuracy: 'oof'`; undefined when the model has none (another
+ * kind, or too few rows to cross-validate), so the loop decides on the test rows alone. With
+ * `active` sampling only the initial batch's training rows count: they are uniform draws
+ * within their bin, the later ones were picked as the hardest.
+ */
+function outOfFold(
+  train: readonly TrainRow[],
+  fit: FitReport,
+  params: RunParams,
+): OutOfFoldSample[] | undefined {
+  const oof = (fit as { oof?: ArrayLike<number> }).oof;
+  if (!oof || oof.length !== train.length) return undefined;
+  return train.flatMap((r, i) =>
+    params.sampling === 'active' && r.iteration > 0
+      ? []
+      : [{ depth: r.depth, latencyMs: r.latencyMs, predicted: oof[i] as number }],
+  );
 }
 
 /** A measured sample as a line of the run's dataset.jsonl (a valid `esm fit` dataset). */

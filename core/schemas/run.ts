@@ -70,6 +70,15 @@ export const runParams = z.object({
    * bin fails and is weighted w1). 1 = any tested bin may pass.
    */
   minTestPerBin: z.number().int().min(1).max(10_000).default(1),
+  /**
+   * What a bin's accuracy is judged on when the loop decides. `test`: its test samples (the
+   * paper's rule). `oof`: its test samples and the out-of-fold predictions of its training
+   * samples from the model's own cross-validation (`auto` has them; another model falls back
+   * to `test`), so every measured sample of the bin counts; with `--sampling active` only the
+   * training samples drawn uniformly (the initial batch's) count, since the actively picked
+   * ones are the hard cases by design. `minTestPerBin` then counts those samples too.
+   */
+  binAccuracy: z.enum(['test', 'oof']).default('test'),
   /** Share of every batch, stratified per depth bin, held out as test samples. */
   testFraction: z.number().gt(0).lt(1).default(0.2),
   seed: z.number().int().min(0).max(0xffffffff).default(1),
@@ -126,6 +135,13 @@ export const binSummary = z.object({
   test: z.number().int().nonnegative(),
   /** Mean accuracy of the bin's test samples; null without test samples. */
   accuracy: z.number().nullable(),
+  /**
+   * With `binAccuracy: 'oof'`: the samples the decision judged the bin on (test plus
+   * out-of-fold training samples) and their mean accuracy; absent under the default rule.
+   */
+  decided: z
+    .object({ n: z.number().int().nonnegative(), accuracy: z.number().nullable() })
+    .optional(),
 });
 export type BinSummary = z.infer<typeof binSummary>;
 

@@ -25,6 +25,7 @@ import {
 import { ValidationError } from '../../core/errors.ts';
 import {
   assignSplits,
+  type Candidate,
   iterationSeed,
   planActiveExtension,
   planExtension,
@@ -32,18 +33,31 @@ import {
   summariseIteration,
 } from '../../core/loop.ts';
 import { evaluate } from '../../core/metrics.ts';
-import { createRegressor } from '../../core/predictor/index.ts';
-import type { ModelKind } from '../../core/predictor/types.ts';
+import type { AutoFitReport } from '../../core/predictor/auto.ts';
+import { createModel, createRegressor, type Featurizer } from '../../core/predictor/index.ts';
+import { defaultModelKind, type ModelKind, type Regressor } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
 import {
-  depthBins,
+  binOf,
   type LoopSamplingStrategy,
   loopSamplingStrategies,
+  poolDepthRange,
+  runBins,
 } from '../../core/sampling.ts';
-import { type IterationRecord, type PlannedSample, runParams } from '../../core/schemas/run.ts';
+import {
+  type IterationRecord,
+  type PlannedSample,
+  type RunParams,
+  runParams,
+} from '../../core/schemas/run.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { depth, subnetKey } from '../../core/spaces/subnet.ts';
-import type { Subnet } from '../../core/spaces/types.ts';
+import {
+  sortRows,
+  type TrainIterationResult,
+  type TrainRow,
+  trainIteration,
+} from '../../core/train-iteration.ts';
 
 const { values } = parseArgs({
   options: {
@@ -57,7 +71,10 @@ const { values } = parseArgs({
     'max-iter': { type: 'string', default: '15' },
     w1: { type: 'string', default: '3' },
     'min-test': { type: 'string', default: '1' },
-    model: { type: 'string', default: 'mlp' },
+    model: { type: 'string', default: defaultModelKind },
+    uncertainty: { type: 'string', default: 'bootstrap' },
+    estimate: { type: 'string', default: 'test' },
+    ceiling: { type: 'string' },
     train: { type: 'string', default: '400' },
     json: { type: 'string' },
     skip: { type: 'string', default: '' },
@@ -81,10 +98,32 @@ const strategies = (values.strategies as string).split(',').map((name) => {
   }
   return name as LoopSamplingStrategy;
 });
+const uncertaintyKinds = ['bootstrap', 'std', 'coverage'] as const;
+const uncertaintyKind = values.uncertainty as (typeof uncertaintyKinds)[number];
+if (!(uncertaintyKinds as readonly string[]).includes(uncertaintyKind)) {
+  throw new ValidationError('--uncertainty', `allowed: ${uncertaintyKinds.join(', ')}`);
+}
+const estimate = values.estimate as 'test' | 'oof';
+if (estimate !== 'test' && estimate !== 'oof') {
+  throw new ValidationError('--estimate', 'allowed: test, oof');
+}
 const { rows } = parseDataset(readFileSync(file, 'utf8'), { space, file });
-const bins = depthBins(space, nBins);
+const pool = rows.map((r) => ({
+  arch: space.toNative(r.subnet) as unknown as Record<string, unknown>,
+  key: subnetKey(r.subnet),
+  depth: depth(r.subnet),
+  row: r,
+}));
+type PoolEntry = (typeof pool)[number];
+const byKey = new Map(pool.map((p) => [p.key, p]));
+const keyOf = (m: { arch: Record<string, unknown> }) => subnetKey(space.parse(m.arch));
+// As a replay run does (workflow-init.ts): bins over the depths the pool holds.
+const depthRange = poolDepthRange(pool);
+const bins = runBins(space, { bins: nBins, depthRange });
 const started = Date.now();
-process.stderr.write(`${file}: ${rows.length} architectures, model ${model}\n`);
+process.stderr.write(
+  `${file}: ${rows.length} architectures, model ${model}, depths ${depthRange.min}..${depthRange.max}, ${bins.length} bins\n`,
+);
 
 const median = (xs: number[]) => {
   const s = xs.slice().sort((a, b) => a - b);
@@ -105,66 +144,227 @@ interface LoopResult {
   heldOutWorstBin: number | null;
   /** Samples measured when every bin first passed AccTH on the unmeasured architectures. */
   heldOutSamples: number | null;
+  /** Bins the loop passed at its last iteration whose truth (unmeasured archs) is below AccTH. */
+  falsePasses: number;
+  /** CPU seconds of the whole replay (this process, user + system). */
+  cpuSeconds: number;
+  /** What `auto` chose, per iteration ("" for another model). */
+  chosen: string[];
+}
+
+/** Per-bin accuracy of `predicted` against `measured`; null for a bin without rows. */
+function binAccuracies(
+  predicted: ArrayLike<number>,
+  measured: ArrayLike<number>,
+  depths: readonly number[],
+): (number | null)[] {
+  return (evaluate({ predicted, measured, depths, bins }).bins ?? []).map((b) => b.accuracy);
+}
+
+/** The last iteration's predictor, for `--uncertainty std`. */
+interface Trained {
+  readonly regressor: Regressor;
+  readonly featurizer: Featurizer;
+}
+
+const physics = createEncoder(space, 'physics');
+const xPhysics = encodeAll(
+  physics,
+  pool.map((p) => p.row.subnet),
+);
+const rowOf = new Map(pool.map((p, i) => [p.key, i]));
+
+/**
+ * How unsure the loop is about each candidate, by `--uncertainty`:
+ * `bootstrap` = the cloud's and `esm run`'s (core/active.ts on the run's encoding, seeded as
+ * workflow-extend.ts seeds it); `std` = the last predictor's own `predictWithStd`, relative;
+ * `coverage` = distance (standardised physics features) to the nearest measured architecture
+ * of the same depth bin: far from everything measured = unknown.
+ */
+async function activeUncertainty(
+  params: RunParams,
+  measured: readonly TrainRow[],
+  iteration: number,
+  last: Trained | undefined,
+): Promise<(candidates: readonly Candidate[]) => Promise<ArrayLike<number>>> {
+  if (uncertaintyKind === 'std') {
+    const trained = last as Trained;
+    return async (cs) => {
+      const x = trained.featurizer.encodeAll(cs.map((c) => space.parse(c.arch)));
+      const p = await (
+        trained.regressor.predictWithStd as NonNullable<Regressor['predictWithStd']>
+      )(x);
+      return p.std.map((sd, i) => sd / Math.max(p.mean[i] as number, 1e-9));
+    };
+  }
+  if (uncertaintyKind === 'coverage') {
+    const cols = xPhysics.cols;
+    const mean = new Float64Array(cols);
+    const sd = new Float64Array(cols);
+    for (let r = 0; r < xPhysics.rows; r++)
+      for (let j = 0; j < cols; j++)
+        mean[j] = (mean[j] as number) + (xPhysics.data[r * cols + j] as number) / xPhysics.rows;
+    for (let r = 0; r < xPhysics.rows; r++)
+      for (let j = 0; j < cols; j++)
+        sd[j] =
+          (sd[j] as number) +
+          ((xPhysics.data[r * cols + j] as number) - (mean[j] as number)) ** 2 / xPhysics.rows;
+    const scale = sd.map((v) => (v > 0 ? 1 / Math.sqrt(v) : 0));
+    const z = (r: number) =>
+      Float64Array.from(
+        { length: cols },
+        (_, j) =>
+          ((xPhysics.data[r * cols + j] as number) - (mean[j] as number)) * (scale[j] as number),
+      );
+    const seen = measured.map((m) => ({ bin: m.bin, z: z(rowOf.get(keyOf(m)) as number) }));
+    return async (cs) =>
+      cs.map((c) => {
+        const zc = z(rowOf.get(c.key) as number);
+        const b = binOf(bins, c.depth);
+        let best = Number.POSITIVE_INFINITY;
+        for (const m of seen) {
+          if (m.bin !== b) continue;
+          let d = 0;
+          for (let j = 0; j < cols; j++) d += ((zc[j] as number) - (m.z[j] as number)) ** 2;
+          if (d < best) best = d;
+        }
+        return best;
+      });
+  }
+  const encoder = createEncoder(space, params.encoding);
+  const train = measured.filter((m) => m.split === 'train');
+  const uncertainty = await bootstrapUncertainty(
+    encodeAll(
+      encoder,
+      train.map((m) => space.parse(m.arch)),
+    ),
+    Float64Array.from(train, (m) => m.latencyMs),
+    { rng: createRng(iterationSeed(params.seed ^ 0xac71fe, iteration)) },
+  );
+  return (cs) =>
+    uncertainty(
+      encodeAll(
+        encoder,
+        cs.map((c) => space.parse(c.arch)),
+      ),
+    );
+}
+
+/** 5-fold out-of-fold predictions of the run's model on the training rows (seeded). */
+async function kFoldOof(
+  train: readonly TrainRow[],
+  params: RunParams,
+): Promise<Float64Array | undefined> {
+  if (train.length < 10) return undefined;
+  const folds = 5;
+  const order = shuffled(
+    train.map((_, i) => i),
+    createRng(params.seed ^ 0xf01d),
+  );
+  const fold = new Int32Array(train.length);
+  order.forEach((r, i) => {
+    fold[r] = i % folds;
+  });
+  const out = new Float64Array(train.length);
+  for (let f = 0; f < folds; f++) {
+    const fit = train.filter((_, i) => fold[i] !== f);
+    const held = train.map((_, i) => i).filter((i) => fold[i] === f);
+    const { featurizer, regressor } = createModel(space, {
+      model: params.model,
+      encoding: params.encoding,
+    });
+    await regressor.fit(
+      featurizer.encodeAll(fit.map((r) => space.parse(r.arch))),
+      Float64Array.from(fit, (r) => r.latencyMs),
+    );
+    const p = await regressor.predict(
+      featurizer.encodeAll(held.map((i) => space.parse((train[i] as TrainRow).arch))),
+    );
+    held.forEach((r, i) => {
+      out[r] = p[i] as number;
+    });
+  }
+  return out;
 }
 
 /**
- * The ESM loop replayed on the dataset with the core's own decisions (core/loop.ts: plan,
- * split, train, summarise, decide), as every orchestrator runs them, without a device: a
- * planned architecture's latency is its dataset value. Besides the loop's own test split
- * (which decides convergence and bin weights, as in a real run), every iteration also scores
- * the predictor per bin on all architectures the run has not measured: the truth a real run
- * cannot see, which shows whether "converged" on a handful of test networks is real.
+ * `--estimate oof` with a model that has no out-of-fold predictions of its own (auto has,
+ * and the loop uses them): the iteration re-summarised by the core with this bench's 5-fold
+ * predictions of the training rows, so ridge can stand in for auto where auto chose ridge.
+ */
+async function withKFold(
+  record: IterationRecord,
+  rows: readonly TrainRow[],
+  result: TrainIterationResult,
+  params: RunParams,
+): Promise<IterationRecord> {
+  const train = rows.filter((r) => r.split === 'train');
+  const test = rows.filter((r) => r.split === 'test');
+  const oof = await kFoldOof(train, params);
+  if (!oof) return record;
+  return summariseIteration({
+    iteration: record.iteration,
+    bins,
+    samples: [...test, ...train],
+    predictedTest: result.predictions.map((p) => p.predicted),
+    params,
+    outOfFold: train.flatMap((r, i) =>
+      params.sampling === 'active' && r.iteration > 0
+        ? []
+        : [{ depth: r.depth, latencyMs: r.latencyMs, predicted: oof[i] as number }],
+    ),
+    secondsMeasuring: 0,
+    secondsTraining: 0,
+    quality: { maxDrift: 0, remeasured: 0 },
+    finishedAt: record.finishedAt,
+  });
+}
+
+/**
+ * The ESM loop replayed on the dataset with the core's own steps, as both engines run them:
+ * plan (core/loop.ts), train and summarise (core/train-iteration.ts, the Train task's own
+ * function, with the run's model), decide; without a device: a planned architecture's latency
+ * is its dataset value. Besides the loop's own test split (which decides convergence and bin
+ * weights, as in a real run), every iteration also scores the predictor per bin on all
+ * architectures the run has not measured: the truth a real run cannot see, which shows
+ * whether "converged" on a handful of test networks is real.
  */
 async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<LoopResult> {
+  const cpu0 = process.cpuUsage();
   const params = runParams.parse({
     space: space.name,
     device: `dataset:${file}`,
     sampling: strategy,
+    model,
     nInit: Number(values['n-init']),
     nStep: Number(values['n-step']),
     accTh: Number(values['acc-th']),
     bins: nBins,
+    depthRange,
     w1: Number(values.w1),
     maxIter: Number(values['max-iter']),
     minTestPerBin: Number(values['min-test']),
+    binAccuracy: estimate,
     encoding: values.encoding,
     seed,
   });
-  const encoder = createEncoder(space, params.encoding);
-  const pool = rows.map((r) => ({
-    arch: space.toNative(r.subnet) as unknown as Record<string, unknown>,
-    key: subnetKey(r.subnet),
-    depth: depth(r.subnet),
-    row: r,
-  }));
-  const byKey = new Map(pool.map((p) => [p.key, p]));
-  const xAll = encodeAll(
-    encoder,
-    pool.map((p) => p.row.subnet),
-  );
-  const measured: { plan: PlannedSample; latencyMs: number; subnet: Subnet }[] = [];
+  const measured: TrainRow[] = [];
   const source = { kind: 'pool' as const, pool, space };
   let previous: IterationRecord | undefined;
+  let lastPassed: boolean[] = [];
+  let truthBins: (number | null)[] = [];
   let heldOutSamples: number | null = null;
-  let heldOutWorstBin: number | null = null;
   let reason = '';
+  let last: Trained | undefined;
+  const chosen: string[] = [];
   for (let iteration = 0; ; iteration++) {
     const rng = createRng(iterationSeed(seed, iteration));
-    const exclude = new Set(measured.map((m) => m.plan.key));
+    const exclude = new Set(measured.map((m) => keyOf(m)));
     let batch: PlannedSample[];
     try {
       if (!previous) {
         batch = planInitialBatch({ source, params, bins, rng, exclude });
       } else if (strategy === 'active') {
-        const train = measured.filter((m) => m.plan.split === 'train');
-        const uncertainty = await bootstrapUncertainty(
-          encodeAll(
-            encoder,
-            train.map((m) => m.subnet),
-          ),
-          Float64Array.from(train, (m) => m.latencyMs),
-          { rng: rng.fork() },
-        );
         batch = await planActiveExtension({
           source,
           params,
@@ -173,13 +373,7 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
           exclude,
           iteration,
           binWeights: previous.nextBinWeights,
-          uncertainty: (cs) =>
-            uncertainty(
-              encodeAll(
-                encoder,
-                cs.map((c) => (byKey.get(c.key) as (typeof pool)[number]).row.subnet),
-              ),
-            ),
+          uncertainty: await activeUncertainty(params, measured, iteration, last),
         });
       } else {
         batch = planExtension({
@@ -198,72 +392,60 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
       break;
     }
     for (const plan of batch) {
-      const item = byKey.get(plan.key) as (typeof pool)[number];
-      measured.push({ plan, latencyMs: item.row.latencyMs, subnet: item.row.subnet });
+      const item = byKey.get(plan.key) as PoolEntry;
+      measured.push({
+        id: plan.id,
+        arch: plan.arch,
+        latencyMs: item.row.latencyMs,
+        depth: plan.depth,
+        bin: plan.bin,
+        split: plan.split,
+        iteration,
+      });
     }
-    const train = measured.filter((m) => m.plan.split === 'train');
-    const test = measured.filter((m) => m.plan.split === 'test');
-    const regressor = createRegressor(model, {
-      mlp: { seed: iterationSeed(seed ^ 0x5eed, iteration) },
-    });
-    await regressor.fit(
-      encodeAll(
-        encoder,
-        train.map((m) => m.subnet),
-      ),
-      Float64Array.from(train, (m) => m.latencyMs),
-    );
-    const predictedTest = await regressor.predict(
-      encodeAll(
-        encoder,
-        test.map((m) => m.subnet),
-      ),
-    );
-    const record = summariseIteration({
-      iteration,
-      bins,
-      samples: [...test, ...train].map((m) => ({
-        depth: m.plan.depth,
-        split: m.plan.split,
-        latencyMs: m.latencyMs,
-      })),
-      predictedTest,
+    const rows = sortRows(measured);
+    const result = await trainIteration({
+      space,
       params,
-      secondsMeasuring: 0,
-      secondsTraining: 0,
-      quality: { maxDrift: 0, remeasured: 0 },
-      finishedAt: new Date(0).toISOString(),
-    });
-    // The truth: every architecture of the dataset this run has not measured.
-    const taken = new Set(measured.map((m) => m.plan.key));
-    const unseen = pool.map((p, i) => ({ p, i })).filter(({ p }) => !taken.has(p.key));
-    const xUnseen = {
-      rows: unseen.length,
-      cols: xAll.cols,
-      data: Float64Array.from(
-        unseen.flatMap(({ i }) =>
-          Array.from(xAll.data.subarray(i * xAll.cols, (i + 1) * xAll.cols)),
-        ),
-      ),
-    };
-    const truth = evaluate({
-      predicted: await regressor.predict(xUnseen),
-      measured: unseen.map(({ p }) => p.row.latencyMs),
-      depths: unseen.map(({ p }) => p.depth),
       bins,
+      iteration,
+      rows,
+      secondsMeasuring: 0,
+      remeasured: 0,
+      data: { file, sha256: '' },
+      now: () => new Date(0),
     });
+    last = result;
+    chosen.push(((result.fit as Partial<AutoFitReport>).chosen ?? []).map((c) => c.name).join('+'));
+    let record = result.record;
+    if (estimate === 'oof' && model !== 'auto') {
+      record = await withKFold(record, rows, result, params);
+    }
+    // The truth: every architecture of the dataset this run has not measured.
+    const taken = new Set(measured.map((m) => keyOf(m)));
+    const unseen = pool.filter((p) => !taken.has(p.key));
+    const predicted = await result.regressor.predict(
+      result.featurizer.encodeAll(unseen.map((p) => p.row.subnet)),
+    );
+    truthBins = binAccuracies(
+      predicted,
+      unseen.map((p) => p.row.latencyMs),
+      unseen.map((p) => p.depth),
+    );
     // A bin whose architectures were all measured has nothing left to score.
-    const accs = (truth.bins ?? []).flatMap((b) => (b.accuracy === null ? [] : [b.accuracy]));
-    heldOutWorstBin = Math.min(...accs);
+    const accs = truthBins.flatMap((a) => (a === null ? [] : [a]));
     if (heldOutSamples === null && accs.every((a) => a >= params.accTh)) {
       heldOutSamples = measured.length;
     }
+    lastPassed = record.bins.map((b) => b.accuracy !== null && b.accuracy >= params.accTh);
     previous = record;
     if (record.stop) {
       reason = record.reason ?? '';
       break;
     }
   }
+  const cpu = process.cpuUsage(cpu0);
+  const known = truthBins.flatMap((a) => (a === null ? [] : [a]));
   return {
     strategy,
     seed,
@@ -271,9 +453,13 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     iterations: (previous?.iteration ?? -1) + 1,
     samples: measured.length,
     reason,
-    finalBins: previous?.bins.map((b) => b.accuracy) ?? [],
-    heldOutWorstBin,
+    // What the decision judged each bin on (the test share, or with oof all fair rows).
+    finalBins: previous?.bins.map((b) => b.decided?.accuracy ?? b.accuracy) ?? [],
+    heldOutWorstBin: known.length ? Math.min(...known) : null,
     heldOutSamples,
+    falsePasses: lastPassed.filter((p, b) => p && (truthBins[b] ?? 1) < params.accTh).length,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    chosen,
   };
 }
 
@@ -284,7 +470,7 @@ async function convergence(): Promise<LoopResult[]> {
       const result = await replay(strategy, seed);
       results.push(result);
       process.stderr.write(
-        `${strategy} seed ${seed}: ${result.converged ? 'converged' : result.reason} after ${result.iterations} iterations, ${result.samples} samples; bins ${result.finalBins.map(pct).join(' ')}; unmeasured archs: worst bin ${pct(result.heldOutWorstBin)}, all bins >= AccTH at ${result.heldOutSamples ?? '-'} samples\n`,
+        `${strategy} seed ${seed}: ${result.converged ? 'converged' : result.reason} after ${result.iterations} iterations, ${result.samples} samples; bins ${result.finalBins.map(pct).join(' ')}; unmeasured archs: worst bin ${pct(result.heldOutWorstBin)}, all bins >= AccTH at ${result.heldOutSamples ?? '-'} samples; false passes ${result.falsePasses}; ${result.cpuSeconds.toFixed(1)} CPU s; chosen ${[...new Set(result.chosen)].join(', ')}\n`,
       );
     }
   }
@@ -320,7 +506,8 @@ async function encodings(): Promise<EncodingResult[]> {
     const train = rest.slice(0, Math.min(nTrain, rest.length));
     for (const name of encodingNames) {
       const encoder = createEncoder(space, name);
-      const regressor = createRegressor(model, { mlp: { seed } });
+      // auto picks its own features; the encodings are compared on one model that reads them.
+      const regressor = createRegressor(model === 'auto' ? 'mlp' : model, { mlp: { seed } });
       await regressor.fit(
         encodeAll(
           encoder,
@@ -368,28 +555,73 @@ async function encodings(): Promise<EncodingResult[]> {
   });
 }
 
-const loops = skip.has('convergence') ? [] : await convergence();
-const enc = skip.has('encodings') ? [] : await encodings();
+/**
+ * `--ceiling N`: what the model reaches per bin with far more data than the loop measures:
+ * trained on N random rows of the pool (one draw per seed), scored per bin on all the others.
+ */
+async function ceiling(n: number): Promise<{ seed: number; bins: (number | null)[] }[]> {
+  const out: { seed: number; bins: (number | null)[] }[] = [];
+  for (let seed = 1; seed <= seeds; seed++) {
+    const order = shuffled(pool, createRng(7000 + seed));
+    const train = order.slice(0, n);
+    const rest = order.slice(n);
+    const { featurizer, regressor } = createModel(space, {
+      model,
+      encoding: values.encoding as EncodingName,
+    });
+    await regressor.fit(
+      featurizer.encodeAll(train.map((p) => p.row.subnet)),
+      Float64Array.from(train, (p) => p.row.latencyMs),
+    );
+    const predicted = await regressor.predict(featurizer.encodeAll(rest.map((p) => p.row.subnet)));
+    const accs = binAccuracies(
+      predicted,
+      rest.map((p) => p.row.latencyMs),
+      rest.map((p) => p.depth),
+    );
+    out.push({ seed, bins: accs });
+    process.stderr.write(`ceiling seed ${seed}: ${n} train, bins ${accs.map(pct).join(' ')}\n`);
+  }
+  return out;
+}
+
+const ceilingRows = values.ceiling ? Number(values.ceiling) : 0;
+const ceil = ceilingRows > 0 ? await ceiling(ceilingRows) : [];
+const loops = skip.has('convergence') || ceilingRows > 0 ? [] : await convergence();
+const enc = skip.has('encodings') || ceilingRows > 0 ? [] : await encodings();
 
 const out: string[] = [];
 if (loops.length) {
   out.push(
-    `Convergence (AccTH ${values['acc-th']}, ${values.encoding}, ${nBins} bins, N_I ${values['n-init']}, N_Step ${values['n-step']}, w1 ${values.w1}, min ${values['min-test']} test per bin, max ${values['max-iter']} iterations, model ${model}):`,
+    `Convergence (AccTH ${values['acc-th']}, model ${model}, ${nBins} bins, N_I ${values['n-init']}, N_Step ${values['n-step']}, w1 ${values.w1}, min ${values['min-test']} test per bin, max ${values['max-iter']} iterations, active uncertainty ${uncertaintyKind}, estimate ${estimate}):`,
     '',
-    '| strategy | converged | median iterations | median samples | samples per seed | unmeasured: worst bin at the end | unmeasured: all bins >= AccTH at |',
-    '|---|---|---|---|---|---|---|',
+    '| strategy | converged | median iterations | median samples | samples per seed | unmeasured: worst bin at the end | unmeasured: all bins >= AccTH at | false passes | CPU s per run |',
+    '|---|---|---|---|---|---|---|---|---|',
   );
   for (const strategy of strategies) {
     const rs = loops.filter((r) => r.strategy === strategy);
     const truth = rs.map((r) => r.heldOutSamples);
     out.push(
-      `| ${strategy} | ${rs.filter((r) => r.converged).length}/${rs.length} | ${median(rs.map((r) => r.iterations))} | ${median(rs.map((r) => r.samples))} | ${rs.map((r) => `${r.samples}${r.converged ? '' : '*'}`).join(', ')} | ${rs.map((r) => pct(r.heldOutWorstBin)).join(', ')} | ${truth.map((t) => t ?? '-').join(', ')} |`,
+      `| ${strategy} | ${rs.filter((r) => r.converged).length}/${rs.length} | ${median(rs.map((r) => r.iterations))} | ${median(rs.map((r) => r.samples))} | ${rs.map((r) => `${r.samples}${r.converged ? '' : '*'}`).join(', ')} | ${rs.map((r) => pct(r.heldOutWorstBin)).join(', ')} | ${truth.map((t) => t ?? '-').join(', ')} | ${rs.map((r) => r.falsePasses).join(', ')} | ${median(rs.map((r) => r.cpuSeconds)).toFixed(0)} |`,
     );
   }
   out.push(
     '',
-    '(* = did not converge: samples when it stopped; "unmeasured" = every dataset architecture the run did not measure, scored per bin by the predictor at the end, and the samples when all its bins first reached AccTH)',
+    '(* = did not converge: samples when it stopped; "unmeasured" = every dataset architecture the run did not measure, scored per bin by the predictor at the end, and the samples when all its bins first reached AccTH; false passes = bins the loop passed at its last iteration whose unmeasured accuracy is below AccTH)',
   );
+}
+if (ceil.length) {
+  out.push(
+    '',
+    `Ceiling: ${model} trained on ${ceilingRows} random rows, per-bin accuracy on the other ${rows.length - ceilingRows} (bins ${bins.map((b) => `${b.lo}-${b.hi}`).join(', ')}):`,
+    '',
+    `| seed | ${bins.map((b) => `${b.lo}-${b.hi}`).join(' | ')} | worst |`,
+    `|---|${bins.map(() => '---').join('|')}|---|`,
+  );
+  for (const c of ceil) {
+    const known = c.bins.flatMap((a) => (a === null ? [] : [a]));
+    out.push(`| ${c.seed} | ${c.bins.map(pct).join(' | ')} | ${pct(Math.min(...known))} |`);
+  }
 }
 if (enc.length) {
   out.push(
@@ -411,4 +643,7 @@ out.push(
 );
 process.stdout.write(`${out.join('\n')}\n`);
 if (values.json)
-  writeFileSync(values.json, `${JSON.stringify({ loops, encodings: enc }, null, 2)}\n`);
+  writeFileSync(
+    values.json,
+    `${JSON.stringify({ loops, encodings: enc, ceiling: ceil }, null, 2)}\n`,
+  );
