@@ -685,6 +685,33 @@ function polyRange(a: number, b: number, g: number, lo: number, hi: number): [nu
   return [Math.min(...values), Math.max(...values)];
 }
 
+/**
+ * The pieces (a, b, g triples, flattened) of which none other is at least as large at every
+ * width in [lo, hi]: the others can never be the maximum.
+ */
+function envelope(pieces: readonly number[], lo: number, hi: number): number[] {
+  const n = pieces.length / 3;
+  const kept: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const dominated = Array.from({ length: n }, (_, j) => j).some((j) => {
+      if (j === i) return false;
+      // The difference piece j - piece i over [lo, hi]: at least 0 everywhere (and, for
+      // equal pieces, j the earlier one).
+      const [dl, dh] = polyRange(
+        (pieces[3 * j] as number) - (pieces[3 * i] as number),
+        (pieces[3 * j + 1] as number) - (pieces[3 * i + 1] as number),
+        (pieces[3 * j + 2] as number) - (pieces[3 * i + 2] as number),
+        lo,
+        hi,
+      );
+      return dl >= 0 && (dh > 0 || j < i);
+    });
+    if (!dominated)
+      kept.push(pieces[3 * i] as number, pieces[3 * i + 1] as number, pieces[3 * i + 2] as number);
+  }
+  return kept;
+}
+
 function buildTables(
   space: SearchSpace,
   features: FeaturesJson,
@@ -894,8 +921,21 @@ function buildTables(
     }
   }
   if (carriedWidth) {
+    // Only a row's pieces that can be its largest at some width it may read: the peak
+    // lookup's size (and its Split) scales with the most pieces of any row.
+    natural.forEach((part, p) => {
+      if (!candidate[p]) return;
+      for (let row = part.base; row < part.base + part.size; row++) {
+        const ri = rowRi[row] as number;
+        if (ri < 0) continue;
+        const [lo, hi] = (reads[p] as [number, number][])[ri] as [number, number];
+        live[row] = envelope(live[row] as number[], lo, hi);
+      }
+    });
     let pieces = 1;
-    for (const l of live) pieces = Math.max(pieces, l.length / 3);
+    for (let r = 0; r < peakRows; r++) {
+      pieces = Math.max(pieces, (live[sortedLive[r] as number] as number[]).length / 3);
+    }
     const liveA = new Float64Array(peakRows * pieces);
     const liveB = new Float64Array(peakRows * pieces);
     const liveG = new Float64Array(peakRows * pieces);
