@@ -17,6 +17,7 @@ import { ARCH_JSON, ARCH_ONNX, archRow, archRowLayout } from '../../core/onnx/ar
 import { modelToOnnxGraph } from '../../core/predictor/export-onnx.ts';
 import { fitPredictor, type RegressorOptions } from '../../core/predictor/index.ts';
 import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
+import { fitTransferPredictor } from '../../core/predictor/transfer.ts';
 import type { ModelKind } from '../../core/predictor/types.ts';
 import { createRng } from '../../core/rng.ts';
 import { fbnet } from '../../core/spaces/fbnet.ts';
@@ -178,6 +179,36 @@ describe('folded predictor-arch.onnx', () => {
         1e-5,
       );
     }
+  }, 120_000);
+
+  it('folds a transferred predictor (esm fit --prior) whose prior folds', async () => {
+    // Prepare: the default (auto) on one device, corrected for a device 1.7x slower.
+    const space = mobilenetv3;
+    const prior = await train(space, 'auto');
+    const rows = subnets(space, 40, 17).map((subnet) => ({
+      subnet,
+      latencyMs: 1.7 * syntheticLatencyMs(space, subnet, { noise: 0.02, rng: createRng(3) }) + 0.3,
+    }));
+    const { predictor } = await fitTransferPredictor({
+      space,
+      prior,
+      rows,
+      data: { file: 'synthetic', sha256: '0'.repeat(64) },
+    });
+    const out = join(dir, 'transfer');
+    await savePredictor(out, predictor);
+    const probe = subnets(space, 200, 19);
+    const loaded = await loadPredictor(out);
+    const expected = await loaded.predictSubnetsWithStd(probe);
+    await loaded.close();
+    // Act
+    const json = JSON.parse(await readFile(join(out, ARCH_JSON), 'utf8'));
+    const result = await run(await readFile(join(out, ARCH_ONNX)), space, probe);
+    // Assess
+    expect(predictor.model.kind).toBe('transfer');
+    expect(json.graph).toBe('folded');
+    expect(worst(result.latency_ms?.data as Float32Array, expected.mean)).toBeLessThan(1e-5);
+    expect(worst(result.std_ms?.data as Float32Array, expected.std)).toBeLessThan(1e-5);
   }, 120_000);
 
   it('falls back to the general graph for trees and for a statistical encoding, with the same answers', async () => {
