@@ -40,7 +40,7 @@ import { type SearchSpace, SKIP_CHOICE } from '../spaces/types.ts';
 import { Builder, fccPool, lutPool } from './arch-graph.ts';
 import { ARCH_INPUT, archRow, archRowLayout } from './arch-graph-layout.ts';
 import { type ChainTables, physicsTables, SUM_COLUMNS } from './arch-physics.ts';
-import type { OnnxGraph, OnnxInitializer, OnnxNode } from './model.ts';
+import { attr, type OnnxGraph, type OnnxInitializer, type OnnxNode } from './model.ts';
 
 /** Largest table (rows x K float64 entries, 8 bytes each) the folded graph may hold. */
 const MAX_TABLE_ENTRIES = 1 << 20;
@@ -218,7 +218,16 @@ interface GlobalView {
 /** Receives one part's feature contributions; `peak` offers a value to the max feature. */
 interface Sink {
   add(feature: number, value: number): void;
-  peak(value: number): void;
+  /**
+   * A contribution a + c (b + c g) in the width `c` the part reads (physics in spaces whose
+   * blocks read what earlier blocks wrote: DenseNet, ResNet-50); `c` is carried part to part
+   * through `out`.
+   */
+  poly(feature: number, a: number, b: number, g: number): void;
+  /** A candidate for the max feature (physics' peak), a + c (b + c g). */
+  peak(a: number, b?: number, g?: number): void;
+  /** The width the part writes, round(a + c (b + c g)) (default: the width it reads). */
+  out(a: number, b: number, g: number): void;
 }
 
 /** A feature part written as a sum over parts (offsets already applied). */
@@ -355,11 +364,6 @@ function physicsAdditive(space: SearchSpace, offset: number): Additive {
     throw error;
   }
   if (tables.kind !== 'chain') throw refuse(`space ${space.name}'s physics is tabulated whole`);
-  if (tables.usesC) {
-    throw refuse(
-      `in space ${space.name} a block's cost depends on the width earlier blocks wrote, not a sum over blocks`,
-    );
-  }
   if (SUM_COLUMNS.length !== MACS + 6 || physicsLabels.length !== MACS + 9) {
     throw refuse('the physics entries differ from what the folded graph computes');
   }
@@ -368,31 +372,56 @@ function physicsAdditive(space: SearchSpace, offset: number): Additive {
   const F = SUM_COLUMNS.length;
   const find = (kind: string, unit: number, slot: number) =>
     t.parts.find((p) => p.kind === kind && p.unit === unit && p.slot === slot);
-  const row = (sink: Sink, r: number) => {
-    const s = (k: number) => t.sums.a[r * F + k] as number;
-    for (let k = 0; k <= MACS; k++) sink.add(offset + k, s(k) * MEGA);
-    sink.add(offset + MACS + 1, s(MACS + 1) * MEGA);
-    sink.add(offset + MACS + 2, s(MACS + 2) * MEGA);
-    sink.add(offset + MACS + 3, s(MACS + 3) * 4 * MEGA);
-    sink.add(offset + MACS + 5, s(MACS + 1) * 4 * MEGA);
-    sink.add(offset + MACS + 7, s(MACS + 4));
-    sink.add(offset + MACS + 8, s(MACS + 5));
-    let live = 0;
-    for (let k = 0; k < t.pieces; k++) live = Math.max(live, t.live.a[r * t.pieces + k] as number);
-    sink.peak(live * 4 * MEGA);
+  // The encoder's arithmetic per entry: counts x MEGA, bytes (elements x 4) x MEGA, layers.
+  const entries: [number, number, number][] = [
+    ...Array.from({ length: MACS + 1 }, (_, k): [number, number, number] => [k, k, MEGA]),
+    [MACS + 1, MACS + 1, MEGA],
+    [MACS + 2, MACS + 2, MEGA],
+    [MACS + 3, MACS + 3, 4 * MEGA],
+    [MACS + 5, MACS + 1, 4 * MEGA],
+    [MACS + 7, MACS + 4, 1],
+    [MACS + 8, MACS + 5, 1],
+  ];
+  /** A part's counts at the width it reads (`atZero`: the stem, which reads nothing). */
+  const row = (sink: Sink, r: number, atZero: boolean) => {
+    for (const [entry, column, scale] of entries) {
+      const at = r * F + column;
+      const [a, b, g] = [t.sums.a[at], t.sums.b[at], t.sums.g[at]] as number[];
+      if (atZero) sink.add(offset + entry, Math.round(a as number) * scale);
+      else
+        sink.poly(
+          offset + entry,
+          (a as number) * scale,
+          (b as number) * scale,
+          (g as number) * scale,
+        );
+    }
+    for (let k = 0; k < t.pieces; k++) {
+      const at = r * t.pieces + k;
+      const [a, b, g] = [t.live.a[at], t.live.b[at], t.live.g[at]] as number[];
+      if (atZero) sink.peak(Math.round(a as number) * 4 * MEGA);
+      else sink.peak((a as number) * 4 * MEGA, (b as number) * 4 * MEGA, (g as number) * 4 * MEGA);
+    }
+  };
+  const out = (sink: Sink, r: number) => {
+    sink.out(t.out.a[r] as number, t.out.b[r] as number, t.out.g[r] as number);
   };
   return {
     slot(v, sink) {
       const p = find('slot', v.u, v.s);
       if (!p) throw refuse(`the physics tables have no part for unit ${v.u} block ${v.s}`);
-      row(sink, p.base + v.tuple * R + v.ri);
+      row(sink, p.base + v.tuple * R + v.ri, false);
+      out(sink, p.base + v.tuple * R + v.ri);
     },
     unit(v, sink) {
       const p = find('pre', v.u, -1);
       if (!p) throw refuse(`the physics tables have no transition of unit ${v.u}`);
-      row(sink, p.base + v.unitKey * R + v.ri);
+      row(sink, p.base + v.unitKey * R + v.ri, false);
+      out(sink, p.base + v.unitKey * R + v.ri);
     },
     global(v, sink) {
+      // The global part is the stem (reading nothing: its width out starts the chain) and the
+      // head (reading the last width: the global part's c is that one).
       const stem = find('stem', -1, -1);
       const head = find('head', -1, -1);
       if (!stem || !head) throw refuse('the physics tables have no stem or head');
@@ -400,8 +429,10 @@ function physicsAdditive(space: SearchSpace, offset: number): Additive {
       v.choices.forEach((i, k) => {
         g += i * (t.globalRadix[k] as number);
       });
-      row(sink, stem.base + g * R + v.ri);
-      row(sink, head.base + v.ri);
+      const stemRow = stem.base + g * R + v.ri;
+      row(sink, stemRow, true);
+      row(sink, head.base + v.ri, false);
+      sink.out(Math.round(t.out.a[stemRow] as number), 0, 0);
       const input = (t.inputElements[v.ri] as number) * 4 * MEGA;
       sink.add(offset + MACS + 6, input);
       sink.peak(input);
@@ -446,14 +477,33 @@ function additiveFeatures(
  */
 type KeyMode = 'direct' | 'indexed';
 
-function digitOf(layout: ReturnType<typeof archRowLayout>, column: number, mode: KeyMode): Digit {
+/** A column whose codes are far apart (resolutions 128..224 in steps of 4, widths 24, 32). */
+function sparse(layout: ReturnType<typeof archRowLayout>, column: number): boolean {
+  const entry = layout.entries[column] as (typeof layout.entries)[number];
+  return Math.max(...entry.codes) - Math.min(...entry.codes) + 3 > 2 * (entry.values.length + 1);
+}
+
+/**
+ * The first column read by index in `direct` mode: the global choices and the resolution
+ * (the row's last columns) from the first sparse one on, so one lookup over a slice of the
+ * row serves them, where a direct digit would make the tables several times larger.
+ */
+function indexedFrom(space: SearchSpace): number {
+  const layout = archRowLayout(space);
+  const tail = [
+    ...space.globalChoices.map((_, g) => layout.globalColumn(g)),
+    layout.resolutionColumn,
+  ];
+  return tail.find((c) => sparse(layout, c)) ?? layout.length;
+}
+
+function digitOf(space: SearchSpace, column: number, mode: KeyMode): Digit {
+  const layout = archRowLayout(space);
   const entry = layout.entries[column] as (typeof layout.entries)[number];
   const k = entry.values.length;
   const lo = Math.min(...entry.codes) - 1;
   const span = Math.max(...entry.codes) - lo + 2;
-  // The resolution (codes 128..224 in steps of 4) by index: a direct digit would make every
-  // slot's table nearly 4x larger, for one small lookup.
-  const direct = mode === 'direct' && !(column === layout.resolutionColumn && span > 2 * (k + 1));
+  const direct = mode === 'direct' && column < indexedFrom(space);
   if (!direct) {
     return {
       column,
@@ -471,9 +521,11 @@ function digitOf(layout: ReturnType<typeof archRowLayout>, column: number, mode:
 function spaceParts(space: SearchSpace, mode: KeyMode): Part[] {
   const layout = archRowLayout(space);
   const parts: Part[] = [];
-  let base = 0;
+  // Row 0 of every table is the idle row (an inactive slot: nothing counted, the width
+  // passed through), so the keys of inactive slots point there and no table needs a mask.
+  let base = IDLE_ROW + 1;
   const add = (kind: Part['kind'], unit: number, slot: number, columns: number[]) => {
-    const digits = columns.map((c) => digitOf(layout, c, mode));
+    const digits = columns.map((c) => digitOf(space, c, mode));
     const size = digits.reduce((n, d) => n * d.radix, 1);
     const def = space.units[unit];
     const masked = kind === 'slot' && def !== undefined && slot >= def.minDepth;
@@ -506,6 +558,8 @@ function spaceParts(space: SearchSpace, mode: KeyMode): Part[] {
   add('global', -1, -1, [res, ...space.globalChoices.map((_, g) => layout.globalColumn(g))]);
   return parts;
 }
+
+const IDLE_ROW = 0;
 
 type View =
   | { readonly kind: 'nan' }
@@ -581,12 +635,35 @@ function viewOf(
   return { kind: 'slot', v: { u, s, ri, tuple, layer: skipChoice < 0 || kind < 1, block } };
 }
 
+/**
+ * Physics in spaces whose blocks read the width earlier ones wrote (DenseNet's growing
+ * concatenation, ResNet-50's unit widths): each key's share of z is A + c (B + c G) in the
+ * width c its part reads, and c is carried part to part in layer-graph order, c' = round(a +
+ * c (b + c g)) (arch-physics.ts's tables, looked up by the same keys).
+ */
+interface Carried {
+  /** [rows, k] B and G (G undefined where no count is quadratic in c). */
+  readonly b: Float64Array;
+  readonly g: Float64Array | undefined;
+  /** [rows] the width each key writes. */
+  readonly outA: Float64Array;
+  readonly outB: Float64Array;
+  readonly outG: Float64Array | undefined;
+  /** Parts (indices into `parts`) in layer-graph order, the global part (its stem) first. */
+  readonly chain: readonly number[];
+  /** [peak rows, pieces] peak candidates a + c (b + c g), 0 past a key's own. */
+  readonly liveA: Float64Array;
+  readonly liveB: Float64Array;
+  readonly liveG: Float64Array | undefined;
+  readonly pieces: number;
+}
+
 interface Tables {
   readonly mode: KeyMode;
   /** The parts, those that can hold the max feature's maximum first. */
   readonly parts: readonly Part[];
   readonly rows: number;
-  /** [rows, k]: each key's share of z. */
+  /** [rows, k]: each key's share of z (A where widths are carried). */
   readonly sums: Float64Array;
   /** Parts (the first ones) whose keys can hold the max feature's maximum. */
   readonly peakParts: number;
@@ -594,6 +671,45 @@ interface Tables {
   readonly peaks: Float64Array | undefined;
   /** [k]: the max feature's weights. */
   readonly peakWeights: Float64Array | undefined;
+  readonly carried: Carried | undefined;
+}
+
+/** Least and greatest of a + c (b + c g) over c in [lo, hi]. */
+function polyRange(a: number, b: number, g: number, lo: number, hi: number): [number, number] {
+  const at = (c: number) => a + c * (b + c * g);
+  const values = [at(lo), at(hi)];
+  if (g !== 0) {
+    const vertex = -b / (2 * g);
+    if (vertex > lo && vertex < hi) values.push(at(vertex));
+  }
+  return [Math.min(...values), Math.max(...values)];
+}
+
+/**
+ * The pieces (a, b, g triples, flattened) of which none other is at least as large at every
+ * width in [lo, hi]: the others can never be the maximum.
+ */
+function envelope(pieces: readonly number[], lo: number, hi: number): number[] {
+  const n = pieces.length / 3;
+  const kept: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const dominated = Array.from({ length: n }, (_, j) => j).some((j) => {
+      if (j === i) return false;
+      // The difference piece j - piece i over [lo, hi]: at least 0 everywhere (and, for
+      // equal pieces, j the earlier one).
+      const [dl, dh] = polyRange(
+        (pieces[3 * j] as number) - (pieces[3 * i] as number),
+        (pieces[3 * j + 1] as number) - (pieces[3 * i + 1] as number),
+        (pieces[3 * j + 2] as number) - (pieces[3 * i + 2] as number),
+        lo,
+        hi,
+      );
+      return dl >= 0 && (dh > 0 || j < i);
+    });
+    if (!dominated)
+      kept.push(pieces[3 * i] as number, pieces[3 * i + 1] as number, pieces[3 * i + 2] as number);
+  }
+  return kept;
 }
 
 function buildTables(
@@ -616,26 +732,45 @@ function buildTables(
   const layout = archRowLayout(space);
   const R = space.resolutions.length;
   const sums = new Float64Array(rows * k);
-  const peaks = peak === undefined ? undefined : new Float64Array(rows);
-  // Per part and resolution the largest peak candidate; the global part's smallest.
-  const most = natural.map(() => new Float64Array(R));
-  const least = new Float64Array(R).fill(Number.POSITIVE_INFINITY);
+  const sumsB = new Float64Array(rows * k);
+  const sumsG = new Float64Array(rows * k);
+  const outA = new Float64Array(rows);
+  const outB = new Float64Array(rows).fill(1);
+  const outG = new Float64Array(rows);
+  const live: number[][] = Array.from({ length: rows }, () => []);
+  /** Each row's resolution index; -1 for a row that counts nothing (NaN or idle). */
+  const rowRi = new Int32Array(rows).fill(-1);
   const x = new Float64Array(prefix.inputs);
+  const xb = new Float64Array(prefix.inputs);
+  const xg = new Float64Array(prefix.inputs);
+  const mark = new Uint8Array(prefix.inputs);
   const touched: number[] = [];
-  let top = 0;
+  let candidates: number[] = [];
+  let wrote: [number, number, number] | undefined;
   const sink: Sink = {
     add(feature, value) {
-      if (value === 0) return;
-      if (x[feature] === 0) touched.push(feature);
-      x[feature] = (x[feature] as number) + value;
+      sink.poly(feature, value, 0, 0);
     },
-    peak(value) {
-      top = Math.max(top, value);
+    poly(feature, a, b, g) {
+      if (a === 0 && b === 0 && g === 0) return;
+      if (!mark[feature]) {
+        mark[feature] = 1;
+        touched.push(feature);
+      }
+      x[feature] = (x[feature] as number) + a;
+      xb[feature] = (xb[feature] as number) + b;
+      xg[feature] = (xg[feature] as number) + g;
+    },
+    peak(a, b = 0, g = 0) {
+      candidates.push(a, b, g);
+    },
+    out(a, b, g) {
+      wrote = [a, b, g];
     },
   };
   const idx = new Array<number>(layout.length).fill(-1);
   const compiled = compileSpace(space);
-  natural.forEach((part, p) => {
+  natural.forEach((part) => {
     for (let key = 0; key < part.size; key++) {
       let rest = key;
       for (const d of part.digits) {
@@ -644,7 +779,8 @@ function buildTables(
       }
       const view = viewOf(space, compiled, part, idx);
       const row = part.base + key;
-      top = 0;
+      candidates = [];
+      wrote = undefined;
       if (view.kind === 'nan') {
         sums.fill(Number.NaN, row * k, row * k + k);
       } else if (view.kind !== 'idle') {
@@ -654,57 +790,185 @@ function buildTables(
           else a.global(view.v, sink);
         }
         for (let j = 0; j < k; j++) {
-          let z = view.kind === 'global' ? (bias[j] as number) : 0;
-          for (const f of touched) z += (x[f] as number) * (weights[f * k + j] as number);
-          sums[row * k + j] = z;
+          let za = view.kind === 'global' ? (bias[j] as number) : 0;
+          let zb = 0;
+          let zg = 0;
+          for (const f of touched) {
+            const w = weights[f * k + j] as number;
+            za += (x[f] as number) * w;
+            zb += (xb[f] as number) * w;
+            zg += (xg[f] as number) * w;
+          }
+          sums[row * k + j] = za;
+          sumsB[row * k + j] = zb;
+          sumsG[row * k + j] = zg;
         }
+        rowRi[row] = idx[layout.resolutionColumn] as number;
+        const w = wrote as [number, number, number] | undefined;
+        if (w) [outA[row], outB[row], outG[row]] = w;
       }
-      if (peaks) {
-        peaks[row] = top;
-        const ri = idx[layout.resolutionColumn] as number;
-        if (view.kind !== 'nan' && ri >= 0) {
-          const m = most[p] as Float64Array;
-          m[ri] = Math.max(m[ri] as number, top);
-          if (part.kind === 'global') least[ri] = Math.min(least[ri] as number, top);
-        }
+      live[row] = candidates;
+      for (const f of touched) {
+        x[f] = 0;
+        xb[f] = 0;
+        xg[f] = 0;
+        mark[f] = 0;
       }
-      for (const f of touched) x[f] = 0;
       touched.length = 0;
       for (const d of part.digits) idx[d.column] = -1;
     }
   });
-  // Parts that can never beat the global part (input, stem, head) at any resolution need no
-  // place in the max: they go last, and the max reads the keys of the others only.
+  const any = (a: Float64Array) => a.some((v) => v !== 0);
+  const liveUsesC = live.some((l) => l.some((v, i) => i % 3 !== 0 && v !== 0));
+  const carriedWidth = any(sumsB) || any(sumsG) || (peak !== undefined && liveUsesC);
+
+  // The width range each part reads, per resolution (interval arithmetic along the chain),
+  // so that the max feature need only look at parts that can beat the global part.
+  const globalAt = natural.findIndex((p) => p.kind === 'global');
+  const chain = [globalAt, ...natural.map((_, p) => p).filter((p) => p !== globalAt)];
+  const reads = natural.map(() => Array.from({ length: R }, () => [0, 0] as [number, number]));
+  if (carriedWidth) {
+    for (let ri = 0; ri < R; ri++) {
+      let range: [number, number] = [0, 0];
+      for (const p of chain) {
+        const part = natural[p] as Part;
+        if (part.kind !== 'global') (reads[p] as [number, number][])[ri] = range;
+        let lo = part.depthColumn === undefined ? Number.POSITIVE_INFINITY : range[0];
+        let hi = part.depthColumn === undefined ? Number.NEGATIVE_INFINITY : range[1];
+        for (let row = part.base; row < part.base + part.size; row++) {
+          if (rowRi[row] !== ri) continue;
+          const [l, h] = polyRange(
+            outA[row] as number,
+            outB[row] as number,
+            outG[row] as number,
+            range[0],
+            range[1],
+          );
+          lo = Math.min(lo, Math.floor(l));
+          hi = Math.max(hi, Math.ceil(h));
+        }
+        if (lo <= hi) range = [lo, hi];
+      }
+      (reads[globalAt] as [number, number][])[ri] = range;
+    }
+  }
+  const most = natural.map(() => new Float64Array(R));
+  const least = new Float64Array(R).fill(Number.POSITIVE_INFINITY);
+  natural.forEach((part, p) => {
+    for (let row = part.base; row < part.base + part.size; row++) {
+      const ri = rowRi[row] as number;
+      if (ri < 0) continue;
+      const l = live[row] as number[];
+      const [lo, hi] = (reads[p] as [number, number][])[ri] as [number, number];
+      let upper = 0;
+      let constant = 0;
+      for (let i = 0; i < l.length; i += 3) {
+        const [a, b, g] = [l[i], l[i + 1], l[i + 2]] as number[];
+        upper = Math.max(upper, polyRange(a as number, b as number, g as number, lo, hi)[1]);
+        if (b === 0 && g === 0) constant = Math.max(constant, a as number);
+      }
+      const m = most[p] as Float64Array;
+      m[ri] = Math.max(m[ri] as number, upper);
+      if (part.kind === 'global') least[ri] = Math.min(least[ri] as number, constant);
+    }
+  });
+  // Parts that can never beat the global part (input, stem) at any resolution need no place
+  // in the max: they go last, and the max reads the keys of the others only.
   const candidate = natural.map(
     (part, p) =>
-      peaks !== undefined &&
+      peak !== undefined &&
       (part.kind === 'global' ||
         (most[p] as Float64Array).some((v, ri) => v > (least[ri] as number))),
   );
   const order = [
-    ...natural.filter((_, p) => candidate[p]),
-    ...natural.filter((_, p) => !candidate[p]),
+    ...natural.map((_, p) => p).filter((p) => candidate[p]),
+    ...natural.map((_, p) => p).filter((p) => !candidate[p]),
   ];
-  const sorted = new Float64Array(rows * k);
-  const sortedPeaks = peaks ? new Float64Array(rows) : undefined;
-  let base = 0;
-  const parts = order.map((part) => {
-    sorted.set(sums.subarray(part.base * k, (part.base + part.size) * k), base * k);
-    sortedPeaks?.set((peaks as Float64Array).subarray(part.base, part.base + part.size), base);
-    const moved = { ...part, base };
+  const place = new Map(order.map((p, i) => [p, i]));
+  const moved = <T extends Float64Array>(from: T, width: number): T => {
+    const to = new (from.constructor as new (n: number) => T)(from.length);
+    to.set(from.subarray(0, width));
+    let base = IDLE_ROW + 1;
+    for (const p of order) {
+      const part = natural[p] as Part;
+      to.set(from.subarray(part.base * width, (part.base + part.size) * width), base * width);
+      base += part.size;
+    }
+    return to;
+  };
+  let base = IDLE_ROW + 1;
+  const parts = order.map((p) => {
+    const part = natural[p] as Part;
+    const at = { ...part, base };
     base += part.size;
-    return moved;
+    return at;
   });
   const peakParts = candidate.filter(Boolean).length;
-  const peakRows = parts.slice(0, peakParts).reduce((n, part) => n + part.size, 0);
+  const peakRows = parts.slice(0, peakParts).reduce((n, part) => n + part.size, IDLE_ROW + 1);
+  const sortedLive = moved(
+    Float64Array.from({ length: rows }, (_, r) => r),
+    1,
+  );
+  let peaks: Float64Array | undefined;
+  let carried: Carried | undefined;
+  if (peak !== undefined && !carriedWidth) {
+    peaks = new Float64Array(peakRows);
+    for (let r = 0; r < peakRows; r++) {
+      const l = live[sortedLive[r] as number] as number[];
+      let top = 0;
+      for (let i = 0; i < l.length; i += 3) top = Math.max(top, l[i] as number);
+      peaks[r] = top;
+    }
+  }
+  if (carriedWidth) {
+    // Only a row's pieces that can be its largest at some width it may read: the peak
+    // lookup's size (and its Split) scales with the most pieces of any row.
+    natural.forEach((part, p) => {
+      if (!candidate[p]) return;
+      for (let row = part.base; row < part.base + part.size; row++) {
+        const ri = rowRi[row] as number;
+        if (ri < 0) continue;
+        const [lo, hi] = (reads[p] as [number, number][])[ri] as [number, number];
+        live[row] = envelope(live[row] as number[], lo, hi);
+      }
+    });
+    let pieces = 1;
+    for (let r = 0; r < peakRows; r++) {
+      pieces = Math.max(pieces, (live[sortedLive[r] as number] as number[]).length / 3);
+    }
+    const liveA = new Float64Array(peakRows * pieces);
+    const liveB = new Float64Array(peakRows * pieces);
+    const liveG = new Float64Array(peakRows * pieces);
+    for (let r = 0; r < peakRows; r++) {
+      const l = live[sortedLive[r] as number] as number[];
+      for (let i = 0; i < l.length / 3; i++) {
+        liveA[r * pieces + i] = l[3 * i] as number;
+        liveB[r * pieces + i] = l[3 * i + 1] as number;
+        liveG[r * pieces + i] = l[3 * i + 2] as number;
+      }
+    }
+    carried = {
+      b: moved(sumsB, k),
+      g: any(sumsG) ? moved(sumsG, k) : undefined,
+      outA: moved(outA, 1),
+      outB: moved(outB, 1),
+      outG: any(outG) ? moved(outG, 1) : undefined,
+      chain: chain.map((p) => place.get(p) as number),
+      liveA,
+      liveB,
+      liveG: any(liveG) ? liveG : undefined,
+      pieces,
+    };
+  }
   const tables: Tables = {
     mode,
     parts,
     rows,
-    sums: sorted,
+    sums: moved(sums, k),
     peakParts,
-    peaks: sortedPeaks?.slice(0, peakRows),
+    peaks,
     peakWeights: peak === undefined ? undefined : weights.slice(peak * k, peak * k + k),
+    carried,
   };
   checkTables(space, features, prefix, tables);
   return tables;
@@ -720,14 +984,17 @@ function digitValue(d: Digit, code: number, codes: readonly number[]): number {
 /** z of one arch row from the tables, in float64: what the folded graph computes. */
 function foldedZ(space: SearchSpace, tables: Tables, k: number, row: readonly number[]) {
   const layout = archRowLayout(space);
-  const z = new Float64Array(k);
-  let top = 0;
+  const P = tables.parts.length;
+  const at = new Array<number>(P);
+  const active = new Array<boolean>(P);
   tables.parts.forEach((part, p) => {
+    active[p] = true;
     if (part.depthColumn !== undefined) {
       const depth = row[part.depthColumn] as number;
-      const allowed = layout.entries[part.depthColumn]?.codes.includes(depth);
       // A depth the space does not allow is NaN through its unit's part.
-      if (allowed && part.slot >= depth) return;
+      if (layout.entries[part.depthColumn]?.codes.includes(depth) && part.slot >= depth) {
+        active[p] = false;
+      }
     }
     let key = 0;
     let mult = 1;
@@ -736,10 +1003,41 @@ function foldedZ(space: SearchSpace, tables: Tables, k: number, row: readonly nu
       key += digitValue(d, row[d.column] as number, codes) * mult;
       mult *= d.radix;
     }
-    const at = part.base + key;
-    for (let j = 0; j < k; j++) z[j] = (z[j] as number) + (tables.sums[at * k + j] as number);
-    if (tables.peaks && p < tables.peakParts) top = Math.max(top, tables.peaks[at] as number);
+    at[p] = active[p] ? part.base + key : IDLE_ROW;
   });
+  const c = new Array<number>(P).fill(0);
+  const cv = tables.carried;
+  if (cv) {
+    let width = 0;
+    for (const p of cv.chain) {
+      const r = at[p] as number;
+      if (tables.parts[p]?.kind !== 'global') c[p] = width;
+      const g = cv.outG ? (cv.outG[r] as number) : 0;
+      width = Math.round((cv.outA[r] as number) + width * ((cv.outB[r] as number) + width * g));
+    }
+    c[cv.chain[0] as number] = width;
+  }
+  const z = new Float64Array(k);
+  let top = 0;
+  for (let p = 0; p < P; p++) {
+    const r = at[p] as number;
+    const cp = c[p] as number;
+    for (let j = 0; j < k; j++) {
+      let v = tables.sums[r * k + j] as number;
+      if (cv)
+        v += cp * ((cv.b[r * k + j] as number) + cp * (cv.g ? (cv.g[r * k + j] as number) : 0));
+      z[j] = (z[j] as number) + v;
+    }
+    if (p >= tables.peakParts) continue;
+    if (tables.peaks) top = Math.max(top, tables.peaks[r] as number);
+    if (cv) {
+      for (let i = 0; i < cv.pieces; i++) {
+        const q = r * cv.pieces + i;
+        const g = cv.liveG ? (cv.liveG[q] as number) : 0;
+        top = Math.max(top, (cv.liveA[q] as number) + cp * ((cv.liveB[q] as number) + cp * g));
+      }
+    }
+  }
   if (tables.peakWeights) {
     for (let j = 0; j < k; j++) z[j] = (z[j] as number) + top * (tables.peakWeights[j] as number);
   }
@@ -804,24 +1102,22 @@ function checkTables(
 // The graph
 
 /**
- * int64 [N, P] keys of every part from the arch rows, and bool [N, P] whether each part is
- * active (a slot below its unit's depth; every other part always), when some slot may not be.
+ * int64 [N, P] table rows of every part from the arch rows: the idle row for a slot at or
+ * past its unit's depth (whatever its columns hold, values the space does not allow too).
  */
-function keysGraph(
-  b: Builder,
-  space: SearchSpace,
-  tables: Tables,
-): { keys: string; active: string | undefined } {
+function keysGraph(b: Builder, space: SearchSpace, tables: Tables): string {
   const layout = archRowLayout(space);
   const L = layout.length;
   const P = tables.parts.length;
   const multipliers = new Float32Array(L * P);
   const base = tables.parts.map((part) => part.base);
-  const resMult = new Float32Array(P);
+  // Direct mode: the row's last columns from `from` on are read by index (a second MatMul).
+  const from = tables.mode === 'direct' ? indexedFrom(space) : L;
+  const tail = new Float32Array((L - from) * P);
   tables.parts.forEach((part, p) => {
     let mult = 1;
     for (const d of part.digits) {
-      if (!d.direct && tables.mode === 'direct') resMult[p] = mult;
+      if (d.column >= from) tail[(d.column - from) * P + p] = mult;
       else multipliers[d.column * P + p] = mult;
       if (d.direct) base[p] = (base[p] as number) - d.lo * mult;
       mult *= d.radix;
@@ -849,10 +1145,10 @@ function keysGraph(
     );
   }
   let keys = b.op('Add', [b.op('MatMul', [codes, b.f32(multipliers, [L, P])]), b.f32(base)]);
-  if (resMult.some((m) => m !== 0)) {
-    const r = layout.resolutionColumn;
-    const ri = indexLookup(b, layout, [r], b.slice(ARCH_INPUT, 1, r, r + 1));
-    keys = b.op('Add', [keys, b.op('Mul', [ri, b.f32(resMult)])]);
+  if (from < L) {
+    const columns = Array.from({ length: L - from }, (_, i) => from + i);
+    const ri = indexLookup(b, layout, columns, b.slice(ARCH_INPUT, 1, from, L));
+    keys = b.op('Add', [keys, b.op('MatMul', [ri, b.f32(tail, [L - from, P])])]);
   }
   // The depth each part's slot compares with: the depth's code (direct) or its index.
   const depthOf = new Float32Array(L * P);
@@ -863,10 +1159,10 @@ function keysGraph(
     const def = space.units[part.unit] as SearchSpace['units'][number];
     below[p] = tables.mode === 'direct' ? part.slot : part.slot - def.minDepth;
   });
-  const active = tables.parts.some((part) => part.depthColumn !== undefined)
-    ? b.op('Less', [b.f32(below), b.op('MatMul', [codes, b.f32(depthOf, [L, P])])])
-    : undefined;
-  return { keys: b.cast(keys, 'int64'), active };
+  const int = b.cast(keys, 'int64');
+  if (!tables.parts.some((part) => part.depthColumn !== undefined)) return int;
+  const active = b.op('Less', [b.f32(below), b.op('MatMul', [codes, b.f32(depthOf, [L, P])])]);
+  return b.op('Where', [active, int, b.i64([IDLE_ROW], [])]);
 }
 
 /**
@@ -898,6 +1194,100 @@ function indexLookup(
 }
 
 /**
+ * Rows of several tables side by side, [rows, widths...]: onnxruntime's Gather costs per
+ * index, nearly nothing per value, so one lookup of all a key's values beats one per table.
+ */
+function interleave(rows: number, tables: readonly { data: Float64Array; width: number }[]) {
+  const width = tables.reduce((n, t) => n + t.width, 0);
+  const out = new Float64Array(rows * width);
+  let at = 0;
+  for (const t of tables) {
+    const filled = Math.min(rows, t.data.length / t.width);
+    for (let r = 0; r < filled; r++) {
+      for (let j = 0; j < t.width; j++) out[r * width + at + j] = t.data[r * t.width + j] as number;
+    }
+    at += t.width;
+  }
+  return { data: out, width };
+}
+
+/**
+ * z from the keys where widths are carried: one lookup of each key's A, B, G and the width it
+ * writes (batch last, [P, N, values]: a part's row is contiguous), the widths carried in
+ * layer-graph order, z = sum over parts of A + c (B + c G), and the peak over the candidate
+ * parts' pieces evaluated at their widths.
+ */
+function carriedGraph(b: Builder, tables: Tables, cv: Carried, k: number, keys: string): string {
+  const P = tables.parts.length;
+  const keysT = b.op('Transpose', [keys], { perm: attr.ints([1, 0]) });
+  const { rows } = tables;
+  const parts = [
+    { data: tables.sums, width: k },
+    { data: cv.b, width: k },
+    ...(cv.g ? [{ data: cv.g, width: k }] : []),
+    { data: cv.outA, width: 1 },
+    { data: cv.outB, width: 1 },
+    ...(cv.outG ? [{ data: cv.outG, width: 1 }] : []),
+  ];
+  const table = interleave(rows, parts);
+  const looked = b.lookup(b.f64(table.data, [rows, table.width]), keysT);
+  const [A, B, G, oa, ob, og] = (() => {
+    const got = b.split(
+      looked,
+      2,
+      parts.map((t) => t.width),
+    );
+    const next = () => got.shift() as string;
+    const a = next();
+    const bb = next();
+    const g = cv.g ? next() : undefined;
+    const oa = next();
+    const ob = next();
+    const og = cv.outG ? next() : undefined;
+    return [a, bb, g, oa, ob, og] as const;
+  })();
+  // The idle row passes the width through: c' = 0 + c (1 + c 0). Widths are [1, N, 1].
+  const row = (x: string, p: number) => b.slice(x, 0, p, p + 1);
+  const [stem, ...rest] = cv.chain as [number, ...number[]];
+  const widths = new Array<string>(P);
+  let c = row(oa, stem);
+  for (const p of rest) {
+    widths[p] = c;
+    const inner = og ? b.op('Add', [row(ob, p), b.op('Mul', [c, row(og, p)])]) : row(ob, p);
+    c = b.op('Round', [b.op('Add', [row(oa, p), b.op('Mul', [c, inner])])]);
+  }
+  widths[stem] = c;
+  const reads = b.concat(widths, 0);
+  const inner = G ? b.op('Add', [B, b.op('Mul', [reads, G])]) : B;
+  let z = b.reduce('Sum', b.op('Add', [A, b.op('Mul', [reads, inner])]), [0], false);
+  if (tables.peakWeights) {
+    const Q = tables.peakParts;
+    const W = cv.pieces;
+    const q = (x: string) => (Q === P ? x : b.slice(x, 0, 0, Q));
+    const peakRows = cv.liveA.length / W;
+    const pieces = [
+      { data: cv.liveA, width: W },
+      { data: cv.liveB, width: W },
+      ...(cv.liveG ? [{ data: cv.liveG, width: W }] : []),
+    ];
+    const live = interleave(peakRows, pieces);
+    const got = b.split(
+      b.lookup(b.f64(live.data, [peakRows, live.width]), q(keysT)),
+      2,
+      pieces.map((t) => t.width),
+    );
+    const [la, lb, lg] = got as [string, string, string | undefined];
+    const cq = q(reads);
+    const lin = lg ? b.op('Add', [lb, b.op('Mul', [cq, lg])]) : lb;
+    const v = b.op('Add', [la, b.op('Mul', [cq, lin])]);
+    // [Q, N, W] -> [N] -> [N, 1]
+    const top = b.op('Unsqueeze', [b.reduce('Max', v, [0, 2], false), b.i64([1])]);
+    z = b.op('Add', [z, b.op('Mul', [top, b.f64(tables.peakWeights, [1, k])])]);
+  }
+  return z;
+}
+
+/**
  * The folded arch-in graph of `model` (what predictor.onnx holds) on `features`, with the
  * same inputs and outputs as the general `archInGraph`. Throws `NotFoldableError` (naming
  * why) where the model or the features do not fold; the caller falls back to `archInGraph`.
@@ -908,31 +1298,37 @@ export function foldedArchInGraph(
   model: OnnxGraph,
 ): OnnxGraph {
   const prefix = affinePrefix(model);
-  let tables: Tables;
-  try {
-    tables = buildTables(space, features, prefix, 'direct');
-  } catch (error) {
-    // Codes too sparse for direct keys: look the value indices up first.
-    if (!(error instanceof NotFoldableError) || !/entries/.test(error.message)) throw error;
-    tables = buildTables(space, features, prefix, 'indexed');
-  }
+  // Direct keys save the lookup of every column but grow the tables where a slot's codes are
+  // far apart (DenseNet's growth 16, 24, 32): then the value indices are looked up first.
+  const rowsOf = (mode: KeyMode) => spaceParts(space, mode).reduce((n, part) => n + part.size, 0);
+  const indexedRows = rowsOf('indexed');
+  const mode = rowsOf('direct') > Math.max(4 * indexedRows, 1 << 16) ? 'indexed' : 'direct';
+  const tables = buildTables(space, features, prefix, mode);
   const { k } = prefix;
+  const { rows } = tables;
   const b = new Builder();
-  const { keys, active } = keysGraph(b, space, tables);
-  const zero = b.f64([0], []);
-  // An inactive slot's entries (whatever its columns hold, NaN included) count 0.
-  const masked = (x: string, mask: string | undefined) =>
-    mask ? b.op('Where', [mask, x, zero]) : x;
-  let sums = b.lookup(b.f64(tables.sums, k === 1 ? [tables.rows] : [tables.rows, k]), keys);
-  if (active) sums = masked(sums, k === 1 ? active : b.op('Unsqueeze', [active, b.i64([2])]));
-  let z = b.reduce('Sum', sums, [1], k === 1);
-  if (tables.peaks && tables.peakWeights) {
-    const all = tables.peakParts === tables.parts.length;
-    const someKeys = all ? keys : b.slice(keys, 1, 0, tables.peakParts);
-    const someActive = active && !all ? b.slice(active, 1, 0, tables.peakParts) : active;
-    const peaks = masked(b.lookup(b.f64(tables.peaks), someKeys), someActive);
-    const top = b.reduce('Max', peaks, [1], true);
-    z = b.op('Add', [z, b.op('Mul', [top, b.f64(tables.peakWeights, [1, k])])]);
+  const keys = keysGraph(b, space, tables);
+  let z: string;
+  if (tables.carried) {
+    z = carriedGraph(b, tables, tables.carried, k, keys);
+  } else if (tables.peaks && tables.peakWeights) {
+    // One lookup of each key's share of z and its peak candidate: [N, P, k + 1].
+    const table = interleave(rows, [
+      { data: tables.sums, width: k },
+      { data: tables.peaks, width: 1 },
+    ]);
+    const [sums, peaks] = b.split(b.lookup(b.f64(table.data, [rows, table.width]), keys), 2, [
+      k,
+      1,
+    ]) as [string, string];
+    const top = b.reduce('Max', peaks, [1], false);
+    z = b.op('Add', [
+      b.reduce('Sum', sums, [1], false),
+      b.op('Mul', [top, b.f64(tables.peakWeights, [1, k])]),
+    ]);
+  } else {
+    const sums = b.lookup(b.f64(tables.sums, k === 1 ? [rows] : [rows, k]), keys);
+    z = b.reduce('Sum', sums, [1], k === 1);
   }
   const z32 = b.cast(z, 'float');
   for (const g of prefix.gemms) {

@@ -136,6 +136,19 @@ export class Builder {
         });
   }
 
+  /** Split along `axis` into pieces of `sizes` (one node, several outputs). */
+  split(x: string, axis: number, sizes: readonly number[]): string[] {
+    const outputs = sizes.map(() => this.fresh('split'));
+    this.nodes.push({
+      op: 'Split',
+      inputs: [x, this.i64(sizes)],
+      outputs,
+      name: outputs[0],
+      attributes: { axis: attr.int(axis) },
+    });
+    return [...outputs];
+  }
+
   slice(x: string, axis: number, start: number, end: number): string {
     return this.op('Slice', [x, this.i64([start]), this.i64([end]), this.i64([axis])]);
   }

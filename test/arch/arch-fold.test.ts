@@ -15,13 +15,15 @@ import { affinePrefix, foldedArchInGraph, NotFoldableError } from '../../core/on
 import { archFiles } from '../../core/onnx/arch-graph-files.ts';
 import { ARCH_JSON, ARCH_ONNX, archRow, archRowLayout } from '../../core/onnx/arch-graph-layout.ts';
 import { modelToOnnxGraph } from '../../core/predictor/export-onnx.ts';
-import { fitPredictor } from '../../core/predictor/index.ts';
+import { fitPredictor, type RegressorOptions } from '../../core/predictor/index.ts';
 import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
+import { fitTransferPredictor } from '../../core/predictor/transfer.ts';
 import type { ModelKind } from '../../core/predictor/types.ts';
 import { createRng } from '../../core/rng.ts';
 import { fbnet } from '../../core/spaces/fbnet.ts';
 import { builtInSpaces } from '../../core/spaces/index.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
+import { resnet50 } from '../../core/spaces/resnet50.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
@@ -53,7 +55,12 @@ const subnets = (space: SearchSpace, n: number, seed: number): Subnet[] => {
   return Array.from({ length: n }, () => randomSubnet(space, rng));
 };
 
-async function train(space: SearchSpace, model: ModelKind, encoding: EncodingName = 'fcc') {
+async function train(
+  space: SearchSpace,
+  model: ModelKind,
+  encoding: EncodingName = 'fcc',
+  options: RegressorOptions = {},
+) {
   const rng = createRng(11);
   const rows = subnets(space, 120, 5).map((subnet) => ({
     subnet,
@@ -66,6 +73,7 @@ async function train(space: SearchSpace, model: ModelKind, encoding: EncodingNam
     data: { file: 'synthetic', sha256: '0'.repeat(64) },
     model,
     encoding,
+    options,
   });
   return predictor;
 }
@@ -132,20 +140,76 @@ describe('folded predictor-arch.onnx', () => {
         expect(worst(result.std_ms?.data as Float32Array, expected.std), label).toBeLessThan(1e-5);
       }
     }
-    // Linear models on sums over blocks fold on every space (NAS-Bench-201's fcc has its
-    // whole-space cell features, which do not); the default (auto) where its physics is a
-    // sum too.
+    // Linear models on sums over blocks fold on every space; so does the default (auto), its
+    // physics included (widths carried part to part in DenseNet and ResNet-50), except on
+    // NAS-Bench-201, whose fcc cell features and physics are tables of the whole space.
     for (const space of spaces) {
       for (const kind of ['ridge:onehot', 'ridge:feature', 'lut:fcc']) {
         expect(folded, `${space.name} ${kind}`).toContain(`${space.name}:${kind}`);
       }
-      if (!space.combinationFeatures) expect(folded).toContain(`${space.name}:ridge:fcc`);
-    }
-    for (const name of ['mobilenetv3', 'fbnet', 'fbnet-imagenet']) {
-      expect(folded).toContain(`${name}:auto:fcc`);
-      expect(folded).toContain(`${name}:ridge:physics`);
+      if (space.combinationFeatures) continue;
+      for (const kind of ['ridge:fcc', 'ridge:physics', 'auto:fcc']) {
+        expect(folded, `${space.name} ${kind}`).toContain(`${space.name}:${kind}`);
+      }
     }
   }, 600_000);
+
+  it('folds a small MLP’s first layer (z of many columns), widths carried or not', async () => {
+    for (const space of [mobilenetv3, resnet50]) {
+      // Prepare: the base model's column and 8 per member: z has more than one column.
+      const predictor = await train(space, 'mlp', 'physics', {
+        mlp: { maxEpochs: 3, hidden: [8, 8] },
+      });
+      const probe = subnets(space, 200, 13);
+      const out = join(dir, `mlp-${space.name}`);
+      await savePredictor(out, predictor);
+      const loaded = await loadPredictor(out);
+      const expected = await loaded.predictSubnetsWithStd(probe);
+      await loaded.close();
+      // Act
+      const json = JSON.parse(await readFile(join(out, ARCH_JSON), 'utf8'));
+      const result = await run(await readFile(join(out, ARCH_ONNX)), space, probe);
+      // Assess
+      expect(json.graph, space.name).toBe('folded');
+      expect(
+        worst(result.latency_ms?.data as Float32Array, expected.mean),
+        space.name,
+      ).toBeLessThan(1e-5);
+      expect(worst(result.std_ms?.data as Float32Array, expected.std), space.name).toBeLessThan(
+        1e-5,
+      );
+    }
+  }, 120_000);
+
+  it('folds a transferred predictor (esm fit --prior) whose prior folds', async () => {
+    // Prepare: the default (auto) on one device, corrected for a device 1.7x slower.
+    const space = mobilenetv3;
+    const prior = await train(space, 'auto');
+    const rows = subnets(space, 40, 17).map((subnet) => ({
+      subnet,
+      latencyMs: 1.7 * syntheticLatencyMs(space, subnet, { noise: 0.02, rng: createRng(3) }) + 0.3,
+    }));
+    const { predictor } = await fitTransferPredictor({
+      space,
+      prior,
+      rows,
+      data: { file: 'synthetic', sha256: '0'.repeat(64) },
+    });
+    const out = join(dir, 'transfer');
+    await savePredictor(out, predictor);
+    const probe = subnets(space, 200, 19);
+    const loaded = await loadPredictor(out);
+    const expected = await loaded.predictSubnetsWithStd(probe);
+    await loaded.close();
+    // Act
+    const json = JSON.parse(await readFile(join(out, ARCH_JSON), 'utf8'));
+    const result = await run(await readFile(join(out, ARCH_ONNX)), space, probe);
+    // Assess
+    expect(predictor.model.kind).toBe('transfer');
+    expect(json.graph).toBe('folded');
+    expect(worst(result.latency_ms?.data as Float32Array, expected.mean)).toBeLessThan(1e-5);
+    expect(worst(result.std_ms?.data as Float32Array, expected.std)).toBeLessThan(1e-5);
+  }, 120_000);
 
   it('falls back to the general graph for trees and for a statistical encoding, with the same answers', async () => {
     const space = mobilenetv3;
