@@ -75,6 +75,7 @@ const { values } = parseArgs({
     uncertainty: { type: 'string', default: 'bootstrap' },
     estimate: { type: 'string', default: 'test' },
     ceiling: { type: 'string' },
+    z: { type: 'string', default: '0' },
     train: { type: 'string', default: '400' },
     json: { type: 'string' },
     skip: { type: 'string', default: '' },
@@ -345,6 +346,7 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     maxIter: Number(values['max-iter']),
     minTestPerBin: Number(values['min-test']),
     binAccuracy: estimate,
+    binAccuracyZ: Number(values.z),
     encoding: values.encoding,
     seed,
   });
@@ -593,7 +595,7 @@ const enc = skip.has('encodings') || ceilingRows > 0 ? [] : await encodings();
 const out: string[] = [];
 if (loops.length) {
   out.push(
-    `Convergence (AccTH ${values['acc-th']}, model ${model}, ${nBins} bins, N_I ${values['n-init']}, N_Step ${values['n-step']}, w1 ${values.w1}, min ${values['min-test']} test per bin, max ${values['max-iter']} iterations, active uncertainty ${uncertaintyKind}, estimate ${estimate}):`,
+    `Convergence (AccTH ${values['acc-th']}, model ${model}, ${nBins} bins, N_I ${values['n-init']}, N_Step ${values['n-step']}, w1 ${values.w1}, min ${values['min-test']} test per bin, max ${values['max-iter']} iterations, active uncertainty ${uncertaintyKind}, estimate ${estimate}, z ${values.z}):`,
     '',
     '| strategy | converged | median iterations | median samples | samples per seed | unmeasured: worst bin at the end | unmeasured: all bins >= AccTH at | false passes | CPU s per run |',
     '|---|---|---|---|---|---|---|---|---|',
