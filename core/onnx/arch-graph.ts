@@ -40,11 +40,11 @@ import { type ChainTables, physicsTables, SUM_COLUMNS, type WholeTables } from '
 import { attr, type OnnxGraph, type OnnxInitializer, type OnnxNode } from './model.ts';
 
 /** ONNX TensorProto data types used by Cast. */
-const TYPE = { float: 1, int32: 6, int64: 7, bool: 9, double: 11 } as const;
+export const TYPE = { float: 1, int32: 6, int64: 7, bool: 9, double: 11 } as const;
 const PREFIX = 'arch/';
 
 /** Appends nodes and constants with unique names under the `arch/` prefix. */
-class Builder {
+export class Builder {
   readonly nodes: OnnxNode[] = [];
   readonly initializers: OnnxInitializer[] = [];
   private count = 0;
@@ -68,6 +68,12 @@ class Builder {
 
   i32col(values: readonly number[]): string {
     return this.i32(values, [values.length, 1]);
+  }
+
+  f32(values: ArrayLike<number>, dims: readonly number[] = [values.length]): string {
+    const name = this.fresh('f32');
+    this.initializers.push({ name, dims, data: Float32Array.from(values) });
+    return name;
   }
 
   f64(values: ArrayLike<number>, dims: readonly number[] = [values.length]): string {
@@ -315,7 +321,7 @@ function feature(f: Front): { x: string; labels: string[] } {
 }
 
 /** Largest unit depth: per-unit tensors are padded to it. */
-const maxDepthOf = (space: SearchSpace) => Math.max(...space.units.map((u) => u.maxDepth));
+export const maxDepthOf = (space: SearchSpace) => Math.max(...space.units.map((u) => u.maxDepth));
 
 /**
  * float64 [U, N]: each unit's number of layers: its active slots that are not skips (in units
@@ -885,6 +891,61 @@ function unitFactor(f: Front, table: ArrayLike<number>): string {
   return b.reshape(b.lookup(b.f64(table), at), [U, 1, 1, -1]);
 }
 
+/**
+ * The fcc pool (what `fcc` concatenates before reordering): the tuple counts [U, 2, cmax]
+ * flattened, their area-scaled copy when the space has several resolutions, the unit depths,
+ * the total depth, the global values, the resolution and (r / r_max)^2; `order[i]` is the
+ * pool position of the encoder's entry i. Shared with the folded graph (arch-fold.ts).
+ */
+export function fccPool(space: SearchSpace) {
+  const U = space.units.length;
+  const G = space.globalChoices.length;
+  const cmax = Math.max(...compileSpace(space).units.map((unit) => unit.combinations));
+  const countWidth = U * 2 * cmax;
+  // fccEncoder's default: no area-scaled copy where the space has one resolution.
+  const scaledCopy = space.resolutions.length > 1;
+  const tail = (scaledCopy ? 2 : 1) * countWidth;
+  const order = [
+    ...countOrder(space, cmax, 0),
+    ...Array.from({ length: U + 1 + G + 2 }, (_, i) => tail + i),
+    ...(scaledCopy ? countOrder(space, cmax, countWidth) : []),
+  ];
+  return { cmax, countWidth, scaledCopy, tail, order };
+}
+
+/**
+ * The LUT pool: per bucket k, [counts x unit scale (U x 2 x cmax), stem scale] at k x width
+ * (zero unless the row's resolution is in bucket k), then a 1 (the overhead); with the
+ * factors of lutLayout, computed with the same expressions. `order` as in `fccPool`.
+ */
+export function lutPool(space: SearchSpace, bucketCount: number) {
+  const U = space.units.length;
+  const buckets = resolutionBuckets(space, bucketCount);
+  const bucketOf = space.resolutions.map((r) => buckets.findIndex((k) => r >= k.lo && r <= k.hi));
+  const areas = unitAreaScales(space);
+  const unitScale = new Float64Array(areas.length);
+  buckets.forEach((_, k) => {
+    const members = space.resolutions.map((_, i) => i).filter((i) => bucketOf[i] === k);
+    for (let u = 0; u < U; u++) {
+      const mean =
+        members.reduce((acc, i) => acc + (areas[i * U + u] as number), 0) / members.length;
+      for (const i of members) unitScale[i * U + u] = (areas[i * U + u] as number) / mean;
+    }
+  });
+  const stemScale = space.resolutions.map((r, i) => {
+    const bucket = buckets[bucketOf[i] as number] as { ref: number };
+    return (r / bucket.ref) ** 2;
+  });
+  const cmax = Math.max(...compileSpace(space).units.map((unit) => unit.combinations));
+  const width = U * 2 * cmax + 1;
+  const order: number[] = [];
+  buckets.forEach((_, k) => {
+    order.push(...countOrder(space, cmax, k * width), k * width + width - 1);
+  });
+  order.push(buckets.length * width);
+  return { buckets, bucketOf, unitScale, stemScale, cmax, width, order };
+}
+
 /** Pool positions of each unit's real tuples (first section, then rest) in a [U, 2, cmax] block. */
 function countOrder(space: SearchSpace, cmax: number, base: number): number[] {
   const order: number[] = [];
@@ -913,11 +974,8 @@ function fcc(f: Front): string {
     const width = space.combinationFeatures.labels.length;
     extra = tableRows(f, tables.combination, width, wholeRow(f, tables));
   }
-  const U = space.units.length;
-  const { counts, cmax } = tupleCounts(f);
-  const countWidth = U * 2 * cmax;
-  // fccEncoder's default: no area-scaled copy where the space has one resolution.
-  const scaledCopy = space.resolutions.length > 1;
+  const { counts } = tupleCounts(f);
+  const { scaledCopy } = fccPool(space);
   const rMax = Math.max(...space.resolutions);
   const rsq = b.lookup(b.f64(space.resolutions.map((r) => (r / rMax) ** 2)), f.ri);
   const depths = unitDepths(f);
@@ -943,14 +1001,7 @@ function fcc(f: Front): string {
     ],
     0,
   );
-  const G = space.globalChoices.length;
-  const tail = (scaledCopy ? 2 : 1) * countWidth;
-  const order = [
-    ...countOrder(space, cmax, 0),
-    ...Array.from({ length: U + 1 + G + 2 }, (_, i) => tail + i),
-    ...(scaledCopy ? countOrder(space, cmax, countWidth) : []),
-  ];
-  const x = ordered(f, pool, order);
+  const x = ordered(f, pool, fccPool(space).order);
   return extra ? b.concat([x, extra], 0) : x;
 }
 
@@ -966,41 +1017,17 @@ function wholeSpaceTables(space: SearchSpace): WholeTables | undefined {
 }
 
 function lut(f: Front, bucketCount: number): string {
-  const { b, space } = f;
-  const U = space.units.length;
-  // The same factors as lutLayout, computed with the same expressions.
-  const buckets = resolutionBuckets(space, bucketCount);
-  const bucketOf = space.resolutions.map((r) => buckets.findIndex((k) => r >= k.lo && r <= k.hi));
-  const areas = unitAreaScales(space);
-  const unitScale = new Float64Array(areas.length);
-  buckets.forEach((_, k) => {
-    const members = space.resolutions.map((_, i) => i).filter((i) => bucketOf[i] === k);
-    for (let u = 0; u < U; u++) {
-      const mean =
-        members.reduce((acc, i) => acc + (areas[i * U + u] as number), 0) / members.length;
-      for (const i of members) unitScale[i * U + u] = (areas[i * U + u] as number) / mean;
-    }
-  });
-  const stemScale = space.resolutions.map((r, i) => {
-    const bucket = buckets[bucketOf[i] as number] as { ref: number };
-    return (r / bucket.ref) ** 2;
-  });
-  const { counts, cmax } = tupleCounts(f);
+  const { b } = f;
+  const { buckets, bucketOf, unitScale, stemScale, order } = lutPool(f.space, bucketCount);
+  const { counts } = tupleCounts(f);
   const stem = b.lookup(b.f64(stemScale), f.ri);
   const piece = b.concat([b.flatten(b.op('Mul', [counts, unitFactor(f, unitScale)]), 4), stem], 0);
-  const width = U * 2 * cmax + 1;
   const rowBucket = b.lookup(b.i64(bucketOf), f.ri);
   const parts = buckets.map((_, k) =>
     b.op('Mul', [piece, b.cast(b.op('Equal', [rowBucket, b.i64([k], [])]), 'double')]),
   );
   const ones = b.op('Add', [b.op('Mul', [stem, b.f64([0], [])]), b.f64([1], [])]);
-  const pool = b.concat([...parts, ones], 0);
-  const order: number[] = [];
-  buckets.forEach((_, k) => {
-    order.push(...countOrder(space, cmax, k * width), k * width + width - 1);
-  });
-  order.push(buckets.length * width);
-  return ordered(f, pool, order);
+  return ordered(f, b.concat([...parts, ones], 0), order);
 }
 
 /**

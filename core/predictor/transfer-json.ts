@@ -43,6 +43,8 @@ export const correctionJson = z.object({
   cv_error: z.number().nonnegative().nullable(),
   /** Target-device rows the correction was fitted on. */
   n: z.number().int().positive(),
+  /** Fitted with Huber weights on the relative residuals (provenance). Absent: plain. */
+  robust: z.boolean().optional(),
 });
 export type CorrectionJson = z.infer<typeof correctionJson>;
 

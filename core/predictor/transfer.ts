@@ -79,6 +79,15 @@ export interface TransferOptions {
   readonly bases?: readonly FeatureBasis[];
   /** Cross-validation folds (capped at the number of rows). @default 10 */
   readonly folds?: number;
+  /**
+   * Also try every candidate fitted robustly: Huber weights on the relative residuals
+   * (iteratively reweighted, as ridge.ts's `robust`), so that one misleading target row of a
+   * small draw cannot pull the correction. Only up to `robustMaxRows` rows (cost: up to
+   * `ROBUST_ITERATIONS` solves per candidate and fold). @default true
+   */
+  readonly robust?: boolean;
+  /** Most target rows at which the robust candidates are tried. @default 200 */
+  readonly robustMaxRows?: number;
 }
 
 const DEFAULT_SLOPE_PENALTIES = [null, 0.1, 0] as const;
@@ -90,6 +99,10 @@ const DEFAULT_FEATURE_PENALTIES = [null, 100, 10, 1, 0.1, 0.01] as const;
 const ALL: FeatureBasis = { name: 'all', projection: 'all', minRows: 100 };
 /** Below this many rows there is nothing to cross-validate on: the correction is a pure scale. */
 const MIN_CV_ROWS = 4;
+/** Reweighting rounds of a robust candidate (it settles in a few on 10-50 rows). */
+const ROBUST_ITERATIONS = 10;
+/** Huber's tuning constant (ridge.ts uses the same). */
+const HUBER_C = 1.345;
 
 /** One candidate correction: the space, the two penalties and the feature basis. */
 interface Candidate {
@@ -98,6 +111,8 @@ interface Candidate {
   readonly featurePenalty: number | null;
   /** Name of the basis; null without a feature term. */
   readonly basis: string | null;
+  /** Fitted with Huber weights on the relative residuals (IRLS). */
+  readonly robust: boolean;
 }
 
 /** One row of the cross-validation table, reported so a user can see what was compared. */
@@ -183,9 +198,12 @@ function problem(
   for (let i = 0; i < z.rows; i++) weight[i] = ((weight[i] as number) * z.rows) / weightSum;
   return { cols, design, residual, weight, standardiser };
 }
-/** Weighted Gram matrix and moment vector of the rows where `use` holds. */
-function normal(pr: Problem, use: (row: number) => boolean) {
-  const { cols, design, residual, weight } = pr;
+/**
+ * Weighted Gram matrix and moment vector of the rows where `use` holds; `weight` replaces
+ * the problem's row weights (a robust round's).
+ */
+function normal(pr: Problem, use: (row: number) => boolean, weight: Float64Array = pr.weight) {
+  const { cols, design, residual } = pr;
   const gram = new Float64Array(cols * cols);
   const rhs = new Float64Array(cols);
   let count = 0;
@@ -245,6 +263,56 @@ function solveCandidate(
   return coef;
 }
 
+/**
+ * A robust candidate's coefficients on the rows where `use` holds: starting from the
+ * plain solution, rounds of Huber weights on the relative residuals (log residuals in
+ * `log`, (pred - y) / y in `ms`; delta = 1.345 x the median absolute residual / 0.6745, at
+ * least 1e-4), the weights renormalised to their plain sum so the penalties keep their size.
+ */
+function solveRobust(
+  pr: Problem,
+  use: (row: number) => boolean,
+  c: Candidate,
+  latencyMs: Float64Array,
+): Float64Array {
+  const first = normal(pr, use);
+  let coef = solveCandidate(pr.cols, first.gram, first.rhs, first.count, c);
+  const rows = Array.from({ length: pr.residual.length }, (_, i) => i).filter(use);
+  const plainSum = rows.reduce((s, i) => s + (pr.weight[i] as number), 0);
+  for (let it = 0; it < ROBUST_ITERATIONS; it++) {
+    const residual = rows.map((i) => {
+      const predicted = predictProblem(pr, coef, i, c.space);
+      const ms = latencyMs[i] as number;
+      return c.space === 'log'
+        ? Math.abs(Math.log(Math.max(predicted, PRIOR_FLOOR_MS) / ms))
+        : Math.abs(predicted - ms) / ms;
+    });
+    const sorted = [...residual].sort((a, b) => a - b);
+    const m = sorted.length >> 1;
+    const median =
+      sorted.length % 2
+        ? (sorted[m] as number)
+        : ((sorted[m - 1] as number) + (sorted[m] as number)) / 2;
+    const delta = HUBER_C * Math.max(median / 0.6745, 1e-4);
+    const weight = new Float64Array(pr.weight.length);
+    let sum = 0;
+    rows.forEach((i, k) => {
+      const w =
+        (pr.weight[i] as number) * Math.min(1, delta / Math.max(residual[k] as number, 1e-300));
+      weight[i] = w;
+      sum += w;
+    });
+    for (const i of rows) weight[i] = ((weight[i] as number) * plainSum) / sum;
+    const eq = normal(pr, use, weight);
+    const next = solveCandidate(pr.cols, eq.gram, eq.rhs, eq.count, c);
+    const change = next.reduce((a, v, j) => Math.max(a, Math.abs(v - (coef[j] as number))), 0);
+    const size = next.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+    coef = next;
+    if (change <= 1e-9 * (1 + size)) break;
+  }
+  return coef;
+}
+
 function predictProblem(pr: Problem, coef: Float64Array, row: number, space: CorrectionSpace) {
   const { cols, design } = pr;
   let r = 0;
@@ -277,15 +345,25 @@ function candidates(options: TransferOptions, n: number, cols: number): Candidat
   }
   // No basis for this few rows: an affine correction of the prior's output only.
   const usable = bases.length > 0 ? features : [null];
-  return spaces.flatMap((space) =>
+  const plain = spaces.flatMap((space) =>
     slopes.flatMap((slopePenalty) =>
       [...new Set(usable)].flatMap((featurePenalty): Candidate[] =>
         featurePenalty === null
-          ? [{ space, slopePenalty, featurePenalty, basis: null }]
-          : bases.map((b) => ({ space, slopePenalty, featurePenalty, basis: b.name })),
+          ? [{ space, slopePenalty, featurePenalty, basis: null, robust: false }]
+          : bases.map((b) => ({
+              space,
+              slopePenalty,
+              featurePenalty,
+              basis: b.name,
+              robust: false,
+            })),
       ),
     ),
   );
+  const { robust = true, robustMaxRows = 200 } = options;
+  return robust && n <= robustMaxRows && n >= MIN_CV_ROWS
+    ? [...plain, ...plain.map((c) => ({ ...c, robust: true }))]
+    : plain;
 }
 
 const problemKey = (c: Pick<Candidate, 'space' | 'basis'>) => `${c.space}|${c.basis ?? ''}`;
@@ -335,7 +413,7 @@ export function fitCorrection(
   let best: Candidate;
   let scores: CorrectionScore[] = [];
   if (n < MIN_CV_ROWS) {
-    best = { space: 'log', slopePenalty: null, featurePenalty: null, basis: null };
+    best = { space: 'log', slopePenalty: null, featurePenalty: null, basis: null, robust: false };
   } else {
     const folds = Math.min(options.folds ?? 10, n);
     const errors = new Float64Array(all.length);
@@ -350,7 +428,9 @@ export function fitCorrection(
         const rhs = total.rhs.map((v, i) => v - (held.rhs[i] as number));
         for (const ci of members) {
           const c = all[ci] as Candidate;
-          const coef = solveCandidate(pr.cols, gram, rhs, total.count - held.count, c);
+          const coef = c.robust
+            ? solveRobust(pr, (i) => i % folds !== fold, c, latencyMs)
+            : solveCandidate(pr.cols, gram, rhs, total.count - held.count, c);
           for (let i = fold; i < n; i += folds) {
             const ms = latencyMs[i] as number;
             errors[ci] =
@@ -367,7 +447,9 @@ export function fitCorrection(
 
   const pr = problemOf(best);
   const total = normal(pr, () => true);
-  const coef = solveCandidate(pr.cols, total.gram, total.rhs, total.count, best);
+  const coef = best.robust
+    ? solveRobust(pr, () => true, best, latencyMs)
+    : solveCandidate(pr.cols, total.gram, total.rhs, total.count, best);
   const k = pr.cols - 2;
   // Back to raw x: w . (f - m) / s with f = x P is (P (w / s)) . x minus a constant.
   let intercept = coef[k + 1] as number;
@@ -397,15 +479,16 @@ export function fitCorrection(
     features,
     cv_error: scores.length ? (scores[0] as CorrectionScore).error : null,
     n,
+    ...(best.robust ? { robust: true } : {}),
   };
   return { correction, scores };
 }
 
-/** Ties go to the simpler correction: fewer free parameters, then heavier shrinkage. */
+/** Ties go to the simpler correction: fewer free parameters, heavier shrinkage, not robust. */
 function complexity(c: Candidate): number {
   const slope = c.slopePenalty === null ? 0 : 1 / (1 + c.slopePenalty);
   const features = c.featurePenalty === null ? 0 : 10 / (1 + c.featurePenalty);
-  return slope + features;
+  return slope + features + (c.robust ? 0.5 : 0);
 }
 
 /** Groupings of input labels for `contributionBases`: a label's group key, or undefined. */

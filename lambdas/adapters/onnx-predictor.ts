@@ -6,10 +6,10 @@ import * as ort from 'onnxruntime-node';
 import type { DatasetStore } from '../../core/ports.ts';
 import { type PredictorJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
 import { ONNX_STD_OUTPUT } from '../../core/predictor/export-onnx.ts';
-import { createFeaturizer, type Featurizer, featureChoiceOf } from '../../core/predictor/index.ts';
+import { createFeaturizer, featureChoiceOf } from '../../core/predictor/index.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
-import type { SearchSpace } from '../../core/spaces/types.ts';
+import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { NotFoundError, underField } from '../middleware.ts';
 import { keys } from '../workflow/run-context.ts';
 import { getJson } from './s3-store.ts';
@@ -18,24 +18,19 @@ export interface LoadedPredictor {
   readonly id: string;
   readonly json: PredictorJson;
   readonly space: SearchSpace;
-  /** Latencies in ms of native architectures; errors name `archs[i].field`. */
-  predict(archs: readonly unknown[]): Promise<Float64Array>;
+  /** Native architectures of the request body, validated; errors name `body.archs[i].field`. */
+  parseArchs(archs: readonly unknown[]): Subnet[];
   /**
    * Latencies and their uncertainty in ms (docs/predictor.md, "Uncertainty"); NaN std for a
    * predictor whose ONNX graph predates the `std_ms` output.
    */
-  predictWithStd(archs: readonly unknown[]): Promise<{ mean: Float64Array; std: Float64Array }>;
+  predictWithStd(subnets: readonly Subnet[]): Promise<{ mean: Float64Array; std: Float64Array }>;
 }
 
 const cache = new Map<string, Promise<LoadedPredictor>>();
 
 function spaceOfPredictor(json: PredictorJson): SearchSpace {
   return json.space.spec !== undefined ? spaceFromSpec(json.space.spec) : getSpace(json.space.name);
-}
-
-function encodeArchs(space: SearchSpace, featurizer: Featurizer, archs: readonly unknown[]) {
-  const subnets = archs.map((arch, i) => underField(`body.archs[${i}]`, () => space.parse(arch)));
-  return featurizer.encodeAll(subnets);
 }
 
 async function load(store: DatasetStore, id: string): Promise<LoadedPredictor> {
@@ -49,24 +44,25 @@ async function load(store: DatasetStore, id: string): Promise<LoadedPredictor> {
   const featurizer = createFeaturizer(space, featureChoiceOf(json.features));
   const session = await ort.InferenceSession.create(onnx);
   const hasStd = session.outputNames.includes(ONNX_STD_OUTPUT);
-  const run = async (archs: readonly unknown[], withStd: boolean) => {
-    if (archs.length === 0) return { mean: new Float64Array(), std: new Float64Array() };
-    const x = encodeArchs(space, featurizer, archs);
+  const predictWithStd = async (subnets: readonly Subnet[]) => {
+    if (subnets.length === 0) return { mean: new Float64Array(), std: new Float64Array() };
+    const x = featurizer.encodeAll(subnets);
     const input = new ort.Tensor('float32', Float32Array.from(x.data), [x.rows, x.cols]);
-    const fetches = withStd && hasStd ? [json.onnx.output, ONNX_STD_OUTPUT] : [json.onnx.output];
+    const fetches = hasStd ? [json.onnx.output, ONNX_STD_OUTPUT] : [json.onnx.output];
     const output = await session.run({ [json.onnx.input]: input }, fetches);
     const mean = Float64Array.from(output[json.onnx.output]?.data as Float32Array);
     const std = hasStd
       ? Float64Array.from(output[ONNX_STD_OUTPUT]?.data as Float32Array)
       : new Float64Array(mean.length).fill(Number.NaN);
-    return { mean, std: withStd ? std : new Float64Array() };
+    return { mean, std };
   };
   return {
     id,
     json,
     space,
-    predict: async (archs) => (await run(archs, false)).mean,
-    predictWithStd: (archs) => run(archs, true),
+    parseArchs: (archs) =>
+      archs.map((arch, i) => underField(`body.archs[${i}]`, () => space.parse(arch))),
+    predictWithStd,
   };
 }
 

@@ -31,15 +31,10 @@ export function createPredictHandler(deps: () => { store: DatasetStore } = predi
     const { store } = deps();
     const id = await resolvePredictorId(store, body.predictor);
     const predictor = await loadPredictor(store, id);
-    const { mean, std } = await predictor.predictWithStd(body.archs);
-    // predictWithStd parsed every arch already, so these parse without error.
+    const subnets = predictor.parseArchs(body.archs);
+    const { mean, std } = await predictor.predictWithStd(subnets);
     const domain = predictor.json.training.domain;
-    const outside_domain = domain
-      ? outsideDomainOf(
-          domain,
-          body.archs.map((arch) => predictor.space.parse(arch)),
-        )
-      : [];
+    const outside_domain = domain ? outsideDomainOf(domain, subnets) : [];
     return {
       body: {
         predictor: id,

@@ -5,7 +5,7 @@
  * tested on the same held-out rows, over several seeded training draws.
  *
  *   npx tsx scripts/bench/peak-memory.ts [--space mobilenetv3] [--n 700] [--test 200]
- *     [--seeds 5] [--repeat 10] [--cache /tmp/esm-peak-memory.jsonl]
+ *     [--seeds 5] [--repeat 10] [--cache /tmp/esm-peak-memory-vmhwm.jsonl]
  *
  * `--repeat` archs are measured 3 times each for the probe's own repeatability. Measurements
  * are appended to `--cache` as they come (JSONL, one arch per line), so a rerun reuses them.
@@ -29,7 +29,7 @@ const { values: args } = parseArgs({
     test: { type: 'string', default: '200' },
     seeds: { type: 'string', default: '5' },
     repeat: { type: 'string', default: '10' },
-    cache: { type: 'string', default: '/tmp/esm-peak-memory.jsonl' },
+    cache: { type: 'string', default: '/tmp/esm-peak-memory-vmhwm.jsonl' },
   },
 });
 const space = getSpace(args.space);
@@ -93,7 +93,7 @@ const median = (xs: readonly number[]) => {
 const test = rows.slice(0, nTest);
 const pool = rows.slice(nTest);
 const results: Record<string, Record<number, { accuracy: number[]; within5: number[] }>> = {};
-for (const model of ['ridge', 'mlp', 'lut'] as ModelKind[]) {
+for (const model of ['auto', 'ridge', 'mlp', 'lut'] as ModelKind[]) {
   for (const size of [100, 500]) {
     for (let seed = 0; seed < Number(args.seeds); seed++) {
       const train = shuffled(pool, createRng(seed)).slice(0, size);

@@ -8,18 +8,22 @@
  *   npx tsx scripts/bench/transfer.ts [--dir ../shared/data/help-ofa-mbv3]
  *     [--devices titan_rtx_1,2080ti_64,titan_xp_32] [--space mobilenetv3] [--seeds 3]
  *     [--sizes 10,20,50] [--scratch 10,20,50,500] [--prior-train 1000] [--test 1000]
- *     [--model <default model>] [--variants all] [--json out.json]
+ *     [--model <default model>] [--variants all] [--json out.json] [--priors cache.json]
+ *
+ * `--priors FILE` keeps the fitted priors (per seed and device) in FILE: read when it exists
+ * and was made with the same devices, model and --prior-train, else fitted and written, so
+ * runs that compare corrections need not refit the 4,000-row priors.
  *
  * Prints Markdown tables for docs/BENCHMARKS.md and the CPU seconds of this process.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDataset } from '../../core/dataset.ts';
 import type { EncodingName } from '../../core/encodings/index.ts';
 import { evaluate } from '../../core/metrics.ts';
 import { type BaseModelJson, featuresName } from '../../core/predictor/artifact.ts';
-import { createModel, modelToJson } from '../../core/predictor/index.ts';
+import { createModel, modelToJson, regressorFromJson } from '../../core/predictor/index.ts';
 import {
   contributionBases,
   createTransferRegressor,
@@ -46,6 +50,7 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: defaultModelKind },
     variants: { type: 'string', default: 'all' },
     json: { type: 'string' },
+    priors: { type: 'string' },
   },
 });
 const space = getSpace(args.space);
@@ -61,6 +66,7 @@ const encoding = args.encoding as EncodingName;
 /** What was tried: the CV choice (the default) and the fixed corrections it chooses among. */
 const allVariants: { name: string; options: TransferOptions; basis?: string }[] = [
   { name: 'auto: chosen by CV (default)', options: {} },
+  { name: 'CV on plain fits only (before)', options: { robust: false } },
   {
     name: 'scale: log y = a + log p',
     options: { spaces: ['log'], slopePenalties: [null], featurePenalties: [null] },
@@ -163,6 +169,17 @@ interface Result {
 }
 const results: Result[] = [];
 const cpuStart = process.cpuUsage();
+const cacheKey = JSON.stringify({ devices, model, encoding, priorTrain, nTest });
+const cache: Record<string, BaseModelJson> =
+  args.priors && existsSync(args.priors)
+    ? (() => {
+        const c = JSON.parse(readFileSync(args.priors, 'utf8')) as {
+          key: string;
+          priors: Record<string, BaseModelJson>;
+        };
+        return c.key === cacheKey ? c.priors : {};
+      })()
+    : {};
 
 for (let seed = 1; seed <= seeds; seed++) {
   const order = shuffled(keys, createRng(seed));
@@ -183,15 +200,24 @@ for (let seed = 1; seed <= seeds; seed++) {
   const targetKeys = shuffled(pool, createRng(1000 + seed));
   const priors = new Map<string, BaseModelJson>();
   for (const device of devices) {
-    const train = rowsOf(device, pool.slice(0, priorTrain));
-    const { regressor } = createModel(space, {
-      model,
-      encoding,
-      options: { mlp: { seed }, auto: { seed } },
-    });
-    await regressor.fit(matrix(train), latencies(train));
-    priors.set(device, modelToJson(regressor) as BaseModelJson);
-    const s = await score(device, (x) => regressor.predict(x));
+    const cached = cache[`${seed} ${device}`];
+    let priorJson: BaseModelJson;
+    if (cached) priorJson = cached;
+    else {
+      const train = rowsOf(device, pool.slice(0, priorTrain));
+      const { regressor } = createModel(space, {
+        model,
+        encoding,
+        options: { mlp: { seed }, auto: { seed } },
+      });
+      await regressor.fit(matrix(train), latencies(train));
+      priorJson = modelToJson(regressor) as BaseModelJson;
+      cache[`${seed} ${device}`] = priorJson;
+      if (args.priors) writeFileSync(args.priors, JSON.stringify({ key: cacheKey, priors: cache }));
+    }
+    priors.set(device, priorJson);
+    const prior = regressorFromJson(priorJson);
+    const s = await score(device, (x) => prior.predict(x));
     process.stderr.write(
       `seed ${seed} prior ${device} (${model}, ${priorTrain} rows): ${pct(s.accuracy)}\n`,
     );
@@ -242,7 +268,7 @@ for (let seed = 1; seed <= seeds; seed++) {
           const s = await score(target, (x) => regressor.predict(x));
           const c = regressor.fitted?.correction;
           const chosen = c
-            ? `${c.space}, slope ${c.slope_penalty === null ? 'fixed' : c.slope_penalty}, features ${c.features ? `${c.features.basis} ${c.feature_penalty}` : 'none'}`
+            ? `${c.space}, slope ${c.slope_penalty === null ? 'fixed' : c.slope_penalty}, features ${c.features ? `${c.features.basis} ${c.feature_penalty}` : 'none'}${c.robust ? ', robust' : ''}`
             : '';
           results.push({
             kind: 'transfer',

@@ -9,7 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DescribeThingCommand, IoTClient, ListCertificatesCommand } from '@aws-sdk/client-iot';
+import { DescribeThingCommand, type IoTClient, ListCertificatesCommand } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRng } from '../../core/rng.ts';
 import { getSpace } from '../../core/spaces/index.ts';
@@ -22,15 +22,7 @@ import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
 import { type LocalApi, startLocalApi } from '../support/api-gateway.ts';
 import { esm } from '../support/cli.ts';
 import { localStarter, replayJob, startResultsBridge } from '../support/cloud-loop.ts';
-import {
-  type Emulator,
-  type EsmResources,
-  iotAvailable,
-  provisionEsmResources,
-  provisionIot,
-  scanAll,
-  startEmulator,
-} from '../support/moto.ts';
+import { type Emulator, type EsmResources, scanAll, startIotTestbed } from '../support/moto.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
@@ -48,16 +40,10 @@ let dir: string;
 const executions = new Map<string, Promise<unknown>>();
 
 beforeAll(async () => {
-  const started = await startEmulator();
-  // Without IoT these tests skip (printed reason); the emulator is not needed then.
-  if (!(await iotAvailable(started))) {
-    await started?.stop();
-    return;
-  }
-  emulator = started;
-  resources = await provisionEsmResources('cli');
-  iot = new IoTClient({});
-  await provisionIot('cli');
+  // Without an emulator with IoT these tests skip (printed reason).
+  const testbed = await startIotTestbed('cli');
+  if (!testbed) return;
+  ({ emulator, resources, iot } = testbed);
   process.env[envNames.stateMachineArn] = 'arn:aws:states:us-east-1:123456789012:stateMachine:esm';
   broker = await startBroker({ port: 0 });
   process.env.ESM_MQTT_URL = broker.url;

@@ -13,7 +13,7 @@ import {
   CreateThingCommand,
   DescribeCertificateCommand,
   DescribeThingCommand,
-  IoTClient,
+  type IoTClient,
   ListAttachedPoliciesCommand,
   ListCertificatesCommand,
   ListThingPrincipalsCommand,
@@ -35,15 +35,8 @@ import {
 } from '../../lambdas/handlers/api-register-device.ts';
 import { handler as ingestStatus } from '../../lambdas/handlers/ingest-status.ts';
 import { functions } from '../../lambdas/manifest.ts';
-import {
-  type Emulator,
-  type EsmResources,
-  iotAvailable,
-  provisionEsmResources,
-  provisionIot,
-  scanAll,
-  startEmulator,
-} from '../support/moto.ts';
+import { lambdaContext } from '../support/local-sfn.ts';
+import { type Emulator, type EsmResources, scanAll, startIotTestbed } from '../support/moto.ts';
 
 let emulator: Emulator | undefined;
 let resources: EsmResources;
@@ -53,17 +46,9 @@ let thingType: string;
 let policyName: string;
 
 beforeAll(async () => {
-  const started = await startEmulator();
-  // Without IoT these tests skip (printed reason); the emulator is not needed then.
-  if (!(await iotAvailable(started))) {
-    await started?.stop();
-    return;
-  }
-  emulator = started;
-  resources = await provisionEsmResources('devices');
-  iot = new IoTClient({});
-  // What infra/ deploys: the thing type and the device policy.
-  ({ thingType, policyName, dataEndpoint } = await provisionIot('devices'));
+  // Without an emulator with IoT these tests skip (printed reason).
+  const testbed = await startIotTestbed('devices');
+  if (testbed) ({ emulator, resources, iot, thingType, policyName, dataEndpoint } = testbed);
 });
 
 afterAll(async () => {
@@ -71,17 +56,7 @@ afterAll(async () => {
   await emulator?.stop();
 });
 
-const context = {
-  awsRequestId: 'test-request',
-  functionName: 'esm-test',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:esm-test',
-  memoryLimitInMB: '256',
-  logGroupName: '/aws/lambda/esm-test',
-  logStreamName: 'test',
-  callbackWaitsForEmptyEventLoop: false,
-  getRemainingTimeInMillis: () => 30_000,
-} as unknown as Context;
+const context = lambdaContext('esm-test');
 
 function event(
   method: string,

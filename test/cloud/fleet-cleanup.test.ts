@@ -14,7 +14,7 @@ import {
   DeletePolicyCommand,
   DeleteThingTypeCommand,
   DeprecateThingTypeCommand,
-  IoTClient,
+  type IoTClient,
   ListCertificatesCommand,
   ListThingsCommand,
 } from '@aws-sdk/client-iot';
@@ -30,15 +30,7 @@ import {
   fleetCleanupDeps,
 } from '../../lambdas/handlers/fleet-cleanup.ts';
 import { apiEvent, lambdaContext } from '../support/local-sfn.ts';
-import {
-  type Emulator,
-  type EsmResources,
-  iotAvailable,
-  provisionEsmResources,
-  provisionIot,
-  scanAll,
-  startEmulator,
-} from '../support/moto.ts';
+import { type Emulator, type EsmResources, scanAll, startIotTestbed } from '../support/moto.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
@@ -54,16 +46,10 @@ let thingType: string;
 let policyName: string;
 
 beforeAll(async () => {
-  const started = await startEmulator();
-  // Without IoT these tests skip (printed reason); the emulator is not needed then.
-  if (!(await iotAvailable(started))) {
-    await started?.stop();
-    return;
-  }
-  emulator = started;
-  resources = await provisionEsmResources('fleet');
-  iot = new IoTClient({});
-  ({ thingType, policyName } = await provisionIot('fleet'));
+  // Without an emulator with IoT these tests skip (printed reason).
+  const testbed = await startIotTestbed('fleet');
+  if (!testbed) return;
+  ({ emulator, resources, iot, thingType, policyName } = testbed);
   // CloudFormation's pre-signed response URL.
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];

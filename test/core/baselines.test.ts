@@ -106,6 +106,26 @@ describe('ridge', () => {
     expect(() => ridgeFromJSON({ kind: 'ridge' })).toThrow(ValidationError);
   });
 
+  it('keeps a robust relative fit through a JSON round trip (stored as a linear target)', async () => {
+    const rng = createRng(6);
+    const x = randomMatrix(40, 4, rng);
+    const y = linear(x, [1, 2, 3, 4], 80).map((v, i) => (i === 5 ? 3 * v : v));
+    const model = createRidge({ robust: true, target: 'linear' });
+    await model.fit(x, y);
+    expect(model.loss).toBe('huber-relative');
+    const json = JSON.parse(JSON.stringify(model.toJSON()));
+    expect(json).toMatchObject({ target: 'linear', loss: 'huber-relative' });
+    const restored = ridgeFromJSON(json);
+    expect(restored.loss).toBe('huber-relative');
+    expect(Array.from(await restored.predict(x))).toEqual(Array.from(await model.predict(x)));
+    // The tripled row does not pull the fit: the other rows are matched almost exactly.
+    const p = await model.predict(x);
+    const worst = Math.max(
+      ...Array.from(p, (v, i) => (i === 5 ? 0 : Math.abs(v / (y[i] as number) - 1))),
+    );
+    expect(worst).toBeLessThan(0.01);
+  });
+
   it('rejects non-positive latencies and predict before fit', async () => {
     const x = randomMatrix(3, 2, createRng(5));
     await expect(createRidge().fit(x, Float64Array.from([1, 0, 2]))).rejects.toThrow(

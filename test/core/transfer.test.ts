@@ -98,6 +98,32 @@ describe('transfer to a new device (core/predictor/transfer.ts)', () => {
     expect(fromScratch).toBeLessThan(0.97);
   });
 
+  it('keeps > 99 % from 20 samples when two of them are misleading (robust candidates), where plain fits drop', async () => {
+    // Prepare: the same 20-row draw, two rows measured 1.6x slow (a throttled run).
+    const few = archs(20, 5);
+    const x = encodeAll(encoder, few);
+    const y = latencies(few, deviceB, 6).map((v, i) => (i === 2 || i === 13 ? 1.6 * v : v));
+    const make = (robust: boolean) =>
+      createTransferRegressor(
+        { model: prior, source: priorSource, labels: encoder.labels },
+        { robust },
+      );
+    const robust = make(true);
+    const plain = make(false);
+
+    // Act
+    await robust.fit(x, y);
+    await plain.fit(x, y);
+
+    // Assess: CV picks a robust correction, which keeps to the device.
+    expect(robust.fitted?.correction.robust).toBe(true);
+    expect(plain.fitted?.correction.robust).toBeUndefined();
+    const a = accuracy(await robust.predict(xTest), yTestB);
+    const b = accuracy(await plain.predict(xTest), yTestB);
+    expect(a).toBeGreaterThan(0.99);
+    expect(a).toBeGreaterThan(b + 0.01);
+  });
+
   it('recovers an exactly proportional device with a pure scale from 5 samples', async () => {
     const few = archs(5, 7);
     const x = encodeAll(encoder, few);

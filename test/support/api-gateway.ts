@@ -9,20 +9,11 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { Sha256 } from '../../cli/cloud-api.ts';
 import { type FunctionName, type FunctionSpec, functions } from '../../lambdas/manifest.ts';
+import { lambdaContext } from '../../local/sfn.ts';
 
 type Handler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
 
-const context = {
-  awsRequestId: 'local-request',
-  functionName: 'esm-local',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:esm-local',
-  memoryLimitInMB: '256',
-  logGroupName: '/aws/lambda/esm-local',
-  logStreamName: 'local',
-  callbackWaitsForEmptyEventLoop: false,
-  getRemainingTimeInMillis: () => 30_000,
-} as unknown as Context;
+const context = lambdaContext('esm-local');
 
 export interface LocalApi {
   /** Base URL of the stage, like the `ApiUrl` output (`http://127.0.0.1:PORT/v1/`). */

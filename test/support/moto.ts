@@ -12,6 +12,7 @@ import {
   DynamoDBClient,
   type KeySchemaElement,
 } from '@aws-sdk/client-dynamodb';
+import type { IoTClient } from '@aws-sdk/client-iot';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { envNames, tableKeys } from '../../lambdas/manifest.ts';
@@ -291,4 +292,28 @@ export async function provisionIot(prefix = 'esm'): Promise<IotResources> {
   process.env[envNames.devicePolicy] = resources.policyName;
   process.env[envNames.iotDataEndpoint] = dataEndpoint;
   return { ...resources, dataEndpoint };
+}
+
+export interface IotTestbed extends IotResources {
+  readonly emulator: Emulator;
+  readonly resources: EsmResources;
+  /** A client of the emulator's IoT; the caller destroys it. */
+  readonly iot: IoTClient;
+}
+
+/**
+ * What the device routes' tests start from: the emulator, the ESM tables and bucket, and the
+ * IoT thing type and device policy, all under `prefix`. Undefined where there is no emulator
+ * or it has no IoT (the reason is printed, and the tests skip).
+ */
+export async function startIotTestbed(prefix: string): Promise<IotTestbed | undefined> {
+  const emulator = await startEmulator();
+  if (emulator === undefined || !(await iotAvailable(emulator))) {
+    await emulator?.stop();
+    return undefined;
+  }
+  const resources = await provisionEsmResources(prefix);
+  const { IoTClient } = await import('@aws-sdk/client-iot');
+  const iot = new IoTClient({});
+  return { emulator, resources, iot, ...(await provisionIot(prefix)) };
 }

@@ -1,0 +1,239 @@
+/**
+ * The folded arch-in graph (core/onnx/arch-fold.ts: the encoding and the model's Gemms as
+ * per-block tables) against `esm predict` (loadPredictor) and against the general graph, run
+ * with onnxruntime-node: for every built-in space and three spec spaces, the model kinds that
+ * fold (ridge, lut, auto of linear members) and the ones that must fall back (trees, a
+ * statistical encoding).
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EncodingName } from '../../core/encodings/types.ts';
+import { affinePrefix, foldedArchInGraph, NotFoldableError } from '../../core/onnx/arch-fold.ts';
+import { archFiles } from '../../core/onnx/arch-graph-files.ts';
+import { ARCH_JSON, ARCH_ONNX, archRow, archRowLayout } from '../../core/onnx/arch-graph-layout.ts';
+import { modelToOnnxGraph } from '../../core/predictor/export-onnx.ts';
+import { fitPredictor } from '../../core/predictor/index.ts';
+import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
+import type { ModelKind } from '../../core/predictor/types.ts';
+import { createRng } from '../../core/rng.ts';
+import { fbnet } from '../../core/spaces/fbnet.ts';
+import { builtInSpaces } from '../../core/spaces/index.ts';
+import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
+import { spaceFromSpec } from '../../core/spaces/spec.ts';
+import { randomSubnet } from '../../core/spaces/subnet.ts';
+import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
+import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
+
+const specFiles = [
+  'examples/spaces/mixed.json',
+  'examples/spaces/tiny-mbconv.json',
+  'examples/spaces/layerwise-fbnet.json',
+];
+const specs = new Map<string, unknown>();
+const spaces: SearchSpace[] = [...builtInSpaces.values()];
+let dir: string;
+beforeAll(async () => {
+  for (const file of specFiles) {
+    const spec = JSON.parse(await readFile(file, 'utf8'));
+    const space = spaceFromSpec(spec);
+    specs.set(space.name, spec);
+    spaces.push(space);
+  }
+  dir = await mkdtemp(join(tmpdir(), 'esm-fold-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const subnets = (space: SearchSpace, n: number, seed: number): Subnet[] => {
+  const rng = createRng(seed);
+  return Array.from({ length: n }, () => randomSubnet(space, rng));
+};
+
+async function train(space: SearchSpace, model: ModelKind, encoding: EncodingName = 'fcc') {
+  const rng = createRng(11);
+  const rows = subnets(space, 120, 5).map((subnet) => ({
+    subnet,
+    latencyMs: syntheticLatencyMs(space, subnet, { noise: 0.02, rng }),
+  }));
+  const { predictor } = await fitPredictor({
+    space,
+    spaceSpec: specs.get(space.name),
+    rows,
+    data: { file: 'synthetic', sha256: '0'.repeat(64) },
+    model,
+    encoding,
+  });
+  return predictor;
+}
+
+async function runRows(bytes: Uint8Array, rows: readonly (readonly number[])[], length: number) {
+  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  const input = new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [
+    rows.length,
+    length,
+  ]);
+  const out = await session.run({ arch: input });
+  await session.release();
+  return out;
+}
+
+const run = (bytes: Uint8Array, space: SearchSpace, probe: readonly Subnet[]) =>
+  runRows(
+    bytes,
+    probe.map((s) => archRow(space, s)),
+    archRowLayout(space).length,
+  );
+
+/** Largest relative difference, NaN counting as a failure. */
+function worst(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let w = 0;
+  for (let i = 0; i < want.length; i++) {
+    const e = want[i] as number;
+    const d = Math.abs((got[i] as number) - e) / Math.max(Math.abs(e), 1e-9);
+    w = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(w, d);
+  }
+  return w;
+}
+
+describe('folded predictor-arch.onnx', () => {
+  it('predicts what esm predict does (1e-5) for every space and every kind that folds', async () => {
+    const folded: string[] = [];
+    for (const space of spaces) {
+      const probe = subnets(space, 200, 9);
+      const cases: [ModelKind, EncodingName][] = [
+        ['ridge', 'fcc'],
+        ['ridge', 'onehot'],
+        ['ridge', 'feature'],
+        ['ridge', 'physics'],
+        ['lut', 'fcc'],
+        ['auto', 'fcc'],
+      ];
+      for (const [model, encoding] of cases) {
+        // Prepare
+        const predictor = await train(space, model, encoding);
+        const out = join(dir, `${space.name}-${model}-${encoding}`);
+        await savePredictor(out, predictor);
+        const label = `${space.name} ${model} ${encoding}`;
+        const json = JSON.parse(await readFile(join(out, ARCH_JSON), 'utf8'));
+        if (json.graph === 'folded') folded.push(`${space.name}:${model}:${encoding}`);
+        const loaded = await loadPredictor(out);
+        const expected = await loaded.predictSubnetsWithStd(probe);
+        await loaded.close();
+        // Act
+        const result = await run(await readFile(join(out, ARCH_ONNX)), space, probe);
+        // Assess: both outputs, the uncertainty (the model's own nodes on the folded z) too.
+        expect(worst(result.latency_ms?.data as Float32Array, expected.mean), label).toBeLessThan(
+          1e-5,
+        );
+        expect(worst(result.std_ms?.data as Float32Array, expected.std), label).toBeLessThan(1e-5);
+      }
+    }
+    // Linear models on sums over blocks fold on every space (NAS-Bench-201's fcc has its
+    // whole-space cell features, which do not); the default (auto) where its physics is a
+    // sum too.
+    for (const space of spaces) {
+      for (const kind of ['ridge:onehot', 'ridge:feature', 'lut:fcc']) {
+        expect(folded, `${space.name} ${kind}`).toContain(`${space.name}:${kind}`);
+      }
+      if (!space.combinationFeatures) expect(folded).toContain(`${space.name}:ridge:fcc`);
+    }
+    for (const name of ['mobilenetv3', 'fbnet', 'fbnet-imagenet']) {
+      expect(folded).toContain(`${name}:auto:fcc`);
+      expect(folded).toContain(`${name}:ridge:physics`);
+    }
+  }, 600_000);
+
+  it('falls back to the general graph for trees and for a statistical encoding, with the same answers', async () => {
+    const space = mobilenetv3;
+    const probe = subnets(space, 200, 21);
+    for (const [model, encoding] of [
+      ['gbt', 'fcc'],
+      ['ridge', 'statistical'],
+    ] as [ModelKind, EncodingName][]) {
+      // Prepare
+      const predictor = await train(space, model, encoding);
+      const out = join(dir, `fallback-${model}-${encoding}`);
+      await savePredictor(out, predictor);
+      const loaded = await loadPredictor(out);
+      const expected = await loaded.predictSubnets(probe);
+      await loaded.close();
+      // Act
+      const json = JSON.parse(await readFile(join(out, ARCH_JSON), 'utf8'));
+      const got = (await run(await readFile(join(out, ARCH_ONNX)), space, probe)).latency_ms
+        ?.data as Float32Array;
+      // Assess
+      expect(json.graph, `${model} ${encoding}`).toBe('general');
+      expect(worst(got, expected), `${model} ${encoding}`).toBeLessThan(1e-5);
+    }
+  }, 120_000);
+
+  it('names why a model or its features do not fold', async () => {
+    // Prepare
+    const trees = await train(mobilenetv3, 'gbt');
+    const statistical = await train(mobilenetv3, 'ridge', 'statistical');
+    // Act / Assess
+    expect(() => affinePrefix(modelToOnnxGraph(trees.model))).toThrow(NotFoldableError);
+    expect(() => affinePrefix(modelToOnnxGraph(trees.model))).toThrow(/TreeEnsembleRegressor/);
+    expect(() =>
+      foldedArchInGraph(mobilenetv3, statistical.features, modelToOnnxGraph(statistical.model)),
+    ).toThrow(/statistical encoding is not a sum over blocks/);
+  }, 60_000);
+
+  it('gives the general graph’s answers, NaN included, on rows the space does not allow', async () => {
+    // Prepare: FBNet (layer-wise: a skip voids the slot's op), unit 1 slot 1.
+    const predictor = await train(fbnet, 'ridge');
+    const general = archFiles(fbnet, predictor, undefined, { fold: false });
+    const folded = archFiles(fbnet, predictor);
+    const layout = archRowLayout(fbnet);
+    const op = layout.blockColumn(0, 1, 1);
+    const skip = layout.blockColumn(1, 1, 1);
+    const good = archRow(fbnet, subnets(fbnet, 1, 4)[0] as Subnet);
+    const rows = [
+      good,
+      good.map((v, i) => (i === skip ? 1 : i === op ? 99 : v)), // a skip: its op is ignored
+      good.map((v, i) => (i === skip ? 0 : i === op ? 99 : v)), // a layer with op 99
+      good.map((v, i) => (i === skip ? 2 : v)), // skip kind 2 does not exist
+      good.map((v, i) => (i === layout.resolutionColumn ? 33 : v)),
+      good.map((v, i) => (i === layout.depthColumn(1) ? 3 : v)),
+    ];
+    // Act
+    const a = (await runRows(folded?.onnx as Uint8Array, rows, layout.length)).latency_ms
+      ?.data as Float32Array;
+    const b = (await runRows(general?.onnx as Uint8Array, rows, layout.length)).latency_ms
+      ?.data as Float32Array;
+    // Assess
+    expect(JSON.parse(folded?.json ?? '{}').graph).toBe('folded');
+    expect(JSON.parse(general?.json ?? '{}').graph).toBe('general');
+    expect(Number.isFinite(a[0]) && Number.isFinite(a[1])).toBe(true);
+    expect([a[2], a[3], a[4], a[5]].every((v) => Number.isNaN(v))).toBe(true);
+    for (let i = 0; i < rows.length; i++) {
+      if (Number.isNaN(b[i] as number)) expect(Number.isNaN(a[i] as number), `row ${i}`).toBe(true);
+      else
+        expect(Math.abs((a[i] as number) - (b[i] as number)) / (b[i] as number)).toBeLessThan(1e-5);
+    }
+  }, 60_000);
+
+  it('ignores whatever an inactive MobileNetV3 slot holds and answers NaN for an active one', async () => {
+    // Prepare: unit 0 at depth 2, so its slots 2 and 3 are inactive.
+    const predictor = await train(mobilenetv3, 'auto');
+    const files = archFiles(mobilenetv3, predictor);
+    const good = archRow(mobilenetv3, subnets(mobilenetv3, 1, 8)[0] as Subnet).map((v, i) =>
+      i === 40 ? 2 : v,
+    );
+    const rows = [
+      good,
+      good.map((v, i) => (i === 3 ? 99 : v)),
+      good.map((v, i) => (i === 1 ? 99 : v)),
+    ];
+    // Act
+    const y = (await runRows(files?.onnx as Uint8Array, rows, 46)).latency_ms?.data as Float32Array;
+    // Assess
+    expect(JSON.parse(files?.json ?? '{}').graph).toBe('folded');
+    expect(y[1]).toBe(y[0]);
+    expect(Number.isNaN(y[2] as number)).toBe(true);
+  }, 60_000);
+});
