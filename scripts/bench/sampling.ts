@@ -149,6 +149,8 @@ interface LoopResult {
   falsePasses: number;
   /** CPU seconds of the whole replay (this process, user + system). */
   cpuSeconds: number;
+  /** Per-bin accuracy on the unmeasured architectures when the run stopped. */
+  truthBins: (number | null)[];
   /** What `auto` chose, per iteration ("" for another model). */
   chosen: string[];
 }
@@ -439,7 +441,11 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     if (heldOutSamples === null && accs.every((a) => a >= params.accTh)) {
       heldOutSamples = measured.length;
     }
-    lastPassed = record.bins.map((b) => b.accuracy !== null && b.accuracy >= params.accTh);
+    // What the decision judged: the test share, or the out-of-fold estimate (and its bound).
+    lastPassed = record.bins.map((b) => {
+      const judged = b.decided ? (b.decided.lowerBound ?? b.decided.accuracy) : b.accuracy;
+      return judged !== null && judged >= params.accTh;
+    });
     previous = record;
     if (record.stop) {
       reason = record.reason ?? '';
@@ -460,6 +466,7 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     heldOutWorstBin: known.length ? Math.min(...known) : null,
     heldOutSamples,
     falsePasses: lastPassed.filter((p, b) => p && (truthBins[b] ?? 1) < params.accTh).length,
+    truthBins,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     chosen,
   };
