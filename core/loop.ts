@@ -343,6 +343,8 @@ export interface SummariseOptions {
     minTestPerBin?: number;
     /** @default 'test' (RunParams.binAccuracy) */
     binAccuracy?: 'test' | 'oof';
+    /** @default 0 (RunParams.binAccuracyZ) */
+    binAccuracyZ?: number;
   };
   /**
    * With `params.binAccuracy: 'oof'`: training samples with out-of-fold predictions, judged
@@ -395,10 +397,17 @@ export function summariseIteration(options: SummariseOptions): IterationRecord {
   };
   const judged =
     params.binAccuracy === 'oof' && options.outOfFold
-      ? withOutOfFold(binSummaries, test, predictedTest, options.outOfFold, bins)
+      ? withOutOfFold(
+          binSummaries,
+          test,
+          predictedTest,
+          options.outOfFold,
+          bins,
+          params.binAccuracyZ ?? 0,
+        )
       : binSummaries;
   const decision = decide({
-    binAccuracies: judged.map((b) => b.decided?.accuracy ?? b.accuracy),
+    binAccuracies: judged.map((b) => b.decided?.lowerBound ?? b.decided?.accuracy ?? b.accuracy),
     binTestCounts: judged.map((b) => b.decided?.n ?? b.test),
     minTest: params.minTestPerBin,
     accTh: params.accTh,
@@ -441,16 +450,33 @@ function withOutOfFold(
   predictedTest: ArrayLike<number>,
   outOfFold: readonly OutOfFoldSample[],
   bins: readonly DepthBin[],
+  z: number,
 ): BinSummary[] {
+  const rows = [
+    ...test.map((s, i) => ({ ...s, predicted: predictedTest[i] as number })),
+    ...outOfFold,
+  ];
   const judged = evaluate({
-    predicted: [...Array.from(predictedTest), ...outOfFold.map((s) => s.predicted)],
-    measured: [...test.map((s) => s.latencyMs), ...outOfFold.map((s) => s.latencyMs)],
-    depths: [...test.map((s) => s.depth), ...outOfFold.map((s) => s.depth)],
+    predicted: rows.map((r) => r.predicted),
+    measured: rows.map((r) => r.latencyMs),
+    depths: rows.map((r) => r.depth),
     bins,
   }).bins;
+  // Per-bin spread of the rows' accuracies, for the lower bound.
+  const squares = bins.map(() => 0);
+  for (const r of rows) {
+    const b = binOf(bins, r.depth);
+    const mean = judged?.[b]?.accuracy as number;
+    const accuracy = 1 - Math.abs(r.predicted - r.latencyMs) / r.latencyMs;
+    squares[b] = (squares[b] as number) + (accuracy - mean) ** 2;
+  }
   return binSummaries.map((b, i) => {
-    const j = judged?.[i];
-    return { ...b, decided: { n: j?.n ?? 0, accuracy: j?.accuracy ?? null } };
+    const n = judged?.[i]?.n ?? 0;
+    const accuracy = judged?.[i]?.accuracy ?? null;
+    if (z <= 0 || accuracy === null) return { ...b, decided: { n, accuracy } };
+    // One row has no spread to bound by: it cannot pass under a bound.
+    const se = n > 1 ? Math.sqrt((squares[i] as number) / (n - 1) / n) : Number.POSITIVE_INFINITY;
+    return { ...b, decided: { n, accuracy, lowerBound: accuracy - z * se } };
   });
 }
 

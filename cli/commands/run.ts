@@ -40,6 +40,8 @@ interface RunOptions {
   maxIter?: number;
   testFraction?: number;
   minTestPerBin?: number;
+  binAccuracy?: 'test' | 'oof';
+  binAccuracyZ?: number;
   seed?: number;
   runs?: number;
   warmup?: number;
@@ -140,6 +142,8 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
     maxIter: options.maxIter,
     testFraction: options.testFraction,
     minTestPerBin: options.minTestPerBin,
+    binAccuracy: options.binAccuracy,
+    binAccuracyZ: options.binAccuracyZ,
     seed: options.seed,
     chunkSize: options.chunkSize,
     resultTimeoutSeconds: options.resultTimeout,
@@ -273,6 +277,16 @@ export function register(program: Command): void {
       '--min-test-per-bin <n>',
       'test samples a bin needs before it may count as converged (default 1)',
       parse.int(1, 10_000),
+    )
+    .option(
+      '--bin-accuracy <rule>',
+      "what a bin is judged on: test (its test samples) | oof (also auto's out-of-fold predictions of its training samples; docs/run.md) (default test)",
+      parse.oneOf(['test', 'oof'] as const),
+    )
+    .option(
+      '--bin-accuracy-z <z>',
+      'with --bin-accuracy oof: a bin passes when its accuracy minus z standard errors reaches AccTH (default 0)',
+      parse.number(0, 5),
     )
     .option('--seed <k>', 'random seed (default 1)', parse.int(0, 0xffffffff))
     .option('--runs <n>', 'timed runs per model on the device (default 15)', parse.int(1, 10_000))

@@ -79,6 +79,12 @@ export const runParams = z.object({
    * ones are the hard cases by design. `minTestPerBin` then counts those samples too.
    */
   binAccuracy: z.enum(['test', 'oof']).default('test'),
+  /**
+   * With `binAccuracy: 'oof'`: a bin passes only when its accuracy minus this many standard
+   * errors (of its rows' accuracies) reaches AccTH, so a bin judged on few rows near AccTH
+   * does not pass by luck. 0 = the mean itself.
+   */
+  binAccuracyZ: z.number().min(0).max(5).default(0),
   /** Share of every batch, stratified per depth bin, held out as test samples. */
   testFraction: z.number().gt(0).lt(1).default(0.2),
   seed: z.number().int().min(0).max(0xffffffff).default(1),
@@ -140,7 +146,12 @@ export const binSummary = z.object({
    * out-of-fold training samples) and their mean accuracy; absent under the default rule.
    */
   decided: z
-    .object({ n: z.number().int().nonnegative(), accuracy: z.number().nullable() })
+    .object({
+      n: z.number().int().nonnegative(),
+      accuracy: z.number().nullable(),
+      /** With `binAccuracyZ` > 0: accuracy minus that many standard errors; what must pass. */
+      lowerBound: z.number().optional(),
+    })
     .optional(),
 });
 export type BinSummary = z.infer<typeof binSummary>;

@@ -75,6 +75,7 @@ const { values } = parseArgs({
     uncertainty: { type: 'string', default: 'bootstrap' },
     estimate: { type: 'string', default: 'test' },
     ceiling: { type: 'string' },
+    z: { type: 'string', default: '0' },
     train: { type: 'string', default: '400' },
     json: { type: 'string' },
     skip: { type: 'string', default: '' },
@@ -148,6 +149,8 @@ interface LoopResult {
   falsePasses: number;
   /** CPU seconds of the whole replay (this process, user + system). */
   cpuSeconds: number;
+  /** Per-bin accuracy on the unmeasured architectures when the run stopped. */
+  truthBins: (number | null)[];
   /** What `auto` chose, per iteration ("" for another model). */
   chosen: string[];
 }
@@ -345,6 +348,7 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     maxIter: Number(values['max-iter']),
     minTestPerBin: Number(values['min-test']),
     binAccuracy: estimate,
+    binAccuracyZ: Number(values.z),
     encoding: values.encoding,
     seed,
   });
@@ -437,7 +441,11 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     if (heldOutSamples === null && accs.every((a) => a >= params.accTh)) {
       heldOutSamples = measured.length;
     }
-    lastPassed = record.bins.map((b) => b.accuracy !== null && b.accuracy >= params.accTh);
+    // What the decision judged: the test share, or the out-of-fold estimate (and its bound).
+    lastPassed = record.bins.map((b) => {
+      const judged = b.decided ? (b.decided.lowerBound ?? b.decided.accuracy) : b.accuracy;
+      return judged !== null && judged >= params.accTh;
+    });
     previous = record;
     if (record.stop) {
       reason = record.reason ?? '';
@@ -458,6 +466,7 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     heldOutWorstBin: known.length ? Math.min(...known) : null,
     heldOutSamples,
     falsePasses: lastPassed.filter((p, b) => p && (truthBins[b] ?? 1) < params.accTh).length,
+    truthBins,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     chosen,
   };
@@ -593,7 +602,7 @@ const enc = skip.has('encodings') || ceilingRows > 0 ? [] : await encodings();
 const out: string[] = [];
 if (loops.length) {
   out.push(
-    `Convergence (AccTH ${values['acc-th']}, model ${model}, ${nBins} bins, N_I ${values['n-init']}, N_Step ${values['n-step']}, w1 ${values.w1}, min ${values['min-test']} test per bin, max ${values['max-iter']} iterations, active uncertainty ${uncertaintyKind}, estimate ${estimate}):`,
+    `Convergence (AccTH ${values['acc-th']}, model ${model}, ${nBins} bins, N_I ${values['n-init']}, N_Step ${values['n-step']}, w1 ${values.w1}, min ${values['min-test']} test per bin, max ${values['max-iter']} iterations, active uncertainty ${uncertaintyKind}, estimate ${estimate}, z ${values.z}):`,
     '',
     '| strategy | converged | median iterations | median samples | samples per seed | unmeasured: worst bin at the end | unmeasured: all bins >= AccTH at | false passes | CPU s per run |',
     '|---|---|---|---|---|---|---|---|---|',

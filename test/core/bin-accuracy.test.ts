@@ -79,6 +79,50 @@ describe("summariseIteration with binAccuracy 'oof' (core/loop.ts)", () => {
     expect(byAll.nextBinWeights).toEqual([1, 3]);
   });
 
+  it('with binAccuracyZ passes a bin only when its lower bound clears AccTH', () => {
+    const bins = [{ lo: 0, hi: 0 }];
+    const test: MeasuredSample[] = [{ depth: 0, split: 'test', latencyMs: 10 }];
+    // Nine training rows alternately 1 % and 7 % off: mean accuracy 0.96 with the test row's.
+    const outOfFold: OutOfFoldSample[] = Array.from({ length: 9 }, (_, i) => ({
+      depth: 0,
+      latencyMs: 10,
+      predicted: i % 2 ? 10.1 : 10.7,
+    }));
+    const summarise = (z: number, rows = outOfFold, predicted = 10.4) =>
+      summariseIteration({
+        iteration: 0,
+        bins,
+        samples: [
+          ...test,
+          ...rows.map(() => ({ depth: 0, split: 'train' as const, latencyMs: 10 })),
+        ],
+        predictedTest: [predicted],
+        params: { accTh: 0.95, maxIter: 5, w1: 3, binAccuracy: 'oof', binAccuracyZ: z },
+        outOfFold: rows,
+        secondsMeasuring: 0,
+        secondsTraining: 0,
+        quality: { maxDrift: 0, remeasured: 0 },
+        finishedAt: '2026-01-01T00:00:00Z',
+      });
+    const accuracies = [0.96, ...outOfFold.map((r) => 1 - Math.abs(r.predicted - 10) / 10)];
+    const mean = accuracies.reduce((a, b) => a + b, 0) / accuracies.length;
+    const sd = Math.sqrt(
+      accuracies.reduce((a, b) => a + (b - mean) ** 2, 0) / (accuracies.length - 1),
+    );
+    expect(mean).toBeLessThan(0.96 + 1e-9);
+    expect(summarise(0).converged).toBe(true);
+    const bounded = summarise(1);
+    expect(bounded.bins[0]?.decided?.lowerBound).toBeCloseTo(mean - sd / Math.sqrt(10), 10);
+    expect(bounded.converged).toBe(mean - sd / Math.sqrt(10) >= 0.95);
+    expect(summarise(2).converged).toBe(false);
+    // Rows that agree have no spread: the bound is the mean and the bin passes.
+    const same = Array.from({ length: 9 }, () => ({ depth: 0, latencyMs: 10, predicted: 10.4 }));
+    expect(summarise(2, same).converged).toBe(true);
+    // One row alone has no spread to bound by: it cannot pass under a bound.
+    expect(summarise(2, [], 10).converged).toBe(false);
+    expect(summarise(0, [], 10).converged).toBe(true);
+  });
+
   it("keeps the default rule exactly when 'test' is asked for or no out-of-fold rows exist", () => {
     const summarise = iteration([9, 10], [0.01, 0.01]);
     expect(summarise('test')).toEqual(summarise('test', false));
