@@ -11,6 +11,7 @@ import { ValidationError } from '../../core/errors.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
+  type BinSummary,
   measurementDefaults,
   type RunParams,
   type RunParamsInput,
@@ -204,6 +205,17 @@ function depthSpan(b: { lo: number; hi: number }): string {
 
 function pct(x: number | null): string {
   return x === null ? '  -  ' : `${(x * 100).toFixed(1)}%`;
+}
+
+/** What the loop judged a bin on: the test samples, or with `--bin-accuracy oof` its bound. */
+function judgedAccuracy(bin: BinSummary): number | null {
+  return bin.decided?.lowerBound ?? bin.decided?.accuracy ?? bin.accuracy;
+}
+
+function judgedLabel(bins: readonly BinSummary[]): string {
+  const decided = bins.find((b) => b.decided !== undefined)?.decided;
+  if (decided === undefined) return '';
+  return decided.lowerBound === undefined ? ' (test + out-of-fold)' : ' (out-of-fold lower bound)';
 }
 
 /** The model a run trains, as its header names it (auto brings physics and LUT counts). */
@@ -420,7 +432,7 @@ export function register(program: Command): void {
             const r = event.record;
             progress.log(
               `iteration ${r.iteration}: ${r.samples.train} train + ${r.samples.test} test, accuracy ${pct(r.overall.accuracy)} (bin-balanced ${pct(r.overall.binBalancedAccuracy)}), ` +
-                `per depth bin ${r.bins.map((b) => `${depthSpan(b)}:${pct(b.accuracy)}`).join(' ')}; ` +
+                `per depth bin${judgedLabel(r.bins)} ${r.bins.map((b) => `${depthSpan(b)}:${pct(judgedAccuracy(b))}`).join(' ')}; ` +
                 `measuring ${r.secondsMeasuring.toFixed(0)}s, training ${r.secondsTraining.toFixed(0)}s${r.reason ? ` -> ${r.reason}` : ''}`,
             );
             break;
