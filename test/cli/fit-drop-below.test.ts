@@ -6,10 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { esm } from '../support/cli.ts';
+import { sharedDataAvailable, sharedDataPath } from '../support/shared-data.ts';
 
-const data = '../shared/data/nb201/pixel3.jsonl';
+const file = 'nb201/pixel3.jsonl';
+const data = sharedDataPath(file);
 
-describe('esm fit --drop-below', () => {
+describe.skipIf(!sharedDataAvailable(file))('esm fit --drop-below', () => {
   it('drops the rows under the floor before the split and says how many', async () => {
     const values = readFileSync(data, 'utf8')
       .trim()

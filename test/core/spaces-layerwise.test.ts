@@ -21,9 +21,13 @@ import {
 } from '../../core/spaces/subnet.ts';
 import type { LayerGraph } from '../../core/spaces/types.ts';
 import { buildOnnxGraph, countParameters } from '../../device-client/onnx-builder.ts';
+import { sharedDataAvailable, sharedDataPath } from '../support/shared-data.ts';
+
+const helpFbnet = sharedDataAvailable('help-fbnet/titan_rtx_64.jsonl');
+const nb201Pixel3 = sharedDataAvailable('nb201/pixel3.jsonl');
 
 const dataLines = (file: string, n: number): { arch: unknown; latency_ms: number }[] =>
-  readFileSync(new URL(`../../../shared/data/${file}`, import.meta.url), 'utf8')
+  readFileSync(sharedDataPath(file), 'utf8')
     .trim()
     .split('\n')
     .slice(0, n)
@@ -44,17 +48,20 @@ describe('fbnet', () => {
     expect(getSpace('fbnet-imagenet')).toBe(fbnetImagenet);
   });
 
-  it('reads every HELP FBNet arch and writes it back unchanged; depth counts non-skip layers', () => {
-    const lines = dataLines('help-fbnet/titan_rtx_64.jsonl', 500);
-    for (const { arch } of lines) {
-      const subnet = fbnet.parse(arch);
-      expect(fbnet.toNative(subnet)).toEqual(arch);
-      const ops = (arch as { ops: number[] }).ops;
-      expect(depth(subnet)).toBe(ops.filter((o) => o !== 8).length);
-    }
-    const named = fbnet.parse({ ops: new Array(22).fill('k5_e1_g2') });
-    expect(fbnet.toNative(named).ops).toEqual(new Array(22).fill(FBNET_OPS.indexOf('k5_e1_g2')));
-  });
+  it.skipIf(!helpFbnet)(
+    'reads every HELP FBNet arch and writes it back unchanged; depth counts non-skip layers',
+    () => {
+      const lines = dataLines('help-fbnet/titan_rtx_64.jsonl', 500);
+      for (const { arch } of lines) {
+        const subnet = fbnet.parse(arch);
+        expect(fbnet.toNative(subnet)).toEqual(arch);
+        const ops = (arch as { ops: number[] }).ops;
+        expect(depth(subnet)).toBe(ops.filter((o) => o !== 8).length);
+      }
+      const named = fbnet.parse({ ops: new Array(22).fill('k5_e1_g2') });
+      expect(fbnet.toNative(named).ops).toEqual(new Array(22).fill(FBNET_OPS.indexOf('k5_e1_g2')));
+    },
+  );
 
   it('names the wrong field with the allowed ops', () => {
     const ops = new Array(22).fill(0);
@@ -89,17 +96,20 @@ describe('fbnet', () => {
     expect(dist.reduce((a, p, d) => a + p * d, 0)).toBeCloseTo((22 * 8) / 9, 10);
   });
 
-  it('bins a replay pool over the depths it holds (HELP: 13..22 of 0..22)', () => {
-    const pool = dataLines('help-fbnet/titan_rtx_64.jsonl', 5000).map(({ arch }) => ({
-      depth: depth(fbnet.parse(arch)),
-    }));
-    const bins = poolDepthBins(pool, 5);
-    expect(bins[0]?.lo).toBe(Math.min(...pool.map((p) => p.depth)));
-    expect(bins.at(-1)?.hi).toBe(22);
-    expect(bins).toHaveLength(5);
-    expect(depthBins(fbnet, 5)[0]).toEqual({ lo: 0, hi: 3 });
-    expect(() => poolDepthBins([], 5)).toThrow(/^pool: the replay pool is empty/);
-  });
+  it.skipIf(!helpFbnet)(
+    'bins a replay pool over the depths it holds (HELP: 13..22 of 0..22)',
+    () => {
+      const pool = dataLines('help-fbnet/titan_rtx_64.jsonl', 5000).map(({ arch }) => ({
+        depth: depth(fbnet.parse(arch)),
+      }));
+      const bins = poolDepthBins(pool, 5);
+      expect(bins[0]?.lo).toBe(Math.min(...pool.map((p) => p.depth)));
+      expect(bins.at(-1)?.hi).toBe(22);
+      expect(bins).toHaveLength(5);
+      expect(depthBins(fbnet, 5)[0]).toEqual({ lo: 0, hi: 3 });
+      expect(() => poolDepthBins([], 5)).toThrow(/^pool: the replay pool is empty/);
+    },
+  );
 
   it('has the parameters of hand arithmetic: all skips, and all k5_e6 / k3_e1_g2', () => {
     // All skips: stem, one 1x1 conv + ReLU where each stage widens, head 1x1, FC 100.
@@ -159,19 +169,22 @@ describe('fbnet', () => {
 describe('nasbench201', () => {
   const ALL = (op: string) => `|${op}~0|+|${op}~0|${op}~1|+|${op}~0|${op}~1|${op}~2|`;
 
-  it('has 15,625 cells and reads all of HW-NAS-Bench`s, writing each back unchanged', () => {
-    expect(cardinality(nasbench201)).toBe(15625n);
-    expect(depthRange(nasbench201)).toEqual({ min: 0, max: 6 });
-    const lines = dataLines('nb201/pixel3.jsonl', 20000);
-    expect(lines).toHaveLength(15625);
-    const keys = new Set<string>();
-    for (const { arch } of lines) {
-      const subnet = nasbench201.parse(arch);
-      expect(nasbench201.toNative(subnet)).toEqual(arch);
-      keys.add(subnetKey(subnet));
-    }
-    expect(keys.size).toBe(15625);
-  });
+  it.skipIf(!nb201Pixel3)(
+    'has 15,625 cells and reads all of HW-NAS-Bench`s, writing each back unchanged',
+    () => {
+      expect(cardinality(nasbench201)).toBe(15625n);
+      expect(depthRange(nasbench201)).toEqual({ min: 0, max: 6 });
+      const lines = dataLines('nb201/pixel3.jsonl', 20000);
+      expect(lines).toHaveLength(15625);
+      const keys = new Set<string>();
+      for (const { arch } of lines) {
+        const subnet = nasbench201.parse(arch);
+        expect(nasbench201.toNative(subnet)).toEqual(arch);
+        keys.add(subnetKey(subnet));
+      }
+      expect(keys.size).toBe(15625);
+    },
+  );
 
   it('depth counts the edges that compute (conv or pool), not none or skip_connect', () => {
     const parse = (s: string) => nasbench201.parse({ arch_str: s });

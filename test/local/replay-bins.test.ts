@@ -3,14 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { esm } from '../support/cli.ts';
+import { sharedDataAvailable, sharedDataPath } from '../support/shared-data.ts';
 
 // HELP's FBNet archs have 13..22 layers of the space's 0..22: bins over the whole range could
 // never be filled from that pool, so a replay would never converge.
-const data = '../shared/data/help-fbnet/titan_rtx_64.jsonl';
+const file = 'help-fbnet/titan_rtx_64.jsonl';
+const data = sharedDataPath(file);
 const dir = mkdtempSync(join(tmpdir(), 'esm-replay-bins-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('esm run --device dataset:FILE', () => {
+describe.skipIf(!sharedDataAvailable(file))('esm run --device dataset:FILE', () => {
   it('bins over the depths the pool holds and converges on a dataset that covers part of the space', async () => {
     // Prepare
     const out = join(dir, 'run');
