@@ -8,10 +8,14 @@
  * models' `predictWithStd` is a constant relative error for a linear model (types.ts), which
  * cannot rank candidates. Pure and seeded.
  */
+import { createEncoder, encodeAll } from './encodings/index.ts';
 import { ValidationError } from './errors.ts';
+import { iterationSeed } from './loop.ts';
 import { createRidge, type RidgeModel } from './predictor/ridge.ts';
 import type { Matrix } from './predictor/types.ts';
-import type { Rng } from './rng.ts';
+import { createRng, type Rng } from './rng.ts';
+import type { RunParams } from './schemas/run.ts';
+import type { SearchSpace } from './spaces/types.ts';
 
 export interface BootstrapOptions {
   readonly rng: Rng;
@@ -74,4 +78,30 @@ export async function bootstrapUncertainty(
     }
     return out;
   };
+}
+
+/**
+ * What `--sampling active` ranks the candidates of iteration `iteration` by: the bootstrap
+ * spread on the run's encoding of its measured training rows, seeded by (seed, iteration) so
+ * that a retry plans the same batch. The workflow's Extend task and the replay benchmark
+ * (scripts/bench/sampling.ts) both call it, so the benchmark measures what a run does.
+ */
+export async function activeUncertainty(
+  space: SearchSpace,
+  params: Pick<RunParams, 'encoding' | 'seed'>,
+  train: readonly { readonly arch: unknown; readonly latencyMs: number }[],
+  iteration: number,
+): Promise<(candidates: readonly { readonly arch: unknown }[]) => Promise<Float64Array>> {
+  const encoder = createEncoder(space, params.encoding);
+  const encode = (rows: readonly { readonly arch: unknown }[]) =>
+    encodeAll(
+      encoder,
+      rows.map((r) => space.parse(r.arch)),
+    );
+  const uncertainty = await bootstrapUncertainty(
+    encode(train),
+    Float64Array.from(train, (r) => r.latencyMs),
+    { rng: createRng(iterationSeed(params.seed ^ 0xac71fe, iteration)) },
+  );
+  return (candidates) => uncertainty(encode(candidates));
 }

@@ -5,17 +5,10 @@
  * plans the same batch, which the idempotent `putSamples` writes once.
  */
 import { z } from 'zod';
-import { bootstrapUncertainty } from '../../core/active.ts';
-import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
-import {
-  type Candidate,
-  iterationSeed,
-  planActiveExtension,
-  planExtension,
-} from '../../core/loop.ts';
+import { activeUncertainty } from '../../core/active.ts';
+import { iterationSeed, planActiveExtension, planExtension } from '../../core/loop.ts';
 import { createRng } from '../../core/rng.ts';
-import type { RunParams, SampleRecord } from '../../core/schemas/run.ts';
-import type { SearchSpace } from '../../core/spaces/types.ts';
+import type { SampleRecord } from '../../core/schemas/run.ts';
 import { logger, workflowTask } from '../middleware.ts';
 import { loadPool, loadRun, type WorkflowDeps, workflowDeps } from '../workflow/run-context.ts';
 
@@ -26,35 +19,13 @@ const extendInput = z.looseObject({
   binWeights: z.array(z.number().nonnegative()).min(1),
 });
 
-/**
- * `--sampling active`: how unsure a predictor of the measured training rows is about each
- * candidate (core/active.ts), seeded by (seed, iteration) so a retry plans the same batch.
- */
-async function activeUncertainty(
-  space: SearchSpace,
-  params: RunParams,
-  samples: readonly SampleRecord[],
-  iteration: number,
-): Promise<(candidates: readonly Candidate[]) => Promise<ArrayLike<number>>> {
-  const encoder = createEncoder(space, params.encoding);
-  const train = samples.filter(
-    (s) => s.split === 'train' && s.status === 'measured' && s.latencyMs !== undefined,
+/** The run's measured training samples: what the active uncertainty is fitted on. */
+function measuredTrain(samples: readonly SampleRecord[]) {
+  return samples.flatMap((s) =>
+    s.split === 'train' && s.status === 'measured' && s.latencyMs !== undefined
+      ? [{ arch: s.arch, latencyMs: s.latencyMs }]
+      : [],
   );
-  const uncertainty = await bootstrapUncertainty(
-    encodeAll(
-      encoder,
-      train.map((s) => space.parse(s.arch)),
-    ),
-    Float64Array.from(train, (s) => s.latencyMs as number),
-    { rng: createRng(iterationSeed(params.seed ^ 0xac71fe, iteration)) },
-  );
-  return (candidates) =>
-    uncertainty(
-      encodeAll(
-        encoder,
-        candidates.map((c) => space.parse(c.arch)),
-      ),
-    );
 }
 
 export function createExtendHandler(deps: () => WorkflowDeps = workflowDeps) {
@@ -77,7 +48,7 @@ export function createExtendHandler(deps: () => WorkflowDeps = workflowDeps) {
       params.sampling === 'active'
         ? await planActiveExtension({
             ...plan,
-            uncertainty: await activeUncertainty(space, params, existing, next),
+            uncertainty: await activeUncertainty(space, params, measuredTrain(existing), next),
           })
         : planExtension(plan);
     const written = await state.putSamples(runId, samples);

@@ -14,7 +14,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { bootstrapUncertainty } from '../../core/active.ts';
+import { activeUncertainty as coreActiveUncertainty } from '../../core/active.ts';
 import { parseDataset } from '../../core/dataset.ts';
 import {
   createEncoder,
@@ -179,8 +179,8 @@ const rowOf = new Map(pool.map((p, i) => [p.key, i]));
 
 /**
  * How unsure the loop is about each candidate, by `--uncertainty`:
- * `bootstrap` = the cloud's and `esm run`'s (core/active.ts on the run's encoding, seeded as
- * workflow-extend.ts seeds it); `std` = the last predictor's own `predictWithStd`, relative;
+ * `bootstrap` = the cloud's and `esm run`'s (core/active.ts `activeUncertainty`, which the
+ * workflow's Extend task calls); `std` = the last predictor's own `predictWithStd`, relative;
  * `coverage` = distance (standardised physics features) to the nearest measured architecture
  * of the same depth bin: far from everything measured = unknown.
  */
@@ -234,23 +234,12 @@ async function activeUncertainty(
         return best;
       });
   }
-  const encoder = createEncoder(space, params.encoding);
-  const train = measured.filter((m) => m.split === 'train');
-  const uncertainty = await bootstrapUncertainty(
-    encodeAll(
-      encoder,
-      train.map((m) => space.parse(m.arch)),
-    ),
-    Float64Array.from(train, (m) => m.latencyMs),
-    { rng: createRng(iterationSeed(params.seed ^ 0xac71fe, iteration)) },
+  return coreActiveUncertainty(
+    space,
+    params,
+    measured.filter((m) => m.split === 'train'),
+    iteration,
   );
-  return (cs) =>
-    uncertainty(
-      encodeAll(
-        encoder,
-        cs.map((c) => space.parse(c.arch)),
-      ),
-    );
 }
 
 /** 5-fold out-of-fold predictions of the run's model on the training rows (seeded). */
