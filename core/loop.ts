@@ -325,6 +325,14 @@ export function decide(options: DecideOptions): Decision {
   };
 }
 
+/**
+ * The accuracy the loop decides a bin on: its test samples' under the default rule; with
+ * `binAccuracy: 'oof'` that of its test and out-of-fold samples, or their lower bound.
+ */
+export function judgedAccuracy(bin: BinSummary): number | null {
+  return bin.decided?.lowerBound ?? bin.decided?.accuracy ?? bin.accuracy;
+}
+
 /** A training sample scored by a model that did not train on it (cross-validation). */
 export interface OutOfFoldSample {
   readonly depth: number;
@@ -407,7 +415,7 @@ export function summariseIteration(options: SummariseOptions): IterationRecord {
         )
       : binSummaries;
   const decision = decide({
-    binAccuracies: judged.map((b) => b.decided?.lowerBound ?? b.decided?.accuracy ?? b.accuracy),
+    binAccuracies: judged.map(judgedAccuracy),
     binTestCounts: judged.map((b) => b.decided?.n ?? b.test),
     minTest: params.minTestPerBin,
     accTh: params.accTh,

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { encodingNames } from '../../core/encodings/types.ts';
 import { ValidationError } from '../../core/errors.ts';
+import { judgedAccuracy } from '../../core/loop.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
@@ -205,11 +206,6 @@ function depthSpan(b: { lo: number; hi: number }): string {
 
 function pct(x: number | null): string {
   return x === null ? '  -  ' : `${(x * 100).toFixed(1)}%`;
-}
-
-/** What the loop judged a bin on: the test samples, or with `--bin-accuracy oof` its bound. */
-function judgedAccuracy(bin: BinSummary): number | null {
-  return bin.decided?.lowerBound ?? bin.decided?.accuracy ?? bin.accuracy;
 }
 
 function judgedLabel(bins: readonly BinSummary[]): string {
