@@ -343,6 +343,23 @@ function pairedDifference(a: Float64Array, b: Float64Array, y: Float64Array) {
   return { mean, se: Math.sqrt(variance / d.length) };
 }
 
+/** The blend sum_c weights[c] x predicted[c], row by row (candidates of weight 0 skipped). */
+function weightedPrediction(
+  predicted: readonly Float64Array[],
+  weights: ArrayLike<number>,
+  rows: number,
+): Float64Array {
+  const out = new Float64Array(rows);
+  predicted.forEach((p, c) => {
+    const w = weights[c] as number;
+    if (w > 0)
+      p.forEach((v, r) => {
+        out[r] = (out[r] as number) + w * v;
+      });
+  });
+  return out;
+}
+
 interface Member {
   readonly name: AutoCandidate;
   readonly weight: number;
@@ -490,13 +507,7 @@ export function selectMembers(
     blendBags > 0
       ? baggedBlend(oof, latencyMs, blendSteps, blendBags, options.seed ?? 0)
       : greedyBlend(oof, latencyMs, blendSteps);
-  const blended = new Float64Array(latencyMs.length);
-  weights.forEach((w, c) => {
-    if (w > 0)
-      (oof[c] as Float64Array).forEach((v, r) => {
-        blended[r] = (blended[r] as number) + w * v;
-      });
-  });
+  const blended = weightedPrediction(oof, weights, latencyMs.length);
   const blendAccuracy = 1 - meanRelativeError(blended, latencyMs);
   let bestAccuracy = (scores[best] as CandidateScore).accuracy;
   let baseline = single(best);
@@ -524,13 +535,7 @@ export function selectMembers(
   // must win by a margin to be trusted over the best single candidate.
   const significant = () => {
     if (blendSe <= 0) return true;
-    const chosen = new Float64Array(latencyMs.length);
-    baseline.forEach((w, c) => {
-      if (w > 0)
-        (oof[c] as Float64Array).forEach((v, r) => {
-          chosen[r] = (chosen[r] as number) + w * v;
-        });
-    });
+    const chosen = weightedPrediction(oof, baseline, latencyMs.length);
     const d = pairedDifference(blended, chosen, latencyMs);
     return -d.mean > blendSe * d.se;
   };
@@ -604,17 +609,10 @@ function autoModel(
         members.push({ name: plan.name, weight, columns: plan.columns, regressor });
       }
       state = { inputs: x.cols, members };
-      let oof: Float64Array | undefined;
-      if (cv.predicted.length > 0) {
-        const blended = new Float64Array(x.rows);
-        selection.weights.forEach((w, c) => {
-          if (w > 0)
-            (cv.predicted[c] as Float64Array).forEach((v, r) => {
-              blended[r] = (blended[r] as number) + w * v;
-            });
-        });
-        oof = blended;
-      }
+      const oof =
+        cv.predicted.length > 0
+          ? weightedPrediction(cv.predicted, selection.weights, x.rows)
+          : undefined;
       report = {
         seconds: (performance.now() - started) / 1000,
         candidates: scores,
