@@ -282,10 +282,21 @@ function robustRelativeFit(
       const y = latencyMs[r] as number;
       return Math.abs(t - y) / y;
     });
-    const delta = HUBER_C * Math.max(medianOf(relative) / 0.6745, 1e-4);
-    v = base.map((b, i) => b * Math.min(1, delta / Math.max(relative[i] as number, 1e-300)));
+    const huber = huberFactors(relative);
+    v = base.map((b, i) => b * (huber[i] as number));
   }
   return { coef, weights: v };
+}
+
+/**
+ * Huber's reweighting factors min(1, delta / r_i) of absolute residuals r, with delta =
+ * 1.345 x the median residual / 0.6745 (a robust standard deviation), at least 1e-4: 1 where
+ * a row fits, less for an outlier. The robust ridge and transfer's robust corrections share it.
+ */
+export function huberFactors(residuals: ArrayLike<number>): Float64Array {
+  const r = Float64Array.from(residuals);
+  const delta = HUBER_C * Math.max(medianOf(r) / 0.6745, 1e-4);
+  return r.map((v) => Math.min(1, delta / Math.max(v, 1e-300)));
 }
 
 function medianOf(values: Float64Array): number {

@@ -30,7 +30,7 @@ import {
   regressorFromJson,
 } from './index.ts';
 import { lutLayout } from './lut.ts';
-import { solveSpd } from './ridge.ts';
+import { huberFactors, solveSpd } from './ridge.ts';
 import { fitStandardiser, type Standardiser, standardise } from './standardise.ts';
 import {
   applyCorrection,
@@ -101,8 +101,6 @@ const ALL: FeatureBasis = { name: 'all', projection: 'all', minRows: 100 };
 const MIN_CV_ROWS = 4;
 /** Reweighting rounds of a robust candidate (it settles in a few on 10-50 rows). */
 const ROBUST_ITERATIONS = 10;
-/** Huber's tuning constant (ridge.ts uses the same). */
-const HUBER_C = 1.345;
 
 /** One candidate correction: the space, the two penalties and the feature basis. */
 interface Candidate {
@@ -266,8 +264,8 @@ function solveCandidate(
 /**
  * A robust candidate's coefficients on the rows where `use` holds: starting from the
  * plain solution, rounds of Huber weights on the relative residuals (log residuals in
- * `log`, (pred - y) / y in `ms`; delta = 1.345 x the median absolute residual / 0.6745, at
- * least 1e-4), the weights renormalised to their plain sum so the penalties keep their size.
+ * `log`, (pred - y) / y in `ms`; ridge.ts `huberFactors`), the weights renormalised to
+ * their plain sum so the penalties keep their size.
  */
 function solveRobust(
   pr: Problem,
@@ -287,18 +285,11 @@ function solveRobust(
         ? Math.abs(Math.log(Math.max(predicted, PRIOR_FLOOR_MS) / ms))
         : Math.abs(predicted - ms) / ms;
     });
-    const sorted = [...residual].sort((a, b) => a - b);
-    const m = sorted.length >> 1;
-    const median =
-      sorted.length % 2
-        ? (sorted[m] as number)
-        : ((sorted[m - 1] as number) + (sorted[m] as number)) / 2;
-    const delta = HUBER_C * Math.max(median / 0.6745, 1e-4);
+    const huber = huberFactors(residual);
     const weight = new Float64Array(pr.weight.length);
     let sum = 0;
     rows.forEach((i, k) => {
-      const w =
-        (pr.weight[i] as number) * Math.min(1, delta / Math.max(residual[k] as number, 1e-300));
+      const w = (pr.weight[i] as number) * (huber[k] as number);
       weight[i] = w;
       sum += w;
     });
