@@ -27,7 +27,7 @@ import { physicsLabels } from '../encodings/physics.ts';
 import { statisticalEncoder } from '../encodings/statistical.ts';
 import { ArchGraphUnsupportedError, ValidationError } from '../errors.ts';
 import type { FeaturesJson } from '../predictor/artifact.ts';
-import { lutLayout, resolutionBuckets } from '../predictor/lut.ts';
+import { bucketScales, lutLayout, resolutionBuckets } from '../predictor/lut.ts';
 import { macKinds } from '../spaces/cost.ts';
 import { type SearchSpace, SKIP_CHOICE } from '../spaces/types.ts';
 import {
@@ -928,23 +928,13 @@ export function fccPool(space: SearchSpace) {
 
 /**
  * The LUT pool: per bucket k, [counts x unit scale (U x 2 x cmax), stem scale] at k x width
- * (zero unless the row's resolution is in bucket k), then a 1 (the overhead); with the
- * factors of lutLayout, computed with the same expressions. `order` as in `fccPool`.
+ * (zero unless the row's resolution is in bucket k), then a 1 (the overhead); with
+ * lutLayout's bucket scales (lut.ts `bucketScales`). `order` as in `fccPool`.
  */
 export function lutPool(space: SearchSpace, bucketCount: number) {
   const U = space.units.length;
   const buckets = resolutionBuckets(space, bucketCount);
-  const bucketOf = space.resolutions.map((r) => buckets.findIndex((k) => r >= k.lo && r <= k.hi));
-  const areas = unitAreaScales(space);
-  const unitScale = new Float64Array(areas.length);
-  buckets.forEach((_, k) => {
-    const members = space.resolutions.map((_, i) => i).filter((i) => bucketOf[i] === k);
-    for (let u = 0; u < U; u++) {
-      const mean =
-        members.reduce((acc, i) => acc + (areas[i * U + u] as number), 0) / members.length;
-      for (const i of members) unitScale[i * U + u] = (areas[i * U + u] as number) / mean;
-    }
-  });
+  const { bucketOf, unitScale } = bucketScales(space, buckets);
   const stemScale = space.resolutions.map((r, i) => {
     const bucket = buckets[bucketOf[i] as number] as { ref: number };
     return (r / bucket.ref) ** 2;
@@ -988,7 +978,7 @@ function fcc(f: Front): string {
     extra = tableRows(f, tables.combination, width, wholeRow(f, tables));
   }
   const { counts } = tupleCounts(f);
-  const { scaledCopy } = fccPool(space);
+  const { scaledCopy, order } = fccPool(space);
   const rMax = Math.max(...space.resolutions);
   const rsq = b.lookup(b.f64(space.resolutions.map((r) => (r / rMax) ** 2)), f.ri);
   const depths = unitDepths(f);
@@ -1014,7 +1004,7 @@ function fcc(f: Front): string {
     ],
     0,
   );
-  const x = ordered(f, pool, fccPool(space).order);
+  const x = ordered(f, pool, order);
   return extra ? b.concat([x, extra], 0) : x;
 }
 

@@ -76,17 +76,18 @@ export function resolutionBuckets(space: SearchSpace, count: number): Resolution
   return out;
 }
 
-export function lutLayout(space: SearchSpace, options: LutLayoutOptions = {}): LutLayout {
-  const { buckets: count = 1 } = options;
-  if (!Number.isInteger(count) || count < 1) {
-    throw new ValidationError('buckets', `must be a positive integer, got ${count}`);
-  }
-  const compiled = compileSpace(space);
-  const buckets = resolutionBuckets(space, count);
+/**
+ * Each resolution's bucket, and the entry scale of unit u at resolution index i
+ * (`unitScale[i * units + u]`): its area over the bucket's mean area. The LUT's encoder and
+ * its in-graph form (core/onnx/arch-graph.ts) share it.
+ */
+export function bucketScales(
+  space: SearchSpace,
+  buckets: readonly ResolutionBucket[],
+): { bucketOf: number[]; unitScale: Float64Array } {
   const bucketOf = space.resolutions.map((r) => buckets.findIndex((k) => r >= k.lo && r <= k.hi));
   const nUnits = space.units.length;
   const areas = unitAreaScales(space);
-  // Entry scale of unit u at resolution index i: its area over the bucket's mean area.
   const unitScale = new Float64Array(areas.length);
   buckets.forEach((_, b) => {
     const members = space.resolutions.map((_, i) => i).filter((i) => bucketOf[i] === b);
@@ -96,6 +97,18 @@ export function lutLayout(space: SearchSpace, options: LutLayoutOptions = {}): L
       for (const i of members) unitScale[i * nUnits + u] = (areas[i * nUnits + u] as number) / mean;
     }
   });
+  return { bucketOf, unitScale };
+}
+
+export function lutLayout(space: SearchSpace, options: LutLayoutOptions = {}): LutLayout {
+  const { buckets: count = 1 } = options;
+  if (!Number.isInteger(count) || count < 1) {
+    throw new ValidationError('buckets', `must be a positive integer, got ${count}`);
+  }
+  const compiled = compileSpace(space);
+  const buckets = resolutionBuckets(space, count);
+  const { bucketOf, unitScale } = bucketScales(space, buckets);
+  const nUnits = space.units.length;
   const perBucketLabels: string[] = [];
   const unitOffsets: number[] = [];
   space.units.forEach((unit, u) => {
