@@ -20,8 +20,8 @@
  * ONNX graph (so a change in how a model is fitted needs nothing here), and then checked
  * against the JavaScript encoders on random subnets: a feature that is not a sum over the
  * parts (statistical's means, physics where a block's cost depends on the width earlier
- * blocks wrote) fails the check or is refused up front, and `archInGraph` falls back to the
- * general graph. Every column index has one extra value, "not allowed", whose table entries
+ * blocks wrote) fails the check or is refused up front, and `archGraphOf`
+ * (arch-graph-files.ts) falls back to the general graph (`archInGraph`). Every column index has one extra value, "not allowed", whose table entries
  * are NaN, so a row the space does not allow predicts NaN as in the general graph; an
  * inactive slot's entries are 0 whatever its columns hold.
  */
@@ -239,8 +239,16 @@ interface Additive {
 
 const none = () => {};
 
-function inverse(order: readonly number[]): Map<number, number> {
-  return new Map(order.map((pos, i) => [pos, i]));
+/**
+ * Adds a value to the feature at pool position `pos`, where `order[i]` is the pool position
+ * of entry i (fccPool, lutPool); positions the encoder drops add nothing.
+ */
+function pooled(order: readonly number[], offset: number) {
+  const at = new Map(order.map((pos, i) => [pos, i]));
+  return (sink: Sink, pos: number, value: number) => {
+    const i = at.get(pos);
+    if (i !== undefined) sink.add(offset + i, value);
+  };
 }
 
 function fccAdditive(space: SearchSpace, offset: number, length: number): Additive {
@@ -249,15 +257,11 @@ function fccAdditive(space: SearchSpace, offset: number, length: number): Additi
   }
   const { cmax, countWidth, scaledCopy, tail, order } = fccPool(space);
   if (order.length !== length) throw refuse('the fcc layout differs from the encoder’s');
-  const at = inverse(order);
+  const put = pooled(order, offset);
   const U = space.units.length;
   const G = space.globalChoices.length;
   const areas = scaledCopy ? unitAreaScales(space) : undefined;
   const rMax = Math.max(...space.resolutions);
-  const put = (sink: Sink, pos: number, value: number) => {
-    const i = at.get(pos);
-    if (i !== undefined) sink.add(offset + i, value);
-  };
   return {
     slot(v, sink) {
       const pos = (v.u * 2 + (v.s === 0 ? 0 : 1)) * cmax + v.tuple;
@@ -288,13 +292,9 @@ function lutAdditive(
 ): Additive {
   const { bucketOf, unitScale, stemScale, cmax, width, order } = lutPool(space, buckets);
   if (order.length !== length) throw refuse('the LUT layout differs from lutLayout’s');
-  const at = inverse(order);
+  const put = pooled(order, offset);
   const U = space.units.length;
   const B = Math.max(...bucketOf) + 1;
-  const put = (sink: Sink, pos: number, value: number) => {
-    const i = at.get(pos);
-    if (i !== undefined) sink.add(offset + i, value);
-  };
   return {
     slot(v, sink) {
       const k = bucketOf[v.ri] as number;
