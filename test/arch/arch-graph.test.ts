@@ -33,18 +33,12 @@ import { spaceFromSpec } from '../../core/spaces/spec.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
+import { exampleSpecSpaces } from '../support/spec-spaces.ts';
 
-const specFiles = [
-  'examples/spaces/mixed.json',
-  'examples/spaces/tiny-mbconv.json',
-  'examples/spaces/layerwise-fbnet.json',
-];
 const specs = new Map<string, unknown>();
 const spaces: SearchSpace[] = [...builtInSpaces.values()];
 beforeAll(async () => {
-  for (const file of specFiles) {
-    const spec = JSON.parse(await readFile(file, 'utf8'));
-    const space = spaceFromSpec(spec);
+  for (const { space, spec } of await exampleSpecSpaces()) {
     specs.set(space.name, spec);
     spaces.push(space);
   }

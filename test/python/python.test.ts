@@ -7,7 +7,7 @@
  * PyPI), those tests are skipped with the reason printed and the run still exits 0.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,11 +18,11 @@ import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import type { ModelKind } from '../../core/predictor/types.ts';
 import { createRng } from '../../core/rng.ts';
 import { builtInSpaces } from '../../core/spaces/index.ts';
-import { spaceFromSpec } from '../../core/spaces/spec.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
 import { commandWorks, serviceAvailable } from '../support/services.ts';
+import { exampleSpecSpaces } from '../support/spec-spaces.ts';
 
 const PYTHON = process.env.PYTHON ?? 'python3';
 const hasPython = serviceAvailable(
@@ -87,14 +87,7 @@ describe.skipIf(!hasPython)('Python module esm_predictor', () => {
     const spaces: { space: SearchSpace; spec: unknown }[] = [...builtInSpaces.values()].map(
       (space) => ({ space, spec: null }),
     );
-    for (const file of [
-      'examples/spaces/mixed.json',
-      'examples/spaces/tiny-mbconv.json',
-      'examples/spaces/layerwise-fbnet.json',
-    ]) {
-      const spec = JSON.parse(await readFile(file, 'utf8'));
-      spaces.push({ space: spaceFromSpec(spec), spec });
-    }
+    spaces.push(...(await exampleSpecSpaces()));
     const vectors = { spaces: [] as unknown[], predictors: [] as unknown[] };
     for (const { space, spec } of spaces) {
       const rng = createRng(21);
