@@ -24,15 +24,12 @@ describe('esm run --bin-accuracy (replayed device)', () => {
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
   });
+  /** `esm run` on the replayed dataset. */
+  const replay = (...args: string[]) =>
+    esmIn(dir, 'run', '--space', 'mobilenetv3', '--device', `dataset:${data}`, ...args);
 
   it('judges every bin on its test and out-of-fold training samples, and says so', async () => {
-    const result = await esmIn(
-      dir,
-      'run',
-      '--space',
-      'mobilenetv3',
-      '--device',
-      `dataset:${data}`,
+    const result = await replay(
       '--bin-accuracy',
       'oof',
       '--bins',
@@ -68,16 +65,7 @@ describe('esm run --bin-accuracy (replayed device)', () => {
   }, 180_000);
 
   it('refuses an unknown rule, naming the flag', async () => {
-    const result = await esmIn(
-      dir,
-      'run',
-      '--space',
-      'mobilenetv3',
-      '--device',
-      `dataset:${data}`,
-      '--bin-accuracy',
-      'holdout',
-    );
+    const result = await replay('--bin-accuracy', 'holdout');
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/--bin-accuracy/);
   }, 60_000);
