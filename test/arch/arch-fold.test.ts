@@ -8,7 +8,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EncodingName } from '../../core/encodings/types.ts';
 import { affinePrefix, foldedArchInGraph, NotFoldableError } from '../../core/onnx/arch-fold.ts';
@@ -24,9 +23,9 @@ import { fbnet } from '../../core/spaces/fbnet.ts';
 import { builtInSpaces } from '../../core/spaces/index.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
 import { resnet50 } from '../../core/spaces/resnet50.ts';
-import { randomSubnet } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
+import { randomSubnets, runArchGraph } from '../support/arch-graph.ts';
 import { exampleSpecSpaces } from '../support/spec-spaces.ts';
 
 const specs = new Map<string, unknown>();
@@ -43,11 +42,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const subnets = (space: SearchSpace, n: number, seed: number): Subnet[] => {
-  const rng = createRng(seed);
-  return Array.from({ length: n }, () => randomSubnet(space, rng));
-};
-
 async function train(
   space: SearchSpace,
   model: ModelKind,
@@ -55,7 +49,7 @@ async function train(
   options: RegressorOptions = {},
 ) {
   const rng = createRng(11);
-  const rows = subnets(space, 120, 5).map((subnet) => ({
+  const rows = randomSubnets(space, 120, 5).map((subnet) => ({
     subnet,
     latencyMs: syntheticLatencyMs(space, subnet, { noise: 0.02, rng }),
   }));
@@ -71,16 +65,8 @@ async function train(
   return predictor;
 }
 
-async function runRows(bytes: Uint8Array, rows: readonly (readonly number[])[], length: number) {
-  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
-  const input = new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [
-    rows.length,
-    length,
-  ]);
-  const out = await session.run({ arch: input });
-  await session.release();
-  return out;
-}
+const runRows = (bytes: Uint8Array, rows: readonly (readonly number[])[], length: number) =>
+  runArchGraph(bytes, BigInt64Array.from(rows.flat(), BigInt), rows.length, length);
 
 const run = (bytes: Uint8Array, space: SearchSpace, probe: readonly Subnet[]) =>
   runRows(
@@ -104,7 +90,7 @@ describe('folded predictor-arch.onnx', () => {
   it('predicts what esm predict does (1e-5) for every space and every kind that folds', async () => {
     const folded: string[] = [];
     for (const space of spaces) {
-      const probe = subnets(space, 200, 9);
+      const probe = randomSubnets(space, 200, 9);
       const cases: [ModelKind, EncodingName][] = [
         ['ridge', 'fcc'],
         ['ridge', 'onehot'],
@@ -153,7 +139,7 @@ describe('folded predictor-arch.onnx', () => {
       const predictor = await train(space, 'mlp', 'physics', {
         mlp: { maxEpochs: 3, hidden: [8, 8] },
       });
-      const probe = subnets(space, 200, 13);
+      const probe = randomSubnets(space, 200, 13);
       const out = join(dir, `mlp-${space.name}`);
       await savePredictor(out, predictor);
       const loaded = await loadPredictor(out);
@@ -178,7 +164,7 @@ describe('folded predictor-arch.onnx', () => {
     // Prepare: the default (auto) on one device, corrected for a device 1.7x slower.
     const space = mobilenetv3;
     const prior = await train(space, 'auto');
-    const rows = subnets(space, 40, 17).map((subnet) => ({
+    const rows = randomSubnets(space, 40, 17).map((subnet) => ({
       subnet,
       latencyMs: 1.7 * syntheticLatencyMs(space, subnet, { noise: 0.02, rng: createRng(3) }) + 0.3,
     }));
@@ -190,7 +176,7 @@ describe('folded predictor-arch.onnx', () => {
     });
     const out = join(dir, 'transfer');
     await savePredictor(out, predictor);
-    const probe = subnets(space, 200, 19);
+    const probe = randomSubnets(space, 200, 19);
     const loaded = await loadPredictor(out);
     const expected = await loaded.predictSubnetsWithStd(probe);
     await loaded.close();
@@ -206,7 +192,7 @@ describe('folded predictor-arch.onnx', () => {
 
   it('falls back to the general graph for trees and for a statistical encoding, with the same answers', async () => {
     const space = mobilenetv3;
-    const probe = subnets(space, 200, 21);
+    const probe = randomSubnets(space, 200, 21);
     for (const [model, encoding] of [
       ['gbt', 'fcc'],
       ['ridge', 'statistical'],
@@ -248,7 +234,7 @@ describe('folded predictor-arch.onnx', () => {
     const layout = archRowLayout(fbnet);
     const op = layout.blockColumn(0, 1, 1);
     const skip = layout.blockColumn(1, 1, 1);
-    const good = archRow(fbnet, subnets(fbnet, 1, 4)[0] as Subnet);
+    const good = archRow(fbnet, randomSubnets(fbnet, 1, 4)[0] as Subnet);
     const rows = [
       good,
       good.map((v, i) => (i === skip ? 1 : i === op ? 99 : v)), // a skip: its op is ignored
@@ -278,7 +264,7 @@ describe('folded predictor-arch.onnx', () => {
     // Prepare: unit 0 at depth 2, so its slots 2 and 3 are inactive.
     const predictor = await train(mobilenetv3, 'auto');
     const files = archFiles(mobilenetv3, predictor);
-    const good = archRow(mobilenetv3, subnets(mobilenetv3, 1, 8)[0] as Subnet).map((v, i) =>
+    const good = archRow(mobilenetv3, randomSubnets(mobilenetv3, 1, 8)[0] as Subnet).map((v, i) =>
       i === 40 ? 2 : v,
     );
     const rows = [

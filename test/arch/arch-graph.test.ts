@@ -30,9 +30,9 @@ import { createRng } from '../../core/rng.ts';
 import { builtInSpaces } from '../../core/spaces/index.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
-import { randomSubnet } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
+import { randomSubnets, runArchGraph } from '../support/arch-graph.ts';
 import { exampleSpecSpaces } from '../support/spec-spaces.ts';
 
 const specs = new Map<string, unknown>();
@@ -74,19 +74,8 @@ function uniformSubnets(space: SearchSpace): Subnet[] {
   return out;
 }
 
-const subnets = (space: SearchSpace, n: number, seed: number): Subnet[] => {
-  const rng = createRng(seed);
-  return Array.from({ length: n }, () => randomSubnet(space, rng));
-};
-
-async function run(bytes: Uint8Array, space: SearchSpace, rows: readonly Subnet[]) {
-  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
-  const length = archRowLayout(space).length;
-  const input = new ort.Tensor('int64', archRowsInt64(space, rows), [rows.length, length]);
-  const out = await session.run({ arch: input });
-  await session.release();
-  return out;
-}
+const run = (bytes: Uint8Array, space: SearchSpace, rows: readonly Subnet[]) =>
+  runArchGraph(bytes, archRowsInt64(space, rows), rows.length, archRowLayout(space).length);
 
 const choices: FeatureChoice[] = [
   ...encodingNames.map((encoding) => ({ kind: 'encoding' as const, encoding })),
@@ -124,7 +113,7 @@ describe('arch-in encoding subgraph', () => {
       for (const choice of choices) {
         // Prepare
         const featurizer = createFeaturizer(space, choice);
-        const batch = subnets(space, 150, 3);
+        const batch = randomSubnets(space, 150, 3);
         const cols = featurizer.features.length;
         const expected = new Float32Array(batch.length * cols);
         batch.forEach((s, i) => {
@@ -155,7 +144,7 @@ describe('arch-in encoding subgraph', () => {
       // block the same tuple (the largest and the smallest of each choice) at the least and
       // the greatest depths, at every resolution.
       const featurizer = createFeaturizer(space, { kind: 'encoding', encoding: 'physics' });
-      const batch = [...subnets(space, 1500, 101), ...uniformSubnets(space)];
+      const batch = [...randomSubnets(space, 1500, 101), ...uniformSubnets(space)];
       const cols = featurizer.features.length;
       const expected = new Float32Array(batch.length * cols);
       batch.forEach((s, i) => {
@@ -222,11 +211,11 @@ describe('predictor-arch.onnx', () => {
     const autoStack = new Set<string>();
     for (const space of spaces) {
       const rng = createRng(11);
-      const rows = subnets(space, 120, 5).map((subnet) => ({
+      const rows = randomSubnets(space, 120, 5).map((subnet) => ({
         subnet,
         latencyMs: syntheticLatencyMs(space, subnet, { noise: 0.02, rng }),
       }));
-      const probe = subnets(space, 100, 9);
+      const probe = randomSubnets(space, 100, 9);
       for (const model of modelKinds) {
         // auto chooses its own (stacked) features; lut has its table rows.
         const single = model === 'lut' || model === 'auto';
@@ -284,7 +273,7 @@ describe('predictor-arch.onnx', () => {
     const { predictor } = await fitPredictor({
       space,
       spaceSpec: irregularSpec,
-      rows: subnets(space, 40, 6).map((subnet) => ({
+      rows: randomSubnets(space, 40, 6).map((subnet) => ({
         subnet,
         latencyMs: syntheticLatencyMs(space, subnet, { noise: 0.02, rng: createRng(1) }),
       })),
@@ -305,7 +294,7 @@ describe('predictor-arch.onnx', () => {
     // Prepare
     const { predictor } = await fitPredictor({
       space: mobilenetv3,
-      rows: subnets(mobilenetv3, 60, 2).map((subnet) => ({
+      rows: randomSubnets(mobilenetv3, 60, 2).map((subnet) => ({
         subnet,
         latencyMs: 10 + subnet.resolution / 100,
       })),
@@ -315,7 +304,7 @@ describe('predictor-arch.onnx', () => {
     const out = join(dir, 'nan');
     await savePredictor(out, predictor);
     const session = await ort.InferenceSession.create(await readFile(join(out, ARCH_ONNX)));
-    const good = archRow(mobilenetv3, subnets(mobilenetv3, 1, 4)[0] as Subnet);
+    const good = archRow(mobilenetv3, randomSubnets(mobilenetv3, 1, 4)[0] as Subnet);
     const rows = [
       good,
       good.map((v, i) => (i === 0 ? 4 : v)), // kernel 4 in an active slot
