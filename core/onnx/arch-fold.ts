@@ -44,6 +44,11 @@ import { attr, type OnnxGraph, type OnnxInitializer, type OnnxNode } from './mod
 
 /** Largest table (rows x K float64 entries, 8 bytes each) the folded graph may hold. */
 const MAX_TABLE_ENTRIES = 1 << 20;
+/**
+ * Keys at or above this are off the grid (a code the space does not allow), below it exact
+ * integers in float32.
+ */
+const KEY_LIMIT = 2 ** 23;
 /** Random subnets the finished tables must reproduce (z to 1e-9 of its terms' scale). */
 const CHECK_SUBNETS = 400;
 
@@ -162,16 +167,22 @@ export function affinePrefix(model: OnnxGraph): AffinePrefix {
 // Parts, keys and the features' additive form
 
 /**
- * One arch-row column in a part's key. `direct`: the digit is the code itself, clipped to
- * [lo, lo + radix - 1] (lo one below the least code, the top one above the greatest, so both
- * ends and every code between that the column does not allow mean "not allowed"); else the
- * digit is the value's index, radix - 1 for a value the column does not allow.
+ * One arch-row column in a part's key: the digit is (code - first) / step, the column's codes
+ * being first + step x (0 .. radix - 1) with step their greatest common divisor (an evenly
+ * spaced choice such as growth 16, 24, 32 has no digit left over; 3, 4, 6 leaves 5, which means
+ * "not allowed"). A code off that grid (outside it or between its points) sends the part to the
+ * NaN row; the graph computes the digit by arithmetic, not by a lookup per column. A choice a
+ * skip voids (FBNet's op under a skip) cannot send its part there, since under a skip any code
+ * is allowed: its digit is the code clipped to [least - 1, greatest + 1] (step 1), both ends and
+ * the codes between that the choice lacks meaning "not allowed" (NaN for a layer).
  */
 interface Digit {
   readonly column: number;
   readonly radix: number;
-  readonly direct: boolean;
-  readonly lo: number;
+  readonly first: number;
+  readonly step: number;
+  /** The clipped kind: every code has a digit, off-grid codes the end ones. */
+  readonly clipped: boolean;
   /** Per digit value, the index of the value in the column's choice, -1 where not allowed. */
   readonly meaning: Int32Array;
 }
@@ -470,62 +481,30 @@ function additiveFeatures(
 // ---------------------------------------------------------------------------------------
 // Tables
 
-/**
- * How the keys read the row: `direct` (the codes themselves, the resolution's index apart
- * where its codes are far apart: one cast, no lookup per column) or `indexed` (every column's
- * value index first, by one lookup over the row: smaller tables, for codes too sparse).
- */
-type KeyMode = 'direct' | 'indexed';
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
-/** A column whose codes are far apart (resolutions 128..224 in steps of 4, widths 24, 32). */
-function sparse(layout: ReturnType<typeof archRowLayout>, column: number): boolean {
-  const entry = layout.entries[column] as (typeof layout.entries)[number];
-  return Math.max(...entry.codes) - Math.min(...entry.codes) + 3 > 2 * (entry.values.length + 1);
-}
-
-/**
- * The first column read by index in `direct` mode: the global choices and the resolution
- * (the row's last columns) from the first sparse one on, so one lookup over a slice of the
- * row serves them, where a direct digit would make the tables several times larger.
- */
-function indexedFrom(space: SearchSpace): number {
+function digitOf(space: SearchSpace, column: number): Digit {
   const layout = archRowLayout(space);
-  const tail = [
-    ...space.globalChoices.map((_, g) => layout.globalColumn(g)),
-    layout.resolutionColumn,
-  ];
-  return tail.find((c) => sparse(layout, c)) ?? layout.length;
-}
-
-function digitOf(space: SearchSpace, column: number, mode: KeyMode): Digit {
-  const layout = archRowLayout(space);
-  const entry = layout.entries[column] as (typeof layout.entries)[number];
-  const k = entry.values.length;
-  const lo = Math.min(...entry.codes) - 1;
-  const span = Math.max(...entry.codes) - lo + 2;
-  const direct = mode === 'direct' && column < indexedFrom(space);
-  if (!direct) {
-    return {
-      column,
-      radix: k + 1,
-      direct,
-      lo: 0,
-      meaning: Int32Array.from({ length: k + 1 }, (_, i) => (i < k ? i : -1)),
-    };
-  }
-  const meaning = Int32Array.from({ length: span }, (_, d) => entry.codes.indexOf(lo + d));
-  return { column, radix: span, direct, lo, meaning };
+  const { codes, kind, choice } = layout.entries[column] as (typeof layout.entries)[number];
+  const clipped =
+    kind === 'block' && choice !== SKIP_CHOICE && space.blockChoiceNames.includes(SKIP_CHOICE);
+  const first = Math.min(...codes) - (clipped ? 1 : 0);
+  const step = clipped ? 1 : codes.reduce((g, c) => gcd(g, c - first), 0) || 1;
+  const radix = (Math.max(...codes) - first) / step + (clipped ? 2 : 1);
+  const meaning = Int32Array.from({ length: radix }, (_, d) => codes.indexOf(first + d * step));
+  return { column, radix, first, step, clipped, meaning };
 }
 
 /** Every part of `space` with its key's columns: per unit its choices, per slot, global. */
-function spaceParts(space: SearchSpace, mode: KeyMode): Part[] {
+function spaceParts(space: SearchSpace): Part[] {
   const layout = archRowLayout(space);
   const parts: Part[] = [];
   // Row 0 of every table is the idle row (an inactive slot: nothing counted, the width
-  // passed through), so the keys of inactive slots point there and no table needs a mask.
-  let base = IDLE_ROW + 1;
+  // passed through), so the keys of inactive slots point there and no table needs a mask;
+  // row 1 is the NaN row, where the key of a part with a code the space does not allow points.
+  let base = FIRST_ROW;
   const add = (kind: Part['kind'], unit: number, slot: number, columns: number[]) => {
-    const digits = columns.map((c) => digitOf(space, c, mode));
+    const digits = columns.map((c) => digitOf(space, c));
     const size = digits.reduce((n, d) => n * d.radix, 1);
     const def = space.units[unit];
     const masked = kind === 'slot' && def !== undefined && slot >= def.minDepth;
@@ -560,6 +539,8 @@ function spaceParts(space: SearchSpace, mode: KeyMode): Part[] {
 }
 
 const IDLE_ROW = 0;
+const NAN_ROW = 1;
+const FIRST_ROW = 2;
 
 type View =
   | { readonly kind: 'nan' }
@@ -659,7 +640,6 @@ interface Carried {
 }
 
 interface Tables {
-  readonly mode: KeyMode;
   /** The parts, those that can hold the max feature's maximum first. */
   readonly parts: readonly Part[];
   readonly rows: number;
@@ -712,21 +692,16 @@ function envelope(pieces: readonly number[], lo: number, hi: number): number[] {
   return kept;
 }
 
-function buildTables(
-  space: SearchSpace,
-  features: FeaturesJson,
-  prefix: AffinePrefix,
-  mode: KeyMode,
-): Tables {
+function buildTables(space: SearchSpace, features: FeaturesJson, prefix: AffinePrefix): Tables {
   if (prefix.inputs !== features.length) {
     throw refuse(`the model reads ${prefix.inputs} inputs, the features have ${features.length}`);
   }
   const { parts: additive, peak } = additiveFeatures(space, features);
-  const natural = spaceParts(space, mode);
+  const natural = spaceParts(space);
   const lastPart = natural[natural.length - 1] as Part;
   const rows = lastPart.base + lastPart.size;
   const { k, weights, bias } = prefix;
-  if (rows * k > MAX_TABLE_ENTRIES || rows >= 2 ** 24) {
+  if (rows * k > MAX_TABLE_ENTRIES || rows >= KEY_LIMIT) {
     throw refuse(`its tables would hold ${rows} x ${k} entries (at most ${MAX_TABLE_ENTRIES})`);
   }
   const layout = archRowLayout(space);
@@ -737,6 +712,7 @@ function buildTables(
   const outA = new Float64Array(rows);
   const outB = new Float64Array(rows).fill(1);
   const outG = new Float64Array(rows);
+  sums.fill(Number.NaN, NAN_ROW * k, NAN_ROW * k + k);
   const live: number[][] = Array.from({ length: rows }, () => []);
   /** Each row's resolution index; -1 for a row that counts nothing (NaN or idle). */
   const rowRi = new Int32Array(rows).fill(-1);
@@ -887,8 +863,8 @@ function buildTables(
   const place = new Map(order.map((p, i) => [p, i]));
   const moved = <T extends Float64Array>(from: T, width: number): T => {
     const to = new (from.constructor as new (n: number) => T)(from.length);
-    to.set(from.subarray(0, width));
-    let base = IDLE_ROW + 1;
+    to.set(from.subarray(0, FIRST_ROW * width));
+    let base = FIRST_ROW;
     for (const p of order) {
       const part = natural[p] as Part;
       to.set(from.subarray(part.base * width, (part.base + part.size) * width), base * width);
@@ -896,7 +872,7 @@ function buildTables(
     }
     return to;
   };
-  let base = IDLE_ROW + 1;
+  let base = FIRST_ROW;
   const parts = order.map((p) => {
     const part = natural[p] as Part;
     const at = { ...part, base };
@@ -904,7 +880,7 @@ function buildTables(
     return at;
   });
   const peakParts = candidate.filter(Boolean).length;
-  const peakRows = parts.slice(0, peakParts).reduce((n, part) => n + part.size, IDLE_ROW + 1);
+  const peakRows = parts.slice(0, peakParts).reduce((n, part) => n + part.size, FIRST_ROW);
   const sortedLive = moved(
     Float64Array.from({ length: rows }, (_, r) => r),
     1,
@@ -961,7 +937,6 @@ function buildTables(
     };
   }
   const tables: Tables = {
-    mode,
     parts,
     rows,
     sums: moved(sums, k),
@@ -974,11 +949,11 @@ function buildTables(
   return tables;
 }
 
-/** The digit of `code` in a key. */
-function digitValue(d: Digit, code: number, codes: readonly number[]): number {
-  if (d.direct) return Math.min(Math.max(code, d.lo), d.lo + d.radix - 1) - d.lo;
-  const i = codes.indexOf(code);
-  return i < 0 ? d.radix - 1 : i;
+/** The digit of `code` in a key, -1 off the column's grid. */
+function digitValue(d: Digit, code: number): number {
+  if (d.clipped) return Math.min(Math.max(code - d.first, 0), d.radix - 1);
+  const t = (code - d.first) / d.step;
+  return Number.isInteger(t) && t >= 0 && t < d.radix ? t : -1;
 }
 
 /** z of one arch row from the tables, in float64: what the folded graph computes. */
@@ -998,12 +973,14 @@ function foldedZ(space: SearchSpace, tables: Tables, k: number, row: readonly nu
     }
     let key = 0;
     let mult = 1;
+    let off = false;
     for (const d of part.digits) {
-      const codes = layout.entries[d.column]?.codes ?? [];
-      key += digitValue(d, row[d.column] as number, codes) * mult;
+      const digit = digitValue(d, row[d.column] as number);
+      off ||= digit < 0;
+      key += digit * mult;
       mult *= d.radix;
     }
-    at[p] = active[p] ? part.base + key : IDLE_ROW;
+    at[p] = !active[p] ? IDLE_ROW : off ? NAN_ROW : part.base + key;
   });
   const c = new Array<number>(P).fill(0);
   const cv = tables.carried;
@@ -1102,95 +1079,72 @@ function checkTables(
 // The graph
 
 /**
- * int64 [N, P] table rows of every part from the arch rows: the idle row for a slot at or
- * past its unit's depth (whatever its columns hold, values the space does not allow too).
+ * int64 table rows of every part from the arch rows, [N, P] (or [P, N] with `batchLast`): the
+ * idle row for a slot at or past its unit's depth (whatever its columns hold, values the space
+ * does not allow too), the NaN row for an active part with a code off its digits' grid.
+ *
+ * Every digit is computed, not looked up (a Gather costs per index: looking up DenseNet's 107
+ * columns was a third of its graph's time): t = (code - first) / step, the digit t' = t
+ * clipped to the grid and rounded, and |t - t'| is 0 exactly where the code is on the grid.
+ * The keys are one Gemm of the digits plus 2^24 x step times the misses (any miss, at least
+ * 1 / step, lifts its parts' keys past KEY_LIMIT; the clipped digits' misses mean nothing).
  */
-function keysGraph(b: Builder, space: SearchSpace, tables: Tables): string {
+function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: boolean): string {
   const layout = archRowLayout(space);
   const L = layout.length;
   const P = tables.parts.length;
-  const multipliers = new Float32Array(L * P);
+  const first = new Float32Array(L);
+  const step = new Float32Array(L).fill(1);
+  const top = new Float32Array(L);
+  const lift = new Float32Array(L);
+  // [P, L]: each part's digit multipliers.
+  const weights = new Float32Array(P * L);
   const base = tables.parts.map((part) => part.base);
-  // Direct mode: the row's last columns from `from` on are read by index (a second MatMul).
-  const from = tables.mode === 'direct' ? indexedFrom(space) : L;
-  const tail = new Float32Array((L - from) * P);
   tables.parts.forEach((part, p) => {
     let mult = 1;
     for (const d of part.digits) {
-      if (d.column >= from) tail[(d.column - from) * P + p] = mult;
-      else multipliers[d.column * P + p] = mult;
-      if (d.direct) base[p] = (base[p] as number) - d.lo * mult;
+      first[d.column] = d.first;
+      step[d.column] = d.step;
+      top[d.column] = d.radix - 1;
+      if (!d.clipped) lift[d.column] = 2 ** 24 * d.step;
+      weights[p * L + d.column] = mult;
       mult *= d.radix;
     }
   });
-  let codes: string;
-  if (tables.mode === 'direct') {
-    // Each column clipped to its digit's range (a column outside every key, such as the
-    // resolution read by index, to 0): exact small integers in float32.
-    const lo = new Float32Array(L);
-    const hi = new Float32Array(L);
-    for (const part of tables.parts) {
-      for (const d of part.digits) {
-        if (!d.direct) continue;
-        lo[d.column] = d.lo;
-        hi[d.column] = d.lo + d.radix - 1;
-      }
-    }
-    codes = b.op('Min', [b.op('Max', [b.cast(ARCH_INPUT, 'float'), b.f32(lo)]), b.f32(hi)]);
-  } else {
-    codes = indexLookup(
-      b,
-      layout,
-      Array.from({ length: L }, (_, c) => c),
-    );
-  }
-  let keys = b.op('Add', [b.op('MatMul', [codes, b.f32(multipliers, [L, P])]), b.f32(base)]);
-  if (from < L) {
-    const columns = Array.from({ length: L - from }, (_, i) => from + i);
-    const ri = indexLookup(b, layout, columns, b.slice(ARCH_INPUT, 1, from, L));
-    keys = b.op('Add', [keys, b.op('MatMul', [ri, b.f32(tail, [L - from, P])])]);
-  }
-  // The depth each part's slot compares with: the depth's code (direct) or its index.
-  const depthOf = new Float32Array(L * P);
+  // x [N, L] times a [P, L] matrix: [N, P], or [P, N] batch last.
+  const times = (x: string, m: Float32Array, bias: ArrayLike<number>) =>
+    batchLast
+      ? b.op('Gemm', [b.f32(m, [P, L]), x, b.f32(bias, [P, 1])], { transB: attr.int(1) })
+      : b.op('Gemm', [x, b.f32(m, [P, L]), b.f32(bias, [P])], { transB: attr.int(1) });
+  const t = b.op('Div', [b.op('Sub', [b.cast(ARCH_INPUT, 'float'), b.f32(first)]), b.f32(step)]);
+  const digits = b.op('Round', [b.op('Min', [b.op('Max', [t, b.f32([0], [])]), b.f32(top)])]);
+  const misses = b.op('Abs', [b.op('Sub', [t, digits])]);
+  const keys = times(b.op('Add', [digits, b.op('Mul', [misses, b.f32(lift)])]), weights, base);
+  const onGrid = b.op('Where', [
+    b.op('Less', [keys, b.f32([KEY_LIMIT], [])]),
+    keys,
+    b.f32([NAN_ROW], []),
+  ]);
+  const int = b.cast(onGrid, 'int64');
+  if (!tables.parts.some((part) => part.depthColumn !== undefined)) return int;
+  // A slot is active where its unit's depth digit is above `below` (the slot's own digit).
+  const depthOf = new Float32Array(P * L);
   const below = new Float32Array(P).fill(-1);
   tables.parts.forEach((part, p) => {
     if (part.depthColumn === undefined) return;
-    depthOf[part.depthColumn * P + p] = 1;
-    const def = space.units[part.unit] as SearchSpace['units'][number];
-    below[p] = tables.mode === 'direct' ? part.slot : part.slot - def.minDepth;
+    depthOf[p * L + part.depthColumn] = 1;
+    below[p] =
+      (part.slot - (first[part.depthColumn] as number)) / (step[part.depthColumn] as number);
   });
-  const int = b.cast(keys, 'int64');
-  if (!tables.parts.some((part) => part.depthColumn !== undefined)) return int;
-  const active = b.op('Less', [b.f32(below), b.op('MatMul', [codes, b.f32(depthOf, [L, P])])]);
+  const active = b.op('Less', [
+    b.f32([0], []),
+    times(
+      digits,
+      depthOf,
+      below.map((v) => -v),
+    ),
+  ]);
   return b.op('Where', [active, int, b.i64([IDLE_ROW], [])]);
-}
-
-/**
- * float32 [N, columns.length]: each column's value index (its choice's size where the value
- * is not allowed), by one lookup: a segment per column, [code -1, codes 0 .. max, max + 1].
- */
-function indexLookup(
-  b: Builder,
-  layout: ReturnType<typeof archRowLayout>,
-  columns: readonly number[],
-  input: string = ARCH_INPUT,
-): string {
-  const entries = columns.map((c) => layout.entries[c] as (typeof layout.entries)[number]);
-  const maxCode = Math.max(...entries.flatMap((e) => e.codes));
-  const segment = maxCode + 3;
-  if (columns.length * segment > 1 << 22) {
-    throw refuse(`its codes reach ${maxCode}, too large to look up`);
-  }
-  const table = new Float32Array(columns.length * segment);
-  entries.forEach((entry, i) => {
-    table.fill(entry.values.length, i * segment, (i + 1) * segment);
-    entry.codes.forEach((code, j) => {
-      table[i * segment + code + 1] = j;
-    });
-  });
-  const clipped = b.op('Clip', [input, b.i64([-1], []), b.i64([maxCode + 1], [])]);
-  const offsets = b.i64(Array.from({ length: columns.length }, (_, i) => i * segment + 1));
-  return b.lookup(b.f32(table), b.op('Add', [clipped, offsets]));
 }
 
 /**
@@ -1212,14 +1166,13 @@ function interleave(rows: number, tables: readonly { data: Float64Array; width: 
 }
 
 /**
- * z from the keys where widths are carried: one lookup of each key's A, B, G and the width it
+ * z from the keys ([P, N]) where widths are carried: one lookup of each key's A, B, G and the width it
  * writes (batch last, [P, N, values]: a part's row is contiguous), the widths carried in
  * layer-graph order, z = sum over parts of A + c (B + c G), and the peak over the candidate
  * parts' pieces evaluated at their widths.
  */
-function carriedGraph(b: Builder, tables: Tables, cv: Carried, k: number, keys: string): string {
+function carriedGraph(b: Builder, tables: Tables, cv: Carried, k: number, keysT: string): string {
   const P = tables.parts.length;
-  const keysT = b.op('Transpose', [keys], { perm: attr.ints([1, 0]) });
   const { rows } = tables;
   const parts = [
     { data: tables.sums, width: k },
@@ -1288,6 +1241,124 @@ function carriedGraph(b: Builder, tables: Tables, cv: Carried, k: number, keys: 
 }
 
 /**
+ * The parts, in layer-graph order from the global part on, that start a run of widths: the
+ * global part (its stem), and every part whose width out is not its width in plus a whole
+ * number of its key (DenseNet's transitions, which halve it; every ResNet-50 block). Between
+ * two of them the widths only grow by what each part adds (DenseNet's growths; an idle slot
+ * adds 0), so a part reads its run's start plus the sum of what the parts before it in the
+ * run added: a MatMul, not a chain of nodes per part.
+ */
+function anchorsOf(tables: Tables, cv: Carried): number[] {
+  const adds = (p: number) => {
+    const part = tables.parts[p] as Part;
+    for (let r = part.base; r < part.base + part.size; r++) {
+      const a = cv.outA[r] as number;
+      if (cv.outB[r] !== 1 || (cv.outG?.[r] ?? 0) !== 0 || !Number.isInteger(a)) return false;
+    }
+    return true;
+  };
+  return cv.chain.filter((p, i) => i === 0 || !adds(p));
+}
+
+/**
+ * z from the keys ([P, N]) where widths are carried and few parts start a run of widths
+ * (anchorsOf): one lookup of each key's A, B, G and the width it writes ([P, N, values], batch
+ * last as in carriedGraph: a part's rows are contiguous), what each run's parts add before each
+ * part by one MatMul, the runs' starts in order (a few nodes each), and z = sum over parts of
+ * A + c (B + c G), with the peak over the candidate parts' pieces.
+ */
+function anchoredGraph(
+  b: Builder,
+  tables: Tables,
+  cv: Carried,
+  k: number,
+  keysT: string,
+  anchors: readonly number[],
+): string {
+  const P = tables.parts.length;
+  const { rows } = tables;
+  const parts = [
+    { data: tables.sums, width: k },
+    { data: cv.b, width: k },
+    ...(cv.g ? [{ data: cv.g, width: k }] : []),
+    { data: cv.outA, width: 1 },
+    { data: cv.outB, width: 1 },
+    ...(cv.outG ? [{ data: cv.outG, width: 1 }] : []),
+  ];
+  const table = interleave(rows, parts);
+  const got = b.split(
+    b.lookup(b.f64(table.data, [rows, table.width]), keysT),
+    2,
+    parts.map((t) => t.width),
+  );
+  const next = () => got.shift() as string;
+  const A = next();
+  const B = next();
+  const G = cv.g ? next() : undefined;
+  const flat = (x: string) => b.reshape(x, [P, -1]);
+  const oa = flat(next());
+  const ob = flat(next());
+  const og = cv.outG ? flat(next()) : undefined;
+  // Runs in layer-graph order (the global part, read last as the head, closes the last one):
+  // adds[p, q] = 1 where q adds to what p reads; from[p, j] = 1 where p reads in run j.
+  const adds = new Float64Array(P * P);
+  const from = new Float64Array(P * anchors.length);
+  const order = [...cv.chain.slice(1), cv.chain[0] as number];
+  let run = 0;
+  let since: number[] = [];
+  for (const p of order) {
+    from[p * anchors.length + run] = 1;
+    for (const q of since) adds[p * P + q] = 1;
+    if (anchors.includes(p)) {
+      run = anchors.indexOf(p);
+      since = [];
+    } else {
+      since.push(p);
+    }
+  }
+  const added = b.op('MatMul', [b.f64(adds, [P, P]), oa]);
+  const row = (x: string, p: number) => b.slice(x, 0, p, p + 1);
+  const starts = [row(oa, anchors[0] as number)];
+  for (let j = 1; j < anchors.length; j++) {
+    const p = anchors[j] as number;
+    const c = b.op('Add', [starts[j - 1] as string, row(added, p)]);
+    const inner = og ? b.op('Add', [row(ob, p), b.op('Mul', [c, row(og, p)])]) : row(ob, p);
+    starts.push(b.op('Round', [b.op('Add', [row(oa, p), b.op('Mul', [c, inner])])]));
+  }
+  const widths = b.op('Add', [
+    added,
+    b.op('MatMul', [b.f64(from, [P, anchors.length]), b.concat(starts, 0)]),
+  ]);
+  const reads = b.reshape(widths, [P, -1, 1]);
+  const inner = G ? b.op('Add', [B, b.op('Mul', [reads, G])]) : B;
+  let z = b.reduce('Sum', b.op('Add', [A, b.op('Mul', [reads, inner])]), [0], false);
+  if (tables.peakWeights) {
+    const Q = tables.peakParts;
+    const W = cv.pieces;
+    const peakRows = cv.liveA.length / W;
+    const pieces = [
+      { data: cv.liveA, width: W },
+      { data: cv.liveB, width: W },
+      ...(cv.liveG ? [{ data: cv.liveG, width: W }] : []),
+    ];
+    const live = interleave(peakRows, pieces);
+    const q = (x: string) => (Q === P ? x : b.slice(x, 0, 0, Q));
+    const [la, lb, lg] = b.split(
+      b.lookup(b.f64(live.data, [peakRows, live.width]), q(keysT)),
+      2,
+      pieces.map((t) => t.width),
+    ) as [string, string, string | undefined];
+    const cq = q(reads);
+    const lin = lg ? b.op('Add', [lb, b.op('Mul', [cq, lg])]) : lb;
+    const v = b.op('Add', [la, b.op('Mul', [cq, lin])]);
+    // [Q, N, W] -> [N] -> [N, 1]
+    const top = b.op('Unsqueeze', [b.reduce('Max', v, [0, 2], false), b.i64([1])]);
+    z = b.op('Add', [z, b.op('Mul', [top, b.f64(tables.peakWeights, [1, k])])]);
+  }
+  return z;
+}
+
+/**
  * The folded arch-in graph of `model` (what predictor.onnx holds) on `features`, with the
  * same inputs and outputs as the general `archInGraph`. Throws `NotFoldableError` (naming
  * why) where the model or the features do not fold; the caller falls back to `archInGraph`.
@@ -1298,19 +1369,20 @@ export function foldedArchInGraph(
   model: OnnxGraph,
 ): OnnxGraph {
   const prefix = affinePrefix(model);
-  // Direct keys save the lookup of every column but grow the tables where a slot's codes are
-  // far apart (DenseNet's growth 16, 24, 32): then the value indices are looked up first.
-  const rowsOf = (mode: KeyMode) => spaceParts(space, mode).reduce((n, part) => n + part.size, 0);
-  const indexedRows = rowsOf('indexed');
-  const mode = rowsOf('direct') > Math.max(4 * indexedRows, 1 << 16) ? 'indexed' : 'direct';
-  const tables = buildTables(space, features, prefix, mode);
+  const tables = buildTables(space, features, prefix);
   const { k } = prefix;
   const { rows } = tables;
   const b = new Builder();
-  const keys = keysGraph(b, space, tables);
+  const keys = keysGraph(b, space, tables, tables.carried !== undefined);
   let z: string;
   if (tables.carried) {
-    z = carriedGraph(b, tables, tables.carried, k, keys);
+    // Few runs (DenseNet: the stem and three transitions for 39 parts): the widths by MatMul;
+    // else (ResNet-50: every block sets its own width) carried part to part.
+    const anchors = anchorsOf(tables, tables.carried);
+    z =
+      3 * anchors.length <= tables.parts.length
+        ? anchoredGraph(b, tables, tables.carried, k, keys, anchors)
+        : carriedGraph(b, tables, tables.carried, k, keys);
   } else if (tables.peaks && tables.peakWeights) {
     // One lookup of each key's share of z and its peak candidate: [N, P, k + 1].
     const table = interleave(rows, [
