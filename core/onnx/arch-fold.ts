@@ -55,6 +55,11 @@ const CHECK_SUBNETS = 400;
 /** Why a model or its features do not fold (the general graph is used instead). */
 export class NotFoldableError extends ArchGraphUnsupportedError {}
 
+/** A slot's width out is not whole numbers times its width in: its parts stay single slots. */
+class UnpairableError extends Error {
+  override readonly name = 'UnpairableError';
+}
+
 const refuse = (why: string) => new NotFoldableError('model', why);
 
 // ---------------------------------------------------------------------------------------
@@ -183,6 +188,11 @@ interface Digit {
   readonly step: number;
   /** The clipped kind: every code has a digit, off-grid codes the end ones. */
   readonly clipped: boolean;
+  /**
+   * A column of the second slot of a pair part that some depths leave inactive (its misses
+   * count only where it is active).
+   */
+  readonly second?: boolean;
   /** Per digit value, the index of the value in the column's choice, -1 where not allowed. */
   readonly meaning: Int32Array;
 }
@@ -190,11 +200,17 @@ interface Digit {
 interface Part {
   readonly kind: 'slot' | 'unit' | 'global';
   readonly unit: number;
+  /** A slot part's (first) slot. */
   readonly slot: number;
+  /** Slots of a slot part: 2 for a pair (slot and slot + 1, one key and one table row). */
+  readonly slots: number;
   /** First digit fastest. */
   readonly digits: readonly Digit[];
   /** First table row. */
   readonly base: number;
+  /** Keys of the digits; a pair whose second slot some depths leave inactive has twice as
+   * many rows, the second half for the first slot alone. */
+  readonly space: number;
   readonly size: number;
   /** A slot that some depths leave inactive: its unit's depth column; else undefined. */
   readonly depthColumn?: number;
@@ -375,6 +391,12 @@ function physicsAdditive(space: SearchSpace, offset: number): Additive {
     throw error;
   }
   if (tables.kind !== 'chain') throw refuse(`space ${space.name}'s physics is tabulated whole`);
+  if (tables.byWidth) {
+    // Its keys would need the width, known only after the lookup: the general graph does it.
+    throw refuse(
+      `space ${space.name}'s physics looks some costs up by a block's input width (no polynomial in it)`,
+    );
+  }
   if (SUM_COLUMNS.length !== MACS + 6 || physicsLabels.length !== MACS + 9) {
     throw refuse('the physics entries differ from what the folded graph computes');
   }
@@ -495,43 +517,59 @@ function digitOf(space: SearchSpace, column: number): Digit {
   return { column, radix, first, step, clipped, meaning };
 }
 
-/** Every part of `space` with its key's columns: per unit its choices, per slot, global. */
-function spaceParts(space: SearchSpace): Part[] {
+/**
+ * Every part of `space` with its key's columns: per unit its choices, per slot (or, with
+ * `pairs`, per two slots: half the parts, each key's table row holding both slots' share, so
+ * half the lookups), global.
+ */
+function spaceParts(space: SearchSpace, pairs: boolean): Part[] {
   const layout = archRowLayout(space);
   const parts: Part[] = [];
   // Row 0 of every table is the idle row (an inactive slot: nothing counted, the width
   // passed through), so the keys of inactive slots point there and no table needs a mask;
   // row 1 is the NaN row, where the key of a part with a code the space does not allow points.
   let base = FIRST_ROW;
-  const add = (kind: Part['kind'], unit: number, slot: number, columns: number[]) => {
-    const digits = columns.map((c) => digitOf(space, c));
-    const size = digits.reduce((n, d) => n * d.radix, 1);
+  const add = (
+    kind: Part['kind'],
+    unit: number,
+    slot: number,
+    columns: number[],
+    second: number[] = [],
+  ) => {
     const def = space.units[unit];
-    const masked = kind === 'slot' && def !== undefined && slot >= def.minDepth;
+    const slots = second.length > 0 ? 2 : 1;
+    const masked = kind === 'slot' && def !== undefined && slot + slots - 1 >= def.minDepth;
+    const halves = slots === 2 && masked ? 2 : 1;
+    const digits = [
+      ...columns.map((c) => digitOf(space, c)),
+      ...second.map((c) => ({ ...digitOf(space, c), second: halves === 2 })),
+    ];
+    const keys = digits.reduce((n, d) => n * d.radix, 1);
     parts.push({
       kind,
       unit,
       slot,
+      slots,
       digits,
       base,
-      size,
+      space: keys,
+      size: keys * halves,
       ...(masked ? { depthColumn: layout.depthColumn(unit) } : {}),
     });
-    base += size;
+    base += keys * halves;
   };
   const res = layout.resolutionColumn;
   space.units.forEach((unit, u) => {
     const unitColumns = space.unitChoiceNames.map((_, c) => layout.unitColumn(c, u));
     // The depth's digit in the unit's key makes a depth the space does not allow NaN.
     add('unit', u, -1, [res, layout.depthColumn(u), ...unitColumns]);
-    for (let s = 0; s < unit.maxDepth; s++) {
-      // Whether the slot is active is a mask beside the keys (`Part.from`), not a digit:
-      // a depth digit would make each slot's table as many times larger as it has depths.
-      add('slot', u, s, [
-        res,
-        ...space.blockChoiceNames.map((_, c) => layout.blockColumn(c, u, s)),
-        ...unitColumns,
-      ]);
+    const blockColumns = (s: number) =>
+      space.blockChoiceNames.map((_, c) => layout.blockColumn(c, u, s));
+    for (let s = 0; s < unit.maxDepth; s += pairs ? 2 : 1) {
+      // Whether the slot is active is a mask beside the keys (keysGraph), not a digit: a
+      // depth digit would make each slot's table as many times larger as it has depths.
+      const second = pairs && s + 1 < unit.maxDepth ? blockColumns(s + 1) : [];
+      add('slot', u, s, [res, ...blockColumns(s), ...unitColumns], second);
     }
   });
   add('global', -1, -1, [res, ...space.globalChoices.map((_, g) => layout.globalColumn(g))]);
@@ -692,12 +730,17 @@ function envelope(pieces: readonly number[], lo: number, hi: number): number[] {
   return kept;
 }
 
-function buildTables(space: SearchSpace, features: FeaturesJson, prefix: AffinePrefix): Tables {
+function buildTables(
+  space: SearchSpace,
+  features: FeaturesJson,
+  prefix: AffinePrefix,
+  pairs: boolean,
+): Tables {
   if (prefix.inputs !== features.length) {
     throw refuse(`the model reads ${prefix.inputs} inputs, the features have ${features.length}`);
   }
   const { parts: additive, peak } = additiveFeatures(space, features);
-  const natural = spaceParts(space);
+  const natural = spaceParts(space, pairs);
   const lastPart = natural[natural.length - 1] as Part;
   const rows = lastPart.base + lastPart.size;
   const { k, weights, bias } = prefix;
@@ -746,24 +789,54 @@ function buildTables(space: SearchSpace, features: FeaturesJson, prefix: AffineP
   };
   const idx = new Array<number>(layout.length).fill(-1);
   const compiled = compileSpace(space);
+  const feed = (view: View, into: Sink) => {
+    for (const a of additive) {
+      if (view.kind === 'slot') a.slot(view.v, into);
+      else if (view.kind === 'unit') a.unit(view.v, into);
+      else if (view.kind === 'global') a.global(view.v, into);
+    }
+  };
+  // The second slot of a pair reads r = s + t c, what the first wrote (whole numbers s and t:
+  // no rounding between them): its share in r written as a polynomial in c.
+  const shifted = (s: number, t: number): Sink => {
+    const of = (a: number, b: number, g: number) =>
+      [a + s * (b + s * g), t * (b + 2 * s * g), t * t * g] as const;
+    return {
+      add: (feature, value) => sink.poly(feature, value, 0, 0),
+      poly: (feature, a, b, g) => sink.poly(feature, ...of(a, b, g)),
+      peak: (a, b = 0, g = 0) => sink.peak(...of(a, b, g)),
+      out: (a, b, g) => sink.out(...of(a, b, g)),
+    };
+  };
   natural.forEach((part) => {
     for (let key = 0; key < part.size; key++) {
-      let rest = key;
+      let rest = key % part.space;
+      const alone = key >= part.space;
       for (const d of part.digits) {
         idx[d.column] = d.meaning[rest % d.radix] as number;
         rest = Math.floor(rest / d.radix);
       }
-      const view = viewOf(space, compiled, part, idx);
+      const view = viewOf(space, compiled, part.slots === 2 ? { ...part, digits: [] } : part, idx);
+      const next =
+        part.slots === 2 && !alone
+          ? viewOf(space, compiled, { ...part, slot: part.slot + 1, digits: [] }, idx)
+          : undefined;
       const row = part.base + key;
       candidates = [];
       wrote = undefined;
-      if (view.kind === 'nan') {
+      if (view.kind === 'nan' || next?.kind === 'nan') {
         sums.fill(Number.NaN, row * k, row * k + k);
       } else if (view.kind !== 'idle') {
-        for (const a of additive) {
-          if (view.kind === 'slot') a.slot(view.v, sink);
-          else if (view.kind === 'unit') a.unit(view.v, sink);
-          else a.global(view.v, sink);
+        feed(view, sink);
+        if (next) {
+          // (feed wrote it; the compiler cannot see that through the closure)
+          const [a, b, g] = (wrote as [number, number, number] | undefined) ?? [0, 1, 0];
+          if (g !== 0 || !Number.isInteger(a) || !Number.isInteger(b)) {
+            throw new UnpairableError();
+          }
+          wrote = undefined;
+          feed(next, shifted(a, b));
+          wrote ??= [a, b, 0];
         }
         for (let j = 0; j < k; j++) {
           let za = view.kind === 'global' ? (bias[j] as number) : 0;
@@ -964,20 +1037,23 @@ function foldedZ(space: SearchSpace, tables: Tables, k: number, row: readonly nu
   const active = new Array<boolean>(P);
   tables.parts.forEach((part, p) => {
     active[p] = true;
+    let alone = false;
     if (part.depthColumn !== undefined) {
       const depth = row[part.depthColumn] as number;
       // A depth the space does not allow is NaN through its unit's part.
-      if (layout.entries[part.depthColumn]?.codes.includes(depth) && part.slot >= depth) {
-        active[p] = false;
+      if (layout.entries[part.depthColumn]?.codes.includes(depth)) {
+        active[p] = part.slot < depth;
+        alone = part.size > part.space && part.slot + 1 >= depth;
       }
     }
-    let key = 0;
+    let key = alone ? part.space : 0;
     let mult = 1;
     let off = false;
     for (const d of part.digits) {
       const digit = digitValue(d, row[d.column] as number);
-      off ||= digit < 0;
-      key += digit * mult;
+      // An inactive second slot's codes mean nothing (its rows repeat for every digit).
+      if (!(alone && d.second)) off ||= digit < 0;
+      key += Math.max(digit, 0) * mult;
       mult *= d.radix;
     }
     at[p] = !active[p] ? IDLE_ROW : off ? NAN_ROW : part.base + key;
@@ -1099,6 +1175,8 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
   const lift = new Float32Array(L);
   // [P, L]: each part's digit multipliers.
   const weights = new Float32Array(P * L);
+  // [P, L]: the misses of each pair's second slot, which count only where it is active.
+  const secondLift = new Float32Array(P * L);
   const base = tables.parts.map((part) => part.base);
   tables.parts.forEach((part, p) => {
     let mult = 1;
@@ -1106,7 +1184,8 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
       first[d.column] = d.first;
       step[d.column] = d.step;
       top[d.column] = d.radix - 1;
-      if (!d.clipped) lift[d.column] = 2 ** 24 * d.step;
+      if (!d.clipped && !d.second) lift[d.column] = 2 ** 24 * d.step;
+      if (!d.clipped && d.second) secondLift[p * L + d.column] = 2 ** 24 * d.step;
       weights[p * L + d.column] = mult;
       mult *= d.radix;
     }
@@ -1119,32 +1198,44 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
   const t = b.op('Div', [b.op('Sub', [b.cast(ARCH_INPUT, 'float'), b.f32(first)]), b.f32(step)]);
   const digits = b.op('Round', [b.op('Min', [b.op('Max', [t, b.f32([0], [])]), b.f32(top)])]);
   const misses = b.op('Abs', [b.op('Sub', [t, digits])]);
-  const keys = times(b.op('Add', [digits, b.op('Mul', [misses, b.f32(lift)])]), weights, base);
-  const onGrid = b.op('Where', [
-    b.op('Less', [keys, b.f32([KEY_LIMIT], [])]),
-    keys,
-    b.f32([NAN_ROW], []),
-  ]);
-  const int = b.cast(onGrid, 'int64');
-  if (!tables.parts.some((part) => part.depthColumn !== undefined)) return int;
-  // A slot is active where its unit's depth digit is above `below` (the slot's own digit).
+  let keys = times(b.op('Add', [digits, b.op('Mul', [misses, b.f32(lift)])]), weights, base);
+  const offGrid = (x: string) =>
+    b.op('Where', [b.op('Less', [x, b.f32([KEY_LIMIT], [])]), x, b.f32([NAN_ROW], [])]);
+  if (!tables.parts.some((part) => part.depthColumn !== undefined)) {
+    return b.cast(offGrid(keys), 'int64');
+  }
+  // A slot is active where its unit's depth digit is above `below` (the slot's own digit):
+  // `over` = depth digit - below > 0. A pair's second slot is active where over > 1 / step.
   const depthOf = new Float32Array(P * L);
   const below = new Float32Array(P).fill(-1);
+  const alone = new Float32Array(P).fill(Number.NEGATIVE_INFINITY);
+  const half = new Float32Array(P);
   tables.parts.forEach((part, p) => {
     if (part.depthColumn === undefined) return;
-    depthOf[p * L + part.depthColumn] = 1;
-    below[p] =
-      (part.slot - (first[part.depthColumn] as number)) / (step[part.depthColumn] as number);
+    const c = part.depthColumn;
+    depthOf[p * L + c] = 1;
+    below[p] = (part.slot - (first[c] as number)) / (step[c] as number);
+    if (part.size > part.space) {
+      // over takes values 1 apart: halfway between 1 / step and the next one up.
+      alone[p] = 1 / (step[c] as number) + 0.5;
+      half[p] = part.space;
+    }
   });
-  const active = b.op('Less', [
-    b.f32([0], []),
-    times(
-      digits,
-      depthOf,
-      below.map((v) => -v),
-    ),
-  ]);
-  return b.op('Where', [active, int, b.i64([IDLE_ROW], [])]);
+  const over = times(
+    digits,
+    depthOf,
+    below.map((v) => -v),
+  );
+  if (tables.parts.some((part) => part.size > part.space)) {
+    const column = (v: Float32Array) => b.f32(v, batchLast ? [P, 1] : [P]);
+    keys = b.op('Where', [
+      b.op('Less', [over, column(alone)]),
+      b.op('Add', [keys, column(half)]),
+      b.op('Add', [keys, times(misses, secondLift, new Float32Array(P))]),
+    ]);
+  }
+  const active = b.op('Less', [b.f32([0], []), over]);
+  return b.op('Where', [active, b.cast(offGrid(keys), 'int64'), b.i64([IDLE_ROW], [])]);
 }
 
 /**
@@ -1359,6 +1450,22 @@ function anchoredGraph(
 }
 
 /**
+ * The tables with slots in pairs where they fit and every slot's width out is s + t x its width
+ * in for whole numbers s and t (so no rounding falls between the two; half the lookups: DenseNet's 34 slots, 39 parts, become 17 pairs), else single slots.
+ */
+function pairedTables(space: SearchSpace, features: FeaturesJson, prefix: AffinePrefix): Tables {
+  const rows = spaceParts(space, true).reduce((n, part) => n + part.size, FIRST_ROW);
+  if (rows * prefix.k <= MAX_TABLE_ENTRIES && rows < KEY_LIMIT) {
+    try {
+      return buildTables(space, features, prefix, true);
+    } catch (error) {
+      if (!(error instanceof UnpairableError)) throw error;
+    }
+  }
+  return buildTables(space, features, prefix, false);
+}
+
+/**
  * The folded arch-in graph of `model` (what predictor.onnx holds) on `features`, with the
  * same inputs and outputs as the general `archInGraph`. Throws `NotFoldableError` (naming
  * why) where the model or the features do not fold; the caller falls back to `archInGraph`.
@@ -1369,7 +1476,7 @@ export function foldedArchInGraph(
   model: OnnxGraph,
 ): OnnxGraph {
   const prefix = affinePrefix(model);
-  const tables = buildTables(space, features, prefix);
+  const tables = pairedTables(space, features, prefix);
   const { k } = prefix;
   const { rows } = tables;
   const b = new Builder();

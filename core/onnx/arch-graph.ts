@@ -808,18 +808,57 @@ function physics(f: Front): string {
   if (tables.kind === 'whole') {
     return tableRows(f, tables.physics, physicsLabels.length, wholeRow(f, tables));
   }
-  const rows = chainRows(f, tables);
+  let rows = chainRows(f, tables);
   const P = tables.parts.length;
   let c: string | undefined;
-  if (tables.usesC) {
+  if (tables.byWidth) {
+    // Some rows are looked up by the width they read: each part's row is known only once
+    // its width is, so the rows and the widths are found part by part.
+    const { widths, first } = tables.byWidth;
+    const total = tables.out.a.length;
+    const top = Math.max(...widths);
+    const widthIndex = new Array<number>(top + 2).fill(0);
+    widths.forEach((w, i) => {
+      widthIndex[w] = i;
+    });
+    const shift = Array.from(first, (at, r) => (at < 0 ? 0 : at - r));
+    const byWidth = Array.from(first, (at) => (at < 0 ? 0 : 1));
+    const one = (t: Float64Array, row: string) =>
+      b.op('Gather', [b.f64(t, [total]), row], { axis: attr.int(0) });
+    let width = b.op('Mul', [b.cast(f.ri, 'double'), b.f64([0], [])]);
+    const widthsRead = [width];
+    const finals: string[] = [];
+    for (let p = 0; p < P; p++) {
+      const base = b.rows(rows, [p]);
+      const wi = b.lookup(
+        b.i32(widthIndex),
+        b.op('Clip', [b.cast(width, 'int32'), b.i32([0], []), b.i32([top + 1], [])]),
+      );
+      const row = b.op('Add', [
+        b.op('Add', [base, b.lookup(b.i32(shift), base)]),
+        b.op('Mul', [b.lookup(b.i32(byWidth), base), wi]),
+      ]);
+      finals.push(row);
+      if (p === P - 1) break;
+      const inner = tables.quadratic
+        ? b.op('Add', [one(tables.out.b, row), b.op('Mul', [width, one(tables.out.g, row)])])
+        : one(tables.out.b, row);
+      width = b.op('Round', [b.op('Add', [one(tables.out.a, row), b.op('Mul', [width, inner])])]);
+      widthsRead.push(width);
+    }
+    rows = b.concat(finals, 0);
+    c = b.op('Unsqueeze', [b.concat(widthsRead, 0), b.i64([2])]);
+  } else if (tables.usesC) {
     // The width each part reads, carried part to part: c' = out(row, c), 0 into the stem.
     const outA = polyAt(f, tables.out, 1, rows, undefined, false);
     const at = (t: string, p: number) => b.op('Squeeze', [b.rows(t, [p]), b.i64([2])]);
-    const outB = b.op('Gather', [b.f64(tables.out.b, [tables.rows, 1]), rows], {
+    const outB = b.op('Gather', [b.f64(tables.out.b, [tables.out.b.length, 1]), rows], {
       axis: attr.int(0),
     });
     const outG = tables.quadratic
-      ? b.op('Gather', [b.f64(tables.out.g, [tables.rows, 1]), rows], { axis: attr.int(0) })
+      ? b.op('Gather', [b.f64(tables.out.g, [tables.out.g.length, 1]), rows], {
+          axis: attr.int(0),
+        })
       : undefined;
     let width = b.op('Mul', [b.cast(f.ri, 'double'), b.f64([0], [])]);
     const widths = [width];

@@ -85,7 +85,10 @@ export interface Poly {
 export interface ChainTables {
   readonly kind: 'chain';
   readonly parts: readonly Part[];
-  /** Rows of every table; the last is the inactive slot's: no cost, `c` passed through. */
+  /**
+   * Base rows of every table (the rows by width, if any, follow them); the last is the
+   * inactive slot's: no cost, `c` passed through.
+   */
   readonly rows: number;
   /** [rows, SUM_COLUMNS.length] counts. */
   readonly sums: Poly;
@@ -102,6 +105,17 @@ export interface ChainTables {
   readonly usesC: boolean;
   /** Whether any polynomial has a c^2 term. */
   readonly quadratic: boolean;
+  /** Rows looked up by the width they read instead of a polynomial in it (widthRows). */
+  readonly byWidth?: ByWidth;
+}
+
+/**
+ * Base row r with `first[r]` >= 0 is read at width c from row `first[r] + widths.indexOf(c)`
+ * (the polynomial tables have those rows after the `rows` base rows).
+ */
+export interface ByWidth {
+  readonly widths: readonly number[];
+  readonly first: Int32Array;
 }
 
 export interface WholeTables {
@@ -673,6 +687,8 @@ function chainTables(space: SearchSpace): ChainTables {
   const out = poly(1);
   let usesC = false;
   let quadratic = false;
+  /** Rows some count of which is no polynomial in c: looked up by c instead (widthRows). */
+  const irregular: number[] = [];
   const put = (p: Poly, at: number, xs: number[], ys: number[], check: [number, number][]) => {
     const [a, b, g] = fitPoly(xs, ys);
     for (const [x, y] of check) {
@@ -719,12 +735,7 @@ function chainTables(space: SearchSpace): ChainTables {
         return put(out, row, pick, ys, check);
       })(),
     ];
-    if (fits.some((ok) => !ok)) {
-      throw unsupported(
-        space,
-        'a cost is not a polynomial of degree 2 or less in a block’s input width',
-      );
-    }
+    if (fits.some((ok) => !ok)) irregular.push(row);
   }
   // The inactive slot: nothing counted, the width passed through.
   const idle = rows - 1;
@@ -732,22 +743,114 @@ function chainTables(space: SearchSpace): ChainTables {
   for (let k = 0; k < pieces; k++) live.a[idle * pieces + k] = 0;
   out.a[idle] = 0;
   out.b[idle] = 1;
+  const byWidth =
+    irregular.length > 0 ? widthRows(ctx, seen, irregular, { sums, live, out }) : undefined;
   const inputChannels = space.layerGraph(randomSubnet(space, createRng(1))).inputChannels;
   const tables: ChainTables = {
     kind: 'chain',
     parts,
     rows,
-    sums,
-    live,
+    ...(byWidth ? byWidth.tables : { sums, live, out }),
+    ...(byWidth ? { byWidth: byWidth.index } : {}),
     pieces,
-    out,
     inputElements: space.resolutions.map((r) => r * r * inputChannels),
     globalRadix,
-    usesC,
+    usesC: usesC || byWidth !== undefined,
     quadratic,
   };
   checkChain(ctx, tables);
   return tables;
+}
+
+/**
+ * Rows whose counts are no polynomial in the width `c` they read (an MBConv expansion
+ * make_divisible(round(c x e)) after a unit with a choice of widths): each gets one row per
+ * width any part can read (`widths`), holding what the probes saw at that width (constants,
+ * b = g = 0), appended after the polynomial rows. The widths a part can read are followed
+ * along the chain from the stem (every row of a part at every width the part before can
+ * write: a superset of what subnets reach); a row whose reachable width no probe saw is
+ * refused, since its costs there are unknown.
+ */
+function widthRows(
+  ctx: ChainContext,
+  seen: Observations,
+  irregular: readonly number[],
+  polys: { sums: Poly; live: Poly; out: Poly },
+): { tables: { sums: Poly; live: Poly; out: Poly }; index: ByWidth } {
+  const { space, parts, R } = ctx;
+  const rows = polys.out.a.length;
+  const isIrregular = new Set(irregular);
+  let reads = new Set([0]);
+  const reached = new Set<number>();
+  for (const part of parts) {
+    const writes = new Set<number>();
+    const def = space.units[part.unit];
+    if (part.kind === 'slot' && def && part.slot >= def.minDepth)
+      for (const c of reads) writes.add(c);
+    for (let row = part.base; row < part.base + part.keys * R; row++) {
+      for (const c of reads) {
+        if (isIrregular.has(row)) {
+          const o = seen.get(row)?.get(c);
+          if (!o) {
+            throw unsupported(
+              space,
+              `its ${partName(part)}'s costs are no polynomial in its input width and no probe reached it at input width ${c}`,
+            );
+          }
+          reached.add(c);
+          writes.add(o.out);
+        } else {
+          const at = (p: Poly) =>
+            evalPoly(p.a[row] as number, p.b[row] as number, p.g[row] as number, c);
+          writes.add(at(polys.out));
+        }
+      }
+    }
+    reads = writes;
+  }
+  const widths = [...reached].sort((x, y) => x - y);
+  const first = new Int32Array(rows).fill(-1);
+  const total = rows + irregular.length * widths.length;
+  const grow = (p: Poly, n: number): Poly => {
+    const next = {
+      a: new Float64Array(total * n).fill(Number.NaN),
+      b: new Float64Array(total * n),
+      g: new Float64Array(total * n),
+    };
+    next.a.set(p.a);
+    next.b.set(p.b);
+    next.g.set(p.g);
+    return next;
+  };
+  const tables = {
+    sums: grow(polys.sums, F),
+    live: grow(polys.live, polys.live.a.length / rows),
+    out: grow(polys.out, 1),
+  };
+  const pieces = polys.live.a.length / rows;
+  irregular.forEach((row, i) => {
+    first[row] = rows + i * widths.length;
+    widths.forEach((c, wi) => {
+      const o = seen.get(row)?.get(c);
+      if (!o) return;
+      const at = rows + i * widths.length + wi;
+      o.sums.forEach((v, k) => {
+        tables.sums.a[at * F + k] = v;
+      });
+      for (let k = 0; k < pieces; k++) tables.live.a[at * pieces + k] = o.live[k] ?? 0;
+      tables.out.a[at] = o.out;
+    });
+  });
+  return { tables, index: { widths, first } };
+}
+
+/** The table row of base row `row` read at width `c` (the row itself where it is a polynomial). */
+export function rowAtWidth(tables: ChainTables, row: number, c: number): number {
+  const at = tables.byWidth?.first[row] ?? -1;
+  if (at < 0) return row;
+  const wi = tables.byWidth?.widths.indexOf(c) ?? -1;
+  // A width the chain analysis did not reach: the first unknown row (NaN costs).
+  return wi < 0 ? Number.NaN : at + wi;
 }
 
 /**
@@ -773,8 +876,9 @@ export function chainPhysics(
   let peak = tables.inputElements[space.resolutions.indexOf(subnet.resolution)] as number;
   const inputElements = peak;
   let c = 0;
-  for (const row of rows) {
+  for (const base of rows) {
     const { sums, live, out, pieces } = tables;
+    const row = rowAtWidth(tables, base, c);
     for (let k = 0; k < F; k++) {
       const at = row * F + k;
       totals[k] =

@@ -261,16 +261,22 @@ describe('folded predictor-arch.onnx', () => {
   }, 60_000);
 
   it('ignores whatever an inactive MobileNetV3 slot holds and answers NaN for an active one', async () => {
-    // Prepare: unit 0 at depth 2, so its slots 2 and 3 are inactive.
+    // Prepare: unit 0 at depth 2, so its slots 2 and 3 are inactive; then at depth 3, so slot
+    // 3 is inactive beside the active slot 2 (one key for the two where slots are paired).
     const predictor = await train(mobilenetv3, 'auto');
     const files = archFiles(mobilenetv3, predictor);
     const good = archRow(mobilenetv3, randomSubnets(mobilenetv3, 1, 8)[0] as Subnet).map((v, i) =>
       i === 40 ? 2 : v,
     );
+    const three = good.map((v, i) => (i === 40 ? 3 : v));
     const rows = [
       good,
       good.map((v, i) => (i === 3 ? 99 : v)),
       good.map((v, i) => (i === 1 ? 99 : v)),
+      three,
+      three.map((v, i) => (i === 3 ? 99 : i === 23 ? 5 : v)),
+      three.map((v, i) => (i === 2 ? 99 : v)),
+      three.map((v, i) => (i === 22 ? 5 : v)),
     ];
     // Act
     const y = (await runRows(files?.onnx as Uint8Array, rows, 46)).latency_ms?.data as Float32Array;
@@ -278,5 +284,9 @@ describe('folded predictor-arch.onnx', () => {
     expect(JSON.parse(files?.json ?? '{}').graph).toBe('folded');
     expect(y[1]).toBe(y[0]);
     expect(Number.isNaN(y[2] as number)).toBe(true);
+    expect(Number.isFinite(y[3] as number) && y[3] !== y[0]).toBe(true);
+    expect(y[4]).toBe(y[3]);
+    // A kernel of 99 and an expand ratio of 5 (between 4 and 6) in the active slot 2.
+    expect(Number.isNaN(y[5] as number) && Number.isNaN(y[6] as number)).toBe(true);
   }, 60_000);
 });

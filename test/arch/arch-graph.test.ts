@@ -15,6 +15,7 @@ import { combinations } from '../../core/encodings/layout.ts';
 import { encodingNames } from '../../core/encodings/types.ts';
 import { ArchGraphUnsupportedError } from '../../core/errors.ts';
 import { encodingGraph } from '../../core/onnx/arch-graph.ts';
+import { archFiles } from '../../core/onnx/arch-graph-files.ts';
 import {
   ARCH_JSON,
   ARCH_ONNX,
@@ -22,6 +23,7 @@ import {
   archRowLayout,
   archRowsInt64,
 } from '../../core/onnx/arch-graph-layout.ts';
+import { physicsTables } from '../../core/onnx/arch-physics.ts';
 import { encodeModel } from '../../core/onnx/model.ts';
 import { createFeaturizer, type FeatureChoice, fitPredictor } from '../../core/predictor/index.ts';
 import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
@@ -84,9 +86,10 @@ const choices: FeatureChoice[] = [
 ];
 
 /**
- * A spec space the physics tables cannot describe: the second unit's expansion width,
- * make_divisible(round(3 c)), is not a polynomial in the first unit's width choice c (10, 20,
- * 30, 40 give 32, 64, 88, 120), so its MACs are not one of degree 2.
+ * A spec space whose physics is no polynomial in a block's input width: the second unit's
+ * expansion width, make_divisible(round(3 c)), is not one in the first unit's width choice c
+ * (10, 20, 30, 40 give 32, 64, 88, 120), so its MACs are not one of degree 2; the tables look
+ * those rows up by the width instead.
  */
 const irregularSpec = {
   name: 'irregular-widths',
@@ -105,6 +108,25 @@ const irregularSpec = {
   ],
   head: { classes: 10 },
 };
+
+/** The irregular space with a head whose width grows with the first unit's width choice. */
+function leakySpace(): SearchSpace {
+  const base = spaceFromSpec(irregularSpec);
+  return {
+    ...base,
+    name: 'leaky',
+    layerGraph: (subnet) => {
+      const graph = base.layerGraph(subnet);
+      const first = subnet.units[0]?.choices.width as number;
+      const last = graph.nodes[graph.nodes.length - 1];
+      if (last?.op !== 'linear') return graph;
+      return {
+        ...graph,
+        nodes: [...graph.nodes.slice(0, -1), { ...last, cout: last.cout + first }],
+      };
+    },
+  };
+}
 
 describe('arch-in encoding subgraph', () => {
   it('computes the encoders’ vectors for every space and encoding', async () => {
@@ -159,15 +181,34 @@ describe('arch-in encoding subgraph', () => {
     }
   }, 120_000);
 
-  it('refuses physics for a space its tables cannot describe, naming the reason', () => {
+  it('computes physics exactly where a cost is no polynomial in a block’s input width', async () => {
     // Prepare
     const space = spaceFromSpec(irregularSpec);
     const featurizer = createFeaturizer(space, { kind: 'encoding', encoding: 'physics' });
+    const batch = [...randomSubnets(space, 400, 13), ...uniformSubnets(space)];
+    const cols = featurizer.features.length;
+    const expected = new Float32Array(batch.length * cols);
+    batch.forEach((s, i) => {
+      featurizer.encodeInto(s, expected, i * cols);
+    });
+    const tables = physicsTables(space);
+    // Act
+    const { graph } = encodingGraph(space, featurizer.features);
+    const x = (await run(encodeModel(graph), space, batch)).x?.data as Float32Array;
+    // Assess: the rows after the width choice are looked up by width, every entry equal.
+    expect(tables.kind === 'chain' && tables.byWidth?.widths).toEqual([10, 20, 30, 40]);
+    const wrong = [...x].findIndex((v, i) => v !== expected[i]);
+    expect(wrong, `entry ${wrong % cols}`).toBe(-1);
+    expect(new Set(batch.map((s) => s.units[0]?.choices.width)).size).toBe(4);
+  });
+
+  it('refuses physics where a block’s cost depends on more than its choices and input width', () => {
+    // Prepare: a space whose head reads a choice of its first unit.
+    const space = leakySpace();
+    const featurizer = createFeaturizer(space, { kind: 'encoding', encoding: 'physics' });
     // Act / Assess
     expect(() => encodingGraph(space, featurizer.features)).toThrow(ArchGraphUnsupportedError);
-    expect(() => encodingGraph(space, featurizer.features)).toThrow(
-      /irregular-widths: .*polynomial/,
-    );
+    expect(() => encodingGraph(space, featurizer.features)).toThrow(/leaky: .*head/);
   });
 
   it('lays out a MobileNetV3 row as [ks x 20, e x 20, d x 5, r] and ignores inactive slots', async () => {
@@ -267,12 +308,53 @@ describe('predictor-arch.onnx', () => {
     expect([...autoStack]).toEqual(['stack']);
   }, 600_000);
 
-  it('saves a predictor whose features have no in-graph form without the arch-in files', async () => {
-    // Prepare
+  it('gives a spec space whose physics is no polynomial in a width its graph, with esm predict’s answers', async () => {
     const space = spaceFromSpec(irregularSpec);
+    const rng = createRng(1);
+    const rows = randomSubnets(space, 60, 6).map((subnet) => ({
+      subnet,
+      latencyMs: syntheticLatencyMs(space, subnet, { noise: 0.02, rng }),
+    }));
+    const probe = randomSubnets(space, 200, 8);
+    const graphs: string[] = [];
+    for (const [model, encoding] of [
+      ['ridge', 'physics'],
+      ['auto', 'fcc'],
+      ['ridge', 'fcc'],
+    ] as const) {
+      // Prepare
+      const { predictor } = await fitPredictor({
+        space,
+        spaceSpec: irregularSpec,
+        rows,
+        data: { file: 'synthetic', sha256: '0'.repeat(64) },
+        model,
+        encoding,
+      });
+      const out = join(dir, `irregular-${model}-${encoding}`);
+      await savePredictor(out, predictor);
+      const loaded = await loadPredictor(out);
+      const expected = await loaded.predict(probe.map((s) => space.toNative(s)));
+      await loaded.close();
+      // Act
+      const got = (await run(await readFile(join(out, ARCH_ONNX)), space, probe)).latency_ms
+        ?.data as Float32Array;
+      // Assess
+      graphs.push(JSON.parse(await readFile(join(out, ARCH_JSON), 'utf8')).graph);
+      for (let i = 0; i < probe.length; i++) {
+        const e = expected[i] as number;
+        expect(Math.abs((got[i] as number) - e) / e, `${model} ${encoding}`).toBeLessThan(1e-5);
+      }
+    }
+    // Physics looked up by width has the general graph; fcc alone folds.
+    expect(graphs).toEqual(['general', 'general', 'folded']);
+  });
+
+  it('builds no arch-in files for features with no in-graph form', async () => {
+    // Prepare: the head of this space reads a choice of its first unit.
+    const space = leakySpace();
     const { predictor } = await fitPredictor({
       space,
-      spaceSpec: irregularSpec,
       rows: randomSubnets(space, 40, 6).map((subnet) => ({
         subnet,
         latencyMs: syntheticLatencyMs(space, subnet, { noise: 0.02, rng: createRng(1) }),
@@ -281,13 +363,8 @@ describe('predictor-arch.onnx', () => {
       model: 'ridge',
       encoding: 'physics',
     });
-    const out = join(dir, 'irregular');
-    // Act
-    await savePredictor(out, predictor);
-    // Assess
-    expect(existsSync(join(out, 'predictor.onnx'))).toBe(true);
-    expect(existsSync(join(out, ARCH_ONNX))).toBe(false);
-    expect(existsSync(join(out, ARCH_JSON))).toBe(false);
+    // Act / Assess
+    expect(archFiles(space, predictor)).toBeUndefined();
   });
 
   it('answers NaN for a row the space does not allow, and a number for the others', async () => {
