@@ -1196,16 +1196,22 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
       ? b.op('Gemm', [b.f32(m, [P, L]), x, b.f32(bias, [P, 1])], { transB: attr.int(1) })
       : b.op('Gemm', [x, b.f32(m, [P, L]), b.f32(bias, [P])], { transB: attr.int(1) });
   const t = b.op('Div', [b.op('Sub', [b.cast(ARCH_INPUT, 'float'), b.f32(first)]), b.f32(step)]);
-  const digits = b.op('Round', [b.op('Min', [b.op('Max', [t, b.f32([0], [])]), b.f32(top)])]);
+  // Rounded by adding and taking away 1.5 x 2^23 (float32 has no bits below 1 there): exact
+  // for digits below 2^22, half to even like Round, and several times cheaper in onnxruntime.
+  const magic = b.f32([1.5 * 2 ** 23], []);
+  const clipped = b.op('Min', [b.op('Max', [t, b.f32([0], [])]), b.f32(top)]);
+  const digits = b.op('Sub', [b.op('Add', [clipped, magic]), magic]);
   const misses = b.op('Abs', [b.op('Sub', [t, digits])]);
-  let keys = times(b.op('Add', [digits, b.op('Mul', [misses, b.f32(lift)])]), weights, base);
+  const lifted = b.op('Add', [digits, b.op('Mul', [misses, b.f32(lift)])]);
   const offGrid = (x: string) =>
     b.op('Where', [b.op('Less', [x, b.f32([KEY_LIMIT], [])]), x, b.f32([NAN_ROW], [])]);
   if (!tables.parts.some((part) => part.depthColumn !== undefined)) {
-    return b.cast(offGrid(keys), 'int64');
+    return b.cast(offGrid(times(lifted, weights, base)), 'int64');
   }
   // A slot is active where its unit's depth digit is above `below` (the slot's own digit):
   // `over` = depth digit - below > 0. A pair's second slot is active where over > 1 / step.
+  // The same Gemm as the keys (the lifted digits: a depth off its grid makes the unit's own
+  // part NaN, whatever the slots do).
   const depthOf = new Float32Array(P * L);
   const below = new Float32Array(P).fill(-1);
   const alone = new Float32Array(P).fill(Number.NEGATIVE_INFINITY);
@@ -1221,11 +1227,19 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
       half[p] = part.space;
     }
   });
-  const over = times(
-    digits,
-    depthOf,
-    below.map((v) => -v),
-  );
+  const both = new Float32Array(2 * P * L);
+  both.set(weights);
+  both.set(depthOf, P * L);
+  const bias = [...base, ...below.map((v) => -v)];
+  const all = batchLast
+    ? b.op('Gemm', [b.f32(both, [2 * P, L]), lifted, b.f32(bias, [2 * P, 1])], {
+        transB: attr.int(1),
+      })
+    : b.op('Gemm', [lifted, b.f32(both, [2 * P, L]), b.f32(bias, [2 * P])], {
+        transB: attr.int(1),
+      });
+  let keys = b.slice(all, batchLast ? 0 : 1, 0, P);
+  const over = b.slice(all, batchLast ? 0 : 1, P, 2 * P);
   if (tables.parts.some((part) => part.size > part.space)) {
     const column = (v: Float32Array) => b.f32(v, batchLast ? [P, 1] : [P]);
     keys = b.op('Where', [
@@ -1325,7 +1339,10 @@ function carriedGraph(b: Builder, tables: Tables, cv: Carried, k: number, keysT:
     const lin = lg ? b.op('Add', [lb, b.op('Mul', [cq, lg])]) : lb;
     const v = b.op('Add', [la, b.op('Mul', [cq, lin])]);
     // [Q, N, W] -> [N] -> [N, 1]
-    const top = b.op('Unsqueeze', [b.reduce('Max', v, [0, 2], false), b.i64([1])]);
+    const top = b.op('Unsqueeze', [
+      b.reduce('Max', b.reduce('Max', v, [2], false), [0], false),
+      b.i64([1]),
+    ]);
     z = b.op('Add', [z, b.op('Mul', [top, b.f64(tables.peakWeights, [1, k])])]);
   }
   return z;
@@ -1443,7 +1460,10 @@ function anchoredGraph(
     const lin = lg ? b.op('Add', [lb, b.op('Mul', [cq, lg])]) : lb;
     const v = b.op('Add', [la, b.op('Mul', [cq, lin])]);
     // [Q, N, W] -> [N] -> [N, 1]
-    const top = b.op('Unsqueeze', [b.reduce('Max', v, [0, 2], false), b.i64([1])]);
+    const top = b.op('Unsqueeze', [
+      b.reduce('Max', b.reduce('Max', v, [2], false), [0], false),
+      b.i64([1]),
+    ]);
     z = b.op('Add', [z, b.op('Mul', [top, b.f64(tables.peakWeights, [1, k])])]);
   }
   return z;
