@@ -19,6 +19,7 @@ import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import { fitTransferPredictor } from '../../core/predictor/transfer.ts';
 import type { ModelKind } from '../../core/predictor/types.ts';
 import { createRng } from '../../core/rng.ts';
+import { densenet } from '../../core/spaces/densenet.ts';
 import { fbnet } from '../../core/spaces/fbnet.ts';
 import { builtInSpaces } from '../../core/spaces/index.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
@@ -258,6 +259,35 @@ describe('folded predictor-arch.onnx', () => {
       else
         expect(Math.abs((a[i] as number) - (b[i] as number)) / (b[i] as number)).toBeLessThan(1e-5);
     }
+  }, 60_000);
+
+  it('answers NaN for a DenseNet code off its choice’s grid in an active slot, and ignores an inactive one', async () => {
+    // Prepare: unit 0 at depth 3, so slot 3 (paired with the active slot 2) is inactive.
+    const predictor = await train(densenet, 'auto');
+    const files = archFiles(densenet, predictor);
+    const layout = archRowLayout(densenet);
+    const growth = (s: number) => layout.blockColumn(0, 0, s);
+    const good = archRow(densenet, randomSubnets(densenet, 1, 3)[0] as Subnet).map((v, i) =>
+      i === layout.depthColumn(0) ? 3 : v,
+    );
+    const set = (column: number, value: number) => good.map((v, i) => (i === column ? value : v));
+    const rows = [
+      good,
+      set(growth(3), 20), // inactive: ignored
+      set(growth(5), 99),
+      set(growth(2), 20), // between 16 and 24
+      set(growth(2), 40), // above 32
+      set(layout.resolutionColumn, 136), // between 128 and 144
+      set(layout.depthColumn(0), 1), // below the least depth
+    ];
+    // Act
+    const y = (await runRows(files?.onnx as Uint8Array, rows, layout.length)).latency_ms
+      ?.data as Float32Array;
+    // Assess
+    expect(JSON.parse(files?.json ?? '{}').graph).toBe('folded');
+    expect(Number.isFinite(y[0] as number)).toBe(true);
+    expect([y[1], y[2]]).toEqual([y[0], y[0]]);
+    expect([...y.slice(3)].every((v) => Number.isNaN(v))).toBe(true);
   }, 60_000);
 
   it('ignores whatever an inactive MobileNetV3 slot holds and answers NaN for an active one', async () => {
