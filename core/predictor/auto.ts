@@ -113,6 +113,23 @@ export interface AutoOptions {
    */
   readonly blendSe?: number;
   /**
+   * Out-of-fold accuracy (0..1) by which a candidate ahead of the first one replaces it even
+   * when it is not `preferFirst` standard errors ahead (Infinity: never). The standard-error
+   * rule guards against near-ties won by luck, which cost a few tenths of a point; a lead of
+   * whole points is worth taking on 20 rows even where 20 noisy rows cannot make it
+   * significant.
+   * @default Infinity
+   */
+  readonly preferFirstMargin?: number;
+  /**
+   * Candidates that need only be ahead of the first one out of fold, not `preferFirst`
+   * standard errors ahead: models that share nothing with physics ridge. The others read the
+   * physics columns (and mostly hold a physics-first ridge inside), so on few rows their
+   * out-of-fold differences from it are near-ties decided by luck.
+   * @default []
+   */
+  readonly independent?: readonly AutoCandidate[];
+  /**
    * Candidates within this many standard errors of the best one out of fold (the paired
    * difference of their per-row errors) are averaged with equal weights instead of picking
    * one of them by luck (0: the best alone). The greedy blend must still beat that by
@@ -483,11 +500,20 @@ export function selectMembers(
   latencyMs: Float64Array,
   options: Pick<
     AutoOptions,
-    'blendSteps' | 'blendMargin' | 'preferFirst' | 'blendBags' | 'tieAverage' | 'blendSe' | 'seed'
+    | 'blendSteps'
+    | 'blendMargin'
+    | 'preferFirst'
+    | 'preferFirstMargin'
+    | 'independent'
+    | 'blendBags'
+    | 'tieAverage'
+    | 'blendSe'
+    | 'seed'
   > = {},
 ): Selection {
   const { blendSteps = 20, blendMargin = 0.002, preferFirst = 2, blendBags = 0 } = options;
   const { tieAverage = 0, blendSe = 4 } = options;
+  const { preferFirstMargin = Number.POSITIVE_INFINITY, independent = [] } = options;
   const k = cv.plans.length;
   const single = (c: number) => Float64Array.from({ length: k }, (_, i) => (i === c ? 1 : 0));
   if (cv.scores.length === 0) {
@@ -500,8 +526,22 @@ export function selectMembers(
     0,
   );
   if (preferFirst > 0 && best !== 0) {
-    const d = pairedDifference(oof[best] as Float64Array, oof[0] as Float64Array, latencyMs);
-    if (-d.mean <= preferFirst * d.se) best = 0;
+    // The best out of fold among the candidates that beat the first one credibly.
+    const first = (scores[0] as CandidateScore).accuracy;
+    const credible = (c: number) => {
+      const s = scores[c] as CandidateScore;
+      const lead = s.accuracy - first;
+      if (c === 0 || lead >= preferFirstMargin) return true;
+      if (independent.includes(s.name)) return lead > 0;
+      const d = pairedDifference(oof[c] as Float64Array, oof[0] as Float64Array, latencyMs);
+      return -d.mean > preferFirst * d.se;
+    };
+    if (!credible(best)) {
+      best = scores.reduce(
+        (a, s, i) => (credible(i) && s.accuracy > (scores[a] as CandidateScore).accuracy ? i : a),
+        0,
+      );
+    }
   }
   const weights =
     blendBags > 0

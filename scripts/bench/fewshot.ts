@@ -153,7 +153,14 @@ function summary(paths: string, rule = 'auto'): void {
   const lines = paths
     .split(',')
     .flatMap((path) => readFileSync(path, 'utf8').trim().split('\n'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    // One name per shared file however it was given (../shared/data/... or an absolute path).
+    .map(
+      (l): Record<string, unknown> => ({
+        ...l,
+        file: String(l.file).replace(/^.*shared\/data\//, '../shared/data/'),
+      }),
+    );
   const groups = new Map<string, Record<string, unknown>[]>();
   for (const l of lines) {
     const key = JSON.stringify([l.bench, l.file, l.variant, l.n]);
@@ -198,6 +205,10 @@ function summary(paths: string, rule = 'auto'): void {
     }
   }
   if (medians.size === 0) return;
+  if (rule === 'all') {
+    compareRules(medians);
+    return;
+  }
   process.stdout.write(
     `\n${rule} against the best single kind (median accuracy %; delta in points; what ${rule} chose per seed)\n\n| file | rows | ${rule} | best single | delta | chose |\n|---|---|---|---|---|---|\n`,
   );
@@ -220,6 +231,37 @@ function summary(paths: string, rule = 'auto'): void {
   process.stdout.write(
     `\n${rule} >= the best single kind (to 0.005 points) in ${wins} of ${cells} cells.\n`,
   );
+}
+
+/**
+ * `--rule all`: every non-single variant (the selection rules of `--rules`) against the best
+ * single kind, cell by cell (medians): cells at or above it, the mean delta, the worst cell
+ * and the sum of the losses, in points.
+ */
+function compareRules(medians: Map<string, Map<number, Map<string, number>>>): void {
+  const rules = new Set<string>();
+  for (const bySize of medians.values())
+    for (const at of bySize.values()) for (const v of at.keys()) if (!SINGLE.has(v)) rules.add(v);
+  process.stdout.write(
+    '\n| selection rule | cells >= best single | mean delta (points) | worst cell | sum of losses |\n|---|---|---|---|---|\n',
+  );
+  for (const rule of rules) {
+    const deltas: number[] = [];
+    for (const bySize of medians.values()) {
+      for (const at of bySize.values()) {
+        const mine = at.get(rule);
+        const singles = [...at].filter(([v]) => SINGLE.has(v)).map(([, a]) => a);
+        if (mine === undefined || singles.length === 0) continue;
+        deltas.push(100 * (mine - Math.max(...singles)));
+      }
+    }
+    const wins = deltas.filter((d) => d >= -5e-3).length;
+    const mean = deltas.reduce((a, b) => a + b, 0) / deltas.length;
+    const losses = deltas.filter((d) => d < 0).reduce((a, b) => a + b, 0);
+    process.stdout.write(
+      `| ${rule} | ${wins} of ${deltas.length} | ${mean >= 0 ? '+' : ''}${mean.toFixed(3)} | ${Math.min(...deltas).toFixed(2)} | ${losses.toFixed(2)} |\n`,
+    );
+  }
 }
 
 const sizes = values.sizes.split(',').map(Number);
@@ -275,6 +317,23 @@ const RULES: Record<string, (cv: CrossValidation, y: Float64Array, seed: number)
       selectMembers(cv, y, { preferFirst: 3, blendSe: 3 }).weights,
     'prefer physics 3 SE, no blend': (cv, y) =>
       selectMembers(cv, y, { preferFirst: 3, blendSteps: 0 }).weights,
+    'auto, a lead of 1 point suffices': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirstMargin: 0.01 }).weights,
+    'auto, a lead of 0.5 point suffices': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirstMargin: 0.005 }).weights,
+    'auto, a lead of 2 points suffices': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirstMargin: 0.02 }).weights,
+    'auto, lut and ridge-encoding need only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, independent: ['lut', 'ridge-encoding'] }).weights,
+    'auto, lut needs only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, independent: ['lut'] }).weights,
+    'auto, 3 SE; lut and ridge-encoding need only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 3, independent: ['lut', 'ridge-encoding'] })
+        .weights,
+    'auto, 3 SE; lut needs only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 3, independent: ['lut'] }).weights,
+    'auto, 3 SE; a lead of 1 point suffices': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 3, preferFirstMargin: 0.01 }).weights,
   };
 
 async function oofCell(space: SearchSpace, train: Rows, test: Rows, seed: number, file: string) {
@@ -320,7 +379,25 @@ async function oofCell(space: SearchSpace, train: Rows, test: Rows, seed: number
   return cell;
 }
 
+/**
+ * Candidates that are also single kinds (the same model on the same features as `esm fit
+ * --model K`), scored from their refits: `ridge-physics` (ridge on physics, robust fit in
+ * its CV) and `lut`. The other candidates read other columns than their single kind.
+ */
+const SAME_AS_SINGLE = new Set(['ridge-physics', 'lut']);
+
 function scoreRules(cell: OofCell): Record<string, unknown>[] {
+  const singles = cell.names.flatMap((name, c) => {
+    if (!SAME_AS_SINGLE.has(name)) return [];
+    const e = evaluate({ predicted: cell.predicted[c] as number[], measured: cell.test });
+    const { file, n, seed } = cell;
+    const line = { bench: 'fewshot', file, variant: name, n, seed, from: 'oof refit' };
+    return [{ ...line, accuracy: e.accuracy, within10: e.within10 }];
+  });
+  return [...singles, ...scoreSelection(cell)];
+}
+
+function scoreSelection(cell: OofCell): Record<string, unknown>[] {
   const y = Float64Array.from(cell.train);
   const cv: CrossValidation = {
     plans: cell.names.map((name) => ({ name }) as never),
