@@ -295,7 +295,9 @@ const round = (v: Float64Array | readonly number[]) =>
 const RULES: Record<string, (cv: CrossValidation, y: Float64Array, seed: number) => Float64Array> =
   {
     auto: (cv, y, seed) => selectMembers(cv, y, { seed }).weights,
-    // The rule before this one: the best out of fold; the blend when 0.2 points better.
+    // What came before (the rules with preferFirst > 0 pin `independent: []`, as they were).
+    'before autocost (2 SE for every candidate, blend 4 SE)': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 2, independent: [] }).weights,
     'previous (best out of fold, blend +0.2)': (cv, y) =>
       selectMembers(cv, y, { preferFirst: 0, blendSe: 0 }).weights,
     'best out of fold, no blend': (cv, y) =>
@@ -307,33 +309,34 @@ const RULES: Record<string, (cv: CrossValidation, y: Float64Array, seed: number)
     'bagged blend (25), +0': (cv, y, seed) =>
       selectMembers(cv, y, { preferFirst: 0, blendSe: 0, blendMargin: 0, blendBags: 25, seed })
         .weights,
-    'prefer physics 1 SE': (cv, y) => selectMembers(cv, y, { preferFirst: 1, blendSe: 0 }).weights,
-    'prefer physics 2 SE': (cv, y) => selectMembers(cv, y, { preferFirst: 2, blendSe: 0 }).weights,
+    'prefer physics 1 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 1, blendSe: 0, independent: [] }).weights,
+    'prefer physics 2 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 2, blendSe: 0, independent: [] }).weights,
     'prefer physics 2 SE, blend 2 SE': (cv, y) =>
-      selectMembers(cv, y, { preferFirst: 2, blendSe: 2 }).weights,
+      selectMembers(cv, y, { preferFirst: 2, blendSe: 2, independent: [] }).weights,
     'prefer physics 3 SE, blend 4 SE': (cv, y) =>
-      selectMembers(cv, y, { preferFirst: 3, blendSe: 4 }).weights,
-    'prefer physics 3 SE, blend 3 SE': (cv, y) =>
-      selectMembers(cv, y, { preferFirst: 3, blendSe: 3 }).weights,
-    'prefer physics 3 SE, no blend': (cv, y) =>
-      selectMembers(cv, y, { preferFirst: 3, blendSteps: 0 }).weights,
-    'auto, a lead of 1 point suffices': (cv, y, seed) =>
-      selectMembers(cv, y, { seed, preferFirstMargin: 0.01 }).weights,
-    'auto, a lead of 0.5 point suffices': (cv, y, seed) =>
-      selectMembers(cv, y, { seed, preferFirstMargin: 0.005 }).weights,
-    'auto, a lead of 2 points suffices': (cv, y, seed) =>
-      selectMembers(cv, y, { seed, preferFirstMargin: 0.02 }).weights,
-    'auto, lut and ridge-encoding need only lead': (cv, y, seed) =>
-      selectMembers(cv, y, { seed, independent: ['lut', 'ridge-encoding'] }).weights,
-    'auto, lut needs only lead': (cv, y, seed) =>
-      selectMembers(cv, y, { seed, independent: ['lut'] }).weights,
-    'auto, 3 SE; lut and ridge-encoding need only lead': (cv, y, seed) =>
-      selectMembers(cv, y, { seed, preferFirst: 3, independent: ['lut', 'ridge-encoding'] })
+      selectMembers(cv, y, { preferFirst: 3, blendSe: 4, independent: [] }).weights,
+    'prefer physics 4 SE, blend 4 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 4, blendSe: 4, independent: [] }).weights,
+    // Leads large enough, or from candidates that do not read physics, without the SE test.
+    '2 SE; a lead of 0.5 point suffices': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 2, preferFirstMargin: 0.005, independent: [] })
         .weights,
-    'auto, 3 SE; lut needs only lead': (cv, y, seed) =>
-      selectMembers(cv, y, { seed, preferFirst: 3, independent: ['lut'] }).weights,
-    'auto, 3 SE; a lead of 1 point suffices': (cv, y, seed) =>
-      selectMembers(cv, y, { seed, preferFirst: 3, preferFirstMargin: 0.01 }).weights,
+    '2 SE; a lead of 1 point suffices': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 2, preferFirstMargin: 0.01, independent: [] })
+        .weights,
+    '2 SE; a lead of 2 points suffices': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 2, preferFirstMargin: 0.02, independent: [] })
+        .weights,
+    '2 SE; ridge-encoding and lut need only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 2 }).weights,
+    '3 SE; ridge-encoding and lut need only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 3 }).weights,
+    '5 SE; ridge-encoding and lut need only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 5 }).weights,
+    '4 SE; only lut needs only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, independent: ['lut'] }).weights,
   };
 
 async function oofCell(space: SearchSpace, train: Rows, test: Rows, seed: number, file: string) {

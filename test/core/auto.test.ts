@@ -241,6 +241,8 @@ describe("selectMembers (auto's choice from out-of-fold predictions)", () => {
       Array.from(selectMembers(cv, y, { blendSteps: 0, ...o }).weights);
     expect(pick({ independent: [] })).toEqual([1, 0]);
     expect(pick({ independent: ['lut'] })).toEqual([0, 1]);
+    // The default: the LUT (which reads no physics column) need only lead.
+    expect(pick({})).toEqual([0, 1]);
     expect(pick({ independent: [], preferFirstMargin: 0.005 })).toEqual([0, 1]);
     expect(pick({ independent: [], preferFirstMargin: 0.02 })).toEqual([1, 0]);
     // Independent or not, a candidate behind physics ridge out of fold is never taken.
