@@ -156,7 +156,9 @@ export interface TreeOptions {
 
 /**
  * Fits one regression tree to `y` on the rows listed in `rows` (repeats allowed: a
- * bootstrap sample). Leaves hold the mean of their rows' targets.
+ * bootstrap sample). Leaves hold the mean of their rows' targets. A repeated row is kept
+ * once with its count as a weight (the same sums, counts and splits): a bootstrap sample
+ * holds about 63 % distinct rows, so the histograms read a third fewer rows.
  */
 export function fitTree(
   binned: Binned,
@@ -178,12 +180,21 @@ export function fitTree(
   const maxB = Math.max(1, ...Array.from(counts));
   const sum = new Float64Array(maxB);
   const cnt = new Float64Array(maxB);
+  const weight = new Float64Array(nRows);
+  for (const r of rows) weight[r] = (weight[r] as number) + 1;
+  const distinct = Int32Array.from({ length: nRows }, (_, r) => r).filter(
+    (r) => (weight[r] as number) > 0,
+  );
 
   const grow = (members: Int32Array, depth: number): number => {
     const id = feature.length;
     let total = 0;
-    for (const r of members) total += y[r] as number;
-    const n = members.length;
+    let n = 0;
+    for (const r of members) {
+      const w = weight[r] as number;
+      total += w * (y[r] as number);
+      n += w;
+    }
     feature.push(-1);
     threshold.push(0);
     left.push(-1);
@@ -214,8 +225,9 @@ export function fitTree(
       const at = c * nRows;
       for (const r of members) {
         const b = bins[at + r] as number;
-        sum[b] = (sum[b] as number) + (y[r] as number);
-        cnt[b] = (cnt[b] as number) + 1;
+        const w = weight[r] as number;
+        sum[b] = (sum[b] as number) + w * (y[r] as number);
+        cnt[b] = (cnt[b] as number) + w;
       }
       let sl = 0;
       let nl = 0;
@@ -239,7 +251,7 @@ export function fitTree(
     const at = bestFeature * nRows;
     for (const r of members) if ((bins[at + r] as number) <= bestBin) nl++;
     const lo = new Int32Array(nl);
-    const hi = new Int32Array(n - nl);
+    const hi = new Int32Array(members.length - nl);
     let a = 0;
     let b = 0;
     for (const r of members) {
@@ -253,7 +265,7 @@ export function fitTree(
     right[id] = grow(hi, depth + 1);
     return id;
   };
-  grow(rows, 0);
+  grow(distinct, 0);
   return {
     feature: Int32Array.from(feature),
     threshold: Float32Array.from(threshold),

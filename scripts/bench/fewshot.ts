@@ -153,7 +153,14 @@ function summary(paths: string, rule = 'auto'): void {
   const lines = paths
     .split(',')
     .flatMap((path) => readFileSync(path, 'utf8').trim().split('\n'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    // One name per shared file however it was given (../shared/data/... or an absolute path).
+    .map(
+      (l): Record<string, unknown> => ({
+        ...l,
+        file: String(l.file).replace(/^.*shared\/data\//, '../shared/data/'),
+      }),
+    );
   const groups = new Map<string, Record<string, unknown>[]>();
   for (const l of lines) {
     const key = JSON.stringify([l.bench, l.file, l.variant, l.n]);
@@ -198,6 +205,10 @@ function summary(paths: string, rule = 'auto'): void {
     }
   }
   if (medians.size === 0) return;
+  if (rule === 'all') {
+    compareRules(medians);
+    return;
+  }
   process.stdout.write(
     `\n${rule} against the best single kind (median accuracy %; delta in points; what ${rule} chose per seed)\n\n| file | rows | ${rule} | best single | delta | chose |\n|---|---|---|---|---|---|\n`,
   );
@@ -220,6 +231,37 @@ function summary(paths: string, rule = 'auto'): void {
   process.stdout.write(
     `\n${rule} >= the best single kind (to 0.005 points) in ${wins} of ${cells} cells.\n`,
   );
+}
+
+/**
+ * `--rule all`: every non-single variant (the selection rules of `--rules`) against the best
+ * single kind, cell by cell (medians): cells at or above it, the mean delta, the worst cell
+ * and the sum of the losses, in points.
+ */
+function compareRules(medians: Map<string, Map<number, Map<string, number>>>): void {
+  const rules = new Set<string>();
+  for (const bySize of medians.values())
+    for (const at of bySize.values()) for (const v of at.keys()) if (!SINGLE.has(v)) rules.add(v);
+  process.stdout.write(
+    '\n| selection rule | cells >= best single | mean delta (points) | worst cell | sum of losses |\n|---|---|---|---|---|\n',
+  );
+  for (const rule of rules) {
+    const deltas: number[] = [];
+    for (const bySize of medians.values()) {
+      for (const at of bySize.values()) {
+        const mine = at.get(rule);
+        const singles = [...at].filter(([v]) => SINGLE.has(v)).map(([, a]) => a);
+        if (mine === undefined || singles.length === 0) continue;
+        deltas.push(100 * (mine - Math.max(...singles)));
+      }
+    }
+    const wins = deltas.filter((d) => d >= -5e-3).length;
+    const mean = deltas.reduce((a, b) => a + b, 0) / deltas.length;
+    const losses = deltas.filter((d) => d < 0).reduce((a, b) => a + b, 0);
+    process.stdout.write(
+      `| ${rule} | ${wins} of ${deltas.length} | ${mean >= 0 ? '+' : ''}${mean.toFixed(3)} | ${Math.min(...deltas).toFixed(2)} | ${losses.toFixed(2)} |\n`,
+    );
+  }
 }
 
 const sizes = values.sizes.split(',').map(Number);
@@ -253,7 +295,9 @@ const round = (v: Float64Array | readonly number[]) =>
 const RULES: Record<string, (cv: CrossValidation, y: Float64Array, seed: number) => Float64Array> =
   {
     auto: (cv, y, seed) => selectMembers(cv, y, { seed }).weights,
-    // The rule before this one: the best out of fold; the blend when 0.2 points better.
+    // What came before (the rules with preferFirst > 0 pin `independent: []`, as they were).
+    'before autocost (2 SE for every candidate, blend 4 SE)': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 2, independent: [] }).weights,
     'previous (best out of fold, blend +0.2)': (cv, y) =>
       selectMembers(cv, y, { preferFirst: 0, blendSe: 0 }).weights,
     'best out of fold, no blend': (cv, y) =>
@@ -265,16 +309,34 @@ const RULES: Record<string, (cv: CrossValidation, y: Float64Array, seed: number)
     'bagged blend (25), +0': (cv, y, seed) =>
       selectMembers(cv, y, { preferFirst: 0, blendSe: 0, blendMargin: 0, blendBags: 25, seed })
         .weights,
-    'prefer physics 1 SE': (cv, y) => selectMembers(cv, y, { preferFirst: 1, blendSe: 0 }).weights,
-    'prefer physics 2 SE': (cv, y) => selectMembers(cv, y, { preferFirst: 2, blendSe: 0 }).weights,
+    'prefer physics 1 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 1, blendSe: 0, independent: [] }).weights,
+    'prefer physics 2 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 2, blendSe: 0, independent: [] }).weights,
     'prefer physics 2 SE, blend 2 SE': (cv, y) =>
-      selectMembers(cv, y, { preferFirst: 2, blendSe: 2 }).weights,
+      selectMembers(cv, y, { preferFirst: 2, blendSe: 2, independent: [] }).weights,
     'prefer physics 3 SE, blend 4 SE': (cv, y) =>
-      selectMembers(cv, y, { preferFirst: 3, blendSe: 4 }).weights,
-    'prefer physics 3 SE, blend 3 SE': (cv, y) =>
-      selectMembers(cv, y, { preferFirst: 3, blendSe: 3 }).weights,
-    'prefer physics 3 SE, no blend': (cv, y) =>
-      selectMembers(cv, y, { preferFirst: 3, blendSteps: 0 }).weights,
+      selectMembers(cv, y, { preferFirst: 3, blendSe: 4, independent: [] }).weights,
+    'prefer physics 4 SE, blend 4 SE': (cv, y) =>
+      selectMembers(cv, y, { preferFirst: 4, blendSe: 4, independent: [] }).weights,
+    // Leads large enough, or from candidates that do not read physics, without the SE test.
+    '2 SE; a lead of 0.5 point suffices': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 2, preferFirstMargin: 0.005, independent: [] })
+        .weights,
+    '2 SE; a lead of 1 point suffices': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 2, preferFirstMargin: 0.01, independent: [] })
+        .weights,
+    '2 SE; a lead of 2 points suffices': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 2, preferFirstMargin: 0.02, independent: [] })
+        .weights,
+    '2 SE; ridge-encoding and lut need only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 2 }).weights,
+    '3 SE; ridge-encoding and lut need only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 3 }).weights,
+    '5 SE; ridge-encoding and lut need only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, preferFirst: 5 }).weights,
+    '4 SE; only lut needs only lead': (cv, y, seed) =>
+      selectMembers(cv, y, { seed, independent: ['lut'] }).weights,
   };
 
 async function oofCell(space: SearchSpace, train: Rows, test: Rows, seed: number, file: string) {
@@ -320,7 +382,25 @@ async function oofCell(space: SearchSpace, train: Rows, test: Rows, seed: number
   return cell;
 }
 
+/**
+ * Candidates that are also single kinds (the same model on the same features as `esm fit
+ * --model K`), scored from their refits: `ridge-physics` (ridge on physics, robust fit in
+ * its CV) and `lut`. The other candidates read other columns than their single kind.
+ */
+const SAME_AS_SINGLE = new Set(['ridge-physics', 'lut']);
+
 function scoreRules(cell: OofCell): Record<string, unknown>[] {
+  const singles = cell.names.flatMap((name, c) => {
+    if (!SAME_AS_SINGLE.has(name)) return [];
+    const e = evaluate({ predicted: cell.predicted[c] as number[], measured: cell.test });
+    const { file, n, seed } = cell;
+    const line = { bench: 'fewshot', file, variant: name, n, seed, from: 'oof refit' };
+    return [{ ...line, accuracy: e.accuracy, within10: e.within10 }];
+  });
+  return [...singles, ...scoreSelection(cell)];
+}
+
+function scoreSelection(cell: OofCell): Record<string, unknown>[] {
   const y = Float64Array.from(cell.train);
   const cv: CrossValidation = {
     plans: cell.names.map((name) => ({ name }) as never),

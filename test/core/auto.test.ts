@@ -4,6 +4,7 @@ import {
   type AutoFitReport,
   type AutoPlan,
   autoFromJson,
+  type CandidateScore,
   type CrossValidation,
   createAuto,
   crossValidateCandidates,
@@ -214,6 +215,45 @@ describe("selectMembers (auto's choice from out-of-fold predictions)", () => {
     const real = madeUp([0.05, 0, 0.3], [0.01, 0.01, 0.01]);
     expect(selectMembers(real.cv, real.y).weights[1]).toBe(1);
     expect(plain.weights.reduce((a, b) => a + b, 0)).toBe(1);
+  });
+
+  it('takes a lead that is not significant from a candidate sharing nothing with physics ridge, or by preferFirstMargin', () => {
+    // 20 rows: physics ridge 5 % off on every row; a LUT exact on 18 rows and 40 % off on 2
+    // (operators its folds never saw). The LUT leads by 1 point out of fold, far from 2
+    // standard errors of the paired difference.
+    const y = Float64Array.from({ length: 20 }, (_, i) => 1 + i);
+    const physics = y.map((v, i) => v * (1 + 0.05 * (i % 2 ? 1 : -1)));
+    const lut = y.map((v, i) => (i < 2 ? 1.4 * v : v));
+    const names: AutoCandidate[] = ['ridge-physics', 'lut'];
+    const predicted = [physics, lut];
+    const scores = predicted.map((p, c) => ({
+      name: names[c] as AutoCandidate,
+      accuracy: 1 - p.reduce((s, v, i) => s + Math.abs(v / (y[i] as number) - 1), 0) / y.length,
+      seconds: 0,
+    }));
+    const cv: CrossValidation = {
+      plans: names.map((name) => ({ name }) as AutoPlan),
+      predicted,
+      scores,
+    };
+    expect((scores[1]?.accuracy ?? 0) - (scores[0]?.accuracy ?? 0)).toBeCloseTo(0.01, 10);
+    const pick = (o: Parameters<typeof selectMembers>[2]) =>
+      Array.from(selectMembers(cv, y, { blendSteps: 0, ...o }).weights);
+    expect(pick({ independent: [] })).toEqual([1, 0]);
+    expect(pick({ independent: ['lut'] })).toEqual([0, 1]);
+    // The default: the LUT (which reads no physics column) need only lead.
+    expect(pick({})).toEqual([0, 1]);
+    expect(pick({ independent: [], preferFirstMargin: 0.005 })).toEqual([0, 1]);
+    expect(pick({ independent: [], preferFirstMargin: 0.02 })).toEqual([1, 0]);
+    // Independent or not, a candidate behind physics ridge out of fold is never taken.
+    const worse = y.map((v) => 1.1 * v);
+    const behind: CrossValidation = {
+      ...cv,
+      predicted: [physics, worse],
+      scores: [scores[0] as CandidateScore, { name: 'lut', accuracy: 0.9, seconds: 0 }],
+    };
+    const kept = selectMembers(behind, y, { blendSteps: 0, independent: ['lut'] });
+    expect(Array.from(kept.weights)).toEqual([1, 0]);
   });
 
   it('without out-of-fold scores (too few rows) takes the first candidate', () => {

@@ -126,6 +126,44 @@ describe('ridge', () => {
     expect(worst).toBeLessThan(0.01);
   });
 
+  it('solves wide systems exactly (4-row Gram passes and the unrolled Cholesky, remainders included)', async () => {
+    const rng = createRng(7);
+    const weights = Array.from({ length: 31 }, (_, j) => (j % 5) - 2 + 0.1 * j);
+    const x = randomMatrix(301, weights.length, rng);
+    const y = linear(x, weights, 500);
+    const model = createRidge({ target: 'linear', lambda: 0 });
+    await model.fit(x, y);
+    const test = randomMatrix(20, weights.length, rng);
+    const expected = linear(test, weights, 500);
+    (await model.predict(test)).forEach((p, i) => {
+      expect(p).toBeCloseTo(expected[i] as number, 6);
+    });
+  });
+
+  it('skips the residual cross-validation only when told and nothing is left to choose', async () => {
+    const rng = createRng(8);
+    const x = randomMatrix(80, 5, rng);
+    const y = linear(x, [1, -2, 3, 0.5, 1], 60).map((v) => v + rng.normal());
+    const cv = createRidge({ target: 'linear', lambda: 0.01 });
+    const inSample = createRidge({ target: 'linear', lambda: 0.01, uncertainty: 'in-sample' });
+    await cv.fit(x, y);
+    await inSample.fit(x, y);
+    // The same coefficients; the uncertainty is the doubled in-sample relative RMS.
+    expect(inSample.toJSON().weights).toEqual(cv.toJSON().weights);
+    const p = await inSample.predict(x);
+    const rms = Math.sqrt(
+      Array.from(p).reduce((s, v, i) => s + (v / (y[i] as number) - 1) ** 2, 0) / x.rows,
+    );
+    expect(inSample.toJSON().rel_std).toBeCloseTo(2 * rms, 12);
+    expect(cv.toJSON().rel_std).not.toBeCloseTo(2 * rms, 6);
+    // With a penalty to choose, cross-validation runs anyway and chooses the same one.
+    const chosen = createRidge({ target: 'linear', uncertainty: 'in-sample' });
+    const reference = createRidge({ target: 'linear' });
+    await chosen.fit(x, y);
+    await reference.fit(x, y);
+    expect(chosen.toJSON()).toEqual(reference.toJSON());
+  });
+
   it('rejects non-positive latencies and predict before fit', async () => {
     const x = randomMatrix(3, 2, createRng(5));
     await expect(createRidge().fit(x, Float64Array.from([1, 0, 2]))).rejects.toThrow(
