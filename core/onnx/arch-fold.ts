@@ -7,22 +7,24 @@
  *   z = bias + sum over parts p of T_p[key_p(arch)]  (+ w_peak x max over parts of M_p[key_p])
  *
  * where z is what the model's Gemms compute ([batch, K]: 1 for a ridge, one per linear
- * member of a blend), a part is a block slot, a unit or the global part (stem, head, global
- * choices, resolution), and key_p is a mixed-radix number of the few arch-row columns the
- * part depends on: a slot's own choices, its unit's choices, the unit's depth (whether the
- * slot is active) and the resolution. The rest of the model graph (Exp of a log target, the
- * std output, the blend) runs unchanged on z. The graph is about ten nodes: a value-to-index
- * lookup (Gather), the keys of all parts at once (one MatMul: every key is linear in the
- * column indices), the table lookup (Gather) and a ReduceSum, where the general graph
- * (arch-graph.ts) computes every feature first.
+ * member of a blend), a part is a pair of block slots (or one), a unit or the global part
+ * (stem, head, global choices, resolution), and key_p is a mixed-radix number of the few
+ * arch-row columns the part depends on: its slots' own choices, its unit's choices, the
+ * unit's depth (whether the slots are active) and the resolution. The rest of the model graph
+ * (Exp of a log target, the std output, the blend) runs unchanged on z. The graph is a few
+ * dozen nodes: each column's digit by arithmetic (keysGraph), the keys of all parts at once
+ * (one Gemm: every key is linear in the digits), the table lookup (Gather) and a ReduceSum,
+ * where the general graph (arch-graph.ts) computes every feature first. onnxruntime's Gather
+ * costs per index, so the fewer keys per arch the better: hence the pairs of slots.
  *
  * The tables are built from the features' own structure, the model's weights read off its
  * ONNX graph (so a change in how a model is fitted needs nothing here), and then checked
  * against the JavaScript encoders on random subnets: a feature that is not a sum over the
  * parts (statistical's means, physics where a block's cost depends on the width earlier
  * blocks wrote) fails the check or is refused up front, and `archGraphOf`
- * (arch-graph-files.ts) falls back to the general graph (`archInGraph`). Every column index has one extra value, "not allowed", whose table entries
- * are NaN, so a row the space does not allow predicts NaN as in the general graph; an
+ * (arch-graph-files.ts) falls back to the general graph (`archInGraph`). A code off its
+ * column's grid sends its part to the NaN row, and a digit the column does not allow has NaN
+ * entries, so a row the space does not allow predicts NaN as in the general graph; an
  * inactive slot's entries are 0 whatever its columns hold.
  */
 
