@@ -694,15 +694,24 @@ interface Tables {
   readonly carried: Carried | undefined;
 }
 
-/** Least and greatest of a + c (b + c g) over c in [lo, hi]. */
+/**
+ * Least and greatest of a + c (b + c g) over c in [lo, hi]. No closure or array inside:
+ * envelope calls it for every pair of a row's pieces, and tsx names every closure it makes.
+ */
 function polyRange(a: number, b: number, g: number, lo: number, hi: number): [number, number] {
-  const at = (c: number) => a + c * (b + c * g);
-  const values = [at(lo), at(hi)];
+  const atLo = a + lo * (b + lo * g);
+  const atHi = a + hi * (b + hi * g);
+  let least = Math.min(atLo, atHi);
+  let most = Math.max(atLo, atHi);
   if (g !== 0) {
     const vertex = -b / (2 * g);
-    if (vertex > lo && vertex < hi) values.push(at(vertex));
+    if (vertex > lo && vertex < hi) {
+      const atVertex = a + vertex * (b + vertex * g);
+      least = Math.min(least, atVertex);
+      most = Math.max(most, atVertex);
+    }
   }
-  return [Math.min(...values), Math.max(...values)];
+  return [least, most];
 }
 
 /**
@@ -713,8 +722,9 @@ function envelope(pieces: readonly number[], lo: number, hi: number): number[] {
   const n = pieces.length / 3;
   const kept: number[] = [];
   for (let i = 0; i < n; i++) {
-    const dominated = Array.from({ length: n }, (_, j) => j).some((j) => {
-      if (j === i) return false;
+    let dominated = false;
+    for (let j = 0; j < n && !dominated; j++) {
+      if (j === i) continue;
       // The difference piece j - piece i over [lo, hi]: at least 0 everywhere (and, for
       // equal pieces, j the earlier one).
       const [dl, dh] = polyRange(
@@ -724,8 +734,8 @@ function envelope(pieces: readonly number[], lo: number, hi: number): number[] {
         lo,
         hi,
       );
-      return dl >= 0 && (dh > 0 || j < i);
-    });
+      dominated = dl >= 0 && (dh > 0 || j < i);
+    }
     if (!dominated)
       kept.push(pieces[3 * i] as number, pieces[3 * i + 1] as number, pieces[3 * i + 2] as number);
   }
@@ -798,19 +808,23 @@ function buildTables(
       else if (view.kind === 'global') a.global(view.v, into);
     }
   };
-  // The second slot of a pair reads r = s + t c, what the first wrote (whole numbers s and t:
-  // no rounding between them): its share in r written as a polynomial in c.
-  const shifted = (s: number, t: number): Sink => {
-    const of = (a: number, b: number, g: number) =>
-      [a + s * (b + s * g), t * (b + 2 * s * g), t * t * g] as const;
-    return {
-      add: (feature, value) => sink.poly(feature, value, 0, 0),
-      poly: (feature, a, b, g) => sink.poly(feature, ...of(a, b, g)),
-      peak: (a, b = 0, g = 0) => sink.peak(...of(a, b, g)),
-      out: (a, b, g) => sink.out(...of(a, b, g)),
-    };
+  // The second slot of a pair reads r = from + scale x c, what the first wrote (whole numbers:
+  // no rounding between them): its share in r written as a polynomial in c. One sink for
+  // every key (set `from` and `scale` first): closures made per key cost more than the tables.
+  let from = 0;
+  let scale = 1;
+  const shifted: Sink = {
+    add: (feature, value) => sink.poly(feature, value, 0, 0),
+    poly: (feature, a, b, g) =>
+      sink.poly(feature, a + from * (b + from * g), scale * (b + 2 * from * g), scale * scale * g),
+    peak: (a, b = 0, g = 0) =>
+      sink.peak(a + from * (b + from * g), scale * (b + 2 * from * g), scale * scale * g),
+    out: (a, b, g) =>
+      sink.out(a + from * (b + from * g), scale * (b + 2 * from * g), scale * scale * g),
   };
   natural.forEach((part) => {
+    const firstSlot = part.slots === 2 ? { ...part, digits: [] } : part;
+    const secondSlot = { ...part, slot: part.slot + 1, digits: [] };
     for (let key = 0; key < part.size; key++) {
       let rest = key % part.space;
       const alone = key >= part.space;
@@ -818,11 +832,9 @@ function buildTables(
         idx[d.column] = d.meaning[rest % d.radix] as number;
         rest = Math.floor(rest / d.radix);
       }
-      const view = viewOf(space, compiled, part.slots === 2 ? { ...part, digits: [] } : part, idx);
+      const view = viewOf(space, compiled, firstSlot, idx);
       const next =
-        part.slots === 2 && !alone
-          ? viewOf(space, compiled, { ...part, slot: part.slot + 1, digits: [] }, idx)
-          : undefined;
+        part.slots === 2 && !alone ? viewOf(space, compiled, secondSlot, idx) : undefined;
       const row = part.base + key;
       candidates = [];
       wrote = undefined;
@@ -837,7 +849,9 @@ function buildTables(
             throw new UnpairableError();
           }
           wrote = undefined;
-          feed(next, shifted(a, b));
+          from = a;
+          scale = b;
+          feed(next, shifted);
           wrote ??= [a, b, 0];
         }
         for (let j = 0; j < k; j++) {
