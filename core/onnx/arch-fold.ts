@@ -801,26 +801,61 @@ function buildTables(
   };
   const idx = new Array<number>(layout.length).fill(-1);
   const compiled = compileSpace(space);
-  const feed = (view: View, into: Sink) => {
+  /** A part's share of z (A, B, G: polynomial in the width it reads), width out, peak pieces. */
+  interface Share {
+    readonly a: Float64Array;
+    readonly b: Float64Array;
+    readonly g: Float64Array;
+    readonly out: [number, number, number] | undefined;
+    readonly live: number[];
+  }
+  const share = (view: View): Share => {
+    candidates = [];
+    wrote = undefined;
     for (const a of additive) {
-      if (view.kind === 'slot') a.slot(view.v, into);
-      else if (view.kind === 'unit') a.unit(view.v, into);
-      else if (view.kind === 'global') a.global(view.v, into);
+      if (view.kind === 'slot') a.slot(view.v, sink);
+      else if (view.kind === 'unit') a.unit(view.v, sink);
+      else if (view.kind === 'global') a.global(view.v, sink);
     }
+    const out = { a: new Float64Array(k), b: new Float64Array(k), g: new Float64Array(k) };
+    for (let j = 0; j < k; j++) {
+      let za = view.kind === 'global' ? (bias[j] as number) : 0;
+      let zb = 0;
+      let zg = 0;
+      for (const f of touched) {
+        const w = weights[f * k + j] as number;
+        za += (x[f] as number) * w;
+        zb += (xb[f] as number) * w;
+        zg += (xg[f] as number) * w;
+      }
+      out.a[j] = za;
+      out.b[j] = zb;
+      out.g[j] = zg;
+    }
+    for (const f of touched) {
+      x[f] = 0;
+      xb[f] = 0;
+      xg[f] = 0;
+      mark[f] = 0;
+    }
+    touched.length = 0;
+    // (the additive parts wrote it; the compiler cannot see that through the closure)
+    return { ...out, out: wrote as [number, number, number] | undefined, live: candidates };
   };
-  // The second slot of a pair reads r = from + scale x c, what the first wrote (whole numbers:
-  // no rounding between them): its share in r written as a polynomial in c. One sink for
-  // every key (set `from` and `scale` first): closures made per key cost more than the tables.
-  let from = 0;
-  let scale = 1;
-  const shifted: Sink = {
-    add: (feature, value) => sink.poly(feature, value, 0, 0),
-    poly: (feature, a, b, g) =>
-      sink.poly(feature, a + from * (b + from * g), scale * (b + 2 * from * g), scale * scale * g),
-    peak: (a, b = 0, g = 0) =>
-      sink.peak(a + from * (b + from * g), scale * (b + 2 * from * g), scale * scale * g),
-    out: (a, b, g) =>
-      sink.out(a + from * (b + from * g), scale * (b + 2 * from * g), scale * scale * g),
+  // A slot's share depends on its unit, slot, resolution and tuple only: a pair's rows are
+  // made of the shares of its two slots, each computed once.
+  const slotShares = new Map<number, Share>();
+  const slots = Math.max(...space.units.map((u) => u.maxDepth));
+  const slotShare = (view: View): Share => {
+    if (view.kind !== 'slot') return share(view);
+    const { u, s, ri, tuple } = view.v;
+    const id = ((u * slots + s) * space.resolutions.length + ri) * rows + tuple;
+    let got = slotShares.get(id);
+    if (!got) {
+      got = share(view);
+      slotShares.set(id, got);
+    }
+    return got;
   };
   natural.forEach((part) => {
     const firstSlot = part.slots === 2 ? { ...part, digits: [] } : part;
@@ -836,50 +871,44 @@ function buildTables(
       const next =
         part.slots === 2 && !alone ? viewOf(space, compiled, secondSlot, idx) : undefined;
       const row = part.base + key;
-      candidates = [];
-      wrote = undefined;
       if (view.kind === 'nan' || next?.kind === 'nan') {
         sums.fill(Number.NaN, row * k, row * k + k);
       } else if (view.kind !== 'idle') {
-        feed(view, sink);
+        const one = slotShare(view);
+        let out = one.out;
+        let pieces = one.live;
+        sums.set(one.a, row * k);
+        sumsB.set(one.b, row * k);
+        sumsG.set(one.g, row * k);
         if (next) {
-          // (feed wrote it; the compiler cannot see that through the closure)
-          const [a, b, g] = (wrote as [number, number, number] | undefined) ?? [0, 1, 0];
-          if (g !== 0 || !Number.isInteger(a) || !Number.isInteger(b)) {
+          // The second slot reads r = s + t c, what the first wrote (whole numbers: no
+          // rounding between them): its share in r written as a polynomial in c.
+          const [s, t, g] = one.out ?? [0, 1, 0];
+          if (g !== 0 || !Number.isInteger(s) || !Number.isInteger(t)) {
             throw new UnpairableError();
           }
-          wrote = undefined;
-          from = a;
-          scale = b;
-          feed(next, shifted);
-          wrote ??= [a, b, 0];
-        }
-        for (let j = 0; j < k; j++) {
-          let za = view.kind === 'global' ? (bias[j] as number) : 0;
-          let zb = 0;
-          let zg = 0;
-          for (const f of touched) {
-            const w = weights[f * k + j] as number;
-            za += (x[f] as number) * w;
-            zb += (xb[f] as number) * w;
-            zg += (xg[f] as number) * w;
+          const two = slotShare(next);
+          // a + r (b + r c) = (a + s (b + s c)) + c' (t (b + 2 s c) + c' t^2 c), inline: this
+          // runs for every row of every pair.
+          for (let j = 0; j < k; j++) {
+            const [a, b, c] = [two.a[j], two.b[j], two.g[j]] as [number, number, number];
+            sums[row * k + j] = (sums[row * k + j] as number) + a + s * (b + s * c);
+            sumsB[row * k + j] = (sumsB[row * k + j] as number) + t * (b + 2 * s * c);
+            sumsG[row * k + j] = (sumsG[row * k + j] as number) + t * t * c;
           }
-          sums[row * k + j] = za;
-          sumsB[row * k + j] = zb;
-          sumsG[row * k + j] = zg;
+          const [oa, ob, og] = two.out ?? [0, 1, 0];
+          out = [oa + s * (ob + s * og), t * (ob + 2 * s * og), t * t * og];
+          pieces = one.live.slice();
+          const l = two.live;
+          for (let i = 0; i < l.length; i += 3) {
+            const [a, b, c] = [l[i], l[i + 1], l[i + 2]] as [number, number, number];
+            pieces.push(a + s * (b + s * c), t * (b + 2 * s * c), t * t * c);
+          }
         }
         rowRi[row] = idx[layout.resolutionColumn] as number;
-        const w = wrote as [number, number, number] | undefined;
-        if (w) [outA[row], outB[row], outG[row]] = w;
+        if (out) [outA[row], outB[row], outG[row]] = out;
+        live[row] = pieces;
       }
-      live[row] = candidates;
-      for (const f of touched) {
-        x[f] = 0;
-        xb[f] = 0;
-        xg[f] = 0;
-        mark[f] = 0;
-      }
-      touched.length = 0;
       for (const d of part.digits) idx[d.column] = -1;
     }
   });
