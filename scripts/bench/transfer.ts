@@ -83,7 +83,7 @@ const allVariants: {
       { name: 'all', projection: 'all', minRows: 100 },
     ],
   },
-  { name: 'CV on plain fits only', options: { robust: false } },
+  { name: 'CV on plain fits only (before)', options: { robust: false } },
   {
     name: 'scale: log y = a + log p',
     options: { spaces: ['log'], slopePenalties: [null], featurePenalties: [null] },
