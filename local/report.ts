@@ -9,7 +9,14 @@
  * directory (`esm report DIR`).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { IterationRecord, RunDatasetLine, RunParams, RunState } from '../core/schemas/run.ts';
+import { judgedAccuracy } from '../core/loop.ts';
+import type {
+  BinSummary,
+  IterationRecord,
+  RunDatasetLine,
+  RunParams,
+  RunState,
+} from '../core/schemas/run.ts';
 import { type RunStore, writeFileAtomic } from './run-store.ts';
 
 /** One test sample scored by the latest predictor. */
@@ -163,6 +170,22 @@ function svg(kind: string, title: string, body: string, legend = ''): string {
 
 function legendOf(items: readonly { label: string; color: string }[]): string {
   return `<div class="legend">${items.map((i) => `<span><i style="background:${i.color}"></i>${esc(i.label)}</span>`).join('')}</div>`;
+}
+
+/**
+ * One bin's cell of the iterations table: its test accuracy, coloured by what the loop judged
+ * it on (under `--bin-accuracy oof` the test and out-of-fold samples, less `--bin-accuracy-z`
+ * standard errors), which is then shown below it, so the colours agree with the decision.
+ */
+function binCell(bin: BinSummary, accTh: number): string {
+  const judged = judgedAccuracy(bin);
+  const passed = judged !== null && judged >= accTh;
+  const decided = bin.decided;
+  const note =
+    decided === undefined
+      ? ''
+      : `<br><span class="sub">judged ${decided.lowerBound === undefined ? '' : `${pct(decided.lowerBound)} (lower bound), `}${pct(decided.accuracy)} on ${decided.n}</span>`;
+  return `<td class="${passed ? 'ok' : 'bad'}">${pct(bin.accuracy)}${note}</td>`;
 }
 
 /** Per-bin test accuracy (lines) per iteration, with the threshold. */
@@ -515,10 +538,7 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
     .map(
       (r) =>
         `<tr><td>${r.iteration}</td><td>${r.samples.train}</td><td>${r.samples.test}</td>${r.bins
-          .map(
-            (b) =>
-              `<td class="${b.accuracy !== null && b.accuracy >= p.accTh ? 'ok' : 'bad'}">${pct(b.accuracy)}</td>`,
-          )
+          .map((b) => binCell(b, p.accTh))
           .join(
             '',
           )}<td>${pct(r.overall.accuracy)}</td><td>${pct(r.overall.binBalancedAccuracy)}</td><td>${pct(r.overall.within10)}</td><td>${r.overall.spearman === null ? '-' : fmt(r.overall.spearman, 3)}</td><td>${fmt(r.secondsMeasuring, 0)}</td><td>${fmt(r.secondsTraining, 0)}</td><td>${fmt(r.quality.maxDrift * 100, 1)} %${r.quality.remeasured ? ` (${r.quality.remeasured} re-measured)` : ''}</td></tr>`,
@@ -540,7 +560,7 @@ ${last && data.predictorDir ? usage(p, data.predictorDir) : ''}
 <table><thead><tr><th>iteration</th><th>train</th><th>test</th>${binHeads}<th>accuracy</th><th>bin-balanced</th><th>within 10 %</th><th>Spearman</th><th>measuring (s)</th><th>training (s)</th><th>max drift</th></tr></thead><tbody>${rows}</tbody></table>
 <h2>Parameters</h2>
 <table class="kv"><tbody>${params.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</tbody></table>
-<p class="sub">Accuracy is 1 - |predicted - measured| / measured on held-out test samples (a fixed share of every batch, drawn per depth bin); bin-balanced is the mean of the per-bin accuracies. Created ${esc(state.createdAt)}.</p>
+<p class="sub">Accuracy is 1 - |predicted - measured| / measured on held-out test samples (a fixed share of every batch, drawn per depth bin); bin-balanced is the mean of the per-bin accuracies. A bin's colour says whether it passed AccTH as the loop judged it: on its test samples, or, under <code>--bin-accuracy oof</code>, on the accuracy shown below it. Created ${esc(state.createdAt)}.</p>
 </body></html>
 `;
 }

@@ -1,8 +1,8 @@
 /**
  * `esm run --bin-accuracy oof` end to end on a replayed dataset: the summary records what each
  * bin was judged on (`decided`: its test samples plus auto's out-of-fold predictions of its
- * training samples), the progress line shows that judged accuracy, and a bad rule is refused
- * naming the flag.
+ * training samples), the progress line and report.html show that judged accuracy, and a bad
+ * rule is refused naming the flag.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,6 +62,9 @@ describe('esm run --bin-accuracy (replayed device)', () => {
       expect(bin.decided?.n).toBeLessThanOrEqual(bin.train + bin.test);
     }
     expect(result.stderr).toMatch(/per depth bin \(test \+ out-of-fold\) /);
+    // The report shows, under each bin's test accuracy, what the decision judged it on.
+    const report = await readFile(join(dir, 'run', 'report.html'), 'utf8');
+    for (const bin of bins) expect(report).toContain(`on ${bin.decided?.n}</span>`);
   }, 180_000);
 
   it('refuses an unknown rule, naming the flag', async () => {
