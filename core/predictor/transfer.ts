@@ -59,6 +59,14 @@ export interface FeatureBasis {
    * overfits the choice itself. @default 0
    */
   readonly minRows?: number;
+  /**
+   * How the projected features are scaled before their weights are penalised: `columns`,
+   * each to unit variance (a ridge on z-scores); `shared`, all by one factor, the standard
+   * deviation of their sum, so that a weight is a relative change of that column's share and
+   * the penalty pulls every column's coefficient towards the prior's in proportion to its
+   * size (a column the prior gives no weight stays near none). @default 'columns'
+   */
+  readonly scaling?: 'columns' | 'shared';
 }
 
 export interface TransferOptions {
@@ -172,8 +180,9 @@ function problem(
   f: Matrix,
   prior: Float64Array,
   ms: Float64Array,
+  scaling: FeatureBasis['scaling'] = 'columns',
 ): Problem {
-  const standardiser = fitStandardiser(f);
+  const standardiser = scaling === 'shared' ? sharedStandardiser(f) : fitStandardiser(f);
   const z = standardise(standardiser, f);
   const p = z.cols;
   const cols = p + 2;
@@ -196,6 +205,19 @@ function problem(
   for (let i = 0; i < z.rows; i++) weight[i] = ((weight[i] as number) * z.rows) / weightSum;
   return { cols, design, residual, weight, standardiser };
 }
+/** Column means, and one scale for all columns: the standard deviation of the row sums. */
+function sharedStandardiser(f: Matrix): Standardiser {
+  const { means } = fitStandardiser(f);
+  const sums: Matrix = { rows: f.rows, cols: 1, data: new Float64Array(f.rows) };
+  for (let i = 0; i < f.rows; i++) {
+    let s = 0;
+    for (let j = 0; j < f.cols; j++) s += f.data[i * f.cols + j] as number;
+    sums.data[i] = s;
+  }
+  const [scale] = fitStandardiser(sums).scales;
+  return { means, scales: means.map(() => scale as number) };
+}
+
 /**
  * Weighted Gram matrix and moment vector of the rows where `use` holds; `weight` replaces
  * the problem's row weights (a robust round's).
@@ -395,7 +417,7 @@ export function fitCorrection(
     let pr = problems.get(key);
     if (!pr) {
       const basis = c.basis === null ? undefined : bases.get(c.basis);
-      pr = problem(c.space, basis ? project(x, basis) : none, prior, latencyMs);
+      pr = problem(c.space, basis ? project(x, basis) : none, prior, latencyMs, basis?.scaling);
       problems.set(key, pr);
     }
     return pr;
@@ -569,6 +591,103 @@ export function physicsBasis(labels: readonly string[]): FeatureBasis[] {
   return [{ name: 'physics', projection: { rows: labels.length, cols: k, data } }];
 }
 
+/**
+ * The physics entries summed into the 7 costs a device's speed differs by most (the issue's
+ * probe: dense MACs, depthwise MACs per kernel size, activation volume, layers; and the
+ * input size): fewer weights than the 17 entries for a correction from 10-20 rows.
+ */
+const SUMMARY: readonly (readonly string[])[] = [
+  ['macs_dense_1x1', 'macs_dense_kxk', 'macs_grouped', 'macs_linear', 'macs_se'],
+  ['macs_depthwise_k3'],
+  ['macs_depthwise_k5'],
+  ['macs_depthwise_k7'],
+  ['activation_mb'],
+  ['layers'],
+  ['input_mb'],
+];
+
+/** `physics summary`: the `SUMMARY` sums of the physics entries, where the input starts with them. */
+export function physicsSummaryBasis(labels: readonly string[]): FeatureBasis[] {
+  if (physicsBasis(labels).length === 0) return [];
+  const k = SUMMARY.length;
+  const data = new Float64Array(labels.length * k);
+  SUMMARY.forEach((group, g) => {
+    for (const label of group) data[physicsLabels.indexOf(label) * k + g] = 1;
+  });
+  return [{ name: 'physics summary', projection: { rows: labels.length, cols: k, data } }];
+}
+
+/**
+ * Bases made of the prior's own split into its physics part and the rest (the encoding and
+ * LUT columns after the physics entries), for an input that starts with the physics entries:
+ * - `physics shares`: the prior's contribution of each physics entry, scaled together
+ *   (`shared`), so the weights are relative changes of the prior's coefficients;
+ * - `parts`: the prior's physics part and its rest as two features: their own slopes;
+ * - `physics + rest`: the physics entries and the prior's rest as one more feature.
+ * Each only where the prior gives the parts it needs non-zero weight.
+ */
+export function priorPartBases(model: BaseModelJson, labels: readonly string[]): FeatureBasis[] {
+  const k = physicsLabels.length;
+  if (physicsBasis(labels).length === 0) return [];
+  const coefs = linearCoefficients(model);
+  if (coefs.length !== labels.length) return [];
+  const cols = labels.length;
+  const physicsWeight = coefs.slice(0, k).some((c) => c !== 0);
+  const restWeight = coefs.slice(k).some((c) => c !== 0);
+  const basis = (name: string, width: number, entry: (j: number) => [number, number][]) => {
+    const data = new Float64Array(cols * width);
+    for (let j = 0; j < cols; j++) {
+      for (const [at, v] of entry(j)) data[j * width + at] = v;
+    }
+    return { name, projection: { rows: cols, cols: width, data } };
+  };
+  const out: FeatureBasis[] = [];
+  if (physicsWeight) {
+    out.push({
+      ...basis('physics shares', k, (j) => (j < k ? [[j, coefs[j] as number]] : [])),
+      scaling: 'shared',
+    });
+  }
+  if (physicsWeight && restWeight) {
+    out.push(basis('parts', 2, (j) => [[j < k ? 0 : 1, coefs[j] as number]]));
+  }
+  if (restWeight) {
+    out.push(basis('physics + rest', k + 1, (j) => (j < k ? [[j, 1]] : [[k, coefs[j] as number]])));
+  }
+  return out;
+}
+
+/**
+ * The default candidates for a prior with known input labels. Where the input starts with
+ * the physics entries (auto's), the correction is fitted in `ms` on the physics summary, the
+ * physics entries and the prior's parts (`priorPartBases`): on the HELP GPUs at 10 and 20
+ * rows that beat also offering `log` and per-unit contributions (more candidates made CV's
+ * choice noisier; the same at 50), docs/BENCHMARKS.md. Otherwise per-unit contributions:
+ * per-kernel and unit-x-kernel groups did no better and made the choice noisier. All columns
+ * from 100 rows (or 2 x the columns) on, both ways.
+ */
+function defaultBases(
+  prior: { readonly model: BaseModelJson; readonly labels?: readonly string[] },
+  options: TransferOptions,
+): TransferOptions {
+  const labels = prior.labels ?? [];
+  const physics = physicsBasis(labels);
+  if (physics.length > 0) {
+    return {
+      spaces: ['ms'],
+      ...options,
+      bases: [
+        ...physicsSummaryBasis(labels),
+        ...physics,
+        ...priorPartBases(prior.model, labels),
+        ALL,
+      ],
+    };
+  }
+  const units = contributionBases(prior.model, labels).filter((b) => b.name === 'units');
+  return units.length === 0 ? options : { ...options, bases: [...units, ALL] };
+}
+
 /** A regressor whose `fit` learns the correction of a fixed prior; `toJSON` gives the model. */
 export interface TransferRegressor extends Regressor {
   /** The fitted correction and its CV table; undefined before `fit`. */
@@ -589,16 +708,7 @@ export function createTransferRegressor(
   },
   options: TransferOptions = {},
 ): TransferRegressor {
-  // Per-unit contributions by default: per-kernel and unit-x-kernel groups did no better on
-  // the HELP GPUs and, as extra candidates, made CV's choice noisier (docs/BENCHMARKS.md).
-  const units = prior.labels
-    ? contributionBases(prior.model, prior.labels).filter((b) => b.name === 'units')
-    : [];
-  const physics = prior.labels ? physicsBasis(prior.labels) : [];
-  const fitOptions: TransferOptions =
-    options.bases || units.length + physics.length === 0
-      ? options
-      : { ...options, bases: [...units, ...physics, ALL] };
+  const fitOptions = options.bases || !prior.labels ? options : defaultBases(prior, options);
   const base = regressorFromJson(prior.model);
   let fitted: CorrectionFit | undefined;
   return {

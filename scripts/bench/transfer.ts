@@ -27,7 +27,9 @@ import { createModel, modelToJson, regressorFromJson } from '../../core/predicto
 import {
   contributionBases,
   createTransferRegressor,
+  type FeatureBasis,
   featureLabels,
+  physicsBasis,
   type TransferOptions,
 } from '../../core/predictor/transfer.ts';
 import { defaultModelKind, type ModelKind } from '../../core/predictor/types.ts';
@@ -64,8 +66,23 @@ const model = args.model as ModelKind;
 const encoding = args.encoding as EncodingName;
 
 /** What was tried: the CV choice (the default) and the fixed corrections it chooses among. */
-const allVariants: { name: string; options: TransferOptions; basis?: string }[] = [
+const allVariants: {
+  name: string;
+  options: TransferOptions;
+  basis?: string;
+  /** The feature bases from the prior's model (instead of the default's). */
+  bases?: (prior: BaseModelJson) => FeatureBasis[];
+}[] = [
   { name: 'auto: chosen by CV (default)', options: {} },
+  {
+    name: 'log and ms; per-unit + physics bases (before)',
+    options: {},
+    bases: (prior) => [
+      ...contributionBases(prior, labels).filter((b) => b.name === 'units'),
+      ...physicsBasis(labels),
+      { name: 'all', projection: 'all', minRows: 100 },
+    ],
+  },
   { name: 'CV on plain fits only (before)', options: { robust: false } },
   {
     name: 'scale: log y = a + log p',
@@ -262,7 +279,11 @@ for (let seed = 1; seed <= seeds; seed++) {
                 created_at: '',
               },
             },
-            v.basis ? { ...options, bases: grouped } : options,
+            v.basis
+              ? { ...options, bases: grouped }
+              : v.bases
+                ? { ...options, bases: v.bases(priorModel) }
+                : options,
           );
           await regressor.fit(matrix(train), latencies(train));
           const s = await score(target, (x) => regressor.predict(x));

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
+import { physicsLabels } from '../../core/encodings/physics.ts';
 import { evaluate } from '../../core/metrics.ts';
 import { type BaseModelJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
 import {
@@ -11,7 +12,7 @@ import {
   fitPredictor,
   regressorFromJson,
 } from '../../core/predictor/index.ts';
-import { createRidge, ridgeFromJSON } from '../../core/predictor/ridge.ts';
+import { createRidge, type RidgeJson, ridgeFromJSON } from '../../core/predictor/ridge.ts';
 import { type SyntheticDevice, syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import {
   applyCorrection,
@@ -21,6 +22,8 @@ import {
   fitCorrection,
   fitTransferPredictor,
   physicsBasis,
+  physicsSummaryBasis,
+  priorPartBases,
 } from '../../core/predictor/transfer.ts';
 import type { Matrix } from '../../core/predictor/types.ts';
 import { createRng } from '../../core/rng.ts';
@@ -56,6 +59,10 @@ function latencies(subnets: readonly Subnet[], device: SyntheticDevice | undefin
     syntheticLatencyMs(mobilenetv3, s, { device, noise: 0.002, rng }),
   );
 }
+
+/** A ridge's coefficients on its raw input columns. */
+const rawWeights = (json: RidgeJson) =>
+  json.weights.map((w, j) => w / (json.standardiser.scales[j] as number));
 
 const accuracy = (predicted: ArrayLike<number>, measured: ArrayLike<number>) =>
   evaluate({ predicted, measured: Array.from(measured) }).accuracy;
@@ -205,9 +212,134 @@ describe('transfer to a new device (core/predictor/transfer.ts)', () => {
     const a = accuracy(await withPhysics.predict(xC), yC);
     expect(physicsBasis(labels).map((b) => b.name)).toEqual(['physics']);
     expect(physicsBasis(encoder.labels)).toEqual([]);
-    expect(withPhysics.fitted?.correction.features?.basis).toBe('physics');
+    // One of the bases of the physics entries (plain, summed, or with the prior's rest).
+    expect(withPhysics.fitted?.correction.features?.basis).toMatch(/^physics/);
     expect(a).toBeGreaterThan(0.99);
     expect(a).toBeGreaterThan(accuracy(await unitsOnly.predict(xC), yC) + 0.01);
+  });
+
+  describe("corrections built from the prior's physics part and its rest (priorPartBases)", () => {
+    const stacked = createFeaturizer(mobilenetv3, autoFeatures(mobilenetv3, 'fcc').choice);
+    const labels = featureLabels(mobilenetv3, stacked.features);
+    const k = physicsLabels.length;
+    const few = archs(20, 5);
+    const x = stacked.encodeAll(few);
+    const xTestStacked = stacked.encodeAll(test);
+    let model: BaseModelJson;
+    /** The prior's intercept, and its physics part and its rest per row of `m`. */
+    let parts: (m: Matrix) => { physics: Float64Array; rest: Float64Array };
+    let intercept: number;
+
+    beforeAll(async () => {
+      const ridge = createRidge({ target: 'linear' });
+      const subnetsA = archs(600, 1);
+      await ridge.fit(stacked.encodeAll(subnetsA), latencies(subnetsA, undefined, 2));
+      const json = ridge.toJSON();
+      model = json;
+      const coefs = rawWeights(json);
+      intercept = coefs.reduce(
+        (a, c, j) => a - c * (json.standardiser.means[j] as number),
+        json.intercept,
+      );
+      parts = (m) => {
+        const physics = new Float64Array(m.rows);
+        const rest = new Float64Array(m.rows);
+        for (let i = 0; i < m.rows; i++) {
+          coefs.forEach((c, j) => {
+            const v = c * (m.data[i * m.cols + j] as number);
+            if (j < k) physics[i] = (physics[i] as number) + v;
+            else rest[i] = (rest[i] as number) + v;
+          });
+        }
+        return { physics, rest };
+      };
+    });
+
+    const fitOn = async (basis: string, y: (m: Matrix) => Float64Array) => {
+      const bases = priorPartBases(model, labels).filter((b) => b.name === basis);
+      const prior = regressorFromJson(model);
+      const fit = fitCorrection(x, await prior.predict(x), y(x), {
+        spaces: ['ms'],
+        slopePenalties: [null],
+        featurePenalties: [1e-8],
+        bases,
+        robust: false,
+      });
+      const predicted = applyCorrection(
+        fit.correction,
+        xTestStacked,
+        await prior.predict(xTestStacked),
+      );
+      return { fit, accuracy: accuracy(predicted, y(xTestStacked)) };
+    };
+
+    it('offers the physics shares, the two parts and physics + rest, only where the prior has the parts', () => {
+      const names = (m: BaseModelJson) => priorPartBases(m, labels).map((b) => b.name);
+      expect(names(model)).toEqual(['physics shares', 'parts', 'physics + rest']);
+      // A prior on the physics entries only (zero weight on the rest): its shares alone.
+      const physicsOnly = {
+        ...(model as RidgeJson),
+        weights: (model as RidgeJson).weights.map((w, j) => (j < k ? w : 0)),
+      };
+      expect(names(physicsOnly)).toEqual(['physics shares']);
+      // An input that does not start with the physics entries: none.
+      expect(priorPartBases(prior, encoder.labels)).toEqual([]);
+      expect(physicsSummaryBasis(encoder.labels)).toEqual([]);
+      const [summary] = physicsSummaryBasis(labels);
+      const projection = summary?.projection as Matrix;
+      expect([projection.rows, projection.cols]).toEqual([labels.length, 7]);
+      // Every summed entry is a physics entry, and each lands in one column.
+      for (let j = 0; j < labels.length; j++) {
+        const row = Array.from(projection.data.subarray(j * 7, (j + 1) * 7));
+        expect(row.reduce((a, v) => a + v, 0)).toBe(j < k && row.includes(1) ? 1 : 0);
+        if (j >= k) expect(row.every((v) => v === 0)).toBe(true);
+      }
+    });
+
+    it('`parts` learns a slope of its own for the physics part and for the rest', async () => {
+      // A device whose costs the physics entries explain run 1.4x slower, the rest 0.6x.
+      const y = (m: Matrix) => {
+        const { physics, rest } = parts(m);
+        return physics.map((p, i) => intercept + 1.4 * p + 0.6 * (rest[i] as number));
+      };
+      expect(Math.min(...y(xTestStacked))).toBeGreaterThan(0);
+      const { fit, accuracy: a } = await fitOn('parts', y);
+      expect(fit.correction.features?.basis).toBe('parts');
+      expect(a).toBeGreaterThan(0.9999);
+      // The same device is out of reach of one slope on the output.
+      const affine = fitCorrection(x, await regressorFromJson(model).predict(x), y(x), {
+        spaces: ['ms'],
+        slopePenalties: [0],
+        featurePenalties: [null],
+        robust: false,
+      });
+      const predicted = applyCorrection(
+        affine.correction,
+        xTestStacked,
+        await regressorFromJson(model).predict(xTestStacked),
+      );
+      expect(accuracy(predicted, y(xTestStacked))).toBeLessThan(a - 0.002);
+    });
+
+    it('`physics shares` rescales each physics coefficient of the prior by its own factor (shared scaling)', async () => {
+      // Each physics entry's coefficient scaled by its own factor, 0.7x to 1.5x.
+      const coefs = rawWeights(model as RidgeJson);
+      const y = (m: Matrix) => {
+        const { physics, rest } = parts(m);
+        return physics.map((p, i) => {
+          let shifted = 0;
+          for (let j = 0; j < k; j++) {
+            shifted +=
+              (0.7 + (0.8 * j) / k - 1) * (coefs[j] as number) * (m.data[i * m.cols + j] as number);
+          }
+          return intercept + p + shifted + (rest[i] as number);
+        });
+      };
+      expect(Math.min(...y(xTestStacked))).toBeGreaterThan(0);
+      const { fit, accuracy: a } = await fitOn('physics shares', y);
+      expect(fit.correction.features?.basis).toBe('physics shares');
+      expect(a).toBeGreaterThan(0.999);
+    });
   });
 
   it('rejects bad input with the field named', () => {
