@@ -1515,8 +1515,9 @@ function anchoredGraph(
 }
 
 /**
- * The tables with slots in pairs where they fit and every slot's width out is s + t x its width
- * in for whole numbers s and t (so no rounding falls between the two; half the lookups: DenseNet's 34 slots, 39 parts, become 17 pairs), else single slots.
+ * The tables with slots in pairs where they fit and every slot's width out is s + t x its
+ * width in for whole numbers s and t (so no rounding falls between the two; half the lookups:
+ * DenseNet's 34 slots, 39 parts, become 17 pairs and 22 parts), else single slots.
  */
 function pairedTables(space: SearchSpace, features: FeaturesJson, prefix: AffinePrefix): Tables {
   const rows = spaceParts(space, true).reduce((n, part) => n + part.size, FIRST_ROW);
@@ -1524,7 +1525,9 @@ function pairedTables(space: SearchSpace, features: FeaturesJson, prefix: Affine
     try {
       return buildTables(space, features, prefix, true);
     } catch (error) {
-      if (!(error instanceof UnpairableError)) throw error;
+      // Refused with pairs (a slot's width out, or the check): single slots may still fold;
+      // what refuses them too is thrown below.
+      if (!(error instanceof UnpairableError || error instanceof NotFoldableError)) throw error;
     }
   }
   return buildTables(space, features, prefix, false);
