@@ -1255,8 +1255,8 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
   }
   // A slot is active where its unit's depth digit is above `below` (the slot's own digit):
   // `over` = depth digit - below > 0. A pair's second slot is active where over > 1 / step.
-  // The same Gemm as the keys (the lifted digits: a depth off its grid makes the unit's own
-  // part NaN, whatever the slots do).
+  // From the lifted digits as the keys (a depth off its grid makes the unit's own part NaN,
+  // whatever the slots do).
   const depthOf = new Float32Array(P * L);
   const below = new Float32Array(P).fill(-1);
   const alone = new Float32Array(P).fill(Number.NEGATIVE_INFINITY);
@@ -1272,19 +1272,27 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
       half[p] = part.space;
     }
   });
-  const both = new Float32Array(2 * P * L);
-  both.set(weights);
-  both.set(depthOf, P * L);
-  const bias = [...base, ...below.map((v) => -v)];
-  const all = batchLast
-    ? b.op('Gemm', [b.f32(both, [2 * P, L]), lifted, b.f32(bias, [2 * P, 1])], {
+  // The depths from the span of depth columns only (DenseNet: 4 of 107 columns), a Gemm a
+  // tenth the size of the keys' one, not P more rows of it.
+  const depthColumns = tables.parts.flatMap((part) =>
+    part.depthColumn === undefined ? [] : [part.depthColumn],
+  );
+  const lo = Math.min(...depthColumns);
+  const span = Math.max(...depthColumns) + 1 - lo;
+  const depthOfSpan = new Float32Array(P * span);
+  for (let p = 0; p < P; p++) {
+    for (let j = 0; j < span; j++) depthOfSpan[p * span + j] = depthOf[p * L + lo + j] as number;
+  }
+  const depths = b.slice(lifted, 1, lo, lo + span);
+  const negBelow = below.map((v) => -v);
+  let keys = times(lifted, weights, base);
+  const over = batchLast
+    ? b.op('Gemm', [b.f32(depthOfSpan, [P, span]), depths, b.f32(negBelow, [P, 1])], {
         transB: attr.int(1),
       })
-    : b.op('Gemm', [lifted, b.f32(both, [2 * P, L]), b.f32(bias, [2 * P])], {
+    : b.op('Gemm', [depths, b.f32(depthOfSpan, [P, span]), b.f32(negBelow, [P])], {
         transB: attr.int(1),
       });
-  let keys = b.slice(all, batchLast ? 0 : 1, 0, P);
-  const over = b.slice(all, batchLast ? 0 : 1, P, 2 * P);
   if (tables.parts.some((part) => part.size > part.space)) {
     const column = (v: Float32Array) => b.f32(v, batchLast ? [P, 1] : [P]);
     keys = b.op('Where', [
