@@ -1200,9 +1200,10 @@ function checkTables(
 // The graph
 
 /**
- * int64 table rows of every part from the arch rows, [N, P] (or [P, N] with `batchLast`): the
+ * int32 table rows of every part from the arch rows, [N, P] (or [P, N] with `batchLast`): the
  * idle row for a slot at or past its unit's depth (whatever its columns hold, values the space
- * does not allow too), the NaN row for an active part with a code off its digits' grid.
+ * does not allow too), the NaN row for an active part with a code off its digits' grid. int32,
+ * not int64: the keys' last Where on float32 and one Cast, Gather's indices at half the bytes.
  *
  * Every digit is computed, not looked up (a Gather costs per index: looking up DenseNet's 107
  * columns was a third of its graph's time): t = (code - first) / step, the digit t' = t
@@ -1251,7 +1252,7 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
   const offGrid = (x: string) =>
     b.op('Where', [b.op('Less', [x, b.f32([KEY_LIMIT], [])]), x, b.f32([NAN_ROW], [])]);
   if (!tables.parts.some((part) => part.depthColumn !== undefined)) {
-    return b.cast(offGrid(times(lifted, weights, base)), 'int64');
+    return b.cast(offGrid(times(lifted, weights, base)), 'int32');
   }
   // A slot is active where its unit's depth digit is above `below` (the slot's own digit):
   // `over` = depth digit - below > 0. A pair's second slot is active where over > 1 / step.
@@ -1302,7 +1303,7 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
     ]);
   }
   const active = b.op('Less', [b.f32([0], []), over]);
-  return b.op('Where', [active, b.cast(offGrid(keys), 'int64'), b.i64([IDLE_ROW], [])]);
+  return b.cast(b.op('Where', [active, offGrid(keys), b.f32([IDLE_ROW], [])]), 'int32');
 }
 
 /**
