@@ -1200,9 +1200,10 @@ function checkTables(
 // The graph
 
 /**
- * int64 table rows of every part from the arch rows, [N, P] (or [P, N] with `batchLast`): the
+ * int32 table rows of every part from the arch rows, [N, P] (or [P, N] with `batchLast`): the
  * idle row for a slot at or past its unit's depth (whatever its columns hold, values the space
- * does not allow too), the NaN row for an active part with a code off its digits' grid.
+ * does not allow too), the NaN row for an active part with a code off its digits' grid. int32,
+ * not int64: the keys' last Where on float32 and one Cast, Gather's indices at half the bytes.
  *
  * Every digit is computed, not looked up (a Gather costs per index: looking up DenseNet's 107
  * columns was a third of its graph's time): t = (code - first) / step, the digit t' = t
@@ -1251,12 +1252,12 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
   const offGrid = (x: string) =>
     b.op('Where', [b.op('Less', [x, b.f32([KEY_LIMIT], [])]), x, b.f32([NAN_ROW], [])]);
   if (!tables.parts.some((part) => part.depthColumn !== undefined)) {
-    return b.cast(offGrid(times(lifted, weights, base)), 'int64');
+    return b.cast(offGrid(times(lifted, weights, base)), 'int32');
   }
   // A slot is active where its unit's depth digit is above `below` (the slot's own digit):
   // `over` = depth digit - below > 0. A pair's second slot is active where over > 1 / step.
-  // The same Gemm as the keys (the lifted digits: a depth off its grid makes the unit's own
-  // part NaN, whatever the slots do).
+  // From the lifted digits as the keys (a depth off its grid makes the unit's own part NaN,
+  // whatever the slots do).
   const depthOf = new Float32Array(P * L);
   const below = new Float32Array(P).fill(-1);
   const alone = new Float32Array(P).fill(Number.NEGATIVE_INFINITY);
@@ -1272,19 +1273,27 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
       half[p] = part.space;
     }
   });
-  const both = new Float32Array(2 * P * L);
-  both.set(weights);
-  both.set(depthOf, P * L);
-  const bias = [...base, ...below.map((v) => -v)];
-  const all = batchLast
-    ? b.op('Gemm', [b.f32(both, [2 * P, L]), lifted, b.f32(bias, [2 * P, 1])], {
+  // The depths from the span of depth columns only (DenseNet: 4 of 107 columns), a Gemm a
+  // tenth the size of the keys' one, not P more rows of it.
+  const depthColumns = tables.parts.flatMap((part) =>
+    part.depthColumn === undefined ? [] : [part.depthColumn],
+  );
+  const lo = Math.min(...depthColumns);
+  const span = Math.max(...depthColumns) + 1 - lo;
+  const depthOfSpan = new Float32Array(P * span);
+  for (let p = 0; p < P; p++) {
+    for (let j = 0; j < span; j++) depthOfSpan[p * span + j] = depthOf[p * L + lo + j] as number;
+  }
+  const depths = b.slice(lifted, 1, lo, lo + span);
+  const negBelow = below.map((v) => -v);
+  let keys = times(lifted, weights, base);
+  const over = batchLast
+    ? b.op('Gemm', [b.f32(depthOfSpan, [P, span]), depths, b.f32(negBelow, [P, 1])], {
         transB: attr.int(1),
       })
-    : b.op('Gemm', [lifted, b.f32(both, [2 * P, L]), b.f32(bias, [2 * P])], {
+    : b.op('Gemm', [depths, b.f32(depthOfSpan, [P, span]), b.f32(negBelow, [P])], {
         transB: attr.int(1),
       });
-  let keys = b.slice(all, batchLast ? 0 : 1, 0, P);
-  const over = b.slice(all, batchLast ? 0 : 1, P, 2 * P);
   if (tables.parts.some((part) => part.size > part.space)) {
     const column = (v: Float32Array) => b.f32(v, batchLast ? [P, 1] : [P]);
     keys = b.op('Where', [
@@ -1294,7 +1303,7 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
     ]);
   }
   const active = b.op('Less', [b.f32([0], []), over]);
-  return b.op('Where', [active, b.cast(offGrid(keys), 'int64'), b.i64([IDLE_ROW], [])]);
+  return b.cast(b.op('Where', [active, offGrid(keys), b.f32([IDLE_ROW], [])]), 'int32');
 }
 
 /**
