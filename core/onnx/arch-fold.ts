@@ -1325,14 +1325,26 @@ function interleave(rows: number, tables: readonly { data: Float64Array; width: 
 }
 
 /**
- * z from the keys ([P, N]) where widths are carried: one lookup of each key's A, B, G and the width it
- * writes (batch last, [P, N, values]: a part's row is contiguous), the widths carried in
- * layer-graph order, z = sum over parts of A + c (B + c G), and the peak over the candidate
- * parts' pieces evaluated at their widths.
+ * Each key's share of z as A + c (B + c G) and the width its part writes as
+ * outA + c (outB + c outG), for the width c it reads: one lookup of one table (batch last,
+ * [P, N, values]: a part's row is contiguous), split into [P, N, k] and [P, N, 1] pieces.
  */
-function carriedGraph(b: Builder, tables: Tables, cv: Carried, k: number, keysT: string): string {
-  const P = tables.parts.length;
-  const { rows } = tables;
+interface CarriedLookup {
+  readonly A: string;
+  readonly B: string;
+  readonly G: string | undefined;
+  readonly outA: string;
+  readonly outB: string;
+  readonly outG: string | undefined;
+}
+
+function carriedLookup(
+  b: Builder,
+  tables: Tables,
+  cv: Carried,
+  k: number,
+  keysT: string,
+): CarriedLookup {
   const parts = [
     { data: tables.sums, width: k },
     { data: cv.b, width: k },
@@ -1341,65 +1353,44 @@ function carriedGraph(b: Builder, tables: Tables, cv: Carried, k: number, keysT:
     { data: cv.outB, width: 1 },
     ...(cv.outG ? [{ data: cv.outG, width: 1 }] : []),
   ];
-  const table = interleave(rows, parts);
-  const looked = b.lookup(b.f64(table.data, [rows, table.width]), keysT);
-  const [A, B, G, oa, ob, og] = (() => {
-    const got = b.split(
-      looked,
-      2,
-      parts.map((t) => t.width),
-    );
-    const next = () => got.shift() as string;
-    const a = next();
-    const bb = next();
-    const g = cv.g ? next() : undefined;
-    const oa = next();
-    const ob = next();
-    const og = cv.outG ? next() : undefined;
-    return [a, bb, g, oa, ob, og] as const;
-  })();
-  // The idle row passes the width through: c' = 0 + c (1 + c 0). Widths are [1, N, 1].
-  const row = (x: string, p: number) => b.slice(x, 0, p, p + 1);
+  const table = interleave(tables.rows, parts);
+  const got = b.split(
+    b.lookup(b.f64(table.data, [tables.rows, table.width]), keysT),
+    2,
+    parts.map((t) => t.width),
+  );
+  const next = () => got.shift() as string;
+  const A = next();
+  const B = next();
+  const G = cv.g ? next() : undefined;
+  const outA = next();
+  const outB = next();
+  const outG = cv.outG ? next() : undefined;
+  return { A, B, G, outA, outB, outG };
+}
+
+/** The width a part writes, `outA + c (outB + c outG)` at row `p` (rows of [P, ...]), rounded. */
+function widthOut(b: Builder, looked: CarriedLookup, c: string, p: number): string {
+  const row = (x: string) => b.slice(x, 0, p, p + 1);
+  const { outA, outB, outG } = looked;
+  const inner = outG ? b.op('Add', [row(outB), b.op('Mul', [c, row(outG)])]) : row(outB);
+  return b.op('Round', [b.op('Add', [row(outA), b.op('Mul', [c, inner])])]);
+}
+
+/**
+ * The width each part reads ([P, N, 1]), carried in layer-graph order part to part (a few
+ * nodes per part). The idle row passes the width through: c' = 0 + c (1 + c 0).
+ */
+function chainedReads(b: Builder, cv: Carried, P: number, looked: CarriedLookup): string {
   const [stem, ...rest] = cv.chain as [number, ...number[]];
   const widths = new Array<string>(P);
-  let c = row(oa, stem);
+  let c = b.slice(looked.outA, 0, stem, stem + 1);
   for (const p of rest) {
     widths[p] = c;
-    const inner = og ? b.op('Add', [row(ob, p), b.op('Mul', [c, row(og, p)])]) : row(ob, p);
-    c = b.op('Round', [b.op('Add', [row(oa, p), b.op('Mul', [c, inner])])]);
+    c = widthOut(b, looked, c, p);
   }
   widths[stem] = c;
-  const reads = b.concat(widths, 0);
-  const inner = G ? b.op('Add', [B, b.op('Mul', [reads, G])]) : B;
-  let z = b.reduce('Sum', b.op('Add', [A, b.op('Mul', [reads, inner])]), [0], false);
-  if (tables.peakWeights) {
-    const Q = tables.peakParts;
-    const W = cv.pieces;
-    const q = (x: string) => (Q === P ? x : b.slice(x, 0, 0, Q));
-    const peakRows = cv.liveA.length / W;
-    const pieces = [
-      { data: cv.liveA, width: W },
-      { data: cv.liveB, width: W },
-      ...(cv.liveG ? [{ data: cv.liveG, width: W }] : []),
-    ];
-    const live = interleave(peakRows, pieces);
-    const got = b.split(
-      b.lookup(b.f64(live.data, [peakRows, live.width]), q(keysT)),
-      2,
-      pieces.map((t) => t.width),
-    );
-    const [la, lb, lg] = got as [string, string, string | undefined];
-    const cq = q(reads);
-    const lin = lg ? b.op('Add', [lb, b.op('Mul', [cq, lg])]) : lb;
-    const v = b.op('Add', [la, b.op('Mul', [cq, lin])]);
-    // [Q, N, W] -> [N] -> [N, 1]
-    const top = b.op('Unsqueeze', [
-      b.reduce('Max', b.reduce('Max', v, [2], false), [0], false),
-      b.i64([1]),
-    ]);
-    z = b.op('Add', [z, b.op('Mul', [top, b.f64(tables.peakWeights, [1, k])])]);
-  }
-  return z;
+  return b.concat(widths, 0);
 }
 
 /**
@@ -1423,44 +1414,24 @@ function anchorsOf(tables: Tables, cv: Carried): number[] {
 }
 
 /**
- * z from the keys ([P, N]) where widths are carried and few parts start a run of widths
- * (anchorsOf): one lookup of each key's A, B, G and the width it writes ([P, N, values], batch
- * last as in carriedGraph: a part's rows are contiguous), what each run's parts add before each
- * part by one MatMul, the runs' starts in order (a few nodes each), and z = sum over parts of
- * A + c (B + c G), with the peak over the candidate parts' pieces.
+ * The width each part reads ([P, N, 1]) where few parts start a run of widths (anchorsOf):
+ * what each run's parts add before each part by one MatMul, plus the runs' starts in order
+ * (a few nodes each).
  */
-function anchoredGraph(
+function anchoredReads(
   b: Builder,
-  tables: Tables,
   cv: Carried,
-  k: number,
-  keysT: string,
+  P: number,
+  looked: CarriedLookup,
   anchors: readonly number[],
 ): string {
-  const P = tables.parts.length;
-  const { rows } = tables;
-  const parts = [
-    { data: tables.sums, width: k },
-    { data: cv.b, width: k },
-    ...(cv.g ? [{ data: cv.g, width: k }] : []),
-    { data: cv.outA, width: 1 },
-    { data: cv.outB, width: 1 },
-    ...(cv.outG ? [{ data: cv.outG, width: 1 }] : []),
-  ];
-  const table = interleave(rows, parts);
-  const got = b.split(
-    b.lookup(b.f64(table.data, [rows, table.width]), keysT),
-    2,
-    parts.map((t) => t.width),
-  );
-  const next = () => got.shift() as string;
-  const A = next();
-  const B = next();
-  const G = cv.g ? next() : undefined;
   const flat = (x: string) => b.reshape(x, [P, -1]);
-  const oa = flat(next());
-  const ob = flat(next());
-  const og = cv.outG ? flat(next()) : undefined;
+  const flatLooked: CarriedLookup = {
+    ...looked,
+    outA: flat(looked.outA),
+    outB: flat(looked.outB),
+    outG: looked.outG ? flat(looked.outG) : undefined,
+  };
   // Runs in layer-graph order (the global part, read last as the head, closes the last one):
   // adds[p, q] = 1 where q adds to what p reads; from[p, j] = 1 where p reads in run j.
   const adds = new Float64Array(P * P);
@@ -1478,25 +1449,45 @@ function anchoredGraph(
       since.push(p);
     }
   }
-  const added = b.op('MatMul', [b.f64(adds, [P, P]), oa]);
+  const added = b.op('MatMul', [b.f64(adds, [P, P]), flatLooked.outA]);
   const row = (x: string, p: number) => b.slice(x, 0, p, p + 1);
-  const starts = [row(oa, anchors[0] as number)];
+  const starts = [row(flatLooked.outA, anchors[0] as number)];
   for (let j = 1; j < anchors.length; j++) {
     const p = anchors[j] as number;
     const c = b.op('Add', [starts[j - 1] as string, row(added, p)]);
-    const inner = og ? b.op('Add', [row(ob, p), b.op('Mul', [c, row(og, p)])]) : row(ob, p);
-    starts.push(b.op('Round', [b.op('Add', [row(oa, p), b.op('Mul', [c, inner])])]));
+    starts.push(widthOut(b, flatLooked, c, p));
   }
   const widths = b.op('Add', [
     added,
     b.op('MatMul', [b.f64(from, [P, anchors.length]), b.concat(starts, 0)]),
   ]);
-  const reads = b.reshape(widths, [P, -1, 1]);
+  return b.reshape(widths, [P, -1, 1]);
+}
+
+/**
+ * z from the keys ([P, N]) where widths are carried: one lookup of each key's A, B, G and the
+ * width it writes (carriedLookup), the width each part reads (by runs where `anchors` are
+ * given, else part to part), z = sum over parts of A + c (B + c G), and the peak over the
+ * candidate parts' pieces evaluated at their widths.
+ */
+function carriedGraph(
+  b: Builder,
+  tables: Tables,
+  cv: Carried,
+  k: number,
+  keysT: string,
+  anchors: readonly number[] | null,
+): string {
+  const P = tables.parts.length;
+  const looked = carriedLookup(b, tables, cv, k, keysT);
+  const reads = anchors ? anchoredReads(b, cv, P, looked, anchors) : chainedReads(b, cv, P, looked);
+  const { A, B, G } = looked;
   const inner = G ? b.op('Add', [B, b.op('Mul', [reads, G])]) : B;
   let z = b.reduce('Sum', b.op('Add', [A, b.op('Mul', [reads, inner])]), [0], false);
   if (tables.peakWeights) {
     const Q = tables.peakParts;
     const W = cv.pieces;
+    const q = (x: string) => (Q === P ? x : b.slice(x, 0, 0, Q));
     const peakRows = cv.liveA.length / W;
     const pieces = [
       { data: cv.liveA, width: W },
@@ -1504,7 +1495,6 @@ function anchoredGraph(
       ...(cv.liveG ? [{ data: cv.liveG, width: W }] : []),
     ];
     const live = interleave(peakRows, pieces);
-    const q = (x: string) => (Q === P ? x : b.slice(x, 0, 0, Q));
     const [la, lb, lg] = b.split(
       b.lookup(b.f64(live.data, [peakRows, live.width]), q(keysT)),
       2,
@@ -1563,10 +1553,8 @@ export function foldedArchInGraph(
     // Few runs (DenseNet: the stem and three transitions for 39 parts): the widths by MatMul;
     // else (ResNet-50: every block sets its own width) carried part to part.
     const anchors = anchorsOf(tables, tables.carried);
-    z =
-      3 * anchors.length <= tables.parts.length
-        ? anchoredGraph(b, tables, tables.carried, k, keys, anchors)
-        : carriedGraph(b, tables, tables.carried, k, keys);
+    const byRuns = 3 * anchors.length <= tables.parts.length;
+    z = carriedGraph(b, tables, tables.carried, k, keys, byRuns ? anchors : null);
   } else if (tables.peaks && tables.peakWeights) {
     // One lookup of each key's share of z and its peak candidate: [N, P, k + 1].
     const table = interleave(rows, [
