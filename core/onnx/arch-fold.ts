@@ -13,9 +13,10 @@
  * unit's depth (whether the slots are active) and the resolution. The rest of the model graph
  * (Exp of a log target, the std output, the blend) runs unchanged on z. The graph is a few
  * dozen nodes: each column's digit by arithmetic (keysGraph), the keys of all parts at once
- * (one Gemm: every key is linear in the digits), the table lookup (Gather) and a ReduceSum,
- * where the general graph (arch-graph.ts) computes every feature first. onnxruntime's Gather
- * costs per index, so the fewer keys per arch the better: hence the pairs of slots.
+ * (one Gemm: every key is linear in the digits), the table lookups (GatherElements, one per
+ * value a key holds) and a ReduceSum, where the general graph (arch-graph.ts) computes every
+ * feature first. Every lookup costs per key, so the fewer keys per arch the better: hence the
+ * pairs of slots.
  *
  * The tables are built from the features' own structure, the model's weights read off its
  * ONNX graph (so a change in how a model is fitted needs nothing here), and then checked
@@ -1203,7 +1204,8 @@ function checkTables(
  * int32 table rows of every part from the arch rows, [N, P] (or [P, N] with `batchLast`): the
  * idle row for a slot at or past its unit's depth (whatever its columns hold, values the space
  * does not allow too), the NaN row for an active part with a code off its digits' grid. int32,
- * not int64: the keys' last Where on float32 and one Cast, Gather's indices at half the bytes.
+ * not int64: the keys' last Where on float32 and one Cast, the lookups' indices at half the
+ * bytes.
  *
  * Every digit is computed, not looked up (a Gather costs per index: looking up DenseNet's 107
  * columns was a third of its graph's time): t = (code - first) / step, the digit t' = t
@@ -1307,27 +1309,41 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
 }
 
 /**
- * Rows of several tables side by side, [rows, widths...]: onnxruntime's Gather costs per
- * index, nearly nothing per value, so one lookup of all a key's values beats one per table.
+ * Each of `tables` ([rows, width], rows past its data 0) at `keys` ([a, b] int32, either
+ * of them the batch: `shape` gives the other, the batch -1), each [a, b, width]. One
+ * GatherElements per table on the flattened keys, not one Gather of the tables side by side
+ * and a Split: onnxruntime's Gather costs about 8 ns per index whatever it copies, its
+ * GatherElements about 1 ns per element (measured on this machine's onnxruntime-node), so
+ * five narrow lookups cost less than one wide one.
  */
-function interleave(rows: number, tables: readonly { data: Float64Array; width: number }[]) {
-  const width = tables.reduce((n, t) => n + t.width, 0);
-  const out = new Float64Array(rows * width);
-  let at = 0;
-  for (const t of tables) {
-    const filled = Math.min(rows, t.data.length / t.width);
-    for (let r = 0; r < filled; r++) {
-      for (let j = 0; j < t.width; j++) out[r * width + at + j] = t.data[r * t.width + j] as number;
-    }
-    at += t.width;
-  }
-  return { data: out, width };
+function lookupEach(
+  b: Builder,
+  rows: number,
+  tables: readonly { data: Float64Array; width: number }[],
+  keys: string,
+  shape: readonly [number, number],
+): string[] {
+  const flat = b.reshape(keys, [-1]);
+  const column = b.op('Unsqueeze', [flat, b.i64([1])]);
+  return tables.map(({ data, width }) => {
+    const padded = new Float64Array(rows * width);
+    padded.set(data.subarray(0, Math.min(data.length, padded.length)));
+    const got =
+      width === 1
+        ? b.op('GatherElements', [b.f64(padded, [rows]), flat], { axis: attr.int(0) })
+        : b.op(
+            'GatherElements',
+            [b.f64(padded, [rows, width]), b.op('Expand', [column, b.i64([1, width])])],
+            { axis: attr.int(0) },
+          );
+    return b.reshape(got, [...shape, width]);
+  });
 }
 
 /**
  * Each key's share of z as A + c (B + c G) and the width its part writes as
- * outA + c (outB + c outG), for the width c it reads: one lookup of one table (batch last,
- * [P, N, values]: a part's row is contiguous), split into [P, N, k] and [P, N, 1] pieces.
+ * outA + c (outB + c outG), for the width c it reads: one lookup per table (batch last:
+ * [P, N, k] and [P, N, 1] pieces).
  */
 interface CarriedLookup {
   readonly A: string;
@@ -1353,12 +1369,7 @@ function carriedLookup(
     { data: cv.outB, width: 1 },
     ...(cv.outG ? [{ data: cv.outG, width: 1 }] : []),
   ];
-  const table = interleave(tables.rows, parts);
-  const got = b.split(
-    b.lookup(b.f64(table.data, [tables.rows, table.width]), keysT),
-    2,
-    parts.map((t) => t.width),
-  );
+  const got = lookupEach(b, tables.rows, parts, keysT, [tables.parts.length, -1]);
   const next = () => got.shift() as string;
   const A = next();
   const B = next();
@@ -1494,12 +1505,11 @@ function carriedGraph(
       { data: cv.liveB, width: W },
       ...(cv.liveG ? [{ data: cv.liveG, width: W }] : []),
     ];
-    const live = interleave(peakRows, pieces);
-    const [la, lb, lg] = b.split(
-      b.lookup(b.f64(live.data, [peakRows, live.width]), q(keysT)),
-      2,
-      pieces.map((t) => t.width),
-    ) as [string, string, string | undefined];
+    const [la, lb, lg] = lookupEach(b, peakRows, pieces, q(keysT), [Q, -1]) as [
+      string,
+      string,
+      string | undefined,
+    ];
     const cq = q(reads);
     const lin = lg ? b.op('Add', [lb, b.op('Mul', [cq, lg])]) : lb;
     const v = b.op('Add', [la, b.op('Mul', [cq, lin])]);
@@ -1546,6 +1556,7 @@ export function foldedArchInGraph(
   const tables = pairedTables(space, features, prefix);
   const { k } = prefix;
   const { rows } = tables;
+  const P = tables.parts.length;
   const b = new Builder();
   const keys = keysGraph(b, space, tables, tables.carried !== undefined);
   let z: string;
@@ -1556,23 +1567,27 @@ export function foldedArchInGraph(
     const byRuns = 3 * anchors.length <= tables.parts.length;
     z = carriedGraph(b, tables, tables.carried, k, keys, byRuns ? anchors : null);
   } else if (tables.peaks && tables.peakWeights) {
-    // One lookup of each key's share of z and its peak candidate: [N, P, k + 1].
-    const table = interleave(rows, [
-      { data: tables.sums, width: k },
-      { data: tables.peaks, width: 1 },
-    ]);
-    const [sums, peaks] = b.split(b.lookup(b.f64(table.data, [rows, table.width]), keys), 2, [
-      k,
-      1,
-    ]) as [string, string];
+    // Each key's share of z [N, P, k] and its peak candidate [N, P, 1].
+    const [sums, peaks] = lookupEach(
+      b,
+      rows,
+      [
+        { data: tables.sums, width: k },
+        { data: tables.peaks, width: 1 },
+      ],
+      keys,
+      [-1, P],
+    ) as [string, string];
     const top = b.reduce('Max', peaks, [1], false);
     z = b.op('Add', [
       b.reduce('Sum', sums, [1], false),
       b.op('Mul', [top, b.f64(tables.peakWeights, [1, k])]),
     ]);
   } else {
-    const sums = b.lookup(b.f64(tables.sums, k === 1 ? [rows] : [rows, k]), keys);
-    z = b.reduce('Sum', sums, [1], k === 1);
+    const [sums] = lookupEach(b, rows, [{ data: tables.sums, width: k }], keys, [-1, P]) as [
+      string,
+    ];
+    z = b.reduce('Sum', sums, [1], false);
   }
   const z32 = b.cast(z, 'float');
   for (const g of prefix.gemms) {
