@@ -14,8 +14,8 @@
  * | `lut` | the LUT | lut |
  * | `rf` | random forest | physics + encoding |
  * | `gbt` | gradient-boosted trees on a physics-first ridge base | physics + encoding |
- * | `mlp` | residual MLP on a physics-first ridge base (up to 200 rows) | physics + encoding |
- * | `mlp-ensemble` | 3 residual MLPs (up to 100 rows) | physics + encoding |
+ * | `mlp` | residual MLP on a physics-first ridge base (41 to 200 rows) | physics + encoding |
+ * | `mlp-ensemble` | 3 residual MLPs (41 to 100 rows) | physics + encoding |
  *
  * Every candidate's out-of-fold predictions are scored by mean relative error (1 - accuracy,
  * the metric predictors are judged by). The choice is conservative, because on 20-100 rows
@@ -33,7 +33,10 @@
  * Cost: MLP candidates are skipped above `mlpMaxRows` (the residual MLP) and
  * `ensembleMaxRows` (the ensemble) training rows, so that 4,000 rows train in well under
  * 30 s of CPU; docs/BENCHMARKS.md measures what that costs in accuracy (nothing measurable:
- * the residual MLP rarely leaves its ridge base).
+ * the residual MLP rarely leaves its ridge base). Both are skipped below `mlpMinRows` too:
+ * with 10 folds of 18-36 rows they were over half of a fit's CPU (3 of 5.5 s at 20 rows) and
+ * never chosen there (a physics-reading candidate must beat physics ridge by 4 standard
+ * errors, and no MLP did in the benchmark's 20-row cells).
  *
  * Uncertainty: sqrt(sum_i w_i (std_i^2 + (mean_i - mean)^2)): the members' own
  * uncertainties (forest spread, CV or validation residuals) plus their disagreement.
@@ -152,6 +155,12 @@ export interface AutoOptions {
   readonly blendBags?: number;
   /** Most training rows at which the residual MLP is a candidate. @default 200 */
   readonly mlpMaxRows?: number;
+  /**
+   * Fewest training rows at which the MLP candidates (residual MLP and ensemble) are tried:
+   * the first size cross-validated with 5 folds (`smallRows` + 1).
+   * @default 41
+   */
+  readonly mlpMinRows?: number;
   /** Most training rows at which the MLP ensemble is a candidate. @default 100 */
   readonly ensembleMaxRows?: number;
   /**
@@ -217,7 +226,7 @@ function physicsFirst(nPhysics: number, cols: number): number[] {
 
 function plans(options: AutoOptions, rows: number): AutoPlan[] {
   const { layout, candidates = autoCandidates } = options;
-  const { mlpMaxRows = 200, ensembleMaxRows = 100 } = options;
+  const { mlpMaxRows = 200, ensembleMaxRows = 100, mlpMinRows = 41 } = options;
   const { physics, encoding, lut } = layout;
   // Physics and encoding together: adjacent in the stack (physics first).
   const both: readonly [number, number] | undefined =
@@ -265,10 +274,10 @@ function plans(options: AutoOptions, rows: number): AutoPlan[] {
       columns: both,
       make: (seed) => createBoosting({ seed, penaltyScales: scales, baseLambdas: lambdas }),
     },
-    both && rows <= mlpMaxRows && rows >= 10
+    both && rows <= mlpMaxRows && rows >= mlpMinRows
       ? { name: 'mlp', columns: both, make: mlp(1) }
       : undefined,
-    both && rows <= ensembleMaxRows && rows >= 10
+    both && rows <= ensembleMaxRows && rows >= mlpMinRows
       ? { name: 'mlp-ensemble', columns: both, make: mlp(3) }
       : undefined,
   ];

@@ -131,10 +131,15 @@ async function measure(
     model.featurizer.encodeAll(test.map((r) => r.subnet)),
   );
   const e = evaluate({ predicted, measured: test.map((r) => r.latencyMs) });
-  const chosen = (report as Partial<AutoFitReport>).chosen?.map((c) => c.name).join('+');
+  const auto = report as Partial<AutoFitReport>;
+  const chosen = auto.chosen?.map((c) => c.name).join('+');
+  // Where auto's time goes: each candidate's cross-validation, in wall seconds.
+  const candidates = auto.candidates?.map((c) => ({ name: c.name, s: round3(c.seconds) }));
   void space;
-  return { accuracy: e.accuracy, within10: e.within10, cpu_s: seconds, chosen };
+  return { accuracy: e.accuracy, within10: e.within10, cpu_s: seconds, chosen, candidates };
 }
+
+const round3 = (x: number) => Math.round(1000 * x) / 1000;
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

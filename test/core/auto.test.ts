@@ -133,6 +133,25 @@ describe('auto', () => {
     expect(await oof(60, undefined, 60)).toEqual(await oof(60, 10));
   });
 
+  it('tries the MLP candidates from mlpMinRows (41) rows on, not in the 10-fold regime', async () => {
+    const { choice, layout } = autoFeatures(mobilenetv3, 'fcc');
+    const featurizer = createFeaturizer(mobilenetv3, choice);
+    // folds: 1 lists the candidates without training any.
+    const names = async (n: number, mlpMinRows?: number) => {
+      const rows = device(1, n);
+      const x = featurizer.encodeAll(rows.map((r) => r.subnet));
+      const y = Float64Array.from(rows, (r) => r.latencyMs);
+      const cv = await crossValidateCandidates({ layout, folds: 1, mlpMinRows }, x, y);
+      return cv.plans.map((p) => p.name);
+    };
+    const mlps = ['mlp', 'mlp-ensemble'];
+    expect(await names(40)).not.toContain('mlp');
+    expect(await names(40)).not.toContain('mlp-ensemble');
+    expect(await names(40)).toContain('gbt');
+    expect(await names(41)).toEqual(expect.arrayContaining(mlps));
+    expect(await names(20, 10)).toEqual(expect.arrayContaining(mlps));
+  });
+
   it('with too few rows to cross-validate, uses physics ridge and still predicts', async () => {
     const rows = device(0, 30);
     const { choice, layout } = autoFeatures(mobilenetv3, 'fcc');
