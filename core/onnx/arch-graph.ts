@@ -116,7 +116,8 @@ export class Builder {
     const got = this.op('GatherElements', [table, this.reshape(indices, [-1])], {
       axis: attr.int(0),
     });
-    return this.op('Reshape', [got, this.op('Shape', [indices])]);
+    // allowzero: an empty batch's 0 is a length, not "copy this dimension".
+    return this.op('Reshape', [got, this.op('Shape', [indices])], { allowzero: attr.int(1) });
   }
 
   reshape(x: string, shape: readonly number[]): string {

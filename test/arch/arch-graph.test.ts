@@ -289,6 +289,11 @@ describe('predictor-arch.onnx', () => {
             const e = expected[i] as number;
             expect(Math.abs((got[i] as number) - e) / Math.abs(e), label).toBeLessThanOrEqual(1e-5);
           }
+          if ((model === 'auto' || model === 'rf') && encoding === 'fcc') {
+            // An empty batch answers empty outputs, folded (auto) and general (rf) alike.
+            const none = await run(await readFile(join(out, ARCH_ONNX)), space, []);
+            expect((none.latency_ms?.data as Float32Array).length, `${label} empty`).toBe(0);
+          }
           const layout = JSON.parse(await readFile(join(out, ARCH_JSON), 'utf8'));
           expect(layout.length, label).toBe(archRowLayout(space).length);
           // Every kind has the uncertainty output too (std_ms), guarded like latency_ms.
