@@ -1324,18 +1324,20 @@ function lookupEach(
   shape: readonly [number, number],
 ): string[] {
   const flat = b.reshape(keys, [-1]);
-  const column = b.op('Unsqueeze', [flat, b.i64([1])]);
+  let column: string | undefined;
+  const wide = (width: number) => {
+    column ??= b.op('Unsqueeze', [flat, b.i64([1])]);
+    return b.op('Expand', [column, b.i64([1, width])]);
+  };
   return tables.map(({ data, width }) => {
     const padded = new Float64Array(rows * width);
     padded.set(data.subarray(0, Math.min(data.length, padded.length)));
     const got =
       width === 1
         ? b.op('GatherElements', [b.f64(padded, [rows]), flat], { axis: attr.int(0) })
-        : b.op(
-            'GatherElements',
-            [b.f64(padded, [rows, width]), b.op('Expand', [column, b.i64([1, width])])],
-            { axis: attr.int(0) },
-          );
+        : b.op('GatherElements', [b.f64(padded, [rows, width]), wide(width)], {
+            axis: attr.int(0),
+          });
     return b.reshape(got, [...shape, width]);
   });
 }
@@ -1343,13 +1345,17 @@ function lookupEach(
 /**
  * Each key's share of z as A + c (B + c G) and the width its part writes as
  * outA + c (outB + c outG), for the width c it reads: one lookup per table (batch last:
- * [P, N, k] and [P, N, 1] pieces).
+ * [P, N, k] and [P, N, 1] pieces). G, outB and outG only for the `special` parts, in that
+ * order ([S, N, ...]): the rest have no quadratic term and write their width in plus outA
+ * (DenseNet: 6 of 22 parts, the stem, the transitions and the first unit's; a lookup less
+ * of all the keys for each of those tables).
  */
 interface CarriedLookup {
   readonly A: string;
   readonly B: string;
-  readonly G: string | undefined;
   readonly outA: string;
+  readonly special: readonly number[];
+  readonly G: string | undefined;
   readonly outB: string;
   readonly outG: string | undefined;
 }
@@ -1360,32 +1366,72 @@ function carriedLookup(
   cv: Carried,
   k: number,
   keysT: string,
+  special: readonly number[],
 ): CarriedLookup {
-  const parts = [
-    { data: tables.sums, width: k },
-    { data: cv.b, width: k },
-    ...(cv.g ? [{ data: cv.g, width: k }] : []),
-    { data: cv.outA, width: 1 },
-    { data: cv.outB, width: 1 },
-    ...(cv.outG ? [{ data: cv.outG, width: 1 }] : []),
-  ];
-  const got = lookupEach(b, tables.rows, parts, keysT, [tables.parts.length, -1]);
+  const P = tables.parts.length;
+  const [A, B, outA] = lookupEach(
+    b,
+    tables.rows,
+    [
+      { data: tables.sums, width: k },
+      { data: cv.b, width: k },
+      { data: cv.outA, width: 1 },
+    ],
+    keysT,
+    [P, -1],
+  ) as [string, string, string];
+  const keysS = special.length === P ? keysT : b.rows(keysT, special);
+  const got = lookupEach(
+    b,
+    tables.rows,
+    [
+      ...(cv.g ? [{ data: cv.g, width: k }] : []),
+      { data: cv.outB, width: 1 },
+      ...(cv.outG ? [{ data: cv.outG, width: 1 }] : []),
+    ],
+    keysS,
+    [special.length, -1],
+  );
   const next = () => got.shift() as string;
-  const A = next();
-  const B = next();
   const G = cv.g ? next() : undefined;
-  const outA = next();
   const outB = next();
   const outG = cv.outG ? next() : undefined;
-  return { A, B, G, outA, outB, outG };
+  return { A, B, outA, special, G, outB, outG };
 }
 
-/** The width a part writes, `outA + c (outB + c outG)` at row `p` (rows of [P, ...]), rounded. */
+/**
+ * The parts whose G, outB and outG the graph reads: with the widths by runs (`anchors`), the
+ * runs' starts and every part with a quadratic term (G not 0 where its share is a number);
+ * carried part to part, every part.
+ */
+function specialParts(
+  tables: Tables,
+  cv: Carried,
+  k: number,
+  anchors: readonly number[] | null,
+): number[] {
+  const P = tables.parts.length;
+  if (!anchors) return Array.from({ length: P }, (_, p) => p);
+  const { g } = cv;
+  const quadratic = (p: number) => {
+    if (!g) return false;
+    const part = tables.parts[p] as Part;
+    for (let i = part.base * k; i < (part.base + part.size) * k; i++) {
+      const v = g[i] as number;
+      if (v !== 0 && !(Number.isNaN(v) && Number.isNaN(tables.sums[i] as number))) return true;
+    }
+    return false;
+  };
+  return Array.from({ length: P }, (_, p) => p).filter((p) => anchors.includes(p) || quadratic(p));
+}
+
+/** The width part `p` (a special part) writes, `outA + c (outB + c outG)`, rounded. */
 function widthOut(b: Builder, looked: CarriedLookup, c: string, p: number): string {
-  const row = (x: string) => b.slice(x, 0, p, p + 1);
+  const row = (x: string, at: number) => b.slice(x, 0, at, at + 1);
+  const s = looked.special.indexOf(p);
   const { outA, outB, outG } = looked;
-  const inner = outG ? b.op('Add', [row(outB), b.op('Mul', [c, row(outG)])]) : row(outB);
-  return b.op('Round', [b.op('Add', [row(outA), b.op('Mul', [c, inner])])]);
+  const inner = outG ? b.op('Add', [row(outB, s), b.op('Mul', [c, row(outG, s)])]) : row(outB, s);
+  return b.op('Round', [b.op('Add', [row(outA, p), b.op('Mul', [c, inner])])]);
 }
 
 /**
@@ -1436,12 +1482,13 @@ function anchoredReads(
   looked: CarriedLookup,
   anchors: readonly number[],
 ): string {
-  const flat = (x: string) => b.reshape(x, [P, -1]);
+  const S = looked.special.length;
+  const flat = (x: string, rows = P) => b.reshape(x, [rows, -1]);
   const flatLooked: CarriedLookup = {
     ...looked,
     outA: flat(looked.outA),
-    outB: flat(looked.outB),
-    outG: looked.outG ? flat(looked.outG) : undefined,
+    outB: flat(looked.outB, S),
+    outG: looked.outG ? flat(looked.outG, S) : undefined,
   };
   // Runs in layer-graph order (the global part, read last as the head, closes the last one):
   // adds[p, q] = 1 where q adds to what p reads; from[p, j] = 1 where p reads in run j.
@@ -1490,11 +1537,16 @@ function carriedGraph(
   anchors: readonly number[] | null,
 ): string {
   const P = tables.parts.length;
-  const looked = carriedLookup(b, tables, cv, k, keysT);
+  const special = specialParts(tables, cv, k, anchors);
+  const looked = carriedLookup(b, tables, cv, k, keysT, special);
   const reads = anchors ? anchoredReads(b, cv, P, looked, anchors) : chainedReads(b, cv, P, looked);
   const { A, B, G } = looked;
-  const inner = G ? b.op('Add', [B, b.op('Mul', [reads, G])]) : B;
-  let z = b.reduce('Sum', b.op('Add', [A, b.op('Mul', [reads, inner])]), [0], false);
+  // z = sum over parts of A + c B, plus c^2 G over the special parts.
+  let z = b.reduce('Sum', b.op('Add', [A, b.op('Mul', [reads, B])]), [0], false);
+  if (G) {
+    const c = special.length === P ? reads : b.rows(reads, special);
+    z = b.op('Add', [z, b.reduce('Sum', b.op('Mul', [b.op('Mul', [c, c]), G]), [0], false)]);
+  }
   if (tables.peakWeights) {
     const Q = tables.peakParts;
     const W = cv.pieces;

@@ -157,7 +157,8 @@ export interface AutoOptions {
   readonly mlpMaxRows?: number;
   /**
    * Fewest training rows at which the MLP candidates (residual MLP and ensemble) are tried:
-   * the first size cross-validated with 5 folds (`smallRows` + 1).
+   * the first size cross-validated with 5 folds (`smallRows` + 1). Never under 10 (an MLP
+   * keeps some rows for its early stopping).
    * @default 41
    */
   readonly mlpMinRows?: number;
@@ -226,7 +227,8 @@ function physicsFirst(nPhysics: number, cols: number): number[] {
 
 function plans(options: AutoOptions, rows: number): AutoPlan[] {
   const { layout, candidates = autoCandidates } = options;
-  const { mlpMaxRows = 200, ensembleMaxRows = 100, mlpMinRows = 41 } = options;
+  const { mlpMaxRows = 200, ensembleMaxRows = 100 } = options;
+  const mlpMinRows = Math.max(10, options.mlpMinRows ?? 41);
   const { physics, encoding, lut } = layout;
   // Physics and encoding together: adjacent in the stack (physics first).
   const both: readonly [number, number] | undefined =
