@@ -1594,6 +1594,40 @@ function pairedTables(space: SearchSpace, features: FeaturesJson, prefix: Affine
   return buildTables(space, features, prefix, false);
 }
 
+/** Row-wise ops that turn a NaN input into NaN outputs (IEEE arithmetic, no clamps). */
+const NAN_PASSING = new Set([
+  'Identity',
+  'Slice',
+  'Gemm',
+  'MatMul',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Abs',
+  'Neg',
+  'Sqrt',
+  'Exp',
+  'Log',
+  'Concat',
+  'Reshape',
+  'Unsqueeze',
+  'Squeeze',
+]);
+
+/**
+ * Whether NaN in z reaches every model output without a guard: the remaining nodes all pass
+ * NaN on, and every output is computed from z.
+ */
+function passesNaN(prefix: AffinePrefix, outputs: readonly string[]): boolean {
+  if (!prefix.rest.every((n) => NAN_PASSING.has(n.op))) return false;
+  const fromZ = new Set(prefix.gemms.map((g) => g.output));
+  for (const n of prefix.rest) {
+    if (n.inputs.some((i) => fromZ.has(i))) for (const o of n.outputs) fromZ.add(o);
+  }
+  return outputs.every((o) => fromZ.has(o));
+}
+
 /**
  * The folded arch-in graph of `model` (what predictor.onnx holds) on `features`, with the
  * same inputs and outputs as the general `archInGraph`. Throws `NotFoldableError` (naming
@@ -1646,23 +1680,35 @@ export function foldedArchInGraph(
     if (g.start === 0 && g.end === k) b.op('Identity', [z32], undefined, g.output);
     else b.op('Slice', [z32, b.i64([g.start]), b.i64([g.end]), b.i64([1])], undefined, g.output);
   }
-  // NaN from the tables: a row the space does not allow. Guarded, since the model's own
-  // nodes (a Max with a floor) may turn NaN into a number.
-  const bad = b.op('IsNaN', [k === 1 ? z32 : b.reduce('Sum', z32, [1], true)]);
-  const renamed = new Map(model.outputs.map((o) => [o.name, `model/${o.name}`]));
+  // NaN from the tables: a row the space does not allow. Guarded where the model's own nodes
+  // (a Max with a floor) may turn NaN into a number; ridge's (Gemm, Abs, Mul, Sqrt ...) pass
+  // it on to every output, and their guards would cost 3 % of DenseNet's graph.
+  const guarded = !passesNaN(
+    prefix,
+    model.outputs.map((o) => o.name),
+  );
+  const renamed = new Map(
+    guarded ? model.outputs.map((o) => [o.name, `model/${o.name}`] as const) : [],
+  );
   const rename = (name: string) => renamed.get(name) ?? name;
   const rest = prefix.rest.map((n) => ({
     ...n,
     inputs: n.inputs.map(rename),
     outputs: n.outputs.map(rename),
   }));
-  const nan = b.f32(Float32Array.of(Number.NaN), []);
-  const guards: OnnxNode[] = model.outputs.map((o) => ({
-    op: 'Where',
-    inputs: [bad, nan, rename(o.name)],
-    outputs: [o.name],
-    name: `arch/guard_${o.name}`,
-  }));
+  const guards: OnnxNode[] = [];
+  if (guarded) {
+    const bad = b.op('IsNaN', [k === 1 ? z32 : b.reduce('Sum', z32, [1], true)]);
+    const nan = b.f32(Float32Array.of(Number.NaN), []);
+    for (const o of model.outputs) {
+      guards.push({
+        op: 'Where',
+        inputs: [bad, nan, rename(o.name)],
+        outputs: [o.name],
+        name: `arch/guard_${o.name}`,
+      });
+    }
+  }
   // The model's constants its remaining nodes still read (the folded Gemms' weights are gone).
   const used = new Set(rest.flatMap((n) => n.inputs));
   const kept: OnnxInitializer[] = model.initializers.filter((t) => used.has(t.name));
