@@ -1310,11 +1310,13 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
 
 /**
  * Each of `tables` ([rows, width], rows past its data 0) at `keys` ([a, b] int32, either
- * of them the batch: `shape` gives the other, the batch -1), each [a, b, width]. One
- * GatherElements per table on the flattened keys, not one Gather of the tables side by side
- * and a Split: onnxruntime's Gather costs about 8 ns per index whatever it copies, its
+ * of them the batch: `shape` gives the other, the batch -1), each [a, b, width]. A table of
+ * one value per key by GatherElements on the flattened keys; a wider one (ResNet-50's peak
+ * pieces, a blend's k values) by Gather. Not the tables side by side in one Gather and a
+ * Split: onnxruntime's Gather costs about 8 ns per index whatever it copies, its
  * GatherElements about 1 ns per element (measured on this machine's onnxruntime-node), so
- * five narrow lookups cost less than one wide one.
+ * several one-value lookups cost less than one wide one; but GatherElements needs its
+ * indices as wide as the table, and expanding them cost more than Gather's 8 ns.
  */
 function lookupEach(
   b: Builder,
@@ -1323,22 +1325,16 @@ function lookupEach(
   keys: string,
   shape: readonly [number, number],
 ): string[] {
-  const flat = b.reshape(keys, [-1]);
-  let column: string | undefined;
-  const wide = (width: number) => {
-    column ??= b.op('Unsqueeze', [flat, b.i64([1])]);
-    return b.op('Expand', [column, b.i64([1, width])]);
-  };
+  let flat: string | undefined;
   return tables.map(({ data, width }) => {
     const padded = new Float64Array(rows * width);
     padded.set(data.subarray(0, Math.min(data.length, padded.length)));
-    const got =
-      width === 1
-        ? b.op('GatherElements', [b.f64(padded, [rows]), flat], { axis: attr.int(0) })
-        : b.op('GatherElements', [b.f64(padded, [rows, width]), wide(width)], {
-            axis: attr.int(0),
-          });
-    return b.reshape(got, [...shape, width]);
+    if (width > 1) {
+      return b.op('Gather', [b.f64(padded, [rows, width]), keys], { axis: attr.int(0) });
+    }
+    flat ??= b.reshape(keys, [-1]);
+    const got = b.op('GatherElements', [b.f64(padded, [rows]), flat], { axis: attr.int(0) });
+    return b.reshape(got, [...shape, 1]);
   });
 }
 
