@@ -830,29 +830,31 @@ function physics(f: Front): string {
     widths.forEach((w, i) => {
       widthIndex[w] = i;
     });
-    const shift = Array.from(first, (at, r) => (at < 0 ? 0 : at - r));
-    const byWidth = Array.from(first, (at) => (at < 0 ? 0 : 1));
-    const one = (t: Float64Array, row: string) =>
-      b.op('Gather', [b.f64(t, [total]), row], { axis: attr.int(0) });
+    // Every table once, read by every part.
+    const shift = b.i32(Array.from(first, (at, r) => (at < 0 ? 0 : at - r)));
+    const byWidth = b.i32(Array.from(first, (at) => (at < 0 ? 0 : 1)));
+    const indexOfWidth = b.i32(widthIndex);
+    const lo = b.i32([0], []);
+    const hi = b.i32([top + 1], []);
+    const outA = b.f64(tables.out.a, [total]);
+    const outB = b.f64(tables.out.b, [total]);
+    const outG = tables.quadratic ? b.f64(tables.out.g, [total]) : undefined;
     let width = b.op('Mul', [b.cast(f.ri, 'double'), b.f64([0], [])]);
     const widthsRead = [width];
     const finals: string[] = [];
     for (let p = 0; p < P; p++) {
       const base = b.rows(rows, [p]);
-      const wi = b.lookup(
-        b.i32(widthIndex),
-        b.op('Clip', [b.cast(width, 'int32'), b.i32([0], []), b.i32([top + 1], [])]),
-      );
+      const wi = b.lookup(indexOfWidth, b.op('Clip', [b.cast(width, 'int32'), lo, hi]));
       const row = b.op('Add', [
-        b.op('Add', [base, b.lookup(b.i32(shift), base)]),
-        b.op('Mul', [b.lookup(b.i32(byWidth), base), wi]),
+        b.op('Add', [base, b.lookup(shift, base)]),
+        b.op('Mul', [b.lookup(byWidth, base), wi]),
       ]);
       finals.push(row);
       if (p === P - 1) break;
-      const inner = tables.quadratic
-        ? b.op('Add', [one(tables.out.b, row), b.op('Mul', [width, one(tables.out.g, row)])])
-        : one(tables.out.b, row);
-      width = b.op('Round', [b.op('Add', [one(tables.out.a, row), b.op('Mul', [width, inner])])]);
+      const inner = outG
+        ? b.op('Add', [b.lookup(outB, row), b.op('Mul', [width, b.lookup(outG, row)])])
+        : b.lookup(outB, row);
+      width = b.op('Round', [b.op('Add', [b.lookup(outA, row), b.op('Mul', [width, inner])])]);
       widthsRead.push(width);
     }
     rows = b.concat(finals, 0);
