@@ -241,17 +241,26 @@ function gramMatrix(
   return { gram: weightedGram(z, rows), count: rows.length };
 }
 
+/** sum_i values_i [z_i 1] over the rows `rows` of z (`values` one per listed row). */
+function weightedMoment(z: Matrix, rows: Int32Array, values: ArrayLike<number>): Float64Array {
+  const rhs = new Float64Array(z.cols + 1);
+  rows.forEach((r, i) => {
+    const v = values[i] as number;
+    const o = r * z.cols;
+    for (let j = 0; j < z.cols; j++) rhs[j] = (rhs[j] as number) + (z.data[o + j] as number) * v;
+    rhs[z.cols] = (rhs[z.cols] as number) + v;
+  });
+  return rhs;
+}
+
 /** [Z 1]^T y over the rows where `use(i)` holds. */
 function moment(z: Matrix, y: Float64Array, use: (row: number) => boolean): Float64Array {
-  const rhs = new Float64Array(z.cols + 1);
-  for (let i = 0; i < z.rows; i++) {
-    if (!use(i)) continue;
-    const yi = y[i] as number;
-    for (let j = 0; j < z.cols; j++)
-      rhs[j] = (rhs[j] as number) + (z.data[i * z.cols + j] as number) * yi;
-    rhs[z.cols] = (rhs[z.cols] as number) + yi;
-  }
-  return rhs;
+  const rows = Int32Array.from({ length: z.rows }, (_, i) => i).filter(use);
+  return weightedMoment(
+    z,
+    rows,
+    Float64Array.from(rows, (r) => y[r] as number),
+  );
 }
 
 /**
@@ -314,14 +323,11 @@ function robustRelativeFit(
     const total = v.reduce((s, w) => s + w, 0);
     for (let i = 0; i < n; i++) normalised[i] = ((v[i] as number) * n) / total;
     const gram = weightedGram(z, rows, normalised);
-    const rhs = new Float64Array(p);
-    for (let i = 0; i < n; i++) {
-      const r = rows[i] as number;
-      const wy = (normalised[i] as number) * (latencyMs[r] as number);
-      const o = r * z.cols;
-      for (let j = 0; j < z.cols; j++) rhs[j] = (rhs[j] as number) + wy * (z.data[o + j] as number);
-      rhs[z.cols] = (rhs[z.cols] as number) + wy;
-    }
+    const rhs = weightedMoment(
+      z,
+      rows,
+      Float64Array.from(rows, (r, i) => (normalised[i] as number) * (latencyMs[r] as number)),
+    );
     const next = choleskySolve(ridgeFactor(gram, p, n, lambda, scales), rhs, p);
     const change = next.reduce((m, c, j) => Math.max(m, Math.abs(c - (coef[j] as number))), 0);
     const size = next.reduce((m, c) => Math.max(m, Math.abs(c)), 0);
