@@ -52,6 +52,8 @@ const MAX_TABLE_ENTRIES = 1 << 20;
  * integers in float32.
  */
 const KEY_LIMIT = 2 ** 23;
+/** A code off its column's grid: its digit, which lifts every key that reads it past KEY_LIMIT. */
+const MISS = 2 ** 24;
 /** Random subnets the finished tables must reproduce (z to 1e-9 of its terms' scale). */
 const CHECK_SUBNETS = 400;
 
@@ -1207,88 +1209,95 @@ function checkTables(
  * not int64: the keys' last Where on float32 and one Cast, the lookups' indices at half the
  * bytes.
  *
- * Every digit is computed, not looked up (a Gather costs per index: looking up DenseNet's 107
- * columns was a third of its graph's time): t = (code - first) / step, the digit t' = t
- * clipped to the grid and rounded, and |t - t'| is 0 exactly where the code is on the grid.
- * The keys are one Gemm of the digits plus 2^24 x step times the misses (any miss, at least
- * 1 / step, lifts its parts' keys past KEY_LIMIT; the clipped digits' misses mean nothing).
+ * Every column's digit is read from one table, [codes, L], by one GatherElements on the codes
+ * clipped to [-1, greatest + 1] (-1 reads the last row, as greatest + 1 does): the digit where
+ * the code is on the column's grid, else MISS, which lifts its parts' keys past KEY_LIMIT (a
+ * clipped digit never misses: its table holds the clipped digit). Codes are at most 4,096
+ * (archRowLayout), so the table is small. Not arithmetic ((code - first) / step, clipped,
+ * rounded, its miss measured: about ten elementwise nodes on [N, L], 40 % more time on
+ * DenseNet), and not a Gather (onnxruntime's Gather costs about 8 ns per index,
+ * GatherElements about 1 ns). The keys are then one Gemm of the digits; a pair whose second
+ * slot may be inactive has a second key from the first slot's digits alone, in the table's
+ * second half, read where that slot is inactive (its codes, misses too, mean nothing there).
  */
 function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: boolean): string {
   const layout = archRowLayout(space);
   const L = layout.length;
   const P = tables.parts.length;
-  const first = new Float32Array(L);
-  const step = new Float32Array(L).fill(1);
-  const top = new Float32Array(L);
-  const lift = new Float32Array(L);
-  // [P, L]: each part's digit multipliers.
+  const top = Math.max(...layout.entries.flatMap((e) => e.codes)) + 1;
+  // [top + 1, L]: the digit of code r in column c at r x L + c; row `top` for every code
+  // outside 0..top - 1.
+  const digitTable = new Float32Array((top + 1) * L);
+  // [P, L] each: the digit multipliers of each part, and of each part's first slot alone.
   const weights = new Float32Array(P * L);
-  // [P, L]: the misses of each pair's second slot, which count only where it is active.
-  const secondLift = new Float32Array(P * L);
+  const aloneWeights = new Float32Array(P * L);
   const base = tables.parts.map((part) => part.base);
+  const aloneBase = tables.parts.map((part) => part.base + part.space);
+  const filled = new Set<number>();
   tables.parts.forEach((part, p) => {
     let mult = 1;
     for (const d of part.digits) {
-      first[d.column] = d.first;
-      step[d.column] = d.step;
-      top[d.column] = d.radix - 1;
-      if (!d.clipped && !d.second) lift[d.column] = 2 ** 24 * d.step;
-      if (!d.clipped && d.second) secondLift[p * L + d.column] = 2 ** 24 * d.step;
+      if (!filled.has(d.column)) {
+        filled.add(d.column);
+        for (let r = 0; r <= top; r++) {
+          const digit = digitValue(d, r);
+          digitTable[r * L + d.column] = digit < 0 ? MISS : digit;
+        }
+      }
       weights[p * L + d.column] = mult;
+      if (!d.second) aloneWeights[p * L + d.column] = mult;
       mult *= d.radix;
     }
   });
-  // x [N, L] times a [P, L] matrix: [N, P], or [P, N] batch last.
-  const times = (x: string, m: Float32Array, bias: ArrayLike<number>) =>
-    batchLast
-      ? b.op('Gemm', [b.f32(m, [P, L]), x, b.f32(bias, [P, 1])], { transB: attr.int(1) })
-      : b.op('Gemm', [x, b.f32(m, [P, L]), b.f32(bias, [P])], { transB: attr.int(1) });
-  const t = b.op('Div', [b.op('Sub', [b.cast(ARCH_INPUT, 'float'), b.f32(first)]), b.f32(step)]);
-  // Rounded by adding and taking away 1.5 x 2^23 (float32 has no bits below 1 there): exact
-  // for digits below 2^22, half to even like Round, and several times cheaper in onnxruntime.
-  const magic = b.f32([1.5 * 2 ** 23], []);
-  const clipped = b.op('Min', [b.op('Max', [t, b.f32([0], [])]), b.f32(top)]);
-  const digits = b.op('Sub', [b.op('Add', [clipped, magic]), magic]);
-  const misses = b.op('Abs', [b.op('Sub', [t, digits])]);
-  const lifted = b.op('Add', [digits, b.op('Mul', [misses, b.f32(lift)])]);
+  const bounded = b.op('Clip', [b.cast(ARCH_INPUT, 'float'), b.f32([-1], []), b.f32([top], [])]);
+  const digits = b.op(
+    'GatherElements',
+    [b.f32(digitTable, [top + 1, L]), b.cast(bounded, 'int32')],
+    {
+      axis: attr.int(0),
+    },
+  );
+  const pairs = tables.parts.some((part) => part.size > part.space);
+  // digits [N, L] times [Q, L] matrices: [N, Q], or [Q, N] batch last; with pairs, the first
+  // slots' keys alone are Q = P more rows of the one Gemm, taken apart by Slice.
+  const m = pairs ? Float32Array.of(...weights, ...aloneWeights) : weights;
+  const bias = pairs ? [...base, ...aloneBase] : base;
+  const Q = bias.length;
+  const both = batchLast
+    ? b.op('Gemm', [b.f32(m, [Q, L]), digits, b.f32(bias, [Q, 1])], { transB: attr.int(1) })
+    : b.op('Gemm', [digits, b.f32(m, [Q, L]), b.f32(bias, [Q])], { transB: attr.int(1) });
+  const axis = batchLast ? 0 : 1;
   const offGrid = (x: string) =>
     b.op('Where', [b.op('Less', [x, b.f32([KEY_LIMIT], [])]), x, b.f32([NAN_ROW], [])]);
   if (!tables.parts.some((part) => part.depthColumn !== undefined)) {
-    return b.cast(offGrid(times(lifted, weights, base)), 'int32');
+    return b.cast(offGrid(both), 'int32');
   }
   // A slot is active where its unit's depth digit is above `below` (the slot's own digit):
   // `over` = depth digit - below > 0. A pair's second slot is active where over > 1 / step.
-  // From the lifted digits as the keys (a depth off its grid makes the unit's own part NaN,
-  // whatever the slots do).
-  const depthOf = new Float32Array(P * L);
+  // From the digits as the keys read them (a depth off its grid makes the unit's own part
+  // NaN, whatever the slots do).
   const below = new Float32Array(P).fill(-1);
   const alone = new Float32Array(P).fill(Number.NEGATIVE_INFINITY);
-  const half = new Float32Array(P);
+  const depthColumns: number[] = [];
   tables.parts.forEach((part, p) => {
     if (part.depthColumn === undefined) return;
     const c = part.depthColumn;
-    depthOf[p * L + c] = 1;
-    below[p] = (part.slot - (first[c] as number)) / (step[c] as number);
-    if (part.size > part.space) {
-      // over takes values 1 apart: halfway between 1 / step and the next one up.
-      alone[p] = 1 / (step[c] as number) + 0.5;
-      half[p] = part.space;
-    }
+    const d = digitOf(space, c);
+    depthColumns.push(c);
+    below[p] = (part.slot - d.first) / d.step;
+    // over takes values 1 apart: halfway between 1 / step and the next one up.
+    if (part.size > part.space) alone[p] = 1 / d.step + 0.5;
   });
   // The depths from the span of depth columns only (DenseNet: 4 of 107 columns), a Gemm a
   // tenth the size of the keys' one, not P more rows of it.
-  const depthColumns = tables.parts.flatMap((part) =>
-    part.depthColumn === undefined ? [] : [part.depthColumn],
-  );
   const lo = Math.min(...depthColumns);
   const span = Math.max(...depthColumns) + 1 - lo;
   const depthOfSpan = new Float32Array(P * span);
-  for (let p = 0; p < P; p++) {
-    for (let j = 0; j < span; j++) depthOfSpan[p * span + j] = depthOf[p * L + lo + j] as number;
-  }
-  const depths = b.slice(lifted, 1, lo, lo + span);
+  tables.parts.forEach((part, p) => {
+    if (part.depthColumn !== undefined) depthOfSpan[p * span + part.depthColumn - lo] = 1;
+  });
+  const depths = b.slice(digits, 1, lo, lo + span);
   const negBelow = below.map((v) => -v);
-  let keys = times(lifted, weights, base);
   const over = batchLast
     ? b.op('Gemm', [b.f32(depthOfSpan, [P, span]), depths, b.f32(negBelow, [P, 1])], {
         transB: attr.int(1),
@@ -1296,12 +1305,12 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
     : b.op('Gemm', [depths, b.f32(depthOfSpan, [P, span]), b.f32(negBelow, [P])], {
         transB: attr.int(1),
       });
-  if (tables.parts.some((part) => part.size > part.space)) {
-    const column = (v: Float32Array) => b.f32(v, batchLast ? [P, 1] : [P]);
+  let keys = pairs ? b.slice(both, axis, 0, P) : both;
+  if (pairs) {
     keys = b.op('Where', [
-      b.op('Less', [over, column(alone)]),
-      b.op('Add', [keys, column(half)]),
-      b.op('Add', [keys, times(misses, secondLift, new Float32Array(P))]),
+      b.op('Less', [over, b.f32(alone, batchLast ? [P, 1] : [P])]),
+      b.slice(both, axis, P, 2 * P),
+      keys,
     ]);
   }
   const active = b.op('Less', [b.f32([0], []), over]);

@@ -239,7 +239,9 @@ describe('folded predictor-arch.onnx', () => {
     const rows = [
       good,
       good.map((v, i) => (i === skip ? 1 : i === op ? 99 : v)), // a skip: its op is ignored
+      good.map((v, i) => (i === skip ? 1 : i === op ? -7 : v)), // so is a negative one
       good.map((v, i) => (i === skip ? 0 : i === op ? 99 : v)), // a layer with op 99
+      good.map((v, i) => (i === skip ? 0 : i === op ? -7 : v)), // a layer with op -7
       good.map((v, i) => (i === skip ? 2 : v)), // skip kind 2 does not exist
       good.map((v, i) => (i === layout.resolutionColumn ? 33 : v)),
       good.map((v, i) => (i === layout.depthColumn(1) ? 3 : v)),
@@ -252,8 +254,8 @@ describe('folded predictor-arch.onnx', () => {
     // Assess
     expect(JSON.parse(folded?.json ?? '{}').graph).toBe('folded');
     expect(JSON.parse(general?.json ?? '{}').graph).toBe('general');
-    expect(Number.isFinite(a[0]) && Number.isFinite(a[1])).toBe(true);
-    expect([a[2], a[3], a[4], a[5]].every((v) => Number.isNaN(v))).toBe(true);
+    expect([a[0], a[1], a[2]].every((v) => Number.isFinite(v))).toBe(true);
+    expect([a[3], a[4], a[5], a[6], a[7]].every((v) => Number.isNaN(v))).toBe(true);
     for (let i = 0; i < rows.length; i++) {
       if (Number.isNaN(b[i] as number)) expect(Number.isNaN(a[i] as number), `row ${i}`).toBe(true);
       else
@@ -275,8 +277,12 @@ describe('folded predictor-arch.onnx', () => {
       good,
       set(growth(3), 20), // inactive: ignored
       set(growth(5), 99),
+      set(growth(3), -5), // inactive, below every code: ignored
       set(growth(2), 20), // between 16 and 24
       set(growth(2), 40), // above 32
+      set(growth(2), -8), // below every code
+      set(growth(2), 2 ** 40), // far above every code
+      set(layout.resolutionColumn, 2 ** 32 + 128), // 128 in its low 32 bits
       set(layout.resolutionColumn, 136), // between 128 and 144
       set(layout.depthColumn(0), 1), // below the least depth
     ];
@@ -286,8 +292,8 @@ describe('folded predictor-arch.onnx', () => {
     // Assess
     expect(JSON.parse(files?.json ?? '{}').graph).toBe('folded');
     expect(Number.isFinite(y[0] as number)).toBe(true);
-    expect([y[1], y[2]]).toEqual([y[0], y[0]]);
-    expect([...y.slice(3)].every((v) => Number.isNaN(v))).toBe(true);
+    expect([y[1], y[2], y[3]]).toEqual([y[0], y[0], y[0]]);
+    expect([...y.slice(4)].every((v) => Number.isNaN(v))).toBe(true);
   }, 60_000);
 
   it('ignores whatever an inactive MobileNetV3 slot holds and answers NaN for an active one', async () => {
