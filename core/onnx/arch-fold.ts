@@ -1257,11 +1257,19 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
       axis: attr.int(0),
     },
   );
-  const pairs = tables.parts.some((part) => part.size > part.space);
+  const paired = tables.parts.flatMap((part, p) => (part.size > part.space ? [p] : []));
+  const pairs = paired.length > 0;
   // digits [N, L] times [Q, L] matrices: [N, Q], or [Q, N] batch last; with pairs, the first
-  // slots' keys alone are Q = P more rows of the one Gemm, taken apart by Slice.
-  const m = pairs ? Float32Array.of(...weights, ...aloneWeights) : weights;
-  const bias = pairs ? [...base, ...aloneBase] : base;
+  // slots' keys alone are more rows of the one Gemm: batch last only the pairs' (DenseNet: 13
+  // of 22 parts), read back per part by a Gather of rows (a copy of P rows), else all P of
+  // them, taken apart by Slice (a Gather across the batch costs per element).
+  const aloneRows = !pairs ? [] : batchLast ? paired : tables.parts.map((_, p) => p);
+  const m = new Float32Array((P + aloneRows.length) * L);
+  m.set(weights);
+  aloneRows.forEach((p, i) => {
+    m.set(aloneWeights.subarray(p * L, (p + 1) * L), (P + i) * L);
+  });
+  const bias = [...base, ...aloneRows.map((p) => aloneBase[p] as number)];
   const Q = bias.length;
   const both = batchLast
     ? b.op('Gemm', [b.f32(m, [Q, L]), digits, b.f32(bias, [Q, 1])], { transB: attr.int(1) })
@@ -1309,7 +1317,15 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
   if (pairs) {
     keys = b.op('Where', [
       b.op('Less', [over, b.f32(alone, batchLast ? [P, 1] : [P])]),
-      b.slice(both, axis, P, 2 * P),
+      batchLast
+        ? b.op(
+            'Gather',
+            [both, b.i64(tables.parts.map((_, p) => P + Math.max(paired.indexOf(p), 0)))],
+            {
+              axis: attr.int(0),
+            },
+          )
+        : b.slice(both, axis, P, 2 * P),
       keys,
     ]);
   }
