@@ -30,7 +30,7 @@
  */
 
 import { featureEncoder } from '../encodings/feature.ts';
-import { compileSpace, unitAreaScales } from '../encodings/layout.ts';
+import { combinations, compileSpace, unitAreaScales } from '../encodings/layout.ts';
 import { onehotEncoder } from '../encodings/onehot.ts';
 import { physicsLabels } from '../encodings/physics.ts';
 import { ArchGraphUnsupportedError } from '../errors.ts';
@@ -39,10 +39,10 @@ import { createFeaturizer, featureChoiceOf } from '../predictor/index.ts';
 import { createRng } from '../rng.ts';
 import { macKinds } from '../spaces/cost.ts';
 import { randomSubnet } from '../spaces/subnet.ts';
-import { type SearchSpace, SKIP_CHOICE } from '../spaces/types.ts';
+import { type SearchSpace, SKIP_CHOICE, type Subnet } from '../spaces/types.ts';
 import { Builder, fccPool, lutPool } from './arch-graph.ts';
 import { ARCH_INPUT, archRow, archRowLayout } from './arch-graph-layout.ts';
-import { type ChainTables, physicsTables, SUM_COLUMNS } from './arch-physics.ts';
+import { type ChainTables, physicsTables, SUM_COLUMNS, wholeRows } from './arch-physics.ts';
 import { attr, type OnnxGraph, type OnnxInitializer, type OnnxNode } from './model.ts';
 
 /** Largest table (rows x K float64 entries, 8 bytes each) the folded graph may hold. */
@@ -1220,10 +1220,15 @@ function checkTables(
  * slot may be inactive has a second key from the first slot's digits alone, in the table's
  * second half, read where that slot is inactive (its codes, misses too, mean nothing there).
  */
-function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: boolean): string {
+function keysGraph(
+  b: Builder,
+  space: SearchSpace,
+  parts: readonly Part[],
+  batchLast: boolean,
+): string {
   const layout = archRowLayout(space);
   const L = layout.length;
-  const P = tables.parts.length;
+  const P = parts.length;
   const top = Math.max(...layout.entries.flatMap((e) => e.codes)) + 1;
   // [top + 1, L]: the digit of code r in column c at r x L + c; row `top` for every code
   // outside 0..top - 1.
@@ -1231,10 +1236,10 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
   // [P, L] each: the digit multipliers of each part, and of each part's first slot alone.
   const weights = new Float32Array(P * L);
   const aloneWeights = new Float32Array(P * L);
-  const base = tables.parts.map((part) => part.base);
-  const aloneBase = tables.parts.map((part) => part.base + part.space);
+  const base = parts.map((part) => part.base);
+  const aloneBase = parts.map((part) => part.base + part.space);
   const filled = new Set<number>();
-  tables.parts.forEach((part, p) => {
+  parts.forEach((part, p) => {
     let mult = 1;
     for (const d of part.digits) {
       if (!filled.has(d.column)) {
@@ -1257,13 +1262,13 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
       axis: attr.int(0),
     },
   );
-  const paired = tables.parts.flatMap((part, p) => (part.size > part.space ? [p] : []));
+  const paired = parts.flatMap((part, p) => (part.size > part.space ? [p] : []));
   const pairs = paired.length > 0;
   // digits [N, L] times [Q, L] matrices: [N, Q], or [Q, N] batch last; with pairs, the first
   // slots' keys alone are more rows of the one Gemm: batch last only the pairs' (DenseNet: 13
   // of 22 parts), read back per part by a Gather of rows (a copy of P rows), else all P of
   // them, taken apart by Slice (a Gather across the batch costs per element).
-  const aloneRows = !pairs ? [] : batchLast ? paired : tables.parts.map((_, p) => p);
+  const aloneRows = !pairs ? [] : batchLast ? paired : parts.map((_, p) => p);
   const m = new Float32Array((P + aloneRows.length) * L);
   m.set(weights);
   aloneRows.forEach((p, i) => {
@@ -1277,7 +1282,7 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
   const axis = batchLast ? 0 : 1;
   const offGrid = (x: string) =>
     b.op('Where', [b.op('Less', [x, b.f32([KEY_LIMIT], [])]), x, b.f32([NAN_ROW], [])]);
-  if (!tables.parts.some((part) => part.depthColumn !== undefined)) {
+  if (!parts.some((part) => part.depthColumn !== undefined)) {
     return b.cast(offGrid(both), 'int32');
   }
   // A slot is active where its unit's depth digit is above `below` (the slot's own digit):
@@ -1287,7 +1292,7 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
   const below = new Float32Array(P).fill(-1);
   const alone = new Float32Array(P).fill(Number.NEGATIVE_INFINITY);
   const depthColumns: number[] = [];
-  tables.parts.forEach((part, p) => {
+  parts.forEach((part, p) => {
     if (part.depthColumn === undefined) return;
     const c = part.depthColumn;
     const d = digitOf(space, c);
@@ -1301,7 +1306,7 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
   const lo = Math.min(...depthColumns);
   const span = Math.max(...depthColumns) + 1 - lo;
   const depthOfSpan = new Float32Array(P * span);
-  tables.parts.forEach((part, p) => {
+  parts.forEach((part, p) => {
     if (part.depthColumn !== undefined) depthOfSpan[p * span + part.depthColumn - lo] = 1;
   });
   const depths = b.slice(digits, 1, lo, lo + span);
@@ -1318,13 +1323,9 @@ function keysGraph(b: Builder, space: SearchSpace, tables: Tables, batchLast: bo
     keys = b.op('Where', [
       b.op('Less', [over, b.f32(alone, batchLast ? [P, 1] : [P])]),
       batchLast
-        ? b.op(
-            'Gather',
-            [both, b.i64(tables.parts.map((_, p) => P + Math.max(paired.indexOf(p), 0)))],
-            {
-              axis: attr.int(0),
-            },
-          )
+        ? b.op('Gather', [both, b.i64(parts.map((_, p) => P + Math.max(paired.indexOf(p), 0)))], {
+            axis: attr.int(0),
+          })
         : b.slice(both, axis, P, 2 * P),
       keys,
     ]);
@@ -1615,6 +1616,202 @@ function pairedTables(space: SearchSpace, features: FeaturesJson, prefix: Affine
   return buildTables(space, features, prefix, false);
 }
 
+// ---------------------------------------------------------------------------------------
+// A space small enough to tabulate whole
+
+/**
+ * z of a space small enough to tabulate whole (fixed depths, one resolution, no unit or
+ * global choices: NAS-Bench-201's 15,625 cells), [N, k] float64: z of every architecture in
+ * one table, computed by the encoder itself, so any features fold, sums over blocks or not
+ * (NAS-Bench-201's fcc cell features and physics are not). An arch's row in it is the sum
+ * over its slots of the slot's block (its index in `combinations`) times the slot's
+ * mixed-radix multiplier: each slot's key (its block columns' digits, keysGraph) reads that
+ * share from a small table, and one more part, of the depth and resolution columns (one code
+ * each), adds 0 or a miss. A share of `cells` (the table's NaN row) marks a key the space
+ * does not allow; a sum at or past it is that row.
+ */
+function wholeZ(
+  b: Builder,
+  space: SearchSpace,
+  features: FeaturesJson,
+  prefix: AffinePrefix,
+): string {
+  const { k, weights, bias } = prefix;
+  if (prefix.inputs !== features.length) {
+    throw refuse(`the model reads ${prefix.inputs} inputs, the features have ${features.length}`);
+  }
+  const layout = archRowLayout(space);
+  const slots: { u: number; columns: number[] }[] = [];
+  space.units.forEach((unit, u) => {
+    for (let s = 0; s < unit.maxDepth; s++) {
+      const columns = unit.blockChoices.map((c) =>
+        layout.blockColumn(space.blockChoiceNames.indexOf(c.name), u, s),
+      );
+      slots.push({ u, columns });
+    }
+  });
+  const combos = space.units.map((unit) => combinations(unit));
+  // First slot fastest.
+  const radix: number[] = [];
+  let cells = 1;
+  for (const { u } of slots) {
+    radix.push(cells);
+    cells *= (combos[u] as number[][]).length;
+  }
+  const parts: Part[] = [];
+  let base = FIRST_ROW;
+  const add = (kind: Part['kind'], unit: number, slot: number, columns: readonly number[]) => {
+    const digits = columns.map((c) => digitOf(space, c));
+    const keys = digits.reduce((n, d) => n * d.radix, 1);
+    parts.push({ kind, unit, slot, slots: 1, digits, base, space: keys, size: keys });
+    base += keys;
+  };
+  slots.forEach(({ u, columns }, i) => {
+    add('slot', u, i, columns);
+  });
+  add('global', -1, -1, [
+    layout.resolutionColumn,
+    ...space.units.map((_, u) => layout.depthColumn(u)),
+  ]);
+  const shares = new Float32Array(base);
+  shares[NAN_ROW] = cells;
+  slots.forEach(({ u }, i) => {
+    const part = parts[i] as Part;
+    const unit = space.units[u] as SearchSpace['units'][number];
+    const index = new Map((combos[u] as number[][]).map((t, at) => [t.join(','), at]));
+    const skipAt = unit.blockChoices.findIndex((c) => c.name === SKIP_CHOICE);
+    for (let key = 0; key < part.space; key++) {
+      let rest = key;
+      const picked = part.digits.map((d) => {
+        const at = d.meaning[rest % d.radix] as number;
+        rest = Math.floor(rest / d.radix);
+        return at;
+      });
+      const kind = skipAt < 0 ? 0 : (unit.blockChoices[skipAt]?.values[picked[skipAt] ?? -1] ?? -1);
+      // A skip voids the slot's other choices (the encoders' canonical tuple: their firsts).
+      const tuple =
+        kind > 0
+          ? unit.blockChoices.map((c, i) => (i === skipAt ? kind : (c.values[0] as number)))
+          : picked.every((at) => at >= 0)
+            ? unit.blockChoices.map((c, i) => c.values[picked[i] as number] as number)
+            : undefined;
+      const t = tuple === undefined || kind < 0 ? undefined : index.get(tuple.join(','));
+      shares[part.base + key] = t === undefined ? cells : t * (radix[i] as number);
+    }
+  });
+  // z of every cell, and NaN in the row past them.
+  const x = wholeEncodings(space, features, slots, radix, cells);
+  const F = features.length;
+  const zs = new Float64Array((cells + 1) * k).fill(Number.NaN, cells * k);
+  for (let cell = 0; cell < cells; cell++) {
+    for (let j = 0; j < k; j++) {
+      let z = bias[j] as number;
+      for (let f = 0; f < F; f++) z += (x[cell * F + f] as number) * (weights[f * k + j] as number);
+      zs[cell * k + j] = z;
+    }
+  }
+  checkWhole(space, parts, shares, cells);
+  const keys = keysGraph(b, space, parts, false);
+  const summed = b.reduce(
+    'Sum',
+    b.reshape(
+      b.op('GatherElements', [b.f32(shares), b.reshape(keys, [-1])], { axis: attr.int(0) }),
+      [-1, parts.length],
+    ),
+    [1],
+    true,
+  );
+  const cell = b.reshape(b.cast(b.op('Min', [summed, b.f32([cells], [])]), 'int32'), [-1]);
+  if (k > 1) return b.op('Gather', [b.f64(zs, [cells + 1, k]), cell], { axis: attr.int(0) });
+  return b.reshape(
+    b.op('GatherElements', [b.f64(zs, [cells + 1]), cell], { axis: attr.int(0) }),
+    [-1, 1],
+  );
+}
+
+/** The last whole-space encodings per space (a save re-exports the same features often). */
+const encoded = new WeakMap<SearchSpace, { readonly key: string; readonly x: Float64Array }>();
+
+/** [cells, features] the encoder's vector of every cell (first slot fastest). */
+function wholeEncodings(
+  space: SearchSpace,
+  features: FeaturesJson,
+  slots: readonly { u: number }[],
+  radix: readonly number[],
+  cells: number,
+): Float64Array {
+  const key = JSON.stringify(features);
+  const cached = encoded.get(space);
+  if (cached?.key === key) return cached.x;
+  const featurizer = createFeaturizer(space, featureChoiceOf(features));
+  const combos = space.units.map((unit) => combinations(unit));
+  const x = new Float64Array(cells * features.length);
+  for (let cell = 0; cell < cells; cell++) {
+    const units = space.units.map(() => ({ choices: {}, blocks: [] as Record<string, number>[] }));
+    slots.forEach(({ u }, i) => {
+      const unit = space.units[u] as SearchSpace['units'][number];
+      const list = combos[u] as number[][];
+      const tuple = list[Math.floor(cell / (radix[i] as number)) % list.length] as number[];
+      units[u]?.blocks.push(
+        Object.fromEntries(unit.blockChoices.map((c, j) => [c.name, tuple[j] as number])),
+      );
+    });
+    const subnet: Subnet = { resolution: space.resolutions[0] as number, globals: {}, units };
+    featurizer.encodeInto(subnet, x, cell * features.length);
+  }
+  encoded.set(space, { key, x });
+  return x;
+}
+
+/**
+ * The whole-space keys and shares against the arch rows of random subnets: each must read
+ * the row of its own cell (the one `wholeZ` encoded from the same tuples), computed here from
+ * the subnet's blocks, not from the row. Refuses the fold on any difference.
+ */
+function checkWhole(
+  space: SearchSpace,
+  parts: readonly Part[],
+  shares: Float32Array,
+  cells: number,
+) {
+  const rng = createRng(20261202);
+  const combos = space.units.map((unit) => combinations(unit));
+  for (let n = 0; n < CHECK_SUBNETS; n++) {
+    const subnet = randomSubnet(space, rng);
+    const row = archRow(space, subnet);
+    let got = 0;
+    for (const part of parts) {
+      let key = 0;
+      let mult = 1;
+      let off = false;
+      for (const d of part.digits) {
+        const digit = digitValue(d, row[d.column] as number);
+        off ||= digit < 0;
+        key += Math.max(digit, 0) * mult;
+        mult *= d.radix;
+      }
+      got += off ? cells : (shares[part.base + key] as number);
+    }
+    let want = 0;
+    let mult = 1;
+    subnet.units.forEach((unit, u) => {
+      const def = space.units[u] as SearchSpace['units'][number];
+      const list = (combos[u] as number[][]).map((t) => t.join(','));
+      for (const block of unit.blocks) {
+        const kind = block[SKIP_CHOICE] ?? 0;
+        const tuple = def.blockChoices.map((c) =>
+          kind > 0 && c.name !== SKIP_CHOICE ? c.values[0] : block[c.name],
+        );
+        want += list.indexOf(tuple.join(',')) * mult;
+        mult *= list.length;
+      }
+    });
+    if (got !== want) {
+      throw refuse(`a subnet's arch row reads cell ${got} of the whole-space table, not ${want}`);
+    }
+  }
+}
+
 /** Row-wise ops that turn a NaN input into NaN outputs (IEEE arithmetic, no clamps). */
 const NAN_PASSING = new Set([
   'Identity',
@@ -1649,23 +1846,13 @@ function passesNaN(prefix: AffinePrefix, outputs: readonly string[]): boolean {
   return outputs.every((o) => fromZ.has(o));
 }
 
-/**
- * The folded arch-in graph of `model` (what predictor.onnx holds) on `features`, with the
- * same inputs and outputs as the general `archInGraph`. Throws `NotFoldableError` (naming
- * why) where the model or the features do not fold; the caller falls back to `archInGraph`.
- */
-export function foldedArchInGraph(
-  space: SearchSpace,
-  features: FeaturesJson,
-  model: OnnxGraph,
-): OnnxGraph {
-  const prefix = affinePrefix(model);
+/** z [N, k] float64 from per-part tables (sums over the blocks of a space of any size). */
+function partsZ(b: Builder, space: SearchSpace, features: FeaturesJson, prefix: AffinePrefix) {
   const tables = pairedTables(space, features, prefix);
   const { k } = prefix;
   const { rows } = tables;
   const P = tables.parts.length;
-  const b = new Builder();
-  const keys = keysGraph(b, space, tables, tables.carried !== undefined);
+  const keys = keysGraph(b, space, tables.parts, tables.carried !== undefined);
   let z: string;
   if (tables.carried) {
     // Few runs (DenseNet: the stem and three transitions for 39 parts): the widths by MatMul;
@@ -1696,6 +1883,26 @@ export function foldedArchInGraph(
     ];
     z = b.reduce('Sum', sums, [1], false);
   }
+  return z;
+}
+
+/**
+ * The folded arch-in graph of `model` (what predictor.onnx holds) on `features`, with the
+ * same inputs and outputs as the general `archInGraph`. Throws `NotFoldableError` (naming
+ * why) where the model or the features do not fold; the caller falls back to `archInGraph`.
+ */
+export function foldedArchInGraph(
+  space: SearchSpace,
+  features: FeaturesJson,
+  model: OnnxGraph,
+): OnnxGraph {
+  const prefix = affinePrefix(model);
+  const { k } = prefix;
+  const b = new Builder();
+  const z =
+    wholeRows(space) * k <= MAX_TABLE_ENTRIES
+      ? wholeZ(b, space, features, prefix)
+      : partsZ(b, space, features, prefix);
   const z32 = b.cast(z, 'float');
   for (const g of prefix.gemms) {
     if (g.start === 0 && g.end === k) b.op('Identity', [z32], undefined, g.output);

@@ -164,7 +164,7 @@ export function physicsTables(space: SearchSpace): PhysicsTables {
 }
 
 /** Rows a whole-space table would need, or Infinity where the space has depth, unit or global choices. */
-function wholeRows(space: SearchSpace): number {
+export function wholeRows(space: SearchSpace): number {
   const fixed =
     space.resolutions.length === 1 &&
     space.globalChoices.length === 0 &&

@@ -23,6 +23,7 @@ import { densenet } from '../../core/spaces/densenet.ts';
 import { fbnet } from '../../core/spaces/fbnet.ts';
 import { builtInSpaces } from '../../core/spaces/index.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
+import { nasbench201 } from '../../core/spaces/nasbench201.ts';
 import { resnet50 } from '../../core/spaces/resnet50.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
@@ -120,15 +121,18 @@ describe('folded predictor-arch.onnx', () => {
         expect(worst(result.std_ms?.data as Float32Array, expected.std), label).toBeLessThan(1e-5);
       }
     }
-    // Linear models on sums over blocks fold on every space; so does the default (auto), its
-    // physics included (widths carried part to part in DenseNet and ResNet-50), except on
-    // NAS-Bench-201, whose fcc cell features and physics are tables of the whole space.
+    // Linear models fold on every space; so does the default (auto), its physics included
+    // (widths carried part to part in DenseNet and ResNet-50; NAS-Bench-201, whose fcc cell
+    // features and physics are no sums over blocks, as one table of the whole space).
     for (const space of spaces) {
-      for (const kind of ['ridge:onehot', 'ridge:feature', 'lut:fcc']) {
-        expect(folded, `${space.name} ${kind}`).toContain(`${space.name}:${kind}`);
-      }
-      if (space.combinationFeatures) continue;
-      for (const kind of ['ridge:fcc', 'ridge:physics', 'auto:fcc']) {
+      for (const kind of [
+        'ridge:onehot',
+        'ridge:feature',
+        'lut:fcc',
+        'ridge:fcc',
+        'ridge:physics',
+        'auto:fcc',
+      ]) {
         expect(folded, `${space.name} ${kind}`).toContain(`${space.name}:${kind}`);
       }
     }
@@ -227,41 +231,52 @@ describe('folded predictor-arch.onnx', () => {
     ).toThrow(/statistical encoding is not a sum over blocks/);
   }, 60_000);
 
-  it('gives the general graph’s answers, NaN included, on rows the space does not allow', async () => {
-    // Prepare: FBNet (layer-wise: a skip voids the slot's op), unit 1 slot 1.
-    const predictor = await train(fbnet, 'ridge');
-    const general = archFiles(fbnet, predictor, undefined, { fold: false });
-    const folded = archFiles(fbnet, predictor);
-    const layout = archRowLayout(fbnet);
-    const op = layout.blockColumn(0, 1, 1);
-    const skip = layout.blockColumn(1, 1, 1);
-    const good = archRow(fbnet, randomSubnets(fbnet, 1, 4)[0] as Subnet);
-    const rows = [
-      good,
-      good.map((v, i) => (i === skip ? 1 : i === op ? 99 : v)), // a skip: its op is ignored
-      good.map((v, i) => (i === skip ? 1 : i === op ? -7 : v)), // so is a negative one
-      good.map((v, i) => (i === skip ? 0 : i === op ? 99 : v)), // a layer with op 99
-      good.map((v, i) => (i === skip ? 0 : i === op ? -7 : v)), // a layer with op -7
-      good.map((v, i) => (i === skip ? 2 : v)), // skip kind 2 does not exist
-      good.map((v, i) => (i === layout.resolutionColumn ? 33 : v)),
-      good.map((v, i) => (i === layout.depthColumn(1) ? 3 : v)),
-    ];
-    // Act
-    const a = (await runRows(folded?.onnx as Uint8Array, rows, layout.length)).latency_ms
-      ?.data as Float32Array;
-    const b = (await runRows(general?.onnx as Uint8Array, rows, layout.length)).latency_ms
-      ?.data as Float32Array;
-    // Assess
-    expect(JSON.parse(folded?.json ?? '{}').graph).toBe('folded');
-    expect(JSON.parse(general?.json ?? '{}').graph).toBe('general');
-    expect([a[0], a[1], a[2]].every((v) => Number.isFinite(v))).toBe(true);
-    expect([a[3], a[4], a[5], a[6], a[7]].every((v) => Number.isNaN(v))).toBe(true);
-    for (let i = 0; i < rows.length; i++) {
-      if (Number.isNaN(b[i] as number)) expect(Number.isNaN(a[i] as number), `row ${i}`).toBe(true);
-      else
-        expect(Math.abs((a[i] as number) - (b[i] as number)) / (b[i] as number)).toBeLessThan(1e-5);
-    }
-  }, 60_000);
+  it.each([
+    ['fbnet', fbnet, 'ridge'],
+    ['nasbench201', nasbench201, 'auto'],
+  ] as [string, SearchSpace, ModelKind][])(
+    'gives the general graph’s answers, NaN included, on rows %s does not allow',
+    async (_name, space, model) => {
+      // Prepare: layer-wise spaces (a skip voids the slot's op), unit 1 slot 1; NAS-Bench-201's
+      // graph is the whole-space table, FBNet's per-block tables.
+      const predictor = await train(space, model);
+      const general = archFiles(space, predictor, undefined, { fold: false });
+      const folded = archFiles(space, predictor);
+      const layout = archRowLayout(space);
+      const op = layout.blockColumn(0, 1, 1);
+      const skip = layout.blockColumn(1, 1, 1);
+      const good = archRow(space, randomSubnets(space, 1, 4)[0] as Subnet);
+      const rows = [
+        good,
+        good.map((v, i) => (i === skip ? 1 : i === op ? 99 : v)), // a skip: its op is ignored
+        good.map((v, i) => (i === skip ? 1 : i === op ? -7 : v)), // so is a negative one
+        good.map((v, i) => (i === skip ? 0 : i === op ? 99 : v)), // a layer with op 99
+        good.map((v, i) => (i === skip ? 0 : i === op ? -7 : v)), // a layer with op -7
+        good.map((v, i) => (i === skip ? 3 : v)), // skip kind 3 does not exist
+        good.map((v, i) => (i === layout.resolutionColumn ? 33 : v)),
+        good.map((v, i) => (i === layout.depthColumn(1) ? 3 : v)),
+      ];
+      // Act
+      const a = (await runRows(folded?.onnx as Uint8Array, rows, layout.length)).latency_ms
+        ?.data as Float32Array;
+      const b = (await runRows(general?.onnx as Uint8Array, rows, layout.length)).latency_ms
+        ?.data as Float32Array;
+      // Assess
+      expect(JSON.parse(folded?.json ?? '{}').graph).toBe('folded');
+      expect(JSON.parse(general?.json ?? '{}').graph).toBe('general');
+      expect([a[0], a[1], a[2]].every((v) => Number.isFinite(v))).toBe(true);
+      expect([a[3], a[4], a[5], a[6], a[7]].every((v) => Number.isNaN(v))).toBe(true);
+      for (let i = 0; i < rows.length; i++) {
+        if (Number.isNaN(b[i] as number))
+          expect(Number.isNaN(a[i] as number), `row ${i}`).toBe(true);
+        else
+          expect(Math.abs((a[i] as number) - (b[i] as number)) / (b[i] as number)).toBeLessThan(
+            1e-5,
+          );
+      }
+    },
+    60_000,
+  );
 
   it('answers NaN for a DenseNet code off its choice’s grid in an active slot, and ignores an inactive one', async () => {
     // Prepare: unit 0 at depth 3, so slot 3 (paired with the active slot 2) is inactive.
