@@ -54,6 +54,11 @@ const MAX_TABLE_ENTRIES = 1 << 20;
 const KEY_LIMIT = 2 ** 23;
 /** A code off its column's grid: its digit, which lifts every key that reads it past KEY_LIMIT. */
 const MISS = 2 ** 24;
+/**
+ * Largest space tabulated whole (wholeZ: every architecture encoded once per save, about
+ * 90 us each: 4.5 CPU s at this size; NAS-Bench-201 has 15,625).
+ */
+const MAX_WHOLE_CELLS = 50_000;
 /** Random subnets the finished tables must reproduce (z to 1e-9 of its terms' scale). */
 const CHECK_SUBNETS = 400;
 
@@ -1899,8 +1904,9 @@ export function foldedArchInGraph(
   const prefix = affinePrefix(model);
   const { k } = prefix;
   const b = new Builder();
+  const cells = wholeRows(space);
   const z =
-    wholeRows(space) * k <= MAX_TABLE_ENTRIES
+    cells <= MAX_WHOLE_CELLS && cells * k <= MAX_TABLE_ENTRIES
       ? wholeZ(b, space, features, prefix)
       : partsZ(b, space, features, prefix);
   const z32 = b.cast(z, 'float');
