@@ -31,6 +31,16 @@ const hasPython = serviceAvailable(
   'install Python 3.8 or later, or set PYTHON',
 );
 
+/** Where Python's onnxruntime is missing, the suite's onnxruntime part runs through the
+ * stand-in in ort-bridge/ (the API esm_predictor calls, executed by onnxruntime-node). */
+const hasRealOnnxruntime = hasPython && commandWorks(PYTHON, ['-c', 'import onnxruntime']);
+const hasNumpy = hasPython && commandWorks(PYTHON, ['-c', 'import numpy']);
+if (hasPython && !hasRealOnnxruntime && !hasNumpy) {
+  console.warn(
+    'skipping the onnxruntime-node bridge run of the Python module: numpy is not importable',
+  );
+}
+
 type Native = Record<string, unknown>;
 
 /** One change per invalid arch, so both parsers can only name one field. */
@@ -162,6 +172,37 @@ describe.skipIf(!hasPython)('Python module esm_predictor', () => {
       expect(onnx).toBe('ok');
     }
   }, 120_000);
+
+  it.skipIf(hasRealOnnxruntime || !hasNumpy)(
+    "predicts through onnxruntime-node where Python's onnxruntime is missing (the stand-in in ort-bridge/)",
+    () => {
+      // Act
+      const run = spawnSync(PYTHON, ['-m', 'unittest', 'tests.test_predictor', '-v'], {
+        cwd: resolve('python'),
+        env: {
+          ...process.env,
+          ESM_TEST_VECTORS: vectorsFile,
+          ESM_NODE: process.execPath,
+          PYTHONPATH: resolve('test/python/ort-bridge'),
+          PYTHONDONTWRITEBYTECODE: '1',
+        },
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      const output = `${run.stdout}\n${run.stderr}`;
+      // Assess
+      expect(run.status, output).toBe(0);
+      expect(output).not.toMatch(/skipped/);
+      for (const name of [
+        'test_predicts_what_esm_predict_printed',
+        'test_a_row_the_space_does_not_allow_predicts_nan',
+        'test_ofa_evolution_finder_calls_work_unchanged',
+      ]) {
+        expect(output).toMatch(new RegExp(`${name} \\S+ \\.\\.\\. ok`));
+      }
+    },
+    120_000,
+  );
 
   it('installs with pip offline (no index, nothing to download) and imports', async () => {
     // Prepare
