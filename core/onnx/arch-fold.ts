@@ -1656,6 +1656,8 @@ function wholeZ(
     }
   });
   const combos = space.units.map((unit) => combinations(unit));
+  // Each unit's block tuples by their index in `combos` (the encoders' canonical tuples).
+  const tupleIndex = combos.map((list) => new Map(list.map((t, at) => [t.join(','), at])));
   // First slot fastest.
   const radix: number[] = [];
   let cells = 1;
@@ -1683,7 +1685,7 @@ function wholeZ(
   slots.forEach(({ u }, i) => {
     const part = parts[i] as Part;
     const unit = space.units[u] as SearchSpace['units'][number];
-    const index = new Map((combos[u] as number[][]).map((t, at) => [t.join(','), at]));
+    const index = tupleIndex[u] as Map<string, number>;
     const skipAt = unit.blockChoices.findIndex((c) => c.name === SKIP_CHOICE);
     for (let key = 0; key < part.space; key++) {
       let rest = key;
@@ -1705,7 +1707,7 @@ function wholeZ(
     }
   });
   // z of every cell, and NaN in the row past them.
-  const x = wholeEncodings(space, features, slots, radix, cells);
+  const x = wholeEncodings(space, features, slots, combos, radix, cells);
   const F = features.length;
   const zs = new Float64Array((cells + 1) * k).fill(Number.NaN, cells * k);
   for (let cell = 0; cell < cells; cell++) {
@@ -1715,7 +1717,7 @@ function wholeZ(
       zs[cell * k + j] = z;
     }
   }
-  checkWhole(space, parts, shares, cells);
+  checkWhole(space, parts, shares, cells, tupleIndex);
   const keys = keysGraph(b, space, parts, false);
   const summed = b.reduce(
     'Sum',
@@ -1742,6 +1744,7 @@ function wholeEncodings(
   space: SearchSpace,
   features: FeaturesJson,
   slots: readonly { u: number }[],
+  combos: readonly (readonly number[][])[],
   radix: readonly number[],
   cells: number,
 ): Float64Array {
@@ -1749,7 +1752,6 @@ function wholeEncodings(
   const cached = encoded.get(space);
   if (cached?.key === key) return cached.x;
   const featurizer = createFeaturizer(space, featureChoiceOf(features));
-  const combos = space.units.map((unit) => combinations(unit));
   const x = new Float64Array(cells * features.length);
   for (let cell = 0; cell < cells; cell++) {
     const units = space.units.map(() => ({ choices: {}, blocks: [] as Record<string, number>[] }));
@@ -1778,9 +1780,9 @@ function checkWhole(
   parts: readonly Part[],
   shares: Float32Array,
   cells: number,
+  tupleIndex: readonly ReadonlyMap<string, number>[],
 ) {
   const rng = createRng(20261202);
-  const combos = space.units.map((unit) => combinations(unit));
   for (let n = 0; n < CHECK_SUBNETS; n++) {
     const subnet = randomSubnet(space, rng);
     const row = archRow(space, subnet);
@@ -1801,14 +1803,14 @@ function checkWhole(
     let mult = 1;
     subnet.units.forEach((unit, u) => {
       const def = space.units[u] as SearchSpace['units'][number];
-      const list = (combos[u] as number[][]).map((t) => t.join(','));
+      const index = tupleIndex[u] as ReadonlyMap<string, number>;
       for (const block of unit.blocks) {
         const kind = block[SKIP_CHOICE] ?? 0;
         const tuple = def.blockChoices.map((c) =>
           kind > 0 && c.name !== SKIP_CHOICE ? c.values[0] : block[c.name],
         );
-        want += list.indexOf(tuple.join(',')) * mult;
-        mult *= list.length;
+        want += (index.get(tuple.join(',')) ?? -1) * mult;
+        mult *= index.size;
       }
     });
     if (got !== want) {
