@@ -596,7 +596,7 @@ export function physicsBasis(labels: readonly string[]): FeatureBasis[] {
  * probe: dense MACs, depthwise MACs per kernel size, activation volume, layers; and the
  * input size): fewer weights than the 17 entries for a correction from 10-20 rows.
  */
-const SUMMARY: readonly (readonly string[])[] = [
+export const physicsSummaryGroups: readonly (readonly string[])[] = [
   ['macs_dense_1x1', 'macs_dense_kxk', 'macs_grouped', 'macs_linear', 'macs_se'],
   ['macs_depthwise_k3'],
   ['macs_depthwise_k5'],
@@ -606,12 +606,12 @@ const SUMMARY: readonly (readonly string[])[] = [
   ['input_mb'],
 ];
 
-/** `physics summary`: the `SUMMARY` sums of the physics entries, where the input starts with them. */
+/** `physics summary`: the `physicsSummaryGroups` sums of the physics entries, where the input starts with them. */
 export function physicsSummaryBasis(labels: readonly string[]): FeatureBasis[] {
   if (physicsBasis(labels).length === 0) return [];
-  const k = SUMMARY.length;
+  const k = physicsSummaryGroups.length;
   const data = new Float64Array(labels.length * k);
-  SUMMARY.forEach((group, g) => {
+  physicsSummaryGroups.forEach((group, g) => {
     for (const label of group) data[physicsLabels.indexOf(label) * k + g] = 1;
   });
   return [{ name: 'physics summary', projection: { rows: labels.length, cols: k, data } }];

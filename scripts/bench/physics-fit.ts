@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
 import { physicsLabels } from '../../core/encodings/physics.ts';
 import { createRidge, solveSpd } from '../../core/predictor/ridge.ts';
+import { physicsSummaryGroups } from '../../core/predictor/transfer.ts';
 import type { Matrix } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
 import { loadBenchFile } from './bench-data.ts';
@@ -247,21 +248,12 @@ const S = (
   loss,
 });
 
-/** transfer.ts's physics summary: dense MACs, depthwise MACs per kernel, activations, layers, input. */
-const SUMMARY: readonly (readonly string[])[] = [
-  ['macs_dense_1x1', 'macs_dense_kxk', 'macs_grouped', 'macs_linear', 'macs_se'],
-  ['macs_depthwise_k3'],
-  ['macs_depthwise_k5'],
-  ['macs_depthwise_k7'],
-  ['activation_mb'],
-  ['layers'],
-  ['input_mb'],
-];
+/** x's physics entries summed into transfer.ts's 7 costs (`physicsSummaryGroups`). */
 function summed(x: Matrix): Matrix {
-  const k = SUMMARY.length;
+  const k = physicsSummaryGroups.length;
   const data = new Float64Array(x.rows * k);
   for (let i = 0; i < x.rows; i++)
-    SUMMARY.forEach((group, g) => {
+    physicsSummaryGroups.forEach((group, g) => {
       for (const label of group)
         data[i * k + g] =
           (data[i * k + g] as number) +
@@ -289,7 +281,7 @@ const METHODS: Record<string, (x: Matrix, y: Float64Array) => Promise<Fit> | Fit
     await r.fit(x, y);
     return { predict: (z) => r.predict(z) as unknown as Float64Array };
   },
-  // Fewer weights: transfer's 7 summed costs (SUMMARY below), and the average of both fits.
+  // Fewer weights: transfer's 7 summed costs (`summed` above), and the average of both fits.
   'ridge robust, 7 sums': async (x, y) => {
     const r = createRidge({ robust: true });
     await r.fit(summed(x), y);
