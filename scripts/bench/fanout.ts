@@ -21,6 +21,7 @@ import { type Daemon, startDaemon } from '../../device-client/daemon.ts';
 import { startBroker } from '../../local/mqtt-broker.ts';
 import { createReplayRunner, replayFacts } from '../../local/replay.ts';
 import { RunStore } from '../../local/run-store.ts';
+import { median } from './stats.ts';
 
 // The workflow handlers log with the Lambda logger, created when they are imported.
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
@@ -57,12 +58,6 @@ writeFileSync(
     )
     .join('\n'),
 );
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 interface Row {
   devices: number;

@@ -48,6 +48,7 @@ import type { ModelKind, Regressor } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { loadBenchFile } from './bench-data.ts';
+import { median } from './stats.ts';
 
 const DEFAULT_FILES = [
   '../shared/data/help-ofa-mbv3/2080ti_64.jsonl',
@@ -140,12 +141,6 @@ async function measure(
 }
 
 const round3 = (x: number) => Math.round(1000 * x) / 1000;
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 /** Names of the single model kinds (what auto must not lose to). */
 const SINGLE = new Set(VARIANTS.filter((v) => v.model !== 'auto').map((v) => v.name));

@@ -22,6 +22,7 @@ import { evaluate } from '../../core/metrics.ts';
 import { createModel } from '../../core/predictor/index.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
 import { loadBenchFile } from './bench-data.ts';
+import { median } from './stats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -153,11 +154,6 @@ function kMeans(x: readonly Point[], n: number, seed: number): number[] {
   return picked;
 }
 
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const percent = (v: number) => (100 * v).toFixed(2);
 
 const sizes = (values.sizes as string).split(',').map(Number);

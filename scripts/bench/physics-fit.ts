@@ -21,6 +21,7 @@ import { physicsSummaryGroups } from '../../core/predictor/transfer.ts';
 import type { Matrix } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
 import { loadBenchFile } from './bench-data.ts';
+import { median } from './stats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -391,11 +392,6 @@ const METHODS: Record<string, (x: Matrix, y: Float64Array) => Promise<Fit> | Fit
 const sizes = values.sizes.split(',').map(Number);
 const seeds = values.seeds.split(',').map(Number);
 const methods = values.methods ? values.methods.split(';') : Object.keys(METHODS);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 for (const file of values.files.split(',')) {
   const { space, rows } = loadBenchFile(file);

@@ -25,6 +25,7 @@ import { getSpace } from '../../core/spaces/index.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import type { Subnet } from '../../core/spaces/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
+import { median } from './stats.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -65,11 +66,6 @@ const variants =
     ? allVariants
     : allVariants.filter((v) => args.variants.split(',').includes(v.name));
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 function dataset(n: number, seed: number): { subnet: Subnet; latencyMs: number }[] {

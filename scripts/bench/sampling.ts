@@ -58,6 +58,7 @@ import {
   type TrainRow,
   trainIteration,
 } from '../../core/train-iteration.ts';
+import { median } from './stats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -126,11 +127,6 @@ process.stderr.write(
   `${file}: ${rows.length} architectures, model ${model}, depths ${depthRange.min}..${depthRange.max}, ${bins.length} bins\n`,
 );
 
-const median = (xs: number[]) => {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}`);
 
 interface LoopResult {

@@ -21,6 +21,7 @@ import { createRegressor } from '../../core/predictor/index.ts';
 import type { Matrix, ModelKind } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
 import { getSpace } from '../../core/spaces/index.ts';
+import { median } from './stats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -43,11 +44,6 @@ const { values } = parseArgs({
 });
 
 const list = (s: string | undefined) => (s ?? '').split(',').filter(Boolean);
-const median = (xs: number[]) => {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 /**
  * Gradient-boosted regression trees (squared loss on log latency, depth 4, 400 rounds,

@@ -30,6 +30,7 @@ import { getSpace } from '../../core/spaces/index.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
+import { median } from './stats.ts';
 
 interface WorkerInput {
   readonly dir: string;
@@ -42,12 +43,6 @@ function randomSubnets(space: SearchSpace, n: number, seed: number): Subnet[] {
   const rng = createRng(seed);
   return Array.from({ length: n }, () => randomSubnet(space, rng));
 }
-
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 /** Median archs per wall second and per CPU second of `fn`, which handles `n` archs. */
 async function rate(n: number, runs: number, fn: () => Promise<unknown> | unknown) {

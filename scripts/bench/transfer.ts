@@ -37,6 +37,7 @@ import { createRng, shuffled } from '../../core/rng.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { subnetKey } from '../../core/spaces/subnet.ts';
 import type { Subnet } from '../../core/spaces/types.ts';
+import { median } from './stats.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -166,11 +167,6 @@ const rowsOf = (device: string, ks: readonly string[]) =>
 const matrix = (rows: readonly Row[]) => featurizer.encodeAll(rows.map((r) => r.subnet));
 const latencies = (rows: readonly Row[]) => Float64Array.from(rows, (r) => r.latencyMs);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 
 interface Result {
