@@ -3,8 +3,9 @@
  * The model: latency = c0 + c_node * nodes + b_elem * (bytes of the elementwise nodes) +
  * sum over convolutions, linear and SE layers of smoothmax(a_kind * MACs, b * bytes), where
  * smoothmax(u, v) = (u^p + v^p)^(1/p) (each layer is bound by compute or by memory, and a
- * kernel's cost per MAC depends on its kind: 1x1, k x k, depthwise 3/5/7, linear, SE). Eleven
- * positive parameters, fitted on log scale by Levenberg-Marquardt for relative error, pulled
+ * kernel's cost per MAC depends on its kind: 1x1, k x k, grouped, depthwise 3/5/7, linear,
+ * SE). Twelve positive parameters (11 on MobileNetV3, which has no grouped convolution),
+ * fitted on log scale by Levenberg-Marquardt for relative error, pulled
  * lightly towards a start that splits the median latency between the terms. A layer's bytes
  * are its input and output for the whole batch (read from the file name, `_64.jsonl`) plus
  * its weights once.
