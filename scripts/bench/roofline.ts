@@ -22,7 +22,7 @@ import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
 import { createRidge, solveSpd } from '../../core/predictor/ridge.ts';
 import type { Matrix } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
-import { type MacKind, nodeCost } from '../../core/spaces/cost.ts';
+import { macKinds, nodeCost } from '../../core/spaces/cost.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { loadBenchFile } from './bench-data.ts';
 import { median } from './stats.ts';
@@ -41,17 +41,7 @@ const { values } = parseArgs({
   },
 });
 
-const KINDS: readonly MacKind[] = [
-  'dense_1x1',
-  'dense_kxk',
-  'grouped',
-  'depthwise_k3',
-  'depthwise_k5',
-  'depthwise_k7',
-  'linear',
-  'se',
-];
-const K = KINDS.length;
+const K = macKinds.length;
 /** Parameters (log scale): a per kind, then b, b_elem, c_node, c0. */
 const NP = K + 4;
 /** Pull towards the start; light, so 20 rows still move every parameter. */
@@ -83,7 +73,7 @@ function layersOf(space: SearchSpace, subnet: Subnet, batch: number): Layers {
           : node.op === 'linear'
             ? node.cin
             : area * node.channels;
-      kind.push(KINDS.indexOf(cost.macKind));
+      kind.push(macKinds.indexOf(cost.macKind as (typeof macKinds)[number]));
       macs.push(cost.macs * batch * 1e-9);
       bytes.push((batch * (input + cost.outputElements) + cost.params) * 4e-9);
     } else {
