@@ -12,7 +12,7 @@ import { createEncoder, encodeAll } from './encodings/index.ts';
 import { ValidationError } from './errors.ts';
 import { iterationSeed } from './loop.ts';
 import { createRidge, type RidgeModel } from './predictor/ridge.ts';
-import type { Matrix } from './predictor/types.ts';
+import { type Matrix, selectRows } from './predictor/types.ts';
 import { createRng, type Rng } from './rng.ts';
 import type { RunParams } from './schemas/run.ts';
 import type { SearchSpace } from './spaces/types.ts';
@@ -21,14 +21,6 @@ export interface BootstrapOptions {
   readonly rng: Rng;
   /** Ensemble members. @default 8 */
   readonly members?: number;
-}
-
-function rowsOf(x: Matrix, rows: readonly number[]): Matrix {
-  const data = new Float64Array(rows.length * x.cols);
-  rows.forEach((r, i) => {
-    data.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols);
-  });
-  return { rows: rows.length, cols: x.cols, data };
 }
 
 /**
@@ -56,7 +48,7 @@ export async function bootstrapUncertainty(
     const rows = Array.from({ length: x.rows }, () => rng.int(x.rows));
     const member = createRidge({ lambda, target });
     await member.fit(
-      rowsOf(x, rows),
+      selectRows(x, rows),
       Float64Array.from(rows, (r) => latencyMs[r] as number),
     );
     ensemble.push(member);

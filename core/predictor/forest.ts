@@ -22,7 +22,13 @@ import {
   treeJson,
   treeToJson,
 } from './trees.ts';
-import type { FitReport, Matrix, PredictionWithStd, Regressor } from './types.ts';
+import {
+  type FitReport,
+  type Matrix,
+  type PredictionWithStd,
+  type Regressor,
+  selectRows,
+} from './types.ts';
 
 function checkTargets(x: Matrix, latencyMs: Float64Array): void {
   if (latencyMs.length !== x.rows) {
@@ -365,7 +371,7 @@ function boostingModel(options: BoostingOptions, state?: BoostState): BoostingMo
       const fitRows = order.slice(nVal).sort();
 
       // Rounds and the validation error: base and trees fitted on the other rows only.
-      const fitX = subset(x, fitRows);
+      const fitX = selectRows(x, fitRows);
       const { linear: fitBaseModel, lambda } = await fitBase(
         fitX,
         pick(latencyMs, fitRows),
@@ -431,14 +437,6 @@ function boostingModel(options: BoostingOptions, state?: BoostState): BoostingMo
       };
     },
   };
-}
-
-function subset(x: Matrix, rows: Int32Array): Matrix {
-  const data = new Float64Array(rows.length * x.cols);
-  rows.forEach((r, i) => {
-    data.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols);
-  });
-  return { rows: rows.length, cols: x.cols, data };
 }
 
 function pick(values: Float64Array, rows: Int32Array): Float64Array {

@@ -11,6 +11,16 @@ export interface Matrix {
   readonly data: Float64Array;
 }
 
+/** The given rows of x, in that order (a row may repeat: bootstrap draws). */
+export function selectRows(x: Matrix, rows: ArrayLike<number>): Matrix {
+  const data = new Float64Array(rows.length * x.cols);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] as number;
+    data.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols);
+  }
+  return { rows: rows.length, cols: x.cols, data };
+}
+
 /**
  * `auto` chooses or blends the others by cross-validation (auto.ts); `mlp` is the residual
  * MLP on a ridge base, `mlp-paper` the paper's plain 3 x 64 MLP, `mlp-ensemble` five

@@ -18,7 +18,7 @@ import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
 import { physicsLabels } from '../../core/encodings/physics.ts';
 import { createRidge, solveSpd } from '../../core/predictor/ridge.ts';
 import { physicsSummaryGroups } from '../../core/predictor/transfer.ts';
-import type { Matrix } from '../../core/predictor/types.ts';
+import { type Matrix, selectRows } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
 import { loadBenchFile } from './bench-data.ts';
 import { median } from './stats.ts';
@@ -177,13 +177,6 @@ function fitSpec(x0: Matrix, y: Float64Array, lambda: number, spec: Spec) {
   return { predict: (z: Matrix) => toMs(model.predictRaw(pick(z, spec.cols))) };
 }
 
-function subset(x: Matrix, rows: number[]): Matrix {
-  const data = new Float64Array(rows.length * x.cols);
-  rows.forEach((r, i) => {
-    data.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols);
-  });
-  return { rows: rows.length, cols: x.cols, data };
-}
 const mre = (p: Float64Array, y: Float64Array) => {
   let s = 0;
   y.forEach((m, i) => {
@@ -208,12 +201,12 @@ function cvFit(x: Matrix, y: Float64Array, specs: Spec[], folds: number | 'loo',
         const te: number[] = [];
         for (let i = 0; i < n; i++) (i % k === f ? te : tr).push(i);
         const m = fitSpec(
-          subset(x, tr),
+          selectRows(x, tr),
           Float64Array.from(tr, (i) => y[i] as number),
           lambda,
           spec,
         );
-        const p = m.predict(subset(x, te));
+        const p = m.predict(selectRows(x, te));
         te.forEach((i, j) => {
           const e = Math.abs((p[j] as number) - (y[i] as number)) / (y[i] as number);
           err += e;
@@ -409,9 +402,9 @@ for (const file of values.files.split(',')) {
       );
       const tr = order.slice(0, n);
       const te = order.slice(n, n + Number(values.test));
-      const xt = subset(x, tr);
+      const xt = selectRows(x, tr);
       const yt = Float64Array.from(tr, (i) => y[i] as number);
-      const xe = subset(x, te);
+      const xe = selectRows(x, te);
       const ye = Float64Array.from(te, (i) => y[i] as number);
       for (const name of methods) {
         const fit = await (METHODS[name] as (typeof METHODS)[string])(xt, yt);

@@ -20,7 +20,7 @@
 import { parseArgs } from 'node:util';
 import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
 import { createRidge, solveSpd } from '../../core/predictor/ridge.ts';
-import type { Matrix } from '../../core/predictor/types.ts';
+import { selectRows } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
 import { macKinds, nodeCost } from '../../core/spaces/cost.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
@@ -191,14 +191,6 @@ function fitRoofline(archs: readonly Layers[], y: Float64Array, p: number): Floa
   return theta;
 }
 
-function subset(x: Matrix, rows: readonly number[]): Matrix {
-  const data = new Float64Array(rows.length * x.cols);
-  rows.forEach((r, i) => {
-    data.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols);
-  });
-  return { rows: rows.length, cols: x.cols, data };
-}
-
 const accuracy = (predicted: ArrayLike<number>, measured: Float64Array) => {
   let s = 0;
   measured.forEach((m, i) => {
@@ -241,8 +233,8 @@ for (const file of values.files.split(',')) {
       );
       const fromRoofline = test.map((i) => roofline(layers[i] as Layers, theta, p));
       const ridge = createRidge({ robust: true });
-      await ridge.fit(subset(physics, train), yTrain);
-      const fromRidge = await ridge.predict(subset(physics, test));
+      await ridge.fit(selectRows(physics, train), yTrain);
+      const fromRidge = await ridge.predict(selectRows(physics, test));
       scores.roofline.push(accuracy(fromRoofline, yTest));
       scores['physics ridge'].push(accuracy(fromRidge, yTest));
       scores.mean.push(
