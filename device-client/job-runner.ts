@@ -1,7 +1,9 @@
 /**
  * Runs one measurement job: every sample is built, timed and summarised; reference models are
  * timed at the start, every `referenceEvery` samples and at the end, and their drift decides
- * whether the batch can be trusted (ESM's quality-assurance step). Used by the MQTT daemon and
+ * whether the batch can be trusted (ESM's quality-assurance step). With `interleave` the
+ * references after the first are checked as the samples are timed, against the first, so the
+ * drift judged is that of the numbers the batch reports. Used by the MQTT daemon and
  * in-process by local `esm run`.
  */
 import { ArchValidationError, EsmError, ValidationError } from '../core/errors.ts';
@@ -98,26 +100,40 @@ interface Attempt {
   referenceScaleMs?: number;
 }
 
+/** The reference every interleaved run is divided by, and the latency it stands for. */
+interface Scale {
+  readonly session: ModelSession;
+  readonly scaleMs: number;
+}
+
 /**
- * Times `graph` alternately, run by run, with the reference session and summarises the
- * per-run ratios scaled by the reference's calibrated latency: a change of the machine's
- * speed between runs hits both models and cancels in the ratio.
+ * Times `model` alternately, run by run, with the scale reference and summarises the per-run
+ * ratios times the reference's calibrated latency: a change of the machine's speed between
+ * runs hits both models and cancels in the ratio.
  */
+async function timeInterleaved(
+  model: ModelSession,
+  scale: Scale,
+  settings: Pick<MeasurementSettings, 'warmup' | 'runs'>,
+): Promise<LatencyStats> {
+  await model.warmup(settings.warmup);
+  const scaled: number[] = [];
+  for (let i = 0; i < settings.runs; i++) {
+    const [own] = await model.time(1);
+    const [ref] = await scale.session.time(1);
+    scaled.push(((own as number) / (ref as number)) * scale.scaleMs);
+  }
+  return summarizeTimings(scaled);
+}
+
 async function measureInterleaved(
   graph: LayerGraph,
-  reference: { session: ModelSession; scaleMs: number },
+  scale: Scale,
   settings: MeasurementSettings & { executionProvider?: ExecutionProvider },
 ): Promise<LatencyStats> {
   const model = await ModelSession.open(graph, settings);
   try {
-    await model.warmup(settings.warmup);
-    const scaled: number[] = [];
-    for (let i = 0; i < settings.runs; i++) {
-      const [own] = await model.time(1);
-      const [ref] = await reference.session.time(1);
-      scaled.push(((own as number) / (ref as number)) * reference.scaleMs);
-    }
-    return summarizeTimings(scaled);
+    return await timeInterleaved(model, scale, settings);
   } finally {
     await model.release();
   }
@@ -139,23 +155,34 @@ async function attempt(
         checks: [],
       });
     }
+    // With `interleave`, the first reference is the scale every sample is divided by: its
+    // first check calibrates the job (unless the job brings the run's calibration), and the
+    // other references are checked interleaved with it, as samples are measured. The machine's
+    // speed moving between checks then cancels, as it does in the samples (on the 2-core VM,
+    // idle, the absolute medians moved up to 57 % within 20 checks, the interleaved check
+    // 10 %: docs/BENCHMARKS.md); only what interleaving cannot correct is judged.
+    const first = sessions[0];
+    let interleaved: Scale | undefined;
     // References are timed back to back, so every check sees the device in the same state.
     const check = async () => {
-      for (const s of sessions) s.checks.push(await s.model.measure(settings));
+      for (const s of sessions) {
+        const stats =
+          interleaved && s !== first
+            ? await timeInterleaved(s.model, interleaved, settings)
+            : await s.model.measure(settings);
+        s.checks.push(stats);
+        if (s === first && job.settings.interleave === true && !interleaved) {
+          interleaved = {
+            session: s.model,
+            scaleMs: job.settings.referenceScaleMs ?? stats.median_ms,
+          };
+        }
+      }
     };
     // A fresh process runs its first models slower (JIT, allocator, page faults): the first
     // check's medians came out 8-14 % above later ones. One discarded pass absorbs that.
     for (const s of sessions) await s.model.measure(settings);
     await check();
-    const reference = sessions[0];
-    const interleaved =
-      job.settings.interleave === true && reference
-        ? {
-            session: reference.model,
-            scaleMs:
-              job.settings.referenceScaleMs ?? (reference.checks[0] as LatencyStats).median_ms,
-          }
-        : undefined;
     const samples: Attempt['samples'] = [];
     const total = graphs.length;
     const wanted = job.settings.metrics ?? [];
@@ -185,10 +212,13 @@ async function attempt(
       checks: s.checks,
       drift: referenceDrift(s.checks),
     }));
+    // Interleaved, the scale reference's own drift is the machine's speed, which the ratios
+    // divide out; it is reported, and judged only when no other reference is there to judge.
+    const judged = interleaved && references.length > 1 ? references.slice(1) : references;
     return {
       samples,
       references,
-      maxDrift: Math.max(0, ...references.map((r) => r.drift)),
+      maxDrift: Math.max(0, ...judged.map((r) => r.drift)),
       referenceScaleMs: interleaved?.scaleMs,
     };
   } finally {

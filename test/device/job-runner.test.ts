@@ -126,6 +126,75 @@ describe('runJob', () => {
     }
   });
 
+  describe('interleaved, judges the drift of the numbers it reports', () => {
+    // A clock that charges each run its input size times the machine's speed at that moment,
+    // so a speed change between checks is exact; `slowed` picks the models it hits.
+    const pixels = (session: ModelSession) =>
+      Object.values((session as unknown as { feeds: Record<string, { size: number }> }).feeds)[0]
+        ?.size ?? 0;
+    const midRef = { id: 'ref-r160', space: 'mobilenetv3', arch: { ...small, r: 160 } };
+    const r160 = 3 * 160 * 160;
+
+    async function slowedAfterFirstSample(slowed: (pixels: number) => boolean) {
+      let speed = 1;
+      const clock = vi.spyOn(ModelSession.prototype, 'time').mockImplementation(async function (
+        this: ModelSession,
+        count: number,
+      ) {
+        const p = pixels(this);
+        return Array.from({ length: count }, () => (p / 1e4) * (slowed(p) ? speed : 1));
+      });
+      try {
+        return await runJob(
+          job({
+            references: [tinyRef, midRef],
+            settings: jobMessage.shape.settings.parse({
+              warmup: 0,
+              runs: 3,
+              referenceEvery: 0,
+              interleave: true,
+              maxReferenceDrift: 0.3,
+            }),
+          }),
+          {
+            thing: 'dev-1',
+            retryUnstable: false,
+            onProgress: (done) => {
+              if (done === 1) speed = 2;
+            },
+          },
+        );
+      } finally {
+        clock.mockRestore();
+      }
+    }
+
+    it('trusts a batch whose machine changed speed for every model alike', async () => {
+      const result = await slowedAfterFirstSample(() => true);
+
+      // The scale reference's own medians doubled; reported, not judged.
+      expect(result.references[0]?.drift).toBeCloseTo(1, 12);
+      // The other reference, checked interleaved, saw none of it.
+      expect(result.references[1]?.drift).toBeCloseTo(0, 12);
+      expect(result.quality.maxDrift).toBeCloseTo(0, 12);
+      expect(result.quality.unstable).toBe(false);
+      const scale = result.quality.referenceScaleMs as number;
+      const ratio = r160 / (3 * (small as { r: number }).r ** 2);
+      for (const c of result.references[1]?.checks ?? []) {
+        expect(c.median_ms).toBeCloseTo(scale * ratio, 12);
+      }
+    });
+
+    it('flags a batch where one model slowed and the scale did not', async () => {
+      const result = await slowedAfterFirstSample((p) => p === r160);
+
+      expect(result.references[0]?.drift).toBeCloseTo(0, 12);
+      expect(result.references[1]?.drift).toBeCloseTo(1, 12);
+      expect(result.quality.maxDrift).toBeCloseTo(1, 12);
+      expect(result.quality.unstable).toBe(true);
+    });
+  });
+
   it('flags a batch whose reference drifted beyond the limit, after one re-measurement', async () => {
     let measured = 0;
 
