@@ -101,7 +101,7 @@ interface Attempt {
 }
 
 /** The reference every interleaved run is divided by, and the latency it stands for. */
-interface Scale {
+export interface Scale {
   readonly session: ModelSession;
   readonly scaleMs: number;
 }
@@ -111,7 +111,7 @@ interface Scale {
  * ratios times the reference's calibrated latency: a change of the machine's speed between
  * runs hits both models and cancels in the ratio.
  */
-async function timeInterleaved(
+export async function timeInterleaved(
   model: ModelSession,
   scale: Scale,
   settings: Pick<MeasurementSettings, 'warmup' | 'runs'>,

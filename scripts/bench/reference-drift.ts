@@ -12,7 +12,8 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { getSpace } from '../../core/spaces/index.ts';
-import { ModelSession, summarizeTimings } from '../../device-client/measure.ts';
+import { timeInterleaved } from '../../device-client/job-runner.ts';
+import { ModelSession } from '../../device-client/measure.ts';
 import { defaultReferences } from '../../device-client/references.ts';
 
 const { values } = parseArgs({
@@ -39,14 +40,8 @@ for (let c = 0; c < Number(values.checks); c++) {
   series['small, own median'].push(scaleMs);
   series['mid, own median'].push((await mid.measure(settings)).median_ms);
   // As the job runner checks a reference interleaved: run by run against the scale.
-  await mid.warmup(settings.warmup);
-  const scaled: number[] = [];
-  for (let i = 0; i < settings.runs; i++) {
-    const [own] = await mid.time(1);
-    const [ref] = await small.time(1);
-    scaled.push(((own as number) / (ref as number)) * scaleMs);
-  }
-  ratios.push(summarizeTimings(scaled).median_ms / scaleMs);
+  const interleaved = await timeInterleaved(mid, { session: small, scaleMs }, settings);
+  ratios.push(interleaved.median_ms / scaleMs);
 }
 await small.release();
 await mid.release();
