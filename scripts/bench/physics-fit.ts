@@ -293,6 +293,17 @@ const METHODS: Record<string, (x: Matrix, y: Float64Array) => Promise<Fit> | Fit
     };
     return { predict: (z) => average(z) as unknown as Float64Array };
   },
+  // Is CV's penalty the 20-row weakness? The robust ridge with each fixed penalty instead.
+  ...Object.fromEntries(
+    [1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1].map((lambda) => [
+      `ridge robust, lambda ${lambda}`,
+      async (x: Matrix, y: Float64Array): Promise<Fit> => {
+        const r = createRidge({ robust: true, lambda });
+        await r.fit(x, y);
+        return { predict: (z) => r.predict(z) as unknown as Float64Array };
+      },
+    ]),
+  ),
   'cv: log | ms (re-impl)': (x, y) =>
     cvFit(x, y, [S('log', 'none', false), S('ms', 'none', false)], 5),
   'log only': (x, y) => cvFit(x, y, [S('log', 'none', false)], 5),
