@@ -4,15 +4,16 @@
  * times back to back with the settings of the embedded device (`esm run --device local`:
  * 5 warm-up and 15 timed runs, one thread, the cpu clock): the small one by its own median
  * (the scale), the mid one both by its own median and interleaved with the small one (what
- * the job runner judges when `interleave` is on). Prints each series and its drift,
- * (max - min) / min, as `referenceDrift` computes it.
+ * the job runner judges when `interleave` is on, scaled by the first check as a job is by its
+ * calibration). Prints each series of medians and its `referenceDrift`, (max - min) / min.
  *
  *   npx tsx scripts/bench/reference-drift.ts [--checks 20] [--clock cpu|wall]
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import type { LatencyStats } from '../../core/schemas/dataset.ts';
 import { getSpace } from '../../core/spaces/index.ts';
-import { timeInterleaved } from '../../device-client/job-runner.ts';
+import { referenceDrift, type Scale, timeInterleaved } from '../../device-client/job-runner.ts';
 import { ModelSession } from '../../device-client/measure.ts';
 import { defaultReferences } from '../../device-client/references.ts';
 
@@ -31,28 +32,34 @@ const [small, mid] = await Promise.all(
 );
 if (!small || !mid) throw new Error('expected two default references');
 
-const series = { 'small, own median': [] as number[], 'mid, own median': [] as number[] };
-const ratios: number[] = [];
+// Every interleaved check is scaled by the first check's median, as a job scales by its
+// calibration, so all three series are what the job runner would record.
+const smallOwn: LatencyStats[] = [];
+const midOwn: LatencyStats[] = [];
+const midInterleaved: LatencyStats[] = [];
 await small.measure(settings);
 await mid.measure(settings);
+let scale: Scale | undefined;
 for (let c = 0; c < Number(values.checks); c++) {
-  const scaleMs = (await small.measure(settings)).median_ms;
-  series['small, own median'].push(scaleMs);
-  series['mid, own median'].push((await mid.measure(settings)).median_ms);
-  // As the job runner checks a reference interleaved: run by run against the scale.
-  const interleaved = await timeInterleaved(mid, { session: small, scaleMs }, settings);
-  ratios.push(interleaved.median_ms / scaleMs);
+  const own = await small.measure(settings);
+  scale ??= { session: small, scaleMs: own.median_ms };
+  smallOwn.push(own);
+  midOwn.push(await mid.measure(settings));
+  midInterleaved.push(await timeInterleaved(mid, scale, settings));
 }
 await small.release();
 await mid.release();
 
-/** `referenceDrift`'s measure on a series of medians. */
-const drift = (xs: number[]) => (Math.max(...xs) - Math.min(...xs)) / Math.min(...xs);
 process.stdout.write(
   `${values.checks} checks, ${clock} clock, load average ${loadavg()[0]?.toFixed(2)}\n`,
 );
-for (const [name, xs] of Object.entries({ ...series, 'mid / small, interleaved': ratios })) {
+const series = {
+  'small, own median': smallOwn,
+  'mid, own median': midOwn,
+  'mid, interleaved': midInterleaved,
+};
+for (const [name, checks] of Object.entries(series)) {
   process.stdout.write(
-    `${name.padEnd(26)} drift ${(100 * drift(xs)).toFixed(1).padStart(5)} %  | ${xs.map((v) => v.toFixed(3)).join(' ')}\n`,
+    `${name.padEnd(26)} drift ${(100 * referenceDrift(checks)).toFixed(1).padStart(5)} %  | ${checks.map((c) => c.median_ms.toFixed(3)).join(' ')}\n`,
   );
 }

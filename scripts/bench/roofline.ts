@@ -19,6 +19,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
+import { evaluate } from '../../core/metrics.ts';
 import { createRidge, solveSpd } from '../../core/predictor/ridge.ts';
 import { selectRows } from '../../core/predictor/types.ts';
 import { createRng, shuffled } from '../../core/rng.ts';
@@ -191,13 +192,9 @@ function fitRoofline(archs: readonly Layers[], y: Float64Array, p: number): Floa
   return theta;
 }
 
-const accuracy = (predicted: ArrayLike<number>, measured: Float64Array) => {
-  let s = 0;
-  measured.forEach((m, i) => {
-    s += Math.abs((predicted[i] as number) - m) / m;
-  });
-  return 100 * (1 - s / measured.length);
-};
+/** Accuracy in %, as fewshot.ts reports it (core/metrics.ts, 1 - mean relative error). */
+const accuracy = (predicted: ArrayLike<number>, measured: Float64Array) =>
+  100 * evaluate({ predicted, measured }).accuracy;
 
 const p = Number(values.p);
 const seeds = values.seeds.split(',').map(Number);

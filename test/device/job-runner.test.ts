@@ -12,6 +12,11 @@ import { extremeArchs } from '../../device-client/references.ts';
 const small = extremeArchs.mobilenetv3?.smallest ?? {};
 const tinyRef = { id: 'ref-small', space: 'mobilenetv3', arch: small };
 
+/** The input size of a session's model: what the exact clocks below charge a run. */
+const pixels = (session: ModelSession) =>
+  Object.values((session as unknown as { feeds: Record<string, { size: number }> }).feeds)[0]
+    ?.size ?? 0;
+
 function job(overrides: Partial<JobMessage> = {}): JobMessage {
   return jobMessage.parse({
     v: 1,
@@ -92,9 +97,6 @@ describe('runJob', () => {
     // A clock that charges each run its input size, so the ratios are known exactly: the
     // arithmetic is what this test checks, the real timing path is covered above (a ratio of
     // real timings is no assertion for a shared machine; scripts/bench/measurement.ts times them).
-    const pixels = (session: ModelSession) =>
-      Object.values((session as unknown as { feeds: Record<string, { size: number }> }).feeds)[0]
-        ?.size ?? 0;
     const clock = vi.spyOn(ModelSession.prototype, 'time').mockImplementation(async function (
       this: ModelSession,
       count: number,
@@ -129,9 +131,6 @@ describe('runJob', () => {
   describe('interleaved, judges the drift of the numbers it reports', () => {
     // A clock that charges each run its input size times the machine's speed at that moment,
     // so a speed change between checks is exact; `slowed` picks the models it hits.
-    const pixels = (session: ModelSession) =>
-      Object.values((session as unknown as { feeds: Record<string, { size: number }> }).feeds)[0]
-        ?.size ?? 0;
     const midRef = { id: 'ref-r160', space: 'mobilenetv3', arch: { ...small, r: 160 } };
     const r160 = 3 * 160 * 160;
 
