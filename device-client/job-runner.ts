@@ -3,7 +3,8 @@
  * timed at the start, every `referenceEvery` samples and at the end, and their drift decides
  * whether the batch can be trusted (ESM's quality-assurance step). With `interleave` the
  * references after the first are checked as the samples are timed, against the first, so the
- * drift judged is that of the numbers the batch reports. Used by the MQTT daemon and
+ * drift judged is that of the numbers the batch reports. With `maxSampleSpread` a sample whose
+ * runs spread too widely is measured once more at the end. Used by the MQTT daemon and
  * in-process by local `esm run`.
  */
 import { ArchValidationError, EsmError, ValidationError } from '../core/errors.ts';
@@ -98,6 +99,12 @@ interface Attempt {
   references: { id: string; checks: LatencyStats[]; drift: number }[];
   maxDrift: number;
   referenceScaleMs?: number;
+  samplesRemeasured?: number;
+}
+
+/** How widely a sample's timed runs spread: std / median. */
+export function spread(stats: LatencyStats): number {
+  return stats.std_ms / stats.median_ms;
 }
 
 /** The reference every interleaved run is divided by, and the latency it stands for. */
@@ -191,12 +198,14 @@ async function attempt(
     if (wanted.includes('energy_mj')) {
       energy = await findEnergyCounter({ executionProvider: options.executionProvider });
     }
+    const time = async (graph: LayerGraph) =>
+      interleaved
+        ? await measureInterleaved(graph, interleaved, settings)
+        : (await measureGraph(graph, settings)).stats;
     for (let i = 0; i < total; i++) {
       if (options.shouldStop?.()) throw new JobStoppedError(job.batchId, i, total);
       const graph = graphs[i] as LayerGraph;
-      const stats = interleaved
-        ? await measureInterleaved(graph, interleaved, settings)
-        : (await measureGraph(graph, settings)).stats;
+      const stats = await time(graph);
       const id = (job.samples[i] as { id: string }).id;
       // After the latency runs, so the child process and the energy runs never overlap them.
       const metrics =
@@ -205,6 +214,19 @@ async function attempt(
       options.onProgress?.(i + 1, total);
       const every = job.settings.referenceEvery;
       if (every > 0 && (i + 1) % every === 0 && i + 1 < total) await check();
+    }
+    // Measured again after the others, so that a burst of interference has had time to pass;
+    // before the last reference check, so the references still bracket every timed sample.
+    const maxSpread = job.settings.maxSampleSpread;
+    let remeasured = 0;
+    if (maxSpread !== undefined) {
+      for (const [i, sample] of samples.entries()) {
+        if (spread(sample.stats) <= maxSpread) continue;
+        if (options.shouldStop?.()) throw new JobStoppedError(job.batchId, total, total);
+        const again = await time(graphs[i] as LayerGraph);
+        remeasured++;
+        if (spread(again) < spread(sample.stats)) sample.stats = again;
+      }
     }
     await check();
     const references = sessions.map((s) => ({
@@ -220,6 +242,7 @@ async function attempt(
       references,
       maxDrift: Math.max(0, ...judged.map((r) => r.drift)),
       referenceScaleMs: interleaved?.scaleMs,
+      samplesRemeasured: maxSpread === undefined ? undefined : remeasured,
     };
   } finally {
     for (const s of sessions) await s.model.release();
@@ -275,6 +298,9 @@ export async function runJob(job: JobMessage, options: RunJobOptions): Promise<R
       ...(result.referenceScaleMs === undefined
         ? {}
         : { referenceScaleMs: result.referenceScaleMs }),
+      ...(result.samplesRemeasured === undefined
+        ? {}
+        : { samplesRemeasured: result.samplesRemeasured }),
     },
     device: deviceFacts(options.thing, { executionProvider: options.executionProvider }),
     settings,

@@ -531,7 +531,7 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
       'measurement',
       p.device.startsWith('dataset:')
         ? 'replayed: latencies as measured in the dataset'
-        : `${p.measurement.warmup} warm-up + ${p.measurement.runs} timed runs, ${p.measurement.threads} thread(s), max drift ${pct(p.measurement.maxReferenceDrift)}${p.measurement.clock ? `, ${p.measurement.clock} clock` : ''}${interleaving(p.measurement)}`,
+        : `${p.measurement.warmup} warm-up + ${p.measurement.runs} timed runs, ${p.measurement.threads} thread(s), max drift ${pct(p.measurement.maxReferenceDrift)}${p.measurement.clock ? `, ${p.measurement.clock} clock` : ''}${interleaving(p.measurement)}${p.measurement.maxSampleSpread === undefined ? '' : `, a sample measured again when its std exceeds ${pct(p.measurement.maxSampleSpread)} of its median`}`,
     ],
   ];
   const rows = iterations

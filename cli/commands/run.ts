@@ -49,6 +49,7 @@ interface RunOptions {
   warmup?: number;
   threads?: number;
   maxDrift?: number;
+  maxSpread?: number;
   resultTimeout?: number;
   clock?: 'wall' | 'cpu';
   interleave?: boolean;
@@ -153,6 +154,7 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
   };
   const base = runParams.parse(input);
   const defaults = measurementDefaults(device);
+  const maxSampleSpread = options.maxSpread ?? defaults.maxSampleSpread;
   const params = runParams.parse({
     ...base,
     measurement: {
@@ -161,6 +163,7 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
       ...(options.warmup !== undefined && { warmup: options.warmup }),
       ...(options.threads !== undefined && { threads: options.threads }),
       maxReferenceDrift: options.maxDrift ?? defaults.maxReferenceDrift,
+      ...(maxSampleSpread !== undefined && { maxSampleSpread }),
       clock: options.clock ?? defaults.clock,
       ...((options.interleave ?? defaults.interleave) && { interleave: true }),
       // The devices measure the metric the run converges on (docs/protocol.md).
@@ -319,6 +322,11 @@ export function register(program: Command): void {
       '--max-drift <x>',
       'largest reference-model drift before a batch is unstable (default 0.3 for local, 0.03 otherwise)',
       parse.number(0.001, 1),
+    )
+    .option(
+      '--max-spread <x>',
+      "measure a sample again when its runs' std / median exceeds this (default 0.3 for local, off otherwise)",
+      parse.number(0.001, 10),
     )
     .option(
       '--result-timeout <seconds>',

@@ -83,6 +83,13 @@ export const measurementSettings = z.object({
    */
   referenceScaleMs: z.number().positive().optional(),
   /**
+   * Measure a sample once more, after the batch's other samples, when its runs spread more
+   * than this (std_ms / median_ms), and report the measurement that spread less. A burst of
+   * interference long enough to move the median also widens the runs (docs/measurement.md).
+   * Absent: no sample is measured twice. Optional, so older peers stay compatible.
+   */
+  maxSampleSpread: z.number().positive().max(10).optional(),
+  /**
    * Metrics to measure per sample besides latency (minor 1). Optional, so minor-0 peers stay
    * compatible; a device that cannot measure one reports it as null with the reason.
    */
@@ -156,6 +163,8 @@ export const resultMessage = z.object({
     unstable: z.boolean(),
     /** The reference latency that interleaved samples were scaled by (`settings.interleave`). */
     referenceScaleMs: z.number().positive().optional(),
+    /** With `settings.maxSampleSpread`: how many samples were measured a second time. */
+    samplesRemeasured: z.number().int().nonnegative().optional(),
   }),
   device: deviceFacts,
   settings: measurementSettings,

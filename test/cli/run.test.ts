@@ -70,6 +70,8 @@ describe('esm run --device local', () => {
     const { measurement } = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')).params;
     expect(measurement.interleave).toBe(true);
     expect(measurement.referenceScaleMs).toBeGreaterThan(0);
+    // ...and measures a sample again when its runs spread widely (docs/measurement.md).
+    expect(measurement.maxSampleSpread).toBe(0.3);
 
     const dataset = readFileSync(join(out, 'dataset.jsonl'), 'utf8')
       .trim()
@@ -124,6 +126,9 @@ describe('esm run --device local', () => {
       expect(JSON.parse(stdout).samples).toBe(10);
       const lines = readFileSync(join(out, 'dataset.jsonl'), 'utf8').trim().split('\n');
       expect(JSON.parse(lines[0] as string).device).toMatch(/^bench-box: /);
+      // A dedicated device measures every sample once unless --max-spread asks otherwise.
+      const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8'));
+      expect(state.params.measurement.maxSampleSpread).toBeUndefined();
     } finally {
       await daemon.stop();
       await broker.close();
@@ -213,6 +218,9 @@ describe('esm run --device local', () => {
     const clock = run(['run', '--space', 'mobilenetv3', '--clock', 'tsc']);
     expect(clock.status).not.toBe(0);
     expect(clock.stderr).toMatch(/--clock.*wall, cpu/);
+    const spread = run(['run', '--space', 'mobilenetv3', '--max-spread', '0']);
+    expect(spread.status).not.toBe(0);
+    expect(spread.stderr).toMatch(/--max-spread/);
     const device = run([
       'run',
       '--space',

@@ -194,6 +194,69 @@ describe('runJob', () => {
     });
   });
 
+  describe('measures a sample again when its runs spread too widely', () => {
+    // Exact clock as above; the first 3 runs of sample b (r 160) hit a burst that triples two
+    // of them: median 3x, std / median 0.38. Its second measurement sees no burst.
+    const r160 = 3 * 160 * 160;
+    async function burstOnFirstMeasurementOfB(maxSampleSpread?: number) {
+      let runsOfB = 0;
+      const burst = [1, 3, 3];
+      const clock = vi.spyOn(ModelSession.prototype, 'time').mockImplementation(async function (
+        this: ModelSession,
+        count: number,
+      ) {
+        const p = pixels(this);
+        return Array.from({ length: count }, () => {
+          const factor = p === r160 ? (burst[runsOfB++] ?? 1) : 1;
+          return (p / 1e4) * factor;
+        });
+      });
+      try {
+        return await runJob(
+          job({
+            settings: jobMessage.shape.settings.parse({
+              warmup: 0,
+              runs: 3,
+              referenceEvery: 0,
+              interleave: true,
+              referenceScaleMs: 5,
+              ...(maxSampleSpread !== undefined && { maxSampleSpread }),
+            }),
+          }),
+          { thing: 'dev-1', retryUnstable: false },
+        );
+      } finally {
+        clock.mockRestore();
+      }
+    }
+    const exactB = 5 * (160 / (small as { r: number }).r) ** 2;
+    const latencyOfB = (result: Awaited<ReturnType<typeof runJob>>) =>
+      result.samples.find((s) => s.id === 'b')?.stats.median_ms;
+
+    it('reports the second, steadier measurement and counts it', async () => {
+      const result = await burstOnFirstMeasurementOfB(0.3);
+
+      expect(latencyOfB(result)).toBeCloseTo(exactB, 12);
+      expect(result.samples.find((s) => s.id === 'b')?.stats.std_ms).toBeCloseTo(0, 12);
+      expect(result.quality.samplesRemeasured).toBe(1);
+      expect(resultMessage.parse(result).quality.samplesRemeasured).toBe(1);
+    });
+
+    it('measures every sample once without the setting', async () => {
+      const result = await burstOnFirstMeasurementOfB();
+
+      expect(latencyOfB(result)).toBeCloseTo(3 * exactB, 12);
+      expect(result.quality.samplesRemeasured).toBeUndefined();
+    });
+
+    it('measures nothing twice when no sample spreads beyond the limit', async () => {
+      const result = await burstOnFirstMeasurementOfB(0.5);
+
+      expect(latencyOfB(result)).toBeCloseTo(3 * exactB, 12);
+      expect(result.quality.samplesRemeasured).toBe(0);
+    });
+  });
+
   it('flags a batch whose reference drifted beyond the limit, after one re-measurement', async () => {
     let measured = 0;
 
