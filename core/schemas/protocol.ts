@@ -84,9 +84,10 @@ export const measurementSettings = z.object({
   referenceScaleMs: z.number().positive().optional(),
   /**
    * Measure a sample once more, after the batch's other samples, when its runs spread more
-   * than this (std_ms / median_ms), and report the measurement that spread less. A burst of
-   * interference long enough to move the median also widens the runs (docs/measurement.md).
-   * Absent: no sample is measured twice. Optional, so older peers stay compatible.
+   * than this (std_ms / median_ms), and report the measurement that spread less: a burst of
+   * interference that slows some of a sample's runs moves its median and widens its runs (one
+   * that slows all of them alike is not seen; docs/measurement.md). Absent: no sample is
+   * measured twice. Optional, so older peers stay compatible.
    */
   maxSampleSpread: z.number().positive().max(10).optional(),
   /**

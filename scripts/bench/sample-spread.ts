@@ -15,9 +15,10 @@ import { createRng, shuffled } from '../../core/rng.ts';
 import { sampleArchitectures } from '../../core/sampling.ts';
 import type { LatencyStats } from '../../core/schemas/dataset.ts';
 import { getSpace } from '../../core/spaces/index.ts';
-import { type Scale, timeInterleaved } from '../../device-client/job-runner.ts';
+import { type Scale, spread, timeInterleaved } from '../../device-client/job-runner.ts';
 import { ModelSession } from '../../device-client/measure.ts';
 import { defaultReferences } from '../../device-client/references.ts';
+import { median } from './stats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -65,11 +66,6 @@ for (let p = 0; p < passes; p++) {
 }
 await scaleSession.release();
 
-const median = (xs: number[]) => {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 // Each measurement against the median of the same arch's other passes.
 const rows = measured.flatMap((stats, i) =>
   stats.map((s, p) => {
@@ -78,7 +74,7 @@ const rows = measured.flatMap((stats, i) =>
       arch: i,
       pass: p,
       median_ms: s.median_ms,
-      spread: s.std_ms / s.median_ms,
+      spread: spread(s),
       error: s.median_ms / median(others) - 1,
     };
   }),
