@@ -139,6 +139,11 @@ interface Spec {
   minLambda?: number;
   /** Columns used (all when undefined). */
   cols?: number[];
+  /**
+   * Standardise with every arch of the file (its physics entries need no measurement, as a
+   * NAS pool's do not) instead of the training rows: steadier penalty scales at 20 rows?
+   */
+  pool?: boolean;
 }
 
 function pick(x: Matrix, cols: number[] | undefined): Matrix {
@@ -157,7 +162,8 @@ function fitSpec(x0: Matrix, y: Float64Array, lambda: number, spec: Spec) {
   const base =
     spec.target === 'ms' && spec.weight === 'rel' ? y.map((m) => 1 / (m * m)) : y.map(() => 1);
   let v = base.slice();
-  let model = wls(x, t, v, lambda, spec.nonNeg);
+  const scales = spec.pool ? pool.scaler : undefined;
+  let model = wls(x, t, v, lambda, spec.nonNeg, scales);
   const toMs = (r: Float64Array) => (spec.target === 'log' ? r.map(Math.exp) : r);
   if (spec.loss !== 'l2') {
     for (let it = 0; it < 20; it++) {
@@ -171,7 +177,7 @@ function fitSpec(x0: Matrix, y: Float64Array, lambda: number, spec: Spec) {
         if (spec.loss === 'l1') return b / Math.max(r, 1e-4);
         return b * (r <= delta ? 1 : delta / r);
       });
-      model = wls(x, t, v, lambda, spec.nonNeg);
+      model = wls(x, t, v, lambda, spec.nonNeg, scales);
     }
   }
   return { predict: (z: Matrix) => toMs(model.predictRaw(pick(z, spec.cols))) };
@@ -255,6 +261,9 @@ function summed(x: Matrix): Matrix {
     });
   return { rows: x.rows, cols: k, data };
 }
+
+/** The column statistics of the current file's every arch, for `Spec.pool`. */
+const pool: { scaler?: ReturnType<typeof scaler> } = {};
 
 const METHODS: Record<string, (x: Matrix, y: Float64Array) => Promise<Fit> | Fit> = {
   'ridge plain (before)': async (x, y) => {
@@ -389,6 +398,23 @@ const METHODS: Record<string, (x: Matrix, y: Float64Array) => Promise<Fit> | Fit
       ],
       5,
     ),
+  'pool-standardised cv3 huber>=1e-3': (x, y) =>
+    cvFit(
+      x,
+      y,
+      [
+        { ...S('log', 'none', false), pool: true },
+        { ...S('ms', 'none', false), pool: true },
+        { ...S('ms', 'rel', false, 'huber'), minLambda: 1e-3, pool: true },
+      ],
+      5,
+    ),
+  'pool-standardised ms 1/y^2 huber': (x, y) =>
+    cvFit(x, y, [{ ...S('ms', 'rel', false, 'huber'), pool: true }], 5),
+  'pool-standardised ms 1/y^2': (x, y) =>
+    cvFit(x, y, [{ ...S('ms', 'rel', false), pool: true }], 5),
+  'pool-standardised ms 1/y^2 nonneg': (x, y) =>
+    cvFit(x, y, [{ ...S('ms', 'rel', true), pool: true }], 5),
   'ms 1/y^2 nonneg loo': (x, y) => cvFit(x, y, [S('ms', 'rel', true)], 'loo'),
   'ms 1/y^2 loo': (x, y) => cvFit(x, y, [S('ms', 'rel', false)], 'loo'),
 };
@@ -404,6 +430,7 @@ for (const file of values.files.split(',')) {
     rows.map((r) => r.subnet),
   );
   const y = Float64Array.from(rows, (r) => r.latencyMs);
+  pool.scaler = scaler(x);
   for (const n of sizes.filter((s) => s < rows.length)) {
     const acc = new Map<string, number[]>();
     for (const seed of seeds) {
