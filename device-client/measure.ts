@@ -50,7 +50,8 @@ export class ExecutionProviderError extends EsmError {}
 /** The upper-outlier threshold in scaled MADs: runs slower than median + K * 1.4826 * MAD go. */
 export const OUTLIER_MADS = 3;
 
-function median(sorted: readonly number[]): number {
+/** The median of values sorted ascending. */
+export function median(sorted: readonly number[]): number {
   const n = sorted.length;
   const mid = Math.floor(n / 2);
   return n % 2 === 1

@@ -17,6 +17,7 @@ import type {
   RunParams,
   RunState,
 } from '../core/schemas/run.ts';
+import { median } from '../device-client/measure.ts';
 import { type RunStore, writeFileAtomic } from './run-store.ts';
 
 /** One test sample scored by the latest predictor. */
@@ -36,7 +37,10 @@ export interface ReportData {
   /** Measured samples in the dataset. */
   readonly samples: number;
   /** The measured dataset lines (latency distribution, devices). @default [] */
-  readonly measurements?: readonly Pick<RunDatasetLine, 'latency_ms' | 'device' | 'iteration'>[];
+  readonly measurements?: readonly Pick<
+    RunDatasetLine,
+    'latency_ms' | 'std_ms' | 'device' | 'iteration'
+  >[];
   /** Where the run's predictor directory is, for the "use this predictor" snippet. */
   readonly predictorDir?: string;
 }
@@ -449,6 +453,28 @@ function deviceFacts(measurements: NonNullable<ReportData['measurements']>): str
   return `<table class="kv devices"><thead><tr><th>device</th><th>samples</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
+/**
+ * How widely each sample's timed runs spread (std / median of its runs, what
+ * `maxSampleSpread` judges): median and largest over the samples that report a std, and how
+ * many are still above the limit although the job runner measured them once more (not for a
+ * replay: nothing was measured again). A dataset without std_ms gives nothing.
+ */
+function spreadFacts(
+  measurements: NonNullable<ReportData['measurements']>,
+  limit: number | undefined,
+): string {
+  const spreads = measurements
+    .filter((m) => m.std_ms !== undefined && m.latency_ms > 0)
+    .map((m) => (m.std_ms as number) / m.latency_ms)
+    .sort((a, b) => a - b);
+  if (spreads.length === 0) return '';
+  const above =
+    limit === undefined
+      ? ''
+      : `; ${spreads.filter((v) => v > limit).length} still above the re-measure limit of ${pct(limit)}`;
+  return `<p class="spread">Spread of each sample's timed runs (std / median), over ${spreads.length} samples: median ${pct(median(spreads))}, largest ${pct(spreads[spreads.length - 1])}${above}.</p>`;
+}
+
 /** How to use the predictor: the CLI, and onnxruntime from Python without any of our code. */
 function usage(p: RunParams, dir: string): string {
   const { space } = p;
@@ -555,6 +581,7 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
 <div class="grid-2">${charts}</div>
 <h2>Devices</h2>
 ${deviceFacts(measurements)}
+${spreadFacts(measurements, p.device.startsWith('dataset:') ? undefined : p.measurement.maxSampleSpread)}
 ${last && data.predictorDir ? usage(p, data.predictorDir) : ''}
 <h2>Iterations</h2>
 <table><thead><tr><th>iteration</th><th>train</th><th>test</th>${binHeads}<th>accuracy</th><th>bin-balanced</th><th>within 10 %</th><th>Spearman</th><th>measuring (s)</th><th>training (s)</th><th>max drift</th></tr></thead><tbody>${rows}</tbody></table>

@@ -6,7 +6,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type IterationRecord, type RunParams, runParams } from '../../core/schemas/run.ts';
+import {
+  type IterationRecord,
+  measurementDefaults,
+  type RunParams,
+  runParams,
+} from '../../core/schemas/run.ts';
 import { binLabel, latencyUnit, renderReport } from '../../local/report.ts';
 import { RunStore } from '../../local/run-store.ts';
 
@@ -133,6 +138,49 @@ describe('report.html', () => {
     expect(binLabel({ lo: 10, hi: 13 })).toBe('depth 10-13');
     expect(html).not.toContain('10-10');
     expect(html).toContain('<th>depth 10</th>');
+  });
+});
+
+describe("the spread of each sample's timed runs", () => {
+  const local = runParams.parse({
+    space: 'mobilenetv3',
+    device: 'local',
+    measurement: measurementDefaults('local'),
+  });
+  // Spreads 0.1, 0.2, 0.4 and 0.5 (std / median), and one line without a std.
+  const lines = [
+    { latency_ms: 4, std_ms: 0.4, iteration: 0 },
+    { latency_ms: 5, std_ms: 1, iteration: 0 },
+    { latency_ms: 2, std_ms: 0.8, iteration: 0 },
+    { latency_ms: 2, std_ms: 1, iteration: 1 },
+    { latency_ms: 3, iteration: 1 },
+  ];
+  const page = (p: RunParams, measurements: typeof lines) =>
+    renderReport({
+      state: stateOf(p),
+      iterations,
+      points: [],
+      samples: measurements.length,
+      measurements,
+    });
+
+  it('gives the median and the largest, and how many stayed above the re-measure limit', () => {
+    expect(local.measurement.maxSampleSpread).toBe(0.3);
+    expect(page(local, lines)).toContain(
+      "Spread of each sample's timed runs (std / median), over 4 samples: median 30.0 %, largest 50.0 %; 2 still above the re-measure limit of 30.0 %.",
+    );
+  });
+
+  it('says nothing of a limit where none applied, and nothing at all without a std', () => {
+    const remote = runParams.parse({ space: 'mobilenetv3', device: 'thing:pi' });
+    expect(page(remote, lines)).toContain('over 4 samples: median 30.0 %, largest 50.0 %.</p>');
+    const replay = runParams.parse({
+      space: 'mobilenetv3',
+      device: 'dataset:x.jsonl',
+      measurement: { maxSampleSpread: 0.3 },
+    });
+    expect(page(replay, lines)).not.toContain('re-measure limit');
+    expect(page(local, [{ latency_ms: 3, iteration: 0 }])).not.toContain('class="spread"');
   });
 });
 
