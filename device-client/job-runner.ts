@@ -21,6 +21,7 @@ import { checkCostBounds } from '../core/spaces/bounds.ts';
 import { graphCost } from '../core/spaces/cost.ts';
 import { getSpace } from '../core/spaces/index.ts';
 import type { LayerGraph, SearchSpace } from '../core/spaces/types.ts';
+import { spread } from '../core/stats.ts';
 import { deviceFacts } from './device-facts.ts';
 import { type ExecutionProvider, ModelSession, measureGraph, summarizeTimings } from './measure.ts';
 import { type EnergyCounterLookup, findEnergyCounter, measureMetrics } from './metrics.ts';
@@ -100,11 +101,6 @@ interface Attempt {
   maxDrift: number;
   referenceScaleMs?: number;
   samplesRemeasured?: number;
-}
-
-/** How widely a sample's timed runs spread: std / median. */
-export function spread(stats: LatencyStats): number {
-  return stats.std_ms / stats.median_ms;
 }
 
 /** The reference every interleaved run is divided by, and the latency it stands for. */

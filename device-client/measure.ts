@@ -9,6 +9,7 @@ import { EsmError, ValidationError } from '../core/errors.ts';
 import type { LatencyStats } from '../core/schemas/dataset.ts';
 import type { MeasurementSettings } from '../core/schemas/protocol.ts';
 import type { LayerGraph } from '../core/spaces/types.ts';
+import { median } from '../core/stats.ts';
 import { buildOnnxModel, INPUT_NAME } from './onnx-builder.ts';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
@@ -49,15 +50,6 @@ export class ExecutionProviderError extends EsmError {}
 
 /** The upper-outlier threshold in scaled MADs: runs slower than median + K * 1.4826 * MAD go. */
 export const OUTLIER_MADS = 3;
-
-/** The median of values sorted ascending. */
-export function median(sorted: readonly number[]): number {
-  const n = sorted.length;
-  const mid = Math.floor(n / 2);
-  return n % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
 
 /**
  * Statistics of timed runs after dropping upper outliers: runs above

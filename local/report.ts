@@ -17,7 +17,7 @@ import type {
   RunParams,
   RunState,
 } from '../core/schemas/run.ts';
-import { median } from '../device-client/measure.ts';
+import { median, spread } from '../core/stats.ts';
 import { type RunStore, writeFileAtomic } from './run-store.ts';
 
 /** One test sample scored by the latest predictor. */
@@ -465,7 +465,8 @@ function spreadFacts(
 ): string {
   const spreads = measurements
     .filter((m) => m.std_ms !== undefined && m.latency_ms > 0)
-    .map((m) => (m.std_ms as number) / m.latency_ms)
+    // A line's latency_ms is its stats' median_ms (datasetLine), whatever the run's metric.
+    .map((m) => spread({ std_ms: m.std_ms as number, median_ms: m.latency_ms }))
     .sort((a, b) => a - b);
   if (spreads.length === 0) return '';
   const above =

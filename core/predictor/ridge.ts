@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
+import { median } from '../stats.ts';
 import {
   fitStandardiser,
   parseStandardiser,
@@ -353,14 +354,8 @@ function robustRelativeFit(
  */
 export function huberFactors(residuals: ArrayLike<number>): Float64Array {
   const r = Float64Array.from(residuals);
-  const delta = HUBER_C * Math.max(medianOf(r) / 0.6745, 1e-4);
+  const delta = HUBER_C * Math.max(median(Float64Array.from(r).sort()) / 0.6745, 1e-4);
   return r.map((v) => Math.min(1, delta / Math.max(v, 1e-300)));
-}
-
-function medianOf(values: Float64Array): number {
-  const s = Float64Array.from(values).sort();
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 function predictRaw(z: Matrix, coef: Float64Array): Float64Array {
