@@ -17,6 +17,8 @@ export interface Measurement {
   readonly batchId: string;
   readonly drift: number;
   readonly measuredAt: string;
+  /** Measured a second time because its runs spread widely (`settings.maxSampleSpread`). */
+  readonly remeasured: boolean;
 }
 
 /** The atomic writes `ingestResult` needs. */
@@ -137,20 +139,25 @@ export async function ingestResult(
   let recorded = 0;
   let duplicates = 0;
   const rejected: string[] = [];
-  await forEachLimited(result.samples, options.concurrency ?? 8, async ({ id, stats }) => {
-    const outcome = await writes.measureSample(result.runId, id, job, {
-      latencyMs: values.get(id) as number,
-      stats,
-      thing: result.thing,
-      deviceInfo,
-      batchId: result.batchId,
-      drift: result.quality.maxDrift,
-      measuredAt: result.finishedAt,
-    });
-    if (outcome === 'recorded') recorded += 1;
-    else if (outcome === 'duplicate') duplicates += 1;
-    else rejected.push(id);
-  });
+  await forEachLimited(
+    result.samples,
+    options.concurrency ?? 8,
+    async ({ id, stats, remeasured }) => {
+      const outcome = await writes.measureSample(result.runId, id, job, {
+        latencyMs: values.get(id) as number,
+        stats,
+        thing: result.thing,
+        deviceInfo,
+        batchId: result.batchId,
+        drift: result.quality.maxDrift,
+        measuredAt: result.finishedAt,
+        remeasured: remeasured === true,
+      });
+      if (outcome === 'recorded') recorded += 1;
+      else if (outcome === 'duplicate') duplicates += 1;
+      else rejected.push(id);
+    },
+  );
   // Only the writes that won their condition move the counter, so a repeated delivery never
   // double-counts. A crash between the writes can leave it short; the train task re-derives
   // it from the samples (`setMeasured`).

@@ -51,6 +51,8 @@ export interface TrainRow {
   readonly iteration: number;
   /** Largest reference drift of the job that measured it. @default 0 */
   readonly drift?: number;
+  /** Timed a second time because its runs spread widely. @default false */
+  readonly remeasured?: boolean;
 }
 
 export interface TrainIterationOptions {
@@ -151,10 +153,9 @@ export async function trainIteration(
     split: r.split,
     latencyMs: r.latencyMs,
   }));
-  const maxDrift = Math.max(
-    0,
-    ...rows.filter((r) => r.iteration === iteration).map((r) => r.drift ?? 0),
-  );
+  const measuredNow = rows.filter((r) => r.iteration === iteration);
+  const maxDrift = Math.max(0, ...measuredNow.map((r) => r.drift ?? 0));
+  const samplesRemeasured = measuredNow.filter((r) => r.remeasured).length;
   const record = summariseIteration({
     iteration,
     bins,
@@ -164,7 +165,7 @@ export async function trainIteration(
     outOfFold: params.binAccuracy === 'oof' ? outOfFold(train, fit, params) : undefined,
     secondsMeasuring: Math.max(0, options.secondsMeasuring),
     secondsTraining,
-    quality: { maxDrift, remeasured: options.remeasured },
+    quality: { maxDrift, remeasured: options.remeasured, samplesRemeasured },
     finishedAt: now().toISOString(),
   });
   const predictor: PredictorJson = {
@@ -269,5 +270,6 @@ export function trainRows(samples: readonly SampleRecord[]): TrainRow[] {
     split: s.split,
     iteration: s.iteration,
     drift: s.drift,
+    remeasured: s.remeasured,
   }));
 }

@@ -96,7 +96,7 @@ export function referenceDrift(checks: readonly LatencyStats[]): number {
 }
 
 interface Attempt {
-  samples: { id: string; stats: LatencyStats; metrics?: SampleMetrics }[];
+  samples: { id: string; stats: LatencyStats; metrics?: SampleMetrics; remeasured?: true }[];
   references: { id: string; checks: LatencyStats[]; drift: number }[];
   maxDrift: number;
   referenceScaleMs?: number;
@@ -221,6 +221,7 @@ async function attempt(
         if (options.shouldStop?.()) throw new JobStoppedError(job.batchId, total, total);
         const again = await time(graphs[i] as LayerGraph);
         remeasured++;
+        sample.remeasured = true;
         if (spread(again) < spread(sample.stats)) sample.stats = again;
       }
     }

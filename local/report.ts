@@ -454,6 +454,27 @@ function deviceFacts(measurements: NonNullable<ReportData['measurements']>): str
 }
 
 /**
+ * What an iteration measured a second time, for the run's summary line and report.html:
+ * whole jobs whose references drifted, and single samples whose runs spread widely.
+ * Empty when nothing was.
+ */
+export function measuredAgain(quality: IterationRecord['quality']): string {
+  const jobs = quality.remeasured;
+  const samples = quality.samplesRemeasured ?? 0;
+  const parts = [
+    jobs > 0 && `${jobs} ${jobs === 1 ? 'job whose references' : 'jobs whose references'} drifted`,
+    samples > 0 &&
+      `${samples} ${samples === 1 ? 'sample whose runs' : 'samples whose runs'} spread widely`,
+  ];
+  return parts.filter(Boolean).join(', ');
+}
+
+function qualityCell(quality: IterationRecord['quality']): string {
+  const again = measuredAgain(quality);
+  return `${fmt(quality.maxDrift * 100, 1)} %${again ? ` (measured again: ${again})` : ''}`;
+}
+
+/**
  * How widely each sample's timed runs spread (std / median of its runs, what
  * `maxSampleSpread` judges): median and largest over the samples that report a std, and how
  * many are still above the limit although the job runner measured them once more (not for a
@@ -568,7 +589,7 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
           .map((b) => binCell(b, p.accTh))
           .join(
             '',
-          )}<td>${pct(r.overall.accuracy)}</td><td>${pct(r.overall.binBalancedAccuracy)}</td><td>${pct(r.overall.within10)}</td><td>${r.overall.spearman === null ? '-' : fmt(r.overall.spearman, 3)}</td><td>${fmt(r.secondsMeasuring, 0)}</td><td>${fmt(r.secondsTraining, 0)}</td><td>${fmt(r.quality.maxDrift * 100, 1)} %${r.quality.remeasured ? ` (${r.quality.remeasured} re-measured)` : ''}</td></tr>`,
+          )}<td>${pct(r.overall.accuracy)}</td><td>${pct(r.overall.binBalancedAccuracy)}</td><td>${pct(r.overall.within10)}</td><td>${r.overall.spearman === null ? '-' : fmt(r.overall.spearman, 3)}</td><td>${fmt(r.secondsMeasuring, 0)}</td><td>${fmt(r.secondsTraining, 0)}</td><td>${qualityCell(r.quality)}</td></tr>`,
     )
     .join('');
   const binHeads = (last?.bins ?? []).map((b) => `<th>${binLabel(b)}</th>`).join('');

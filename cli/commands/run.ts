@@ -24,6 +24,7 @@ import { checkDevice } from '../../local/devices.ts';
 import type { RunEvent, RunSummary } from '../../local/engine.ts';
 import { loadPredictor } from '../../local/predictor-store.ts';
 import { createProgress, type ProgressBar } from '../../local/progress.ts';
+import { measuredAgain } from '../../local/report.ts';
 import { RunStore } from '../../local/run-store.ts';
 import { parse, resolveSpace, writeJson } from '../common.ts';
 
@@ -434,10 +435,11 @@ export function register(program: Command): void {
           case 'iteration': {
             trainBar?.finish();
             const r = event.record;
+            const again = measuredAgain(r.quality);
             progress.log(
               `iteration ${r.iteration}: ${r.samples.train} train + ${r.samples.test} test, accuracy ${pct(r.overall.accuracy)} (bin-balanced ${pct(r.overall.binBalancedAccuracy)}), ` +
                 `per depth bin${judgedLabel(r.bins)} ${r.bins.map((b) => `${depthSpan(b)}:${pct(judgedAccuracy(b))}`).join(' ')}; ` +
-                `measuring ${r.secondsMeasuring.toFixed(0)}s, training ${r.secondsTraining.toFixed(0)}s${r.reason ? ` -> ${r.reason}` : ''}`,
+                `measuring ${r.secondsMeasuring.toFixed(0)}s${again ? ` (measured again: ${again})` : ''}, training ${r.secondsTraining.toFixed(0)}s${r.reason ? ` -> ${r.reason}` : ''}`,
             );
             break;
           }

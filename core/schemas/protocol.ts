@@ -155,6 +155,8 @@ export const resultMessage = z.object({
       stats: latencyStats,
       /** The metrics `settings.metrics` asked for (minor 1). */
       metrics: sampleMetrics.optional(),
+      /** True when `settings.maxSampleSpread` had it measured a second time (absent: once). */
+      remeasured: z.literal(true).optional(),
     }),
   ),
   references: z.array(referenceResult).default([]),

@@ -174,6 +174,11 @@ export const iterationQuality = z.object({
   maxDrift: z.number().nonnegative(),
   /** Jobs whose results were flagged unstable and measured again. */
   remeasured: z.number().int().nonnegative(),
+  /**
+   * Samples of the iteration a device timed a second time because their runs spread more
+   * than `maxSampleSpread`. Absent in records written before it was counted.
+   */
+  samplesRemeasured: z.number().int().nonnegative().optional(),
 });
 
 /** What one train-evaluate step produced; one line of iterations.jsonl. */
@@ -294,6 +299,8 @@ export const sampleRecord = plannedSample.extend({
   /** Largest reference drift of that job. */
   drift: z.number().optional(),
   measuredAt: z.string().optional(),
+  /** Measured a second time because its runs spread widely (`maxSampleSpread`). */
+  remeasured: z.boolean().optional(),
 });
 export type SampleRecord = z.infer<typeof sampleRecord>;
 

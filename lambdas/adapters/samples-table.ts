@@ -146,7 +146,7 @@ export function createSamplesTable(
           TableName: tableName(),
           Key: { runId, sampleId: id },
           UpdateExpression:
-            'SET #st = :measured, latencyMs = :lat, stats = :stats, thing = :thing, deviceInfo = :info, batchId = :batch, drift = :drift, measuredAt = :at',
+            'SET #st = :measured, latencyMs = :lat, stats = :stats, thing = :thing, deviceInfo = :info, batchId = :batch, drift = :drift, measuredAt = :at, remeasured = :re',
           ConditionExpression:
             'attribute_exists(sampleId) AND #st = :pending AND contains(jobs, :job)',
           ExpressionAttributeNames: { '#st': 'status' },
@@ -161,6 +161,7 @@ export function createSamplesTable(
             ':batch': m.batchId,
             ':drift': m.drift,
             ':at': m.measuredAt,
+            ':re': m.remeasured,
           },
         }),
       );

@@ -161,6 +161,26 @@ describe('DynamoDB run state', () => {
     ]);
   });
 
+  it('keeps which samples a device timed a second time for spread', async ({ skip }) => {
+    if (!emulator) skip();
+    const state = createRunState({ tables: resources });
+    await state.createRun({ runId: 'again', thing: 'pi-1', space: 'mobilenetv3', params: {} });
+    await state.putSamples('again', planned(['s1', 's2']));
+    await sent(state, 'again', ['s1', 's2']);
+    const message = result('again', 'b0', [
+      ['s1', 5],
+      ['s2', 6],
+    ]);
+    message.samples = message.samples.map((s) => (s.id === 's2' ? { ...s, remeasured: true } : s));
+
+    expect(await state.recordResult(message)).toMatchObject({ recorded: 2 });
+    const measured = await state.listSamples('again', { status: 'measured' });
+    expect(measured.map((s) => [s.id, s.remeasured]).sort()).toEqual([
+      ['s1', false],
+      ['s2', true],
+    ]);
+  });
+
   it('counts concurrent duplicate deliveries once', async ({ skip }) => {
     if (!emulator) skip();
     const state = createRunState({ tables: resources });

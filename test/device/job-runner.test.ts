@@ -240,6 +240,9 @@ describe('runJob', () => {
       expect(result.samples.find((s) => s.id === 'b')?.stats.std_ms).toBeCloseTo(0, 12);
       expect(result.quality.samplesRemeasured).toBe(1);
       expect(resultMessage.parse(result).quality.samplesRemeasured).toBe(1);
+      // The sample itself says so, so the platform can count it per iteration.
+      const flagged = resultMessage.parse(result).samples.filter((s) => s.remeasured);
+      expect(flagged.map((s) => s.id)).toEqual(['b']);
     });
 
     it('measures every sample once without the setting', async () => {
@@ -254,6 +257,7 @@ describe('runJob', () => {
 
       expect(latencyOfB(result)).toBeCloseTo(3 * exactB, 12);
       expect(result.quality.samplesRemeasured).toBe(0);
+      expect(result.samples.some((s) => s.remeasured)).toBe(false);
     });
   });
 

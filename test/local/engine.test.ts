@@ -186,10 +186,13 @@ describe('unstable devices', () => {
             runId: job.runId,
             batchId: job.batchId,
             thing: options.thing,
-            samples: job.samples.map((s) => {
+            samples: job.samples.map((s, i) => {
               const ms = syntheticLatencyMs(space, space.parse(s.arch));
               const st = { median_ms: ms, mean_ms: ms, std_ms: 0, min_ms: ms, max_ms: ms, runs: 1 };
-              return { id: s.id, stats: st };
+              // Every third sample as if its runs had spread and it was timed again.
+              return i % 3 === 0
+                ? { id: s.id, stats: st, remeasured: true as const }
+                : { id: s.id, stats: st };
             }),
             references: [],
             quality: { maxDrift: drift, unstable: drift > job.settings.maxReferenceDrift },
@@ -225,7 +228,16 @@ describe('unstable devices', () => {
     const summary = await runWorkflow({ store, brokerUrl: broker.url });
     expect(seen).toHaveLength(2);
     expect(seen[0]?.batchId).not.toBe(seen[1]?.batchId);
-    expect(summary.history[0]?.quality).toEqual({ maxDrift: 0.01, remeasured: 1 });
+    // Only the accepted job's samples count as measured again for spread, not the dropped one's.
+    const timedAgain = (seen[1]?.samples ?? []).filter((_, i) => i % 3 === 0).map((s) => s.id);
+    expect(timedAgain).toHaveLength(7);
+    expect(summary.history[0]?.quality).toEqual({
+      maxDrift: 0.01,
+      remeasured: 1,
+      samplesRemeasured: 7,
+    });
+    const flagged = RunStore.open(store.dir).state.samples.filter((s) => s.remeasured);
+    expect(flagged.map((s) => s.id).sort()).toEqual(timedAgain.sort());
   });
 
   it('fails with UnstableDeviceError twice in a row, then a resume with a larger --max-drift succeeds', async () => {

@@ -12,7 +12,7 @@ import {
   type RunParams,
   runParams,
 } from '../../core/schemas/run.ts';
-import { binLabel, latencyUnit, renderReport } from '../../local/report.ts';
+import { binLabel, latencyUnit, measuredAgain, renderReport } from '../../local/report.ts';
 import { RunStore } from '../../local/run-store.ts';
 
 const params = runParams.parse({
@@ -181,6 +181,37 @@ describe("the spread of each sample's timed runs", () => {
     });
     expect(page(replay, lines)).not.toContain('re-measure limit');
     expect(page(local, [{ latency_ms: 3, iteration: 0 }])).not.toContain('class="spread"');
+  });
+});
+
+describe('what an iteration measured a second time', () => {
+  const quality = (remeasured: number, samplesRemeasured?: number) => ({
+    maxDrift: 0.012,
+    remeasured,
+    ...(samplesRemeasured !== undefined && { samplesRemeasured }),
+  });
+
+  it('names drifted jobs and widely spread samples, in the iteration table', () => {
+    expect(measuredAgain(quality(1, 3))).toBe(
+      '1 job whose references drifted, 3 samples whose runs spread widely',
+    );
+    expect(measuredAgain(quality(2, 1))).toBe(
+      '2 jobs whose references drifted, 1 sample whose runs spread widely',
+    );
+    const html = renderReport({
+      state: stateOf(params),
+      iterations: [{ ...record(0, [5, 5], [0.8, 0.7]), quality: quality(0, 4) }],
+      points: [],
+      samples: 0,
+      measurements: [],
+    });
+    expect(html).toContain('<td>1.2 % (measured again: 4 samples whose runs spread widely)</td>');
+  });
+
+  it('says nothing when nothing was, and for records written before samples were counted', () => {
+    expect(measuredAgain(quality(0, 0))).toBe('');
+    expect(measuredAgain(quality(0))).toBe('');
+    expect(measuredAgain(quality(1))).toBe('1 job whose references drifted');
   });
 });
 
