@@ -7,7 +7,7 @@ import { type EncodingName, encodingNames } from '../../core/encodings/index.ts'
 import { ValidationError } from '../../core/errors.ts';
 import { checkMetricName, DEFAULT_METRIC, rowsForMetric } from '../../core/metric-rows.ts';
 import { headline } from '../../core/metrics.ts';
-import type { PredictorJson } from '../../core/predictor/artifact.ts';
+import { featuresName, type PredictorJson } from '../../core/predictor/artifact.ts';
 import { type FitPredictorOptions, fitPredictor } from '../../core/predictor/index.ts';
 import { type CorrectionFit, fitTransferPredictor } from '../../core/predictor/transfer.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
@@ -161,7 +161,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
         `corrected the prior ${flags.prior} (fitted on ${result.predictor.model.kind === 'transfer' ? result.predictor.model.prior_source.n_train : '?'} rows of another device) with ${t.n_train} rows of ${flags.data}: ${c.space === 'log' ? 'log-affine' : 'affine'}, slope ${c.slope.toFixed(3)}${c.features ? `, ${c.features.basis} features (penalty ${c.feature_penalty})` : ''}${c.cv_error === null ? '' : `, chosen by CV (error ${percent(c.cv_error)})`}`,
       ]
     : [
-        `trained ${flags.model}${flags.model === 'auto' ? ` (chose ${describeChoice(result.predictor)})` : ''}${flags.metric === DEFAULT_METRIC ? '' : ` (${flags.metric})`} on ${t.n_train} rows of ${flags.data}${target.skipped > 0 ? ` (${target.skipped} lines without ${flags.metric} left out)` : ''} (${result.featurizer.features.kind === 'lut' ? 'LUT table counts' : flags.encoding}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
+        `trained ${flags.model}${flags.model === 'auto' ? ` (chose ${describeChoice(result.predictor)})` : ''}${flags.metric === DEFAULT_METRIC ? '' : ` (${flags.metric})`} on ${t.n_train} rows of ${flags.data}${target.skipped > 0 ? ` (${target.skipped} lines without ${flags.metric} left out)` : ''} (features ${featuresName(result.featurizer.features)}, ${t.seconds.toFixed(1)} s${t.backend ? `, ${t.backend}` : ''}${t.epochs !== undefined ? `, ${t.epochs} epochs` : ''})`,
       ];
   if (test) {
     lines.push(

@@ -120,6 +120,8 @@ describe('esm fit / esm predict', () => {
     );
     expect(fit.code).toBe(0);
     expect(fit.stdout).toMatch(/test on 50 held-out rows: accuracy \d+\.\d+ %/);
+    // The line names the input the model saw (the default encoding here), not a guess.
+    expect(fit.stdout).toMatch(/^trained ridge on \d+ rows of .* \(features fcc, /m);
     // Without --bins, esm fit reports over the bins esm run judges convergence on.
     expect(fit.stdout.match(/^ {2}depth \d+/gm)).toHaveLength(
       runParams.shape.bins.parse(undefined),
