@@ -361,7 +361,7 @@ export interface SummariseOptions {
   readonly outOfFold?: readonly OutOfFoldSample[];
   readonly secondsMeasuring: number;
   readonly secondsTraining: number;
-  readonly quality: { maxDrift: number; remeasured: number; samplesRemeasured?: number };
+  readonly quality: IterationRecord['quality'];
   /** ISO time stamp of the record (the caller's clock). */
   readonly finishedAt: string;
 }
