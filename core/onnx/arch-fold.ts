@@ -600,68 +600,101 @@ type View =
 const NAN: View = { kind: 'nan' };
 const IDLE: View = { kind: 'idle' };
 
+/** The row columns `viewOf` reads for one part: fixed per part, so worked out once. */
+interface PartColumns {
+  readonly res: number;
+  readonly globals: readonly number[];
+  readonly units: readonly number[];
+  readonly depth: number;
+  /** Whether the part's key holds the unit's depth (then an inactive slot is idle). */
+  readonly hasDepth: boolean;
+  readonly depthValues: readonly number[];
+  /** The skip choice's index among the block choices, -1 where the space has none. */
+  readonly skip: number;
+  readonly blocks: readonly number[];
+}
+
+function partColumns(space: SearchSpace, part: Part): PartColumns {
+  const layout = archRowLayout(space);
+  const u = part.unit;
+  const isUnitPart = part.kind === 'slot' || part.kind === 'unit';
+  const depth = isUnitPart ? layout.depthColumn(u) : -1;
+  return {
+    res: layout.resolutionColumn,
+    globals: space.globalChoices.map((_, g) => layout.globalColumn(g)),
+    units: isUnitPart ? space.unitChoiceNames.map((_, c) => layout.unitColumn(c, u)) : [],
+    depth,
+    hasDepth: isUnitPart && part.digits.some((d) => d.column === depth),
+    depthValues: isUnitPart ? (layout.entries[depth]?.values ?? []) : [],
+    skip: space.blockChoiceNames.indexOf(SKIP_CHOICE),
+    blocks:
+      part.kind === 'slot'
+        ? space.blockChoiceNames.map((_, c) => layout.blockColumn(c, u, part.slot))
+        : [],
+  };
+}
+
+/** Whether column value index `i` is one the column does not allow (-1, or no value). */
+const bad = (i: number | undefined): boolean => !((i as number) >= 0);
+
 /**
  * What a part is for the column value indices `idx` (-1: a value the column does not allow),
- * with the arithmetic of the general graph's front part (arch-graph.ts).
+ * with the arithmetic of the general graph's front part (arch-graph.ts). It runs for every
+ * key of every part, so it makes no closure or array it can avoid: tsx names every closure.
  */
 function viewOf(
-  space: SearchSpace,
   compiled: ReturnType<typeof compileSpace>,
   part: Part,
+  cols: PartColumns,
   idx: readonly number[],
 ): View {
-  const layout = archRowLayout(space);
-  const bad = (column: number) => !((idx[column] as number) >= 0);
-  const res = layout.resolutionColumn;
-  if (bad(res)) return NAN;
-  const ri = idx[res] as number;
+  if (bad(idx[cols.res])) return NAN;
+  const ri = idx[cols.res] as number;
   if (part.kind === 'global') {
-    const cols = space.globalChoices.map((_, g) => layout.globalColumn(g));
-    if (cols.some(bad)) return NAN;
-    return { kind: 'global', v: { ri, choices: cols.map((c) => idx[c] as number) } };
+    const choices: number[] = [];
+    for (const c of cols.globals) {
+      if (bad(idx[c])) return NAN;
+      choices.push(idx[c] as number);
+    }
+    return { kind: 'global', v: { ri, choices } };
   }
   const u = part.unit;
   const cu = compiled.units[u] as (typeof compiled.units)[number];
-  const unitCols = space.unitChoiceNames.map((_, c) => layout.unitColumn(c, u));
-  if (unitCols.some(bad)) return NAN;
-  const choices = unitCols.map((c) => idx[c] as number);
+  const choices: number[] = [];
   let unitKey = 0;
-  choices.forEach((i, c) => {
-    unitKey += i * (cu.unitRadix[c] as number);
-  });
-  const depthCol = layout.depthColumn(u);
-  const hasDepth = part.digits.some((d) => d.column === depthCol);
-  if (hasDepth && bad(depthCol)) return NAN;
+  for (let c = 0; c < cols.units.length; c++) {
+    const i = idx[cols.units[c] as number];
+    if (bad(i)) return NAN;
+    choices.push(i as number);
+    unitKey += (i as number) * (cu.unitRadix[c] as number);
+  }
+  if (cols.hasDepth && bad(idx[cols.depth])) return NAN;
   if (part.kind === 'unit') return { kind: 'unit', v: { u, ri, unitKey, choices } };
   const s = part.slot;
-  if (hasDepth) {
-    const depth = layout.entries[depthCol]?.values[idx[depthCol] as number] as number;
-    if (s >= depth) return IDLE;
-  }
-  const skipChoice = space.blockChoiceNames.indexOf(SKIP_CHOICE);
-  const blockCols = space.blockChoiceNames.map((_, c) => layout.blockColumn(c, u, s));
+  if (cols.hasDepth && s >= (cols.depthValues[idx[cols.depth] as number] as number)) return IDLE;
+  const { skip, blocks } = cols;
   let kind = 0;
-  if (skipChoice >= 0) {
-    if (bad(blockCols[skipChoice] as number)) return NAN;
-    kind = idx[blockCols[skipChoice] as number] as number;
+  if (skip >= 0) {
+    if (bad(idx[blocks[skip] as number])) return NAN;
+    kind = idx[blocks[skip] as number] as number;
   }
   const block: number[] = [];
-  for (let c = 0; c < blockCols.length; c++) {
-    const col = blockCols[c] as number;
+  for (let c = 0; c < blocks.length; c++) {
+    const i = idx[blocks[c] as number];
     // Under a skip the other choices mean nothing, whatever the row holds.
-    if (c !== skipChoice && skipChoice >= 0 && kind >= 1) block.push(-1);
-    else if (bad(col)) return NAN;
-    else block.push(idx[col] as number);
+    if (c !== skip && skip >= 0 && kind >= 1) block.push(-1);
+    else if (bad(i)) return NAN;
+    else block.push(i as number);
   }
   let tuple = unitKey;
-  if (cu.skip !== undefined && skipChoice >= 0 && kind > 0) {
+  if (cu.skip !== undefined && skip >= 0 && kind > 0) {
     tuple = cu.skipBase - cu.unitCombinations + kind * cu.unitCombinations + unitKey;
   } else {
-    block.forEach((i, c) => {
-      tuple += Math.max(i, 0) * (cu.blockRadix[c] as number);
-    });
+    for (let c = 0; c < block.length; c++) {
+      tuple += Math.max(block[c] as number, 0) * (cu.blockRadix[c] as number);
+    }
   }
-  return { kind: 'slot', v: { u, s, ri, tuple, layer: skipChoice < 0 || kind < 1, block } };
+  return { kind: 'slot', v: { u, s, ri, tuple, layer: skip < 0 || kind < 1, block } };
 }
 
 /**
@@ -776,7 +809,8 @@ function buildTables(
   const outB = new Float64Array(rows).fill(1);
   const outG = new Float64Array(rows);
   sums.fill(Number.NaN, NAN_ROW * k, NAN_ROW * k + k);
-  const live: number[][] = Array.from({ length: rows }, () => []);
+  // Rows share one empty list until they get their own (no list is changed in place).
+  const live = new Array<number[]>(rows).fill([]);
   /** Each row's resolution index; -1 for a row that counts nothing (NaN or idle). */
   const rowRi = new Int32Array(rows).fill(-1);
   const x = new Float64Array(prefix.inputs);
@@ -868,6 +902,8 @@ function buildTables(
   natural.forEach((part) => {
     const firstSlot = part.slots === 2 ? { ...part, digits: [] } : part;
     const secondSlot = { ...part, slot: part.slot + 1, digits: [] };
+    const firstColumns = partColumns(space, firstSlot);
+    const secondColumns = part.kind === 'slot' ? partColumns(space, secondSlot) : firstColumns;
     for (let key = 0; key < part.size; key++) {
       let rest = key % part.space;
       const alone = key >= part.space;
@@ -875,9 +911,9 @@ function buildTables(
         idx[d.column] = d.meaning[rest % d.radix] as number;
         rest = Math.floor(rest / d.radix);
       }
-      const view = viewOf(space, compiled, firstSlot, idx);
+      const view = viewOf(compiled, firstSlot, firstColumns, idx);
       const next =
-        part.slots === 2 && !alone ? viewOf(space, compiled, secondSlot, idx) : undefined;
+        part.slots === 2 && !alone ? viewOf(compiled, secondSlot, secondColumns, idx) : undefined;
       const row = part.base + key;
       if (view.kind === 'nan' || next?.kind === 'nan') {
         sums.fill(Number.NaN, row * k, row * k + k);
@@ -899,17 +935,21 @@ function buildTables(
           // a + r (b + r c) = (a + s (b + s c)) + c' (t (b + 2 s c) + c' t^2 c), inline: this
           // runs for every row of every pair.
           for (let j = 0; j < k; j++) {
-            const [a, b, c] = [two.a[j], two.b[j], two.g[j]] as [number, number, number];
+            const a = two.a[j] as number;
+            const b = two.b[j] as number;
+            const c = two.g[j] as number;
             sums[row * k + j] = (sums[row * k + j] as number) + a + s * (b + s * c);
             sumsB[row * k + j] = (sumsB[row * k + j] as number) + t * (b + 2 * s * c);
             sumsG[row * k + j] = (sumsG[row * k + j] as number) + t * t * c;
           }
           const [oa, ob, og] = two.out ?? [0, 1, 0];
           out = [oa + s * (ob + s * og), t * (ob + 2 * s * og), t * t * og];
-          pieces = one.live.slice();
           const l = two.live;
+          if (l.length > 0) pieces = one.live.slice();
           for (let i = 0; i < l.length; i += 3) {
-            const [a, b, c] = [l[i], l[i + 1], l[i + 2]] as [number, number, number];
+            const a = l[i] as number;
+            const b = l[i + 1] as number;
+            const c = l[i + 2] as number;
             pieces.push(a + s * (b + s * c), t * (b + 2 * s * c), t * t * c);
           }
         }
@@ -921,7 +961,10 @@ function buildTables(
     }
   });
   const any = (a: Float64Array) => a.some((v) => v !== 0);
-  const liveUsesC = live.some((l) => l.some((v, i) => i % 3 !== 0 && v !== 0));
+  let liveUsesC = false;
+  for (const l of live) {
+    for (let i = 0; i < l.length && !liveUsesC; i++) liveUsesC = i % 3 !== 0 && l[i] !== 0;
+  }
   const carriedWidth = any(sumsB) || any(sumsG) || (peak !== undefined && liveUsesC);
 
   // The width range each part reads, per resolution (interval arithmetic along the chain),
@@ -1736,8 +1779,13 @@ function wholeZ(
   );
 }
 
-/** The last whole-space encodings per space (a save re-exports the same features often). */
-const encoded = new WeakMap<SearchSpace, { readonly key: string; readonly x: Float64Array }>();
+/**
+ * Each feature part's whole-space encodings, per space: saves re-export the same parts often
+ * (every iteration of `esm run`; auto's stack holds physics, the slowest to encode, beside
+ * other parts). At most WHOLE_CACHE_BYTES a space, the oldest part dropped first.
+ */
+const encodedParts = new WeakMap<SearchSpace, Map<string, Float64Array>>();
+const WHOLE_CACHE_BYTES = 64 * 2 ** 20;
 
 /** [cells, features] the encoder's vector of every cell (first slot fastest). */
 function wholeEncodings(
@@ -1748,11 +1796,37 @@ function wholeEncodings(
   radix: readonly number[],
   cells: number,
 ): Float64Array {
-  const key = JSON.stringify(features);
-  const cached = encoded.get(space);
-  if (cached?.key === key) return cached.x;
-  const featurizer = createFeaturizer(space, featureChoiceOf(features));
-  const x = new Float64Array(cells * features.length);
+  if (features.kind !== 'stack') return wholePart(space, features, slots, combos, radix, cells);
+  const F = features.length;
+  const x = new Float64Array(cells * F);
+  let offset = 0;
+  for (const part of features.parts) {
+    const px = wholePart(space, part, slots, combos, radix, cells);
+    const L = part.length;
+    for (let cell = 0; cell < cells; cell++) {
+      x.set(px.subarray(cell * L, cell * L + L), cell * F + offset);
+    }
+    offset += L;
+  }
+  return x;
+}
+
+/** [cells, part length] one feature part's vector of every cell, cached (read only). */
+function wholePart(
+  space: SearchSpace,
+  part: Exclude<FeaturesJson, { kind: 'stack' }>,
+  slots: readonly { u: number }[],
+  combos: readonly (readonly number[][])[],
+  radix: readonly number[],
+  cells: number,
+): Float64Array {
+  const key = JSON.stringify(part);
+  const cache = encodedParts.get(space) ?? new Map<string, Float64Array>();
+  encodedParts.set(space, cache);
+  const cached = cache.get(key);
+  if (cached) return cached;
+  const featurizer = createFeaturizer(space, featureChoiceOf(part));
+  const x = new Float64Array(cells * part.length);
   for (let cell = 0; cell < cells; cell++) {
     const units = space.units.map(() => ({ choices: {}, blocks: [] as Record<string, number>[] }));
     slots.forEach(({ u }, i) => {
@@ -1764,9 +1838,16 @@ function wholeEncodings(
       );
     });
     const subnet: Subnet = { resolution: space.resolutions[0] as number, globals: {}, units };
-    featurizer.encodeInto(subnet, x, cell * features.length);
+    featurizer.encodeInto(subnet, x, cell * part.length);
   }
-  encoded.set(space, { key, x });
+  let bytes = x.byteLength;
+  for (const held of cache.values()) bytes += held.byteLength;
+  for (const [old, held] of cache) {
+    if (bytes <= WHOLE_CACHE_BYTES) break;
+    cache.delete(old);
+    bytes -= held.byteLength;
+  }
+  if (bytes <= WHOLE_CACHE_BYTES) cache.set(key, x);
   return x;
 }
 
