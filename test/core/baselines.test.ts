@@ -3,7 +3,7 @@ import { encodeAll } from '../../core/encodings/index.ts';
 import { unitAreaScales } from '../../core/encodings/layout.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { createLut, lutFromJSON, lutLayout, resolutionBuckets } from '../../core/predictor/lut.ts';
-import { createRidge, ridgeFromJSON } from '../../core/predictor/ridge.ts';
+import { createRidge, dualRidge, ridgeFromJSON, solveSpd } from '../../core/predictor/ridge.ts';
 import {
   fitStandardiser,
   parseStandardiser,
@@ -138,6 +138,48 @@ describe('ridge', () => {
     (await model.predict(test)).forEach((p, i) => {
       expect(p).toBeCloseTo(expected[i] as number, 6);
     });
+  });
+
+  it('solves fewer rows than columns in the dual form with the primal coefficients', () => {
+    const rng = createRng(9);
+    const z = randomMatrix(40, 70, rng);
+    const y = Float64Array.from({ length: z.rows }, () => rng.normal() * 5 + 20);
+    const rows = Int32Array.from({ length: 31 }, (_, i) => i + (i >= 12 ? 9 : 0));
+    // Small scales let a column grow freely (auto's physics columns in ridge-both).
+    const scaled = Array.from({ length: z.cols }, (_, j) => (j < 10 ? 1e-3 : 1));
+    for (const scales of [undefined, scaled]) {
+      for (const lambda of [1e-6, 1e-4, 0.1, 10]) {
+        // The primal system, written out: [Z 1]^T [Z 1] + diag(penalty, 0) over the rows.
+        const p = z.cols + 1;
+        const a = new Float64Array(p * p);
+        const b = new Float64Array(p);
+        for (const r of rows) {
+          const v = [...z.data.subarray(r * z.cols, (r + 1) * z.cols), 1];
+          for (let i = 0; i < p; i++) {
+            b[i] = (b[i] as number) + (v[i] as number) * (y[r] as number);
+            for (let j = 0; j < p; j++) {
+              a[i * p + j] = (a[i * p + j] as number) + (v[i] as number) * (v[j] as number);
+            }
+          }
+        }
+        for (let j = 0; j < z.cols; j++) {
+          a[j * p + j] = (a[j * p + j] as number) + lambda * rows.length * (scales?.[j] ?? 1);
+        }
+        const primal = solveSpd(a, b, p);
+        // Act
+        const dual = dualRidge(z, rows, scales)(lambda)(y);
+        // Assess
+        const size = Math.max(...primal.map(Math.abs));
+        const worst = Math.max(...dual.map((c, j) => Math.abs(c - (primal[j] as number))));
+        const label = `lambda ${lambda} scales ${scales ? 'some' : 'none'}`;
+        // (rounding: at lambda 1e-6 the system's condition is near 1e9 either way)
+        expect(worst / size, label).toBeLessThan(lambda < 1e-4 ? 1e-7 : 1e-9);
+      }
+    }
+    // A column all but unpenalised (the floor of the primal form) is left to the primal form.
+    const free = scaled.map((s, j) => (j === 0 ? 0 : s));
+    expect(() => dualRidge(z, rows, free)(0.1)).toThrow(/primal form/);
+    expect(() => dualRidge(z, rows)(0)).toThrow(/primal form/);
   });
 
   it('skips the residual cross-validation only when told and nothing is left to choose', async () => {
