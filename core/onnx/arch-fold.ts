@@ -1821,8 +1821,11 @@ function wholePart(
   cells: number,
 ): Float64Array {
   const key = JSON.stringify(part);
-  const cache = encodedParts.get(space) ?? new Map<string, Float64Array>();
-  encodedParts.set(space, cache);
+  let cache = encodedParts.get(space);
+  if (!cache) {
+    cache = new Map<string, Float64Array>();
+    encodedParts.set(space, cache);
+  }
   const cached = cache.get(key);
   if (cached) return cached;
   const featurizer = createFeaturizer(space, featureChoiceOf(part));
@@ -1840,6 +1843,8 @@ function wholePart(
     const subnet: Subnet = { resolution: space.resolutions[0] as number, globals: {}, units };
     featurizer.encodeInto(subnet, x, cell * part.length);
   }
+  // A part larger than the whole bound is not kept, and evicts nothing.
+  if (x.byteLength > WHOLE_CACHE_BYTES) return x;
   let bytes = x.byteLength;
   for (const held of cache.values()) bytes += held.byteLength;
   for (const [old, held] of cache) {
@@ -1847,7 +1852,7 @@ function wholePart(
     cache.delete(old);
     bytes -= held.byteLength;
   }
-  if (bytes <= WHOLE_CACHE_BYTES) cache.set(key, x);
+  cache.set(key, x);
   return x;
 }
 
