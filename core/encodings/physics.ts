@@ -11,6 +11,7 @@
  * counts in millions, bytes in MB (float32), counts of layers as is.
  */
 import { graphCost, macKinds } from '../spaces/cost.ts';
+import { cardinality } from '../spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../spaces/types.ts';
 import {
   blockChoiceIndex,
@@ -42,35 +43,74 @@ export const physicsLabels: readonly string[] = [
 
 /**
  * Every choice value must be one of the space's: a layer graph would happily build a kernel
- * 9 convolution, and the encoding must fail on it like the other encodings do.
+ * 9 convolution, and the encoding must fail on it like the other encodings do. With `key`,
+ * the choice indices are pushed onto it: two subnets with the same key build the same graph.
  */
-function checkValues(compiled: CompiledSpace, subnet: Subnet): void {
-  resolutionIndex(compiled, subnet);
-  for (const c of compiled.globalChoices) globalChoiceIndex(c, subnet);
+function checkValues(compiled: CompiledSpace, subnet: Subnet, key?: (number | string)[]): void {
+  // Each index is computed (and so checked) whether or not a key is wanted.
+  const note = (entry: number | string) => key?.push(entry);
+  note(resolutionIndex(compiled, subnet));
+  for (const c of compiled.globalChoices) note(globalChoiceIndex(c, subnet));
   compiled.units.forEach((unit, u) => {
     const sub = subnet.units[u] as Subnet['units'][number];
-    for (const c of unit.unitChoices) unitChoiceIndex(c, sub.choices, u);
+    note('u');
+    for (const c of unit.unitChoices) note(unitChoiceIndex(c, sub.choices, u));
     sub.blocks.forEach((block, slot) => {
-      for (const c of unit.blockChoices) blockChoiceIndex(c as CompiledChoice, block, u, slot);
+      note('b');
+      for (const c of unit.blockChoices)
+        note(blockChoiceIndex(c as CompiledChoice, block, u, slot));
     });
   });
 }
 
+/**
+ * Spaces this small keep every subnet's physics once it is computed: a layer graph per subnet
+ * is most of the encoding's cost, and whole-space work encodes every subnet again (a save of
+ * NAS-Bench-201's 15,625 cells, after `esm fit` encoded the same cells as its dataset). The
+ * bound keeps the memory small (50,000 vectors of 17 numbers: 7 MB, and their keys).
+ */
+const MEMO_SUBNETS = 50_000n;
+const memos = new WeakMap<SearchSpace, Map<string, Float64Array>>();
+
+function memoOf(space: SearchSpace): Map<string, Float64Array> | undefined {
+  if (cardinality(space) > MEMO_SUBNETS) return undefined;
+  let memo = memos.get(space);
+  if (!memo) {
+    memo = new Map();
+    memos.set(space, memo);
+  }
+  return memo;
+}
+
 export function physicsEncoder(space: SearchSpace): FastEncoder {
   const compiled = compileSpace(space);
+  const memo = memoOf(space);
+  const length = physicsLabels.length;
   return makeEncoder('physics', compiled, physicsLabels, (subnet, out, offset) => {
-    checkValues(compiled, subnet);
+    const choices: (number | string)[] | undefined = memo ? [] : undefined;
+    checkValues(compiled, subnet, choices);
+    const key = choices?.join(',') ?? '';
+    const known = memo?.get(key);
+    if (known) {
+      out.set(known, offset);
+      return;
+    }
+    // Computed in double precision and then copied, so a memo filled through a float32
+    // target holds what a float64 one would: the first encoding and the later ones agree.
+    const vector = new Float64Array(length);
     const cost = graphCost(space.layerGraph(subnet));
-    let at = offset;
-    for (const k of macKinds) out[at++] = cost.macsByKind[k] * MEGA;
-    out[at++] = cost.macs * MEGA;
-    out[at++] = cost.params * MEGA;
-    out[at++] = cost.elementwiseOps * MEGA;
-    out[at++] = cost.activationBytes * MEGA;
-    out[at++] = cost.peakActivationBytes * MEGA;
-    out[at++] = cost.weightBytes * MEGA;
-    out[at++] = cost.inputBytes * MEGA;
-    out[at++] = cost.layers;
-    out[at] = cost.nodeCount;
+    let at = 0;
+    for (const k of macKinds) vector[at++] = cost.macsByKind[k] * MEGA;
+    vector[at++] = cost.macs * MEGA;
+    vector[at++] = cost.params * MEGA;
+    vector[at++] = cost.elementwiseOps * MEGA;
+    vector[at++] = cost.activationBytes * MEGA;
+    vector[at++] = cost.peakActivationBytes * MEGA;
+    vector[at++] = cost.weightBytes * MEGA;
+    vector[at++] = cost.inputBytes * MEGA;
+    vector[at++] = cost.layers;
+    vector[at] = cost.nodeCount;
+    out.set(vector, offset);
+    memo?.set(key, vector);
   });
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createEncoder, encodeAll } from '../../core/encodings/index.ts';
-import { physicsLabels } from '../../core/encodings/physics.ts';
+import { physicsEncoder, physicsLabels } from '../../core/encodings/physics.ts';
 import { createRidge } from '../../core/predictor/ridge.ts';
 import { createRng } from '../../core/rng.ts';
 import { graphCost } from '../../core/spaces/cost.ts';
@@ -49,6 +49,42 @@ describe('physics encoding', () => {
       }
     },
   );
+
+  it('nasbench201: a cell encoded again gives its first encoding, into float32 or float64, and bad values still fail', () => {
+    // Prepare: a small space keeps each cell's physics (core/encodings/physics.ts). A copy of
+    // the space is another space to the memo, so its encodings are computed afresh.
+    const space = getSpace('nasbench201');
+    const fresh = { ...space };
+    const rng = createRng(5);
+    const cells = Array.from({ length: 30 }, () => randomSubnet(space, rng));
+    const encoder = physicsEncoder(space);
+    // Act: the first pass through a float32 target, the second from the memo into float64.
+    const first = new Float32Array(cells.length * physicsLabels.length);
+    cells.forEach((cell, i) => {
+      encoder.encodeInto(cell, first, i * physicsLabels.length);
+    });
+    const again = cells.map((cell) => createEncoder(space, 'physics').encode(cell));
+    const computed = cells.map((cell) => createEncoder(fresh, 'physics').encode(cell));
+    // Assess
+    expect(again).toEqual(computed);
+    expect(Array.from(first)).toEqual(
+      Array.from(new Float32Array(computed.flatMap((v) => [...v]))),
+    );
+    // Each cell reads its own entries, not another cell's.
+    const macs = cells.map((cell) => graphCost(space.layerGraph(cell)).macs / 1e6);
+    again.forEach((v, i) => {
+      expect(v[physicsLabels.indexOf('macs')]).toBeCloseTo(macs[i] as number, 9);
+    });
+    expect(new Set(macs).size).toBeGreaterThan(10);
+    const known = cells[0] as (typeof cells)[number];
+    const bad = {
+      ...known,
+      units: known.units.map((u, i) =>
+        i === 0 ? { ...u, blocks: [{ ...u.blocks[0], op: 99 }, ...u.blocks.slice(1)] } : u,
+      ),
+    };
+    expect(() => encoder.encode(bad)).toThrow(/units\[0\]\.blocks\[0\]\.op/);
+  });
 
   it('moves MACs between depthwise kernels when a kernel changes', () => {
     const space = getSpace('mobilenetv3');
