@@ -31,6 +31,58 @@ describe.skipIf(!sharedDataAvailable(file))('esm fit --drop-below', () => {
     expect(result.test.accuracy).toBeGreaterThan(0.5);
   }, 120_000);
 
+  it('without the flag, names the rows under a tenth of the median and the floor that leaves exactly them out', async () => {
+    // Prepare
+    const values = readFileSync(data, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).latency_ms as number);
+    const sorted = [...values].sort((a, b) => a - b);
+    const half = sorted.length / 2;
+    const median = Number.isInteger(half)
+      ? ((sorted[half - 1] as number) + (sorted[half] as number)) / 2
+      : (sorted[Math.floor(half)] as number);
+    // The floor the note names: a tenth of the median, to three significant digits.
+    const floor = Number((0.1 * median).toPrecision(3));
+    const tiny = values.filter((v) => v < floor).length;
+    expect(tiny).toBeGreaterThan(0);
+    const args = ['fit', '--space', 'nasbench201', '--data', data, '--model', 'ridge'];
+    // Act
+    const warned = await esm(...args, '--train', '20', '--json');
+    const followed = await esm(...args, '--train', '20', '--drop-below', String(floor), '--json');
+    // Assess
+    expect(warned.code, warned.stderr).toBe(0);
+    expect(warned.stderr).toContain(
+      `note: ${tiny} of ${values.length} rows have latency_ms under ${floor}, a tenth of its median`,
+    );
+    expect(warned.stderr).toContain(`--drop-below ${floor}`);
+    expect(followed.code, followed.stderr).toBe(0);
+    expect(followed.stderr).toContain(`dropped ${tiny} of ${values.length} rows`);
+    expect(followed.stderr).not.toContain('note:');
+  }, 120_000);
+
+  it.skipIf(!sharedDataAvailable('nb201/fpga.jsonl'))(
+    'says nothing of the kind where no row is that small (the FPGA estimates)',
+    async () => {
+      const fpga = sharedDataPath('nb201/fpga.jsonl');
+      const fit = await esm(
+        'fit',
+        '--space',
+        'nasbench201',
+        '--data',
+        fpga,
+        '--model',
+        'ridge',
+        '--train',
+        '20',
+      );
+      expect(fit.code, fit.stderr).toBe(0);
+      expect(fit.stdout).toMatch(/accuracy/);
+      expect(fit.stderr).not.toContain('note:');
+    },
+    120_000,
+  );
+
   it('refuses a negative floor and one that leaves no rows, naming the flag', async () => {
     const args = ['fit', '--space', 'nasbench201', '--data', data];
     const negative = await esm(...args, '--drop-below', '-1');
