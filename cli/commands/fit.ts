@@ -11,11 +11,10 @@ import { featuresName, type PredictorJson } from '../../core/predictor/artifact.
 import { type FitPredictorOptions, fitPredictor } from '../../core/predictor/index.ts';
 import { type CorrectionFit, fitTransferPredictor } from '../../core/predictor/transfer.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
-import { median } from '../../core/stats.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
 import { createProgress } from '../../local/progress.ts';
 import { binLabel } from '../../local/report.ts';
-import { parse, resolveSpace, runDefaults, writeJson } from '../common.ts';
+import { parse, resolveSpace, runDefaults, tinyValues, writeJson } from '../common.ts';
 
 interface FitFlags {
   space: string;
@@ -182,17 +181,12 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-/**
- * Accuracy is a mean relative error, so a few values far below the others swamp it (the
- * NAS-Bench-201 cells without an input-output path measure under half a millisecond,
- * ../shared/data/README.md). Names them and the flag that leaves exactly them out.
- */
+/** Names the rows that swamp the accuracy, and the flag that leaves exactly them out. */
 function warnTinyValues(values: readonly number[], metric: string): void {
-  const floor = Number((0.1 * median(Float64Array.from(values).sort())).toPrecision(3));
-  const tiny = values.filter((v) => v < floor).length;
-  if (tiny === 0) return;
+  const { count, floor } = tinyValues(values);
+  if (count === 0) return;
   process.stderr.write(
-    `note: ${tiny} of ${values.length} rows have ${metric} under ${floor}, a tenth of its median; relative errors on them can swamp the accuracy. Leave them out with --drop-below ${floor}, or read the per-bin accuracies\n`,
+    `note: ${count} of ${values.length} rows have ${metric} under ${floor}, a tenth of its median; relative errors on them can swamp the accuracy. Leave them out with --drop-below ${floor}, or read the per-bin accuracies\n`,
   );
 }
 

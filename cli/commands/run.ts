@@ -6,9 +6,11 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { parseDataset } from '../../core/dataset.ts';
 import { encodingNames } from '../../core/encodings/types.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { judgedAccuracy } from '../../core/loop.ts';
+import { rowsForMetric } from '../../core/metric-rows.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
@@ -26,7 +28,7 @@ import { loadPredictor } from '../../local/predictor-store.ts';
 import { createProgress, type ProgressBar } from '../../local/progress.ts';
 import { measuredAgain } from '../../local/report.ts';
 import { RunStore } from '../../local/run-store.ts';
-import { parse, resolveSpace, writeJson } from '../common.ts';
+import { parse, resolveSpace, tinyValues, writeJson } from '../common.ts';
 
 interface RunOptions {
   space?: string;
@@ -118,11 +120,31 @@ async function spaceOf(params: RunParams): Promise<SearchSpace> {
   return spaceFromSpec(params.spaceSpec);
 }
 
+/**
+ * A replayed dataset with values far below the others (NAS-Bench-201's cells without an
+ * input-output path) keeps the bins that hold them under --acc-th: said before the run. A
+ * dataset that cannot be read is left to the replay device, which names the problem.
+ */
+async function noteTinyValues(file: string, space: SearchSpace, metric: string): Promise<void> {
+  let values: number[];
+  try {
+    const { rows } = parseDataset(await readFile(file, 'utf8'), { space, file });
+    values = rowsForMetric(rows, metric, file).rows.map((r) => r.latencyMs);
+  } catch {
+    return;
+  }
+  const { count, floor } = tinyValues(values);
+  if (count === 0) return;
+  process.stderr.write(
+    `note: ${count} of ${values.length} rows of ${file} have ${metric} under ${floor}, a tenth of its median; relative errors on them can keep the bins that hold them under --acc-th. Replay a copy without them to judge the rest\n`,
+  );
+}
+
 async function newRunParams(options: RunOptions): Promise<{ params: RunParams; out: string }> {
   if (!options.space) {
     throw new ValidationError('space', 'give --space NAME (see `esm spaces`) or --resume DIR');
   }
-  await resolveSpace(options.space);
+  const space = await resolveSpace(options.space);
   const spaceSpec = options.space.endsWith('.json')
     ? (JSON.parse(await readFile(options.space, 'utf8')) as Record<string, unknown>)
     : undefined;
@@ -179,6 +201,7 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
       throw new ValidationError('--metric', `energy_mj cannot be measured here: ${lookup.reason}`);
     }
   }
+  if (params.pool) await noteTinyValues(params.pool, space, params.metric);
   const name = options.space.replace(/^.*\//, '').replace(/\.json$/, '');
   const out =
     options.out ??

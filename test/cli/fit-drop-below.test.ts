@@ -1,9 +1,13 @@
 /**
  * `esm fit --drop-below VALUE`: rows whose metric is below VALUE leave before the split (the
  * NAS-Bench-201 cells without an input-output path, ../shared/data/README.md), with the
- * count on stderr; a floor that leaves nothing is refused naming the flag.
+ * count on stderr; a floor that leaves nothing is refused naming the flag. Without it, `esm
+ * fit` and a replaying `esm run` note how many rows lie under a tenth of the median.
  */
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { esm } from '../support/cli.ts';
 import { sharedDataAvailable, sharedDataPath } from '../support/shared-data.ts';
@@ -93,3 +97,43 @@ describe.skipIf(!sharedDataAvailable(file))('esm fit --drop-below', () => {
     expect(all.stderr).toMatch(/--drop-below: leaves 0 rows of .*pixel3\.jsonl; lower it/);
   }, 120_000);
 });
+
+describe.skipIf(!sharedDataAvailable(file))(
+  'esm run --device dataset:FILE with tiny values',
+  () => {
+    it('notes them before the run, and not for a dataset without them', async () => {
+      // Prepare
+      const values = readFileSync(data, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).latency_ms as number);
+      const dir = await mkdtemp(join(tmpdir(), 'esm-run-tiny-'));
+      const tiny = ['--n-init', '20', '--max-iter', '1', '--model', 'ridge', '--json'];
+      const replay = (f: string, out: string) =>
+        esm('run', '--space', 'nasbench201', '--device', `dataset:${f}`, ...tiny, '--out', out);
+      try {
+        // Act
+        const noted = await replay(data, join(dir, 'pixel3'));
+        const quiet = sharedDataAvailable('nb201/fpga.jsonl')
+          ? await replay(sharedDataPath('nb201/fpga.jsonl'), join(dir, 'fpga'))
+          : undefined;
+        // Assess: the count the note gives is the file's, under the floor it names.
+        const match =
+          /note: (\d+) of (\d+) rows of .*pixel3\.jsonl have latency_ms under ([\d.]+), a tenth of its median/.exec(
+            noted.stderr,
+          );
+        expect(match, noted.stderr).not.toBeNull();
+        const floor = Number(match?.[3]);
+        expect(Number(match?.[1])).toBe(values.filter((v) => v < floor).length);
+        expect(Number(match?.[2])).toBe(values.length);
+        expect(JSON.parse(noted.stdout).samples).toBe(20);
+        if (quiet) {
+          expect(quiet.code, quiet.stderr).toBe(0);
+          expect(quiet.stderr).not.toContain('note:');
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }, 120_000);
+  },
+);
