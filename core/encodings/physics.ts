@@ -11,7 +11,7 @@
  * counts in millions, bytes in MB (float32), counts of layers as is.
  */
 import { graphCost, macKinds } from '../spaces/cost.ts';
-import { cardinality } from '../spaces/subnet.ts';
+import { cardinality, subnetKey } from '../spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../spaces/types.ts';
 import {
   blockChoiceIndex,
@@ -43,22 +43,16 @@ export const physicsLabels: readonly string[] = [
 
 /**
  * Every choice value must be one of the space's: a layer graph would happily build a kernel
- * 9 convolution, and the encoding must fail on it like the other encodings do. With `key`,
- * the choice indices are pushed onto it: two subnets with the same key build the same graph.
+ * 9 convolution, and the encoding must fail on it like the other encodings do.
  */
-function checkValues(compiled: CompiledSpace, subnet: Subnet, key?: (number | string)[]): void {
-  // Each index is computed (and so checked) whether or not a key is wanted.
-  const note = (entry: number | string) => key?.push(entry);
-  note(resolutionIndex(compiled, subnet));
-  for (const c of compiled.globalChoices) note(globalChoiceIndex(c, subnet));
+function checkValues(compiled: CompiledSpace, subnet: Subnet): void {
+  resolutionIndex(compiled, subnet);
+  for (const c of compiled.globalChoices) globalChoiceIndex(c, subnet);
   compiled.units.forEach((unit, u) => {
     const sub = subnet.units[u] as Subnet['units'][number];
-    note('u');
-    for (const c of unit.unitChoices) note(unitChoiceIndex(c, sub.choices, u));
+    for (const c of unit.unitChoices) unitChoiceIndex(c, sub.choices, u);
     sub.blocks.forEach((block, slot) => {
-      note('b');
-      for (const c of unit.blockChoices)
-        note(blockChoiceIndex(c as CompiledChoice, block, u, slot));
+      for (const c of unit.blockChoices) blockChoiceIndex(c as CompiledChoice, block, u, slot);
     });
   });
 }
@@ -66,8 +60,9 @@ function checkValues(compiled: CompiledSpace, subnet: Subnet, key?: (number | st
 /**
  * Spaces this small keep every subnet's physics once it is computed: a layer graph per subnet
  * is most of the encoding's cost, and whole-space work encodes every subnet again (a save of
- * NAS-Bench-201's 15,625 cells, after `esm fit` encoded the same cells as its dataset). The
- * bound keeps the memory small (50,000 vectors of 17 numbers: 7 MB, and their keys).
+ * NAS-Bench-201's 15,625 cells, after `esm fit` encoded the same cells as its dataset), keyed
+ * by `subnetKey`. The bound keeps the memory small (50,000 vectors of 17 numbers: 7 MB, and
+ * their keys).
  */
 const MEMO_SUBNETS = 50_000n;
 const memos = new WeakMap<SearchSpace, Map<string, Float64Array>>();
@@ -87,9 +82,8 @@ export function physicsEncoder(space: SearchSpace): FastEncoder {
   const memo = memoOf(space);
   const length = physicsLabels.length;
   return makeEncoder('physics', compiled, physicsLabels, (subnet, out, offset) => {
-    const choices: (number | string)[] | undefined = memo ? [] : undefined;
-    checkValues(compiled, subnet, choices);
-    const key = choices?.join(',') ?? '';
+    checkValues(compiled, subnet);
+    const key = memo ? subnetKey(subnet) : '';
     const known = memo?.get(key);
     if (known) {
       out.set(known, offset);

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { median } from '../../core/stats.ts';
 import { esm } from '../support/cli.ts';
 import { sharedDataAvailable, sharedDataPath } from '../support/shared-data.ts';
 
@@ -41,13 +42,8 @@ describe.skipIf(!sharedDataAvailable(file))('esm fit --drop-below', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l).latency_ms as number);
-    const sorted = [...values].sort((a, b) => a - b);
-    const half = sorted.length / 2;
-    const median = Number.isInteger(half)
-      ? ((sorted[half - 1] as number) + (sorted[half] as number)) / 2
-      : (sorted[Math.floor(half)] as number);
     // The floor the note names: a tenth of the median, to three significant digits.
-    const floor = Number((0.1 * median).toPrecision(3));
+    const floor = Number((0.1 * median([...values].sort((a, b) => a - b))).toPrecision(3));
     const tiny = values.filter((v) => v < floor).length;
     expect(tiny).toBeGreaterThan(0);
     const args = ['fit', '--space', 'nasbench201', '--data', data, '--model', 'ridge'];
