@@ -70,3 +70,25 @@ export function rowsForMetric(
   }
   return { rows: out, skipped, reasons: [...reasons] };
 }
+
+/**
+ * The rows whose value of `metric` is at least `floor` (a replay pool's `dropBelow`); rows
+ * without a value stay, since nothing says they are small. Refuses a floor that leaves fewer
+ * than two rows, naming `field`.
+ */
+export function rowsAtLeast(
+  rows: readonly DatasetRow[],
+  metric: string,
+  floor: number,
+  file: string,
+  field = 'dropBelow',
+): DatasetRow[] {
+  const kept = rows.filter((row) => {
+    const value = metric === DEFAULT_METRIC ? row.latencyMs : row.extra[metric];
+    return typeof value !== 'number' || value >= floor;
+  });
+  if (kept.length < 2) {
+    throw new ValidationError(field, `leaves ${kept.length} rows of ${file}; lower it`);
+  }
+  return kept;
+}

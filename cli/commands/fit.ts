@@ -5,7 +5,12 @@ import type { Command } from 'commander';
 import { parseDataset } from '../../core/dataset.ts';
 import { type EncodingName, encodingNames } from '../../core/encodings/index.ts';
 import { ValidationError } from '../../core/errors.ts';
-import { checkMetricName, DEFAULT_METRIC, rowsForMetric } from '../../core/metric-rows.ts';
+import {
+  checkMetricName,
+  DEFAULT_METRIC,
+  rowsAtLeast,
+  rowsForMetric,
+} from '../../core/metric-rows.ts';
 import { headline } from '../../core/metrics.ts';
 import { featuresName, type PredictorJson } from '../../core/predictor/artifact.ts';
 import { type FitPredictorOptions, fitPredictor } from '../../core/predictor/index.ts';
@@ -96,17 +101,10 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
   let rows = target.rows;
   if (flags.dropBelow !== undefined) {
     const floor = flags.dropBelow;
-    // A metric's rows carry its value as latencyMs (core/metric-rows.ts).
-    const kept = rows.filter((r) => r.latencyMs >= floor);
+    const kept = rowsAtLeast(rows, flags.metric, floor, flags.data, '--drop-below');
     process.stderr.write(
       `--drop-below ${floor}: dropped ${rows.length - kept.length} of ${rows.length} rows with ${flags.metric} below it\n`,
     );
-    if (kept.length < 2) {
-      throw new ValidationError(
-        '--drop-below',
-        `leaves ${kept.length} rows of ${flags.data}; lower it`,
-      );
-    }
     rows = kept;
   } else {
     warnTinyValues(

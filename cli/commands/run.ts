@@ -6,11 +6,11 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parseDataset } from '../../core/dataset.ts';
+import { type DatasetRow, parseDataset } from '../../core/dataset.ts';
 import { encodingNames } from '../../core/encodings/types.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { judgedAccuracy } from '../../core/loop.ts';
-import { rowsForMetric } from '../../core/metric-rows.ts';
+import { rowsAtLeast, rowsForMetric } from '../../core/metric-rows.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
@@ -57,6 +57,7 @@ interface RunOptions {
   clock?: 'wall' | 'cpu';
   interleave?: boolean;
   metric?: RunParams['metric'];
+  dropBelow?: number;
   chunkSize?: number;
   out?: string;
   resume?: string;
@@ -121,22 +122,38 @@ async function spaceOf(params: RunParams): Promise<SearchSpace> {
 }
 
 /**
- * A replayed dataset with values far below the others (NAS-Bench-201's cells without an
- * input-output path) keeps the bins that hold them under --acc-th: said before the run. A
- * dataset that cannot be read is left to the replay device, which names the problem.
+ * What a replay's pool floor leaves out, said before the run; without `--drop-below`, a note
+ * when values lie far below the others (NAS-Bench-201's cells without an input-output path),
+ * since relative errors on them can keep the bins that hold them under --acc-th. A dataset
+ * that cannot be read is left to the replay device, which names the problem.
  */
-async function noteTinyValues(file: string, space: SearchSpace, metric: string): Promise<void> {
-  let values: number[];
+async function describePoolFloor(
+  file: string,
+  space: SearchSpace,
+  metric: string,
+  dropBelow: number | undefined,
+): Promise<void> {
+  let rows: DatasetRow[];
   try {
-    const { rows } = parseDataset(await readFile(file, 'utf8'), { space, file });
-    values = rowsForMetric(rows, metric, file).rows.map((r) => r.latencyMs);
+    rows = rowsForMetric(
+      parseDataset(await readFile(file, 'utf8'), { space, file }).rows,
+      metric,
+      file,
+    ).rows;
   } catch {
     return;
   }
-  const { count, floor } = tinyValues(values);
+  if (dropBelow !== undefined) {
+    const kept = rowsAtLeast(rows, metric, dropBelow, file, '--drop-below');
+    process.stderr.write(
+      `--drop-below ${dropBelow}: left ${rows.length - kept.length} of ${rows.length} rows of ${file} with ${metric} below it out of the pool\n`,
+    );
+    return;
+  }
+  const { count, floor } = tinyValues(rows.map((r) => r.latencyMs));
   if (count === 0) return;
   process.stderr.write(
-    `note: ${count} of ${values.length} rows of ${file} have ${metric} under ${floor}, a tenth of its median; relative errors on them can keep the bins that hold them under --acc-th. Replay a copy without them to judge the rest\n`,
+    `note: ${count} of ${rows.length} rows of ${file} have ${metric} under ${floor}, a tenth of its median; relative errors on them can keep the bins that hold them under --acc-th. Leave them out of the pool with --drop-below ${floor}\n`,
   );
 }
 
@@ -156,6 +173,7 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
     broker: options.broker,
     // A replay run samples from the dataset it replays (absolute: resumes may run elsewhere).
     pool: device.startsWith('dataset:') ? resolve(device.slice('dataset:'.length)) : undefined,
+    dropBelow: options.dropBelow,
     sampling: options.sampling,
     encoding: options.encoding,
     model: options.model,
@@ -201,7 +219,14 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
       throw new ValidationError('--metric', `energy_mj cannot be measured here: ${lookup.reason}`);
     }
   }
-  if (params.pool) await noteTinyValues(params.pool, space, params.metric);
+  if (params.pool) {
+    await describePoolFloor(params.pool, space, params.metric, params.dropBelow);
+  } else if (params.dropBelow !== undefined) {
+    throw new ValidationError(
+      '--drop-below',
+      'leaves rows out of a replayed dataset; give it with --device dataset:FILE or drop it',
+    );
+  }
   const name = options.space.replace(/^.*\//, '').replace(/\.json$/, '');
   const out =
     options.out ??
@@ -340,6 +365,11 @@ export function register(program: Command): void {
       '--metric <name>',
       'what the predictor learns: latency_ms (default), peak_memory_mb or energy_mj, measured by the device',
       parse.oneOf(['latency_ms', 'peak_memory_mb', 'energy_mj'] as const),
+    )
+    .option(
+      '--drop-below <value>',
+      'replay: leave the rows whose --metric is below VALUE out of the pool (NAS-Bench-201 cells without an input-output path measure a few tenths of a ms; the run notes a value)',
+      parse.number(0, 1e6),
     )
     .option('--no-interleave', 'absolute latencies (the default for dataset: and thing: devices)')
     .option(

@@ -34,6 +34,13 @@ export const runParams = z.object({
    */
   pool: z.string().min(1).optional(),
   /**
+   * Replay: pool rows whose value of `metric` is below this leave the pool before anything is
+   * sampled, so no bin holds them (NAS-Bench-201's cells without an input-output path measure
+   * a few tenths of a millisecond, and their relative errors keep a bin under AccTH). Rows
+   * without a value of the metric stay. Only with a pool.
+   */
+  dropBelow: z.number().nonnegative().optional(),
+  /**
    * Transfer (`esm run --prior DIR`): a `DatasetStore` key of another device's predictor.json
    * (an S3 key in the cloud, a file path locally). Every iteration then fits a correction of
    * that predictor (core/predictor/transfer.ts) instead of `model` from scratch.

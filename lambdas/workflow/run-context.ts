@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { parseDataset } from '../../core/dataset.ts';
 import { ValidationError } from '../../core/errors.ts';
+import { rowsAtLeast } from '../../core/metric-rows.ts';
 import type { Clock, DatasetStore, RunStateStore } from '../../core/ports.ts';
 import { type PredictorJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
 import { type DepthBin, type PoolItem, poolItem, runBins } from '../../core/sampling.ts';
@@ -125,19 +126,32 @@ export async function loadRun(state: RunStateStore, runId: string): Promise<Load
   };
 }
 
-/** The architectures a replay run samples from: the dataset at `params.pool`. */
+/**
+ * The architectures a replay run samples from: the dataset at `params.pool`, less the rows
+ * whose metric is below `params.dropBelow`.
+ */
 export async function loadPool(
   store: DatasetStore,
-  params: Pick<RunParams, 'device' | 'pool'>,
+  params: Pick<RunParams, 'device' | 'pool' | 'metric' | 'dropBelow'>,
   space: SearchSpace,
 ): Promise<PoolEntry[] | undefined> {
   const pool = poolOf(params);
-  if (pool === undefined) return undefined;
+  if (pool === undefined) {
+    if (params.dropBelow === undefined) return undefined;
+    throw new ValidationError(
+      'dropBelow',
+      'leaves rows out of a replay pool; give it with a pool (device dataset:FILE) or drop it',
+    );
+  }
   const bytes = await store.get(pool);
   if (bytes === undefined) {
     throw new ValidationError('pool', `no dataset at "${pool}" to replay`);
   }
-  const { rows } = parseDataset(new TextDecoder().decode(bytes), { space, file: pool });
+  const parsed = parseDataset(new TextDecoder().decode(bytes), { space, file: pool }).rows;
+  const rows =
+    params.dropBelow === undefined
+      ? parsed
+      : rowsAtLeast(parsed, params.metric, params.dropBelow, pool);
   return rows.map((row) =>
     poolItem(row.subnet, { arch: space.toNative(row.subnet) as Record<string, unknown> }),
   );

@@ -122,6 +122,7 @@ describe.skipIf(!sharedDataAvailable(file))(
         const floor = Number(match?.[3]);
         expect(Number(match?.[1])).toBe(values.filter((v) => v < floor).length);
         expect(Number(match?.[2])).toBe(values.length);
+        expect(noted.stderr).toContain(`Leave them out of the pool with --drop-below ${floor}`);
         expect(JSON.parse(noted.stdout).samples).toBe(20);
         if (quiet) {
           expect(quiet.code, quiet.stderr).toBe(0);
@@ -130,6 +131,49 @@ describe.skipIf(!sharedDataAvailable(file))(
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
+    }, 120_000);
+
+    it('with --drop-below, leaves those rows out of the pool and says how many', async () => {
+      // Prepare
+      const values = readFileSync(data, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).latency_ms as number);
+      const floor = 1.07;
+      const below = values.filter((v) => v < floor).length;
+      expect(below).toBeGreaterThan(0);
+      const dir = await mkdtemp(join(tmpdir(), 'esm-run-drop-'));
+      const out = join(dir, 'run');
+      try {
+        // Act: a first batch of 150 of 15,625 cells holds about 3 tiny ones at random.
+        const run = await esm(
+          ...['run', '--space', 'nasbench201', '--device', `dataset:${data}`],
+          ...['--n-init', '150', '--max-iter', '1', '--model', 'ridge', '--json'],
+          ...['--sampling', 'random', '--drop-below', String(floor), '--out', out],
+        );
+        // Assess
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.stderr).toContain(
+          `--drop-below ${floor}: left ${below} of ${values.length} rows of ${data} with latency_ms below it out of the pool`,
+        );
+        expect(run.stderr).not.toContain('note:');
+        const measured = readFileSync(join(out, 'dataset.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).latency_ms as number);
+        expect(measured).toHaveLength(150);
+        expect(Math.min(...measured)).toBeGreaterThanOrEqual(floor);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }, 120_000);
+
+    it('refuses --drop-below without a replayed dataset, naming the flag', async () => {
+      const run = await esm('run', '--space', 'mobilenetv3', '--drop-below', '1');
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(
+        /--drop-below: leaves rows out of a replayed dataset; give it with --device dataset:FILE/,
+      );
     }, 120_000);
   },
 );
