@@ -117,6 +117,13 @@ async function checkDevices(
 export function createStartRunHandler(deps: () => StartRunDeps = startRunDeps) {
   return apiHandler(async (event: APIGatewayProxyEvent) => {
     const { limits, ...params } = parseBody(event, startRunBody);
+    if (params.dropBelow !== undefined && params.pool === undefined) {
+      // Refused now, not by the Init task once the execution has started.
+      throw new ValidationError(
+        'body.dropBelow',
+        'leaves rows out of a replay pool; give it with body.pool (a dataset key) or drop it',
+      );
+    }
     const space = underField('body', () => spaceOf(params));
     // A spec's size is checked by spaceOf; the batch size multiplies every job's memory.
     const { batchSize } = params.measurement;

@@ -127,6 +127,12 @@ describe('POST /runs', () => {
     ['bad limits', { ...valid, limits: { maxDispatches: 0 } }, 'body.limits.maxDispatches'],
     ['an unknown (misspelt) field', { ...valid, nInitial: 50 }, 'body.nInitial'],
     ['an unknown limit', { ...valid, limits: { timeout: 5 } }, 'body.limits.timeout'],
+    ['a pool floor without a pool', { ...valid, dropBelow: 1 }, 'body.dropBelow'],
+    [
+      'a negative pool floor',
+      { ...valid, pool: 'datasets/a.jsonl', dropBelow: -1 },
+      'body.dropBelow',
+    ],
   ];
   for (const [what, body, field] of bad) {
     it(`answers 400 naming the field for ${what}, and writes nothing`, async ({ skip }) => {
