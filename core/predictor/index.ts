@@ -9,7 +9,7 @@ import type { FastEncoder, Vector } from '../encodings/layout.ts';
 import { ValidationError } from '../errors.ts';
 import { type Evaluation, evaluate, headline } from '../metrics.ts';
 import { createRng, shuffled } from '../rng.ts';
-import { depthBins } from '../sampling.ts';
+import { binsForRange, poolDepthRange } from '../sampling.ts';
 import { depth } from '../spaces/subnet.ts';
 import type { SearchSpace, Subnet } from '../spaces/types.ts';
 import {
@@ -311,7 +311,7 @@ export interface FitPredictorOptions {
   readonly train?: number;
   /** Share of the rows used for training (the rest test the predictor). @default 0.8 */
   readonly trainFraction?: number;
-  /** Depth bins for the per-bin evaluation. @default 10 */
+  /** Depth bins for the per-bin evaluation, over the depths the rows hold. @default 10 */
   readonly bins?: number;
   /** Seeds the split and the model. @default 0 */
   readonly seed?: number;
@@ -435,7 +435,9 @@ export async function fitPredictor(options: FitPredictorOptions): Promise<FitPre
       predicted,
       measured: testRows.map((r) => r.latencyMs),
       depths: testRows.map((r) => depth(r.subnet)),
-      bins: depthBins(space, bins),
+      // Over the depths the data holds, as a replay of the same file bins (HELP's FBNet archs
+      // have 13..22 of 0..22 layers): a bin is never empty for want of data.
+      bins: binsForRange(poolDepthRange(rows.map((r) => ({ depth: depth(r.subnet) }))), bins),
     });
   }
   const { trainer: _trainer, onEpoch: _onEpoch, ...mlpOptions } = regressorOptions.mlp ?? {};

@@ -33,4 +33,25 @@ describe.skipIf(!sharedDataAvailable(file))('esm run --device dataset:FILE', () 
     expect(summary.bins.every((b) => b.n > 0)).toBe(true);
     expect(summary.converged).toBe(true);
   }, 600_000);
+
+  it('is binned by esm fit on the same file alike, with no bin empty for want of data', async () => {
+    // Act
+    const run = await esm(
+      'run',
+      ...['--space', 'fbnet', '--device', `dataset:${data}`, '--model', 'ridge'],
+      ...['--n-init', '20', '--max-iter', '1', '--out', join(dir, 'short'), '--json'],
+    );
+    const fit = await esm(
+      'fit',
+      ...['--space', 'fbnet', '--data', data, '--model', 'ridge', '--train', '20', '--json'],
+    );
+    // Assess
+    expect(run.code, run.stderr).toBe(0);
+    expect(fit.code, fit.stderr).toBe(0);
+    const span = (bins: { lo: number; hi: number }[]) => bins.map((b) => `${b.lo}-${b.hi}`);
+    const fitted = JSON.parse(fit.stdout).bins as { lo: number; hi: number; n: number }[];
+    expect(span(fitted)).toEqual(span(JSON.parse(run.stdout).bins));
+    expect(fitted[0]?.lo).toBe(13);
+    expect(fitted.every((b) => b.n > 0)).toBe(true);
+  }, 600_000);
 });
