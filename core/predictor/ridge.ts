@@ -119,7 +119,7 @@ const IRLS_ITERATIONS = 20;
 /** Huber's tuning constant: 95 % efficiency under normal errors. */
 const HUBER_C = 1.345;
 /** Least penalty of a column: keeps all-zero (constant) columns solvable at lambda 0. */
-const PENALTY_FLOOR = 1e-9;
+export const PENALTY_FLOOR = 1e-9;
 
 /**
  * Cholesky factor L (row-major, lower triangle) of a symmetric positive definite A (n x n),

@@ -30,7 +30,7 @@ import {
   regressorFromJson,
 } from './index.ts';
 import { lutLayout } from './lut.ts';
-import { huberFactors, solveSpd } from './ridge.ts';
+import { cholesky, choleskySolve, huberFactors, PENALTY_FLOOR, solveSpd } from './ridge.ts';
 import { fitStandardiser, type Standardiser, standardise } from './standardise.ts';
 import {
   applyCorrection,
@@ -96,6 +96,12 @@ export interface TransferOptions {
   readonly robust?: boolean;
   /** Most target rows at which the robust candidates are tried. @default 200 */
   readonly robustMaxRows?: number;
+  /**
+   * Solve a robust candidate on a basis wider than the rows in the n x n (dual) form; false
+   * keeps every system in the primal form, the reference the dual form is tested against.
+   * @default true
+   */
+  readonly dualForm?: boolean;
 }
 
 const DEFAULT_SLOPE_PENALTIES = [null, 0.1, 0] as const;
@@ -109,6 +115,13 @@ const ALL: FeatureBasis = { name: 'all', projection: 'all', minRows: 100 };
 const MIN_CV_ROWS = 4;
 /** Reweighting rounds of a robust candidate (it settles in a few on 10-50 rows). */
 const ROBUST_ITERATIONS = 10;
+/**
+ * A feature basis wider than this many times the rows is solved in the n x n (dual) form,
+ * as ridge.ts's `dualRidge`: the whole input (281 columns for FBNet's auto prior) at 100-200
+ * target rows, where a robust candidate's rounds of (p + 2) x (p + 2) systems took most of
+ * `esm fit --prior`'s time.
+ */
+const DUAL_ROWS_PER_COLUMN = 0.75;
 
 /** One candidate correction: the space, the two penalties and the feature basis. */
 interface Candidate {
@@ -173,6 +186,8 @@ interface Problem {
   readonly weight: Float64Array;
   /** The standardisation of the projected features, to turn weights back into raw-x ones. */
   readonly standardiser: Standardiser;
+  /** Wide candidates may be solved in the dual form (`TransferOptions.dualForm`). */
+  readonly dualForm: boolean;
 }
 
 function problem(
@@ -181,6 +196,7 @@ function problem(
   prior: Float64Array,
   ms: Float64Array,
   scaling: FeatureBasis['scaling'] = 'columns',
+  dualForm = true,
 ): Problem {
   const standardiser = scaling === 'shared' ? sharedStandardiser(f) : fitStandardiser(f);
   const z = standardise(standardiser, f);
@@ -203,7 +219,7 @@ function problem(
     weightSum += w;
   }
   for (let i = 0; i < z.rows; i++) weight[i] = ((weight[i] as number) * z.rows) / weightSum;
-  return { cols, design, residual, weight, standardiser };
+  return { cols, design, residual, weight, standardiser, dualForm };
 }
 /** Column means, and one scale for all columns: the standard deviation of the row sums. */
 function sharedStandardiser(f: Matrix): Standardiser {
@@ -273,7 +289,7 @@ function solveCandidate(
     });
     const penalty = j < p ? (c.featurePenalty as number) : j === p ? (c.slopePenalty as number) : 0;
     // A floor keeps constant feature columns (all zero after standardisation) solvable.
-    a[r * m + r] = (a[r * m + r] as number) + Math.max(penalty * count, 1e-9);
+    a[r * m + r] = (a[r * m + r] as number) + Math.max(penalty * count, PENALTY_FLOOR);
   });
   const solved = solveSpd(a, b, m);
   const coef = new Float64Array(cols);
@@ -281,6 +297,125 @@ function solveCandidate(
     coef[j] = solved[r] as number;
   });
   return coef;
+}
+
+/** Whether `c` on `n` rows is solved in the dual form: a penalised basis wider than the rows. */
+function inDualForm(pr: Problem, c: Candidate, n: number): boolean {
+  const features = pr.cols - 2;
+  return (
+    pr.dualForm &&
+    c.featurePenalty !== null &&
+    c.featurePenalty * n > PENALTY_FLOOR &&
+    n < DUAL_ROWS_PER_COLUMN * features
+  );
+}
+
+/** Z Z^T of a problem's standardised features over all its rows: the dual form's kernel. */
+const kernels = new WeakMap<Problem, Float64Array>();
+function featureKernel(pr: Problem): Float64Array {
+  let kernel = kernels.get(pr);
+  if (kernel) return kernel;
+  const { cols, design } = pr;
+  const n = pr.residual.length;
+  const k = cols - 2;
+  kernel = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let sum = 0;
+      for (let l = 0; l < k; l++)
+        sum += (design[i * cols + l] as number) * (design[j * cols + l] as number);
+      kernel[i * n + j] = sum;
+      kernel[j * n + i] = sum;
+    }
+  }
+  kernels.set(pr, kernel);
+  return kernel;
+}
+
+/**
+ * `solveCandidate`'s weighted system on `rows` (row weights `weight`) in its n x n (dual)
+ * form, for a candidate with `inDualForm`. With S = diag(sqrt(weight)), the penalised columns
+ * P (the features, and the slope when its penalty is above the floor) with penalties Lambda,
+ * and the unpenalised ones U (the intercept, and a slope penalised 0):
+ * K = S P Lambda^-1 P^T S + I, gamma = (U~^T K^-1 U~)^-1 U~^T K^-1 y~ with U~ = S U and
+ * y~ = S r, and the penalised coefficients Lambda^-1 P^T S K^-1 (y~ - U~ gamma). These are
+ * the primal's coefficients, but for the floor the primal puts on the unpenalised columns.
+ */
+function solveDual(
+  pr: Problem,
+  rows: readonly number[],
+  weight: Float64Array,
+  c: Candidate,
+): Float64Array {
+  const { cols, design, residual } = pr;
+  const k = cols - 2;
+  const n = rows.length;
+  const all = residual.length;
+  const kernel = featureKernel(pr);
+  const featurePenalty = (c.featurePenalty as number) * n;
+  const slopeFree = c.slopePenalty !== null && !(c.slopePenalty * n > PENALTY_FLOOR);
+  const slopePenalty = c.slopePenalty === null || slopeFree ? 0 : c.slopePenalty * n;
+  const s = Float64Array.from(rows, (i) => Math.sqrt(weight[i] as number));
+  const q = Float64Array.from(rows, (i) => design[i * cols + k] as number);
+  const system = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) {
+    const ra = (rows[a] as number) * all;
+    for (let b = 0; b <= a; b++) {
+      let v = (kernel[ra + (rows[b] as number)] as number) / featurePenalty;
+      if (slopePenalty > 0) v += ((q[a] as number) * (q[b] as number)) / slopePenalty;
+      v *= (s[a] as number) * (s[b] as number);
+      system[a * n + b] = a === b ? v + 1 : v;
+      system[b * n + a] = system[a * n + b] as number;
+    }
+  }
+  const factor = cholesky(system, n);
+  const free = [s.slice()];
+  if (slopeFree) free.push(s.map((v, a) => v * (q[a] as number)));
+  const y = Float64Array.from(rows, (i, a) => (s[a] as number) * (residual[i] as number));
+  const ky = choleskySolve(factor, y, n);
+  const ku = free.map((u) => choleskySolve(factor, u, n));
+  const dot = (u: Float64Array, v: Float64Array) =>
+    u.reduce((sum, x, a) => sum + x * (v[a] as number), 0);
+  const m = free.length;
+  const gls = new Float64Array(m * m);
+  free.forEach((u, r) => {
+    ku.forEach((v, t) => {
+      gls[r * m + t] = dot(u, v);
+    });
+  });
+  const gamma = solveSpd(
+    gls,
+    Float64Array.from(free, (u) => dot(u, ky)),
+    m,
+  );
+  const alpha = ky.map((v, a) =>
+    ku.reduce((sum, u, r) => sum - (gamma[r] as number) * (u[a] as number), v),
+  );
+  const coef = new Float64Array(cols);
+  let slope = 0;
+  rows.forEach((i, a) => {
+    const sa = (s[a] as number) * (alpha[a] as number);
+    for (let j = 0; j < k; j++)
+      coef[j] = (coef[j] as number) + (design[i * cols + j] as number) * sa;
+    slope += (q[a] as number) * sa;
+  });
+  for (let j = 0; j < k; j++) coef[j] = (coef[j] as number) / featurePenalty;
+  if (c.slopePenalty !== null) coef[k] = slopeFree ? (gamma[1] as number) : slope / slopePenalty;
+  coef[k + 1] = gamma[0] as number;
+  return coef;
+}
+
+/** The candidate's weighted fit on the rows where `use` holds, in whichever form is cheaper. */
+function solveWeighted(
+  pr: Problem,
+  use: (row: number) => boolean,
+  weight: Float64Array,
+  c: Candidate,
+): Float64Array {
+  const rows = Array.from({ length: pr.residual.length }, (_, i) => i).filter(use);
+  if (inDualForm(pr, c, rows.length)) return solveDual(pr, rows, weight, c);
+  const eq = normal(pr, use, weight);
+  return solveCandidate(pr.cols, eq.gram, eq.rhs, eq.count, c);
 }
 
 /**
@@ -295,8 +430,7 @@ function solveRobust(
   c: Candidate,
   latencyMs: Float64Array,
 ): Float64Array {
-  const first = normal(pr, use);
-  let coef = solveCandidate(pr.cols, first.gram, first.rhs, first.count, c);
+  let coef = solveWeighted(pr, use, pr.weight, c);
   const rows = Array.from({ length: pr.residual.length }, (_, i) => i).filter(use);
   const plainSum = rows.reduce((s, i) => s + (pr.weight[i] as number), 0);
   for (let it = 0; it < ROBUST_ITERATIONS; it++) {
@@ -316,8 +450,7 @@ function solveRobust(
       sum += w;
     });
     for (const i of rows) weight[i] = ((weight[i] as number) * plainSum) / sum;
-    const eq = normal(pr, use, weight);
-    const next = solveCandidate(pr.cols, eq.gram, eq.rhs, eq.count, c);
+    const next = solveWeighted(pr, use, weight, c);
     const change = next.reduce((a, v, j) => Math.max(a, Math.abs(v - (coef[j] as number))), 0);
     const size = next.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
     coef = next;
@@ -417,7 +550,14 @@ export function fitCorrection(
     let pr = problems.get(key);
     if (!pr) {
       const basis = c.basis === null ? undefined : bases.get(c.basis);
-      pr = problem(c.space, basis ? project(x, basis) : none, prior, latencyMs, basis?.scaling);
+      pr = problem(
+        c.space,
+        basis ? project(x, basis) : none,
+        prior,
+        latencyMs,
+        basis?.scaling,
+        options.dualForm,
+      );
       problems.set(key, pr);
     }
     return pr;

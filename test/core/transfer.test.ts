@@ -177,6 +177,56 @@ describe('transfer to a new device (core/predictor/transfer.ts)', () => {
     expect(few.fitted?.scores.some((sc) => sc.basis === 'all')).toBe(false);
   });
 
+  it("solves a robust candidate on a basis wider than the rows in the dual form, with the primal's answers", async () => {
+    // Prepare: 100 rows, so the all-columns basis (FCC's 188) is tried, robustly too, on
+    // 90-row folds: the dual form.
+    const rows = archs(100, 21);
+    const x = encodeAll(encoder, rows);
+    const priorMs = await ridgeFromJSON(prior).predict(x);
+    const y = latencies(rows, deviceB, 22);
+    // Act
+    // (Two feature penalties, with every slope rule, keep the primal reference quick.)
+    const options = { featurePenalties: [null, 1, 0.01] };
+    const dual = fitCorrection(x, priorMs, y, options);
+    const primal = fitCorrection(x, priorMs, y, { ...options, dualForm: false });
+    // Assess: every candidate's CV error, the choice and the correction agree.
+    const wide = dual.scores.filter((sc) => sc.basis === 'all' && sc.robust);
+    expect(wide.length).toBeGreaterThan(0);
+    expect(new Set(wide.map((sc) => sc.slopePenalty))).toEqual(new Set([null, 0.1, 0]));
+    const key = (sc: (typeof dual.scores)[number]) =>
+      `${sc.space}|${sc.slopePenalty}|${sc.featurePenalty}|${sc.basis}|${sc.robust}`;
+    const primalError = new Map(primal.scores.map((sc) => [key(sc), sc.error]));
+    expect(primal.scores).toHaveLength(dual.scores.length);
+    for (const sc of dual.scores) {
+      const reference = primalError.get(key(sc)) as number;
+      expect(Math.abs(sc.error - reference), key(sc)).toBeLessThan(1e-7 * reference + 1e-12);
+    }
+    const { features: dualFeatures, ...dualRest } = dual.correction;
+    const { features: primalFeatures, ...primalRest } = primal.correction;
+    expect(Object.keys(dualRest).sort()).toEqual(Object.keys(primalRest).sort());
+    for (const [field, value] of Object.entries(primalRest)) {
+      const got = dualRest[field as keyof typeof dualRest];
+      if (typeof value === 'number') expect(got as number, field).toBeCloseTo(value, 6);
+      else expect(got, field).toEqual(value);
+    }
+    expect(dualFeatures?.basis).toBe(primalFeatures?.basis);
+    const predictedDual = applyCorrection(
+      dual.correction,
+      xTest,
+      await ridgeFromJSON(prior).predict(xTest),
+    );
+    const predictedPrimal = applyCorrection(
+      primal.correction,
+      xTest,
+      await ridgeFromJSON(prior).predict(xTest),
+    );
+    predictedDual.forEach((v, i) => {
+      expect(Math.abs(v - (predictedPrimal[i] as number))).toBeLessThan(
+        1e-6 * (predictedPrimal[i] as number),
+      );
+    });
+  });
+
   it('with physics first in the input (auto), corrects through the cost features where the prior says little', async () => {
     // Prepare: auto's stacked input; a prior of device A; a device C whose costs are
     // distributed differently (dense 3x slower, depthwise 20x faster, 10x the overhead).
