@@ -45,17 +45,18 @@ const space = mobilenetv3;
 const dir = mkdtempSync(join(tmpdir(), 'esm-parity-'));
 const datasetFile = join(dir, 'replay.jsonl');
 const rng = createRng(21);
-writeFileSync(
-  datasetFile,
-  sampleArchitectures(space, { n: 400, strategy: 'balanced', bins: depthBins(space, 10), rng })
-    .map((s) =>
-      JSON.stringify({
-        arch: space.toNative(s),
-        latency_ms: syntheticLatencyMs(space, s, { noise: 0.02, rng }),
-      }),
-    )
-    .join('\n'),
-);
+const lines = sampleArchitectures(space, {
+  n: 400,
+  strategy: 'balanced',
+  bins: depthBins(space, 10),
+  rng,
+}).map((s) => ({
+  arch: space.toNative(s),
+  latency_ms: syntheticLatencyMs(space, s, { noise: 0.02, rng }),
+}));
+writeFileSync(datasetFile, lines.map((l) => JSON.stringify(l)).join('\n'));
+// Both runs leave the fastest tenth of the pool out (`dropBelow`, the same filter in both).
+const floor = lines.map((l) => l.latency_ms).sort((a, b) => a - b)[40] as number;
 
 /** Everything but the devices is the same in both runs. */
 const common = {
@@ -68,6 +69,7 @@ const common = {
   maxIter: 3,
   testFraction: 0.25,
   seed: 17,
+  dropBelow: floor,
   chunkSize: 8,
   measurement: { warmup: 0, runs: 3 },
 } as const;
@@ -178,6 +180,9 @@ describe('esm run and the cloud run the same loop', () => {
     // Same architectures, same splits, same latencies, iteration by iteration.
     expect(plan(cloudSamples)).toEqual(plan(localSamples));
     expect(cloudSamples.every((s) => s.status === 'measured')).toBe(true);
+    expect(Math.min(...cloudSamples.map((s) => s.latencyMs as number))).toBeGreaterThanOrEqual(
+      floor,
+    );
 
     const cloudIterations = (await state.listIterations(runId)).sort(
       (a, b) => a.iteration - b.iteration,
