@@ -13,7 +13,10 @@ const { version } = JSON.parse(
 const program = new Command('esm')
   .description('Latency predictors for hardware-aware NAS with the ESM train-evaluate-extend loop')
   .version(`esm ${version} (node ${process.version})`, '-V, --version')
-  .showHelpAfterError('(run with --help for usage)');
+  .showHelpAfterError('(run with --help for usage)')
+  // A usage error commander finds (a bad flag value, an unknown option) exits 2 like every
+  // other user error; help and --version still exit 0. Subcommands inherit the callback.
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
 const commands = await Promise.all([
   import('./commands/spaces.ts'),

@@ -54,7 +54,10 @@ async function main(argv: readonly string[]): Promise<void> {
       'Measure ONNX latencies for the ESM platform: receives jobs over MQTT and reports results.',
     )
     .option('--config <file>', 'JSON file with any of the settings below (env: ESM_CONFIG)')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // A bad flag is a configuration error: exit 2, which the systemd unit does not restart
+    // (commander's own exit is 1, restarted every 5 s). Help and --version exit 0.
+    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
   // Commander names an option after its flag (`--progress-interval` -> progressInterval),
   // which need not be the config key (progressIntervalSeconds): keep the pairs.
   const attributes: [key: string, attribute: string][] = [];

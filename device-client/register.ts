@@ -169,7 +169,9 @@ export async function registerMain(argv: readonly string[]): Promise<void> {
     .option('--csr-only', 'only write the key and CSR; register the CSR from a workstation')
     .option('--api-url <url>', 'API base URL (env ESM_API_URL; default: the stack output ApiUrl)')
     .option('--region <region>', 'AWS region to sign for (default: from the URL or AWS_REGION)')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // A bad flag exits 2 like every other configuration error (main.ts).
+    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
   program.parse(argv.slice(3), { from: 'user' });
   const flags = program.opts<{
     thing: string;
