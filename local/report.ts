@@ -563,9 +563,14 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
         points.length ? histogramChart(points, histogramStep, histogramRange) : '',
       ].join('')
     : '<p>No iteration has finished yet.</p>';
+  const pool: [string, string][] =
+    p.dropBelow === undefined
+      ? []
+      : [['pool', `rows with ${p.metric} under ${p.dropBelow} left out (--drop-below)`]];
   const params: [string, string][] = [
     ['space', p.space],
     ['device', p.device],
+    ...pool,
     ['sampling', p.sampling],
     ['encoding', p.encoding],
     ['N_I / N_Step', `${p.nInit} / ${p.nStep}`],

@@ -447,7 +447,7 @@ export function register(program: Command): void {
       process.on('SIGINT', onSigint);
       const p = store.state.params;
       progress.log(
-        `run ${store.state.runId} in ${store.dir}: ${p.space} on ${p.device}, ${p.sampling} sampling, ${describeModel(p)}, seed ${p.seed}`,
+        `run ${store.state.runId} in ${store.dir}: ${p.space} on ${p.device}${p.dropBelow === undefined ? '' : ` without rows under ${p.dropBelow}`}, ${p.sampling} sampling, ${describeModel(p)}, seed ${p.seed}`,
       );
       let measureBar: ProgressBar | undefined;
       let trainBar: ProgressBar | undefined;

@@ -163,6 +163,10 @@ describe.skipIf(!sharedDataAvailable(file))(
           .map((l) => JSON.parse(l).latency_ms as number);
         expect(measured).toHaveLength(150);
         expect(Math.min(...measured)).toBeGreaterThanOrEqual(floor);
+        // The report says what the pool left out.
+        expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain(
+          `rows with latency_ms under ${floor} left out (--drop-below)`,
+        );
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
