@@ -16,12 +16,17 @@ import { sharedDataAvailable, sharedDataPath } from '../support/shared-data.ts';
 const file = 'nb201/pixel3.jsonl';
 const data = sharedDataPath(file);
 
+/** The latency_ms of every line of a JSONL dataset. */
+function latencies(path: string): number[] {
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).latency_ms as number);
+}
+
 describe.skipIf(!sharedDataAvailable(file))('esm fit --drop-below', () => {
   it('drops the rows under the floor before the split and says how many', async () => {
-    const values = readFileSync(data, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l).latency_ms as number);
+    const values = latencies(data);
     const below = values.filter((v) => v < 0.5).length;
     expect(below).toBeGreaterThan(0);
     const args = ['fit', '--space', 'nasbench201', '--data', data, '--model', 'ridge'];
@@ -38,10 +43,7 @@ describe.skipIf(!sharedDataAvailable(file))('esm fit --drop-below', () => {
 
   it('without the flag, names the rows under a tenth of the median and the floor that leaves exactly them out', async () => {
     // Prepare
-    const values = readFileSync(data, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l).latency_ms as number);
+    const values = latencies(data);
     // The floor the note names: a tenth of the median, to three significant digits.
     const floor = Number((0.1 * median([...values].sort((a, b) => a - b))).toPrecision(3));
     const tiny = values.filter((v) => v < floor).length;
@@ -99,10 +101,7 @@ describe.skipIf(!sharedDataAvailable(file))(
   () => {
     it('notes them before the run, and not for a dataset without them', async () => {
       // Prepare
-      const values = readFileSync(data, 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l).latency_ms as number);
+      const values = latencies(data);
       const dir = await mkdtemp(join(tmpdir(), 'esm-run-tiny-'));
       const tiny = ['--n-init', '20', '--max-iter', '1', '--model', 'ridge', '--json'];
       const replay = (f: string, out: string) =>
@@ -135,10 +134,7 @@ describe.skipIf(!sharedDataAvailable(file))(
 
     it('with --drop-below, leaves those rows out of the pool and says how many', async () => {
       // Prepare
-      const values = readFileSync(data, 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l).latency_ms as number);
+      const values = latencies(data);
       const floor = 1.07;
       const below = values.filter((v) => v < floor).length;
       expect(below).toBeGreaterThan(0);
@@ -157,10 +153,7 @@ describe.skipIf(!sharedDataAvailable(file))(
           `--drop-below ${floor}: left ${below} of ${values.length} rows of ${data} with latency_ms below it out of the pool`,
         );
         expect(run.stderr).not.toContain('note:');
-        const measured = readFileSync(join(out, 'dataset.jsonl'), 'utf8')
-          .trim()
-          .split('\n')
-          .map((l) => JSON.parse(l).latency_ms as number);
+        const measured = latencies(join(out, 'dataset.jsonl'));
         expect(measured).toHaveLength(150);
         expect(Math.min(...measured)).toBeGreaterThanOrEqual(floor);
         // The report says what the pool left out.
