@@ -333,6 +333,16 @@ export function judgedAccuracy(bin: BinSummary): number | null {
   return bin.decided?.lowerBound ?? bin.decided?.accuracy ?? bin.accuracy;
 }
 
+/** Whether the loop counts a bin as passed: judged accuracy at AccTH on enough samples. */
+export function binPassed(
+  bin: BinSummary,
+  params: Pick<RunParams, 'accTh' | 'minTestPerBin'>,
+): boolean {
+  const accuracy = judgedAccuracy(bin);
+  const n = bin.decided?.n ?? bin.test;
+  return accuracy !== null && accuracy >= params.accTh && n >= params.minTestPerBin;
+}
+
 /** A training sample scored by a model that did not train on it (cross-validation). */
 export interface OutOfFoldSample {
   readonly depth: number;

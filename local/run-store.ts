@@ -39,6 +39,8 @@ import {
   iterationRecord,
   jobKey,
   type PlannedSample,
+  type PoolTruth,
+  poolTruth,
   RUN_STATE_VERSION,
   type RunDatasetLine,
   type RunParams,
@@ -60,6 +62,7 @@ export const runFiles = {
   iterations: 'iterations.jsonl',
   predictor: 'predictor',
   predictions: 'test-predictions.json',
+  poolTruth: 'pool-truth.json',
   report: 'report.html',
 } as const;
 
@@ -78,7 +81,11 @@ export function writeFileAtomic(file: string, text: string | Uint8Array): void {
 }
 
 /** Parses a JSONL file, dropping (and truncating away) a last line cut short by a crash. */
-function readJsonl<T>(file: string, parse: (value: unknown, line: number) => T): T[] {
+function readJsonl<T>(
+  file: string,
+  parse: (value: unknown, line: number) => T,
+  fix = 'restore it or start a new run with --out DIR',
+): T[] {
   if (!existsSync(file)) return [];
   const text = readFileSync(file, 'utf8');
   const complete =
@@ -87,7 +94,15 @@ function readJsonl<T>(file: string, parse: (value: unknown, line: number) => T):
   const out: T[] = [];
   complete.split('\n').forEach((line, i) => {
     if (line.trim().length === 0) return;
-    out.push(parse(JSON.parse(line), i + 1));
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (cause) {
+      throw new ValidationError(`${file}:${i + 1}`, `is not valid JSON (a damaged file); ${fix}`, {
+        cause,
+      });
+    }
+    out.push(parse(value, i + 1));
   });
   return out;
 }
@@ -98,17 +113,16 @@ function checked<T>(
     safeParse(v: unknown): {
       success: boolean;
       data?: T;
-      error?: { issues: { message: string }[] };
+      error?: { issues: { message: string; path?: readonly PropertyKey[] }[] };
     };
   },
 ) {
   return (value: unknown, line: number): T => {
     const parsed = schema.safeParse(value);
     if (!parsed.success) {
-      throw new ValidationError(
-        `${file}:${line}`,
-        parsed.error?.issues[0]?.message ?? 'invalid line',
-      );
+      const issue = parsed.error?.issues[0];
+      const field = issue?.path?.length ? `: ${issue.path.map(String).join('.')}` : '';
+      throw new ValidationError(`${file}:${line}${field}`, issue?.message ?? 'invalid line');
     }
     return parsed.data as T;
   };
@@ -407,6 +421,21 @@ export class RunStore implements RunStateStore {
   iterations(): IterationRecord[] {
     const file = this.path('iterations');
     return readJsonl(file, checked<IterationRecord>(file, iterationRecord));
+  }
+
+  /** Keeps a replay's predictor scored on the rest of its pool (local/pool-truth.ts). */
+  savePoolTruth(truth: PoolTruth): void {
+    writeFileAtomic(this.path('poolTruth'), `${JSON.stringify(poolTruth.parse(truth))}\n`);
+  }
+
+  /** The last `savePoolTruth`, or undefined for a run that was never scored on its pool. */
+  poolTruth(): PoolTruth | undefined {
+    const file = this.path('poolTruth');
+    return readJsonl(
+      file,
+      checked<PoolTruth>(file, poolTruth),
+      `delete it: \`esm run --resume ${this.dir}\` scores the run again`,
+    ).at(-1);
   }
 
   /** The measured samples as dataset lines, in training order. */

@@ -16,6 +16,7 @@ import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
   type BinSummary,
   measurementDefaults,
+  type PoolTruth,
   type RunParams,
   type RunParamsInput,
   runParams,
@@ -24,6 +25,7 @@ import { getSpace } from '../../core/spaces/index.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
 import { checkDevice } from '../../local/devices.ts';
 import type { RunEvent, RunSummary } from '../../local/engine.ts';
+import { falsePasses, scorePoolTruth } from '../../local/pool-truth.ts';
 import { loadPredictor } from '../../local/predictor-store.ts';
 import { createProgress, type ProgressBar } from '../../local/progress.ts';
 import { measuredAgain } from '../../local/report.ts';
@@ -275,6 +277,39 @@ function describeModel(p: { model?: ModelKind; encoding: string; prior?: string 
     : `${model} on ${p.encoding}`;
 }
 
+/**
+ * A replay's final predictor on the pool rows the run did not draw (local/pool-truth.ts),
+ * said after the run with the bins that passed on their few test samples but not on the
+ * rest. The run's result stands without it, so a failure to score is a warning.
+ */
+async function scorePool(
+  store: RunStore,
+  space: SearchSpace,
+  progress: { log(line: string): void },
+): Promise<PoolTruth | undefined> {
+  const p = store.state.params;
+  let truth: PoolTruth | undefined;
+  try {
+    truth = await scorePoolTruth(store, space);
+  } catch (error) {
+    progress.log(
+      `warning: could not score the predictor on the rest of the pool: ${(error as Error).message}`,
+    );
+    return undefined;
+  }
+  if (!truth) return undefined;
+  progress.log(
+    `on the ${truth.n} rows of the pool this run did not draw: accuracy ${pct(truth.accuracy)}, within 10 % ${pct(truth.within10)}; per depth bin ${truth.bins.map((b) => `${depthSpan(b)}:${pct(b.accuracy)}`).join(' ')}`,
+  );
+  const wrong = falsePasses(truth, p.accTh);
+  if (wrong.length > 0) {
+    progress.log(
+      `warning: ${wrong.length === 1 ? 'bin' : 'bins'} ${wrong.map(depthSpan).join(', ')} passed --acc-th ${pct(p.accTh)} on ${wrong.length === 1 ? 'its' : 'their'} ${p.binAccuracy === 'oof' ? 'test and out-of-fold samples' : 'test samples'} but not on the rest of the pool; --min-test-per-bin N${p.binAccuracy === 'oof' ? '' : ' or --bin-accuracy oof'} judges a bin on more samples`,
+    );
+  }
+  return truth;
+}
+
 export function register(program: Command): void {
   program
     .command('run')
@@ -517,10 +552,22 @@ export function register(program: Command): void {
         measureBar?.finish();
         await devices.close();
       }
+      const truth =
+        summary.interrupted || summary.iterations === 0
+          ? undefined
+          : await scorePool(store, space, progress);
       if (summary.iterations > 0) writeReport(store);
       if (options.json) {
         const { converged, iterations, samples, bins, history, predictor } = summary;
-        writeJson({ converged, iterations, samples, bins, history, predictor });
+        writeJson({
+          converged,
+          iterations,
+          samples,
+          bins,
+          history,
+          predictor,
+          ...(truth && { pool: truth }),
+        });
       } else if (summary.interrupted) {
         progress.log(`stopped; continue with: esm run --resume ${store.dir}`);
       } else {

@@ -397,6 +397,31 @@ export const runState = runRecord.extend({
 });
 export type RunState = z.infer<typeof runState>;
 
+/**
+ * pool-truth.json of a replay run: its final predictor scored on the rows of the replayed
+ * dataset that the run never drew, per depth bin, beside the loop's own verdict on the bin.
+ */
+export const poolTruth = z.object({
+  /** The iteration whose predictor was scored (a resume rewrites the file). */
+  iteration: z.number().int().nonnegative(),
+  n: z.number().int().positive(),
+  accuracy: z.number(),
+  within10: z.number(),
+  spearman: z.number().nullable(),
+  bins: z.array(
+    z.object({
+      lo: z.number().int(),
+      hi: z.number().int(),
+      n: z.number().int().nonnegative(),
+      /** Null when the run drew every row of the bin. */
+      accuracy: z.number().nullable(),
+      /** Whether the loop judged the bin passed (on its test samples, or out of fold). */
+      passedByRun: z.boolean(),
+    }),
+  ),
+});
+export type PoolTruth = z.infer<typeof poolTruth>;
+
 /** One line of a run's dataset.jsonl: a dataset line (usable by `esm fit`) plus its plan. */
 export const runDatasetLine = z.looseObject({
   id: z.string(),
