@@ -14,6 +14,7 @@ import {
   summariseIteration,
   trainingSeed,
 } from './loop.ts';
+import { scorePoolTruth, type UndrawnRow } from './pool-truth.ts';
 import type { PredictorJson } from './predictor/artifact.ts';
 import { trainingDomain } from './predictor/domain.ts';
 import {
@@ -75,6 +76,11 @@ export interface TrainIterationOptions {
   /** The prior of `params.prior`, read by the caller: fit its correction, not `params.model`. */
   readonly prior?: PredictorJson;
   readonly onEpoch?: (epoch: number, maxEpochs: number) => void;
+  /**
+   * Replay: the pool rows the run has not drawn, read only when this iteration stops the
+   * loop; the record's `poolTruth` then scores the predictor on them (core/pool-truth.ts).
+   */
+  readonly undrawn?: () => Promise<readonly UndrawnRow[]>;
   /** @default new Date() */
   readonly now?: () => Date;
 }
@@ -156,7 +162,7 @@ export async function trainIteration(
   const measuredNow = rows.filter((r) => r.iteration === iteration);
   const maxDrift = Math.max(0, ...measuredNow.map((r) => r.drift ?? 0));
   const samplesRemeasured = measuredNow.filter((r) => r.remeasured).length;
-  const record = summariseIteration({
+  const summary = summariseIteration({
     iteration,
     bins,
     samples,
@@ -168,6 +174,19 @@ export async function trainIteration(
     quality: { maxDrift, remeasured: options.remeasured, samplesRemeasured },
     finishedAt: now().toISOString(),
   });
+  const poolTruth =
+    summary.stop && options.undrawn
+      ? await scorePoolTruth({
+          space,
+          featurizer,
+          regressor,
+          rows: await options.undrawn(),
+          bins,
+          judged: summary.bins,
+          params,
+        })
+      : undefined;
+  const record = poolTruth ? { ...summary, poolTruth } : summary;
   const predictor: PredictorJson = {
     ...predictorFrame(space.name, params.spaceSpec),
     features: featurizer.features,

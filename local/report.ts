@@ -44,8 +44,6 @@ export interface ReportData {
   >[];
   /** Where the run's predictor directory is, for the "use this predictor" snippet. */
   readonly predictorDir?: string;
-  /** A replay's predictor on the pool rows it did not draw (local/pool-truth.ts). */
-  readonly poolTruth?: PoolTruth;
 }
 
 export interface RenderOptions {
@@ -541,7 +539,7 @@ pre.snippet{background:#f6f8fa;border:1px solid #ddd;border-radius:6px;padding:1
  * A replay's predictor on the rest of its pool, per bin beside the loop's verdict: a bin
  * that passed on its few test samples but not here is marked.
  */
-function poolTruthTable(truth: PoolTruth, accTh: number): string {
+function poolTruthTable(truth: PoolTruth, iteration: number, accTh: number): string {
   const rows = truth.bins
     .map((b) => {
       const ok = b.accuracy === null || b.accuracy >= accTh;
@@ -554,7 +552,7 @@ function poolTruthTable(truth: PoolTruth, accTh: number): string {
     })
     .join('');
   return `<h2>On the rest of the pool</h2>
-<p class="sub">The predictor of iteration ${truth.iteration} on the ${truth.n} rows of the replayed dataset this run did not draw: accuracy ${pct(truth.accuracy)}, within 10 % ${pct(truth.within10)}, Spearman ${truth.spearman === null ? '-' : fmt(truth.spearman, 3)}.</p>
+<p class="sub">The predictor of iteration ${iteration} on the ${truth.n} rows of the replayed dataset this run did not draw: accuracy ${pct(truth.accuracy)}, within 10 % ${pct(truth.within10)}, Spearman ${truth.spearman === null ? '-' : fmt(truth.spearman, 3)}.</p>
 <table><thead><tr><th>depth bin</th><th>rows</th><th>accuracy</th><th>the run's verdict</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
@@ -636,7 +634,7 @@ ${spreadFacts(measurements, p.device.startsWith('dataset:') ? undefined : p.meas
 ${last && data.predictorDir ? usage(p, data.predictorDir) : ''}
 <h2>Iterations</h2>
 <table><thead><tr><th>iteration</th><th>train</th><th>test</th>${binHeads}<th>accuracy</th><th>bin-balanced</th><th>within 10 %</th><th>Spearman</th><th>measuring (s)</th><th>training (s)</th><th>max drift</th></tr></thead><tbody>${rows}</tbody></table>
-${data.poolTruth ? poolTruthTable(data.poolTruth, p.accTh) : ''}
+${last?.poolTruth ? poolTruthTable(last.poolTruth, last.iteration, p.accTh) : ''}
 <h2>Parameters</h2>
 <table class="kv"><tbody>${params.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</tbody></table>
 <p class="sub">Accuracy is 1 - |predicted - measured| / measured on held-out test samples (a fixed share of every batch, drawn per depth bin); bin-balanced is the mean of the per-bin accuracies. A bin's colour says whether it passed AccTH as the loop judged it: on its test samples, or, under <code>--bin-accuracy oof</code>, on the accuracy shown below it. Created ${esc(state.createdAt)}.</p>
@@ -659,7 +657,6 @@ export function writeReport(store: RunStore, options: RenderOptions = {}): strin
       samples: measurements.length,
       measurements,
       predictorDir: store.path('predictor'),
-      poolTruth: store.poolTruth(),
     },
     options,
   );

@@ -39,8 +39,6 @@ import {
   iterationRecord,
   jobKey,
   type PlannedSample,
-  type PoolTruth,
-  poolTruth,
   RUN_STATE_VERSION,
   type RunDatasetLine,
   type RunParams,
@@ -62,7 +60,6 @@ export const runFiles = {
   iterations: 'iterations.jsonl',
   predictor: 'predictor',
   predictions: 'test-predictions.json',
-  poolTruth: 'pool-truth.json',
   report: 'report.html',
 } as const;
 
@@ -81,11 +78,7 @@ export function writeFileAtomic(file: string, text: string | Uint8Array): void {
 }
 
 /** Parses a JSONL file, dropping (and truncating away) a last line cut short by a crash. */
-function readJsonl<T>(
-  file: string,
-  parse: (value: unknown, line: number) => T,
-  fix = 'restore it or start a new run with --out DIR',
-): T[] {
+function readJsonl<T>(file: string, parse: (value: unknown, line: number) => T): T[] {
   if (!existsSync(file)) return [];
   const text = readFileSync(file, 'utf8');
   const complete =
@@ -98,9 +91,13 @@ function readJsonl<T>(
     try {
       value = JSON.parse(line);
     } catch (cause) {
-      throw new ValidationError(`${file}:${i + 1}`, `is not valid JSON (a damaged file); ${fix}`, {
-        cause,
-      });
+      throw new ValidationError(
+        `${file}:${i + 1}`,
+        'is not valid JSON (a damaged file); restore it or start a new run with --out DIR',
+        {
+          cause,
+        },
+      );
     }
     out.push(parse(value, i + 1));
   });
@@ -421,21 +418,6 @@ export class RunStore implements RunStateStore {
   iterations(): IterationRecord[] {
     const file = this.path('iterations');
     return readJsonl(file, checked<IterationRecord>(file, iterationRecord));
-  }
-
-  /** Keeps a replay's predictor scored on the rest of its pool (local/pool-truth.ts). */
-  savePoolTruth(truth: PoolTruth): void {
-    writeFileAtomic(this.path('poolTruth'), `${JSON.stringify(poolTruth.parse(truth))}\n`);
-  }
-
-  /** The last `savePoolTruth`, or undefined for a run that was never scored on its pool. */
-  poolTruth(): PoolTruth | undefined {
-    const file = this.path('poolTruth');
-    return readJsonl(
-      file,
-      checked<PoolTruth>(file, poolTruth),
-      `delete it: \`esm run --resume ${this.dir}\` scores the run again`,
-    ).at(-1);
   }
 
   /** The measured samples as dataset lines, in training order. */

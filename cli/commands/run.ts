@@ -11,6 +11,7 @@ import { encodingNames } from '../../core/encodings/types.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { judgedAccuracy } from '../../core/loop.ts';
 import { rowsAtLeast, rowsForMetric } from '../../core/metric-rows.ts';
+import { falsePasses } from '../../core/pool-truth.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
@@ -25,7 +26,6 @@ import { getSpace } from '../../core/spaces/index.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
 import { checkDevice } from '../../local/devices.ts';
 import type { RunEvent, RunSummary } from '../../local/engine.ts';
-import { falsePasses, scorePoolTruth } from '../../local/pool-truth.ts';
 import { loadPredictor } from '../../local/predictor-store.ts';
 import { createProgress, type ProgressBar } from '../../local/progress.ts';
 import { measuredAgain } from '../../local/report.ts';
@@ -278,36 +278,20 @@ function describeModel(p: { model?: ModelKind; encoding: string; prior?: string 
 }
 
 /**
- * A replay's final predictor on the pool rows the run did not draw (local/pool-truth.ts),
- * said after the run with the bins that passed on their few test samples but not on the
- * rest. The run's result stands without it, so a failure to score is a warning.
+ * What a replay's last iteration found on the pool rows the run did not draw
+ * (core/pool-truth.ts), with the bins that passed on their few test samples but not there.
  */
-async function scorePool(
-  store: RunStore,
-  space: SearchSpace,
-  progress: { log(line: string): void },
-): Promise<PoolTruth | undefined> {
-  const p = store.state.params;
-  let truth: PoolTruth | undefined;
-  try {
-    truth = await scorePoolTruth(store, space);
-  } catch (error) {
-    progress.log(
-      `warning: could not score the predictor on the rest of the pool: ${(error as Error).message}`,
-    );
-    return undefined;
-  }
-  if (!truth) return undefined;
-  progress.log(
+function describePoolTruth(truth: PoolTruth, p: RunParams): string[] {
+  const lines = [
     `on the ${truth.n} rows of the pool this run did not draw: accuracy ${pct(truth.accuracy)}, within 10 % ${pct(truth.within10)}; per depth bin ${truth.bins.map((b) => `${depthSpan(b)}:${pct(b.accuracy)}`).join(' ')}`,
-  );
+  ];
   const wrong = falsePasses(truth, p.accTh);
   if (wrong.length > 0) {
-    progress.log(
+    lines.push(
       `warning: ${wrong.length === 1 ? 'bin' : 'bins'} ${wrong.map(depthSpan).join(', ')} passed --acc-th ${pct(p.accTh)} on ${wrong.length === 1 ? 'its' : 'their'} ${p.binAccuracy === 'oof' ? 'test and out-of-fold samples' : 'test samples'} but not on the rest of the pool; --min-test-per-bin N${p.binAccuracy === 'oof' ? '' : ' or --bin-accuracy oof'} judges a bin on more samples`,
     );
   }
-  return truth;
+  return lines;
 }
 
 export function register(program: Command): void {
@@ -552,10 +536,7 @@ export function register(program: Command): void {
         measureBar?.finish();
         await devices.close();
       }
-      const truth =
-        summary.interrupted || summary.iterations === 0
-          ? undefined
-          : await scorePool(store, space, progress);
+      const truth = summary.interrupted ? undefined : summary.history.at(-1)?.poolTruth;
       if (summary.iterations > 0) writeReport(store);
       if (options.json) {
         const { converged, iterations, samples, bins, history, predictor } = summary;
@@ -571,6 +552,7 @@ export function register(program: Command): void {
       } else if (summary.interrupted) {
         progress.log(`stopped; continue with: esm run --resume ${store.dir}`);
       } else {
+        if (truth) for (const line of describePoolTruth(truth, p)) progress.log(line);
         progress.log(
           `${summary.converged ? 'converged' : `not converged after ${summary.iterations} iterations (max-iter)`}: ${summary.samples} samples measured\n` +
             `predictor: ${summary.predictor}\nreport:    ${store.path('report')}`,

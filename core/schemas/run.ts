@@ -188,6 +188,29 @@ export const iterationQuality = z.object({
   samplesRemeasured: z.number().int().nonnegative().optional(),
 });
 
+/**
+ * A replay's last predictor scored on the pool rows the run never drew (core/pool-truth.ts),
+ * per depth bin, beside the loop's own verdict on the bin.
+ */
+export const poolTruth = z.object({
+  n: z.number().int().positive(),
+  accuracy: z.number(),
+  within10: z.number(),
+  spearman: z.number().nullable(),
+  bins: z.array(
+    z.object({
+      lo: z.number().int(),
+      hi: z.number().int(),
+      n: z.number().int().nonnegative(),
+      /** Null when the run drew every row of the bin. */
+      accuracy: z.number().nullable(),
+      /** Whether the loop judged the bin passed (on its test samples, or out of fold). */
+      passedByRun: z.boolean(),
+    }),
+  ),
+});
+export type PoolTruth = z.infer<typeof poolTruth>;
+
 /** What one train-evaluate step produced; one line of iterations.jsonl. */
 export const iterationRecord = z.object({
   iteration: z.number().int().nonnegative(),
@@ -204,6 +227,8 @@ export const iterationRecord = z.object({
   /** Bin weights of the next extension (empty when the loop stops). */
   nextBinWeights: z.array(z.number()),
   finishedAt: z.string(),
+  /** Replay only, on the iteration that stops the loop: the predictor on the undrawn rows. */
+  poolTruth: poolTruth.optional(),
 });
 export type IterationRecord = z.infer<typeof iterationRecord>;
 
@@ -396,31 +421,6 @@ export const runState = runRecord.extend({
   errorName: z.string().optional(),
 });
 export type RunState = z.infer<typeof runState>;
-
-/**
- * pool-truth.json of a replay run: its final predictor scored on the rows of the replayed
- * dataset that the run never drew, per depth bin, beside the loop's own verdict on the bin.
- */
-export const poolTruth = z.object({
-  /** The iteration whose predictor was scored (a resume rewrites the file). */
-  iteration: z.number().int().nonnegative(),
-  n: z.number().int().positive(),
-  accuracy: z.number(),
-  within10: z.number(),
-  spearman: z.number().nullable(),
-  bins: z.array(
-    z.object({
-      lo: z.number().int(),
-      hi: z.number().int(),
-      n: z.number().int().nonnegative(),
-      /** Null when the run drew every row of the bin. */
-      accuracy: z.number().nullable(),
-      /** Whether the loop judged the bin passed (on its test samples, or out of fold). */
-      passedByRun: z.boolean(),
-    }),
-  ),
-});
-export type PoolTruth = z.infer<typeof poolTruth>;
 
 /** One line of a run's dataset.jsonl: a dataset line (usable by `esm fit`) plus its plan. */
 export const runDatasetLine = z.looseObject({

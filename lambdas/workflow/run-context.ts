@@ -6,9 +6,9 @@
  * and MQTT adapters (local/engine.ts) to the same handler factories.
  */
 import { z } from 'zod';
-import { parseDataset } from '../../core/dataset.ts';
+import { type DatasetRow, parseDataset } from '../../core/dataset.ts';
 import { ValidationError } from '../../core/errors.ts';
-import { rowsAtLeast } from '../../core/metric-rows.ts';
+import { DEFAULT_METRIC, rowsAtLeast } from '../../core/metric-rows.ts';
 import type { Clock, DatasetStore, RunStateStore } from '../../core/ports.ts';
 import { type PredictorJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
 import { type DepthBin, type PoolItem, poolItem, runBins } from '../../core/sampling.ts';
@@ -94,7 +94,11 @@ export const workflowDeps = lazy((): WorkflowDeps => {
 });
 
 /** A measured architecture of a replay pool. */
-export type PoolEntry = PoolItem & { readonly arch: Record<string, unknown> };
+export type PoolEntry = PoolItem & {
+  readonly arch: Record<string, unknown>;
+  /** The line's value of the run's metric; undefined where the line has none. */
+  readonly value?: number;
+};
 
 export interface LoadedRun {
   readonly run: RunRecord;
@@ -153,8 +157,17 @@ export async function loadPool(
       ? parsed
       : rowsAtLeast(parsed, params.metric, params.dropBelow, pool);
   return rows.map((row) =>
-    poolItem(row.subnet, { arch: space.toNative(row.subnet) as Record<string, unknown> }),
+    poolItem(row.subnet, {
+      arch: space.toNative(row.subnet) as Record<string, unknown>,
+      value: metricValue(row, params.metric),
+    }),
   );
+}
+
+/** A dataset line's value of `metric`, as a replay device would report it. */
+function metricValue(row: DatasetRow, metric: string): number | undefined {
+  const value = metric === DEFAULT_METRIC ? row.latencyMs : row.extra[metric];
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
 }
 
 /** The prior predictor of a transfer run (`params.prior`), or undefined for a run from scratch. */

@@ -1,20 +1,16 @@
 /**
  * A replay scores its final predictor on the rows of the dataset it did not draw
- * (local/pool-truth.ts): `esm run --json` gives them as `pool`, the run directory keeps
- * pool-truth.json, report.html shows them, and a bin the loop passed that is under AccTH on
- * the rest is named in a warning.
+ * (core/pool-truth.ts, in the workflow's Train task): `esm run --json` gives them as `pool`,
+ * the last line of iterations.jsonl keeps them, report.html shows them, and a bin the loop
+ * passed that is under AccTH on the rest is named in a warning.
  */
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRng } from '../../core/rng.ts';
-import { runParams } from '../../core/schemas/run.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
 import { subnetKey } from '../../core/spaces/subnet.ts';
-import { scorePoolTruth } from '../../local/pool-truth.ts';
-import { RunStore } from '../../local/run-store.ts';
 import { esmIn } from '../support/cli.ts';
 import { jsonl, type SyntheticLine, syntheticLines } from '../support/synthetic-data.ts';
 
@@ -28,7 +24,6 @@ describe('esm run --device dataset:FILE scores its predictor on the rest of the 
   let summary: {
     samples: number;
     pool: {
-      iteration: number;
       n: number;
       accuracy: number;
       bins: { lo: number; hi: number; n: number; accuracy: number | null; passedByRun: boolean }[];
@@ -109,13 +104,15 @@ describe('esm run --device dataset:FILE scores its predictor on the rest of the 
     expect(summary.pool.bins.reduce((n, b) => n + b.n, 0)).toBe(summary.pool.n);
     // esm predict prints 7 significant digits.
     expect(summary.pool.accuracy).toBeCloseTo(accuracy, 5);
-    expect(summary.pool.iteration).toBe(0);
     expect(summary.pool.bins.every((b) => b.passedByRun)).toBe(true);
   });
 
-  it('keeps pool-truth.json and shows it in report.html', async () => {
-    const kept = JSON.parse(await readFile(join(out, 'pool-truth.json'), 'utf8'));
-    expect(kept).toEqual(summary.pool);
+  it('keeps it in the last iteration record and shows it in report.html', async () => {
+    const records = (await readFile(join(out, 'iterations.jsonl'), 'utf8'))
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l));
+    expect(records.at(-1).poolTruth).toEqual(summary.pool);
     const html = await readFile(join(out, 'report.html'), 'utf8');
     expect(html).toContain('On the rest of the pool');
     expect(html).toContain(`on the ${summary.pool.n} rows of the replayed dataset`);
@@ -129,8 +126,9 @@ describe('esm run --device dataset:FILE scores its predictor on the rest of the 
       rest.has(keyOf(l.arch)) ? { ...l, latency_ms: 3 * l.latency_ms } : l,
     );
     await writeFile(data, jsonl(slower));
-    // Act: resuming a finished run measures nothing and scores again.
-    const result = await esmIn(dir, 'run', '--resume', out);
+    // Act: a resume with another --acc-th measures nothing, trains the last iteration again
+    // and scores it on the pool as the file is now.
+    const result = await esmIn(dir, 'run', '--resume', out, '--acc-th', '0.51');
     // Assess
     expect(result.code).toBe(0);
     const output = result.stdout + result.stderr;
@@ -141,41 +139,25 @@ describe('esm run --device dataset:FILE scores its predictor on the rest of the 
     );
     const bins = summary.pool.bins.map((b) => (b.lo === b.hi ? `${b.lo}` : `${b.lo}-${b.hi}`));
     expect(output).toContain(
-      `warning: bins ${bins.join(', ')} passed --acc-th 50.0% on their test samples but not on the rest of the pool`,
+      `warning: bins ${bins.join(', ')} passed --acc-th 51.0% on their test samples but not on the rest of the pool`,
     );
-    const kept = JSON.parse(await readFile(join(out, 'pool-truth.json'), 'utf8'));
-    expect(kept.accuracy).toBeLessThan(0.5);
+    const last = (await readFile(join(out, 'iterations.jsonl'), 'utf8')).trim().split('\n').at(-1);
+    expect(JSON.parse(last as string).poolTruth.accuracy).toBeLessThan(0.5);
     const html = await readFile(join(out, 'report.html'), 'utf8');
     expect(html).toContain('passed on its test samples only');
   }, 60_000);
 
-  it('names a damaged pool-truth.json and how to write it again', async () => {
-    // Prepare: a file cut short, as a full disk would leave it.
-    const file = join(out, 'pool-truth.json');
-    await writeFile(file, '{"iteration":0,"n":\n');
+  it('names a damaged iterations.jsonl line instead of a stack trace', async () => {
+    // Prepare: a copy of the run whose iteration record was overwritten with garbage.
+    const copy = join(dir, 'damaged');
+    await cp(out, copy, { recursive: true });
+    const file = join(copy, 'iterations.jsonl');
+    await writeFile(file, '{"iteration":0,"samples":\n');
     // Act
-    const report = await esmIn(dir, 'report', out);
-    const resumed = await esmIn(dir, 'run', '--resume', out);
+    const report = await esmIn(dir, 'report', copy);
     // Assess
     expect(report.code).toBe(2);
     expect(report.stderr).toContain(`error: ${file}:1: is not valid JSON (a damaged file)`);
-    expect(report.stderr).toContain(`esm run --resume ${out}`);
     expect(report.stderr).not.toContain('    at ');
-    expect(resumed.code).toBe(0);
-    expect(JSON.parse(await readFile(file, 'utf8')).n).toBe(summary.pool.n);
-  }, 60_000);
-
-  it('scores nothing for a run without a pool', async () => {
-    // Prepare: a run on this machine's CPU, created but not run.
-    const store = RunStore.create(
-      join(dir, 'local-run'),
-      runParams.parse({ space: 'mobilenetv3', device: 'local' }),
-    );
-    // Act
-    const truth = await scorePoolTruth(store, mobilenetv3);
-    // Assess
-    expect(truth).toBeUndefined();
-    expect(existsSync(store.path('poolTruth'))).toBe(false);
-    expect(store.poolTruth()).toBeUndefined();
   });
 });

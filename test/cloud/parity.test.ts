@@ -193,6 +193,19 @@ describe('esm run and the cloud run the same loop', () => {
       expect(Math.abs(r.overall.accuracy - (l?.overall.accuracy ?? Number.NaN))).toBeLessThan(1e-6);
       expect(r.nextBinWeights).toEqual(l?.nextBinWeights);
     });
+    // The iteration that stops the loop scores its predictor on the pool rows no sample drew
+    // (those at or above the floor), in both engines alike.
+    const kept = lines.filter((l) => l.latency_ms >= floor).length;
+    const localTruth = local.history[2]?.poolTruth;
+    const cloudTruth = cloudIterations[2]?.poolTruth;
+    expect(localTruth?.n).toBe(kept - localSamples.length);
+    expect(cloudTruth?.n).toBe(localTruth?.n);
+    expect(cloudTruth?.bins.map((b) => b.n)).toEqual(localTruth?.bins.map((b) => b.n));
+    expect(
+      Math.abs((cloudTruth?.accuracy ?? Number.NaN) - (localTruth?.accuracy ?? Number.NaN)),
+    ).toBeLessThan(1e-6);
+    expect(local.history[1]?.poolTruth).toBeUndefined();
+    expect(cloudIterations[1]?.poolTruth).toBeUndefined();
 
     const localModel = JSON.parse(readFileSync(join(local.predictor, 'predictor.json'), 'utf8'));
     const cloudModel = JSON.parse(
