@@ -546,7 +546,7 @@ function poolTruthTable(truth: PoolTruth, iteration: number, accTh: number): str
       const verdict = b.passedByRun
         ? ok
           ? 'passed'
-          : 'passed on its test samples only'
+          : 'passed by the loop, under AccTH here'
         : 'failed';
       return `<tr><td>${binLabel(b)}</td><td>${b.n}</td><td class="${ok ? 'ok' : 'bad'}">${pct(b.accuracy)}</td><td>${verdict}</td></tr>`;
     })

@@ -5,13 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import { type MeasuredSample, type OutOfFoldSample, summariseIteration } from '../../core/loop.ts';
 import type { AutoFitReport } from '../../core/predictor/auto.ts';
-import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
-import { createRng } from '../../core/rng.ts';
-import { binOf, depthBins } from '../../core/sampling.ts';
+import { depthBins } from '../../core/sampling.ts';
 import { runParams } from '../../core/schemas/run.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
-import { depth, randomSubnet } from '../../core/spaces/subnet.ts';
 import { type TrainRow, trainIteration } from '../../core/train-iteration.ts';
+import { syntheticTrainRows } from '../support/synthetic-data.ts';
 
 const twoBins = [
   { lo: 0, hi: 0 },
@@ -132,22 +130,8 @@ describe("summariseIteration with binAccuracy 'oof' (core/loop.ts)", () => {
 
 describe("trainIteration with binAccuracy 'oof' (core/train-iteration.ts)", () => {
   const bins = depthBins(mobilenetv3, 3);
-  function rows(n: number, seed: number): TrainRow[] {
-    const rng = createRng(seed);
-    return Array.from({ length: n }, (_, i) => {
-      const subnet = randomSubnet(mobilenetv3, rng);
-      const d = depth(subnet);
-      return {
-        id: `i${i < 30 ? 0 : 1}-${i}`,
-        arch: mobilenetv3.toNative(subnet) as unknown as Record<string, unknown>,
-        latencyMs: syntheticLatencyMs(mobilenetv3, subnet, { noise: 0.03, rng }),
-        depth: d,
-        bin: binOf(bins, d),
-        split: i % 5 === 4 ? 'test' : 'train',
-        iteration: i < 30 ? 0 : 1,
-      };
-    });
-  }
+  const rows = (n: number, seed: number) =>
+    syntheticTrainRows(n, seed, bins, { noise: 0.03, firstBatch: 30 });
   const run = (sampling: 'balanced' | 'active', data: TrainRow[]) =>
     trainIteration({
       space: mobilenetv3,

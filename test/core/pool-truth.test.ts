@@ -4,32 +4,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { falsePasses, type UndrawnRow } from '../../core/pool-truth.ts';
-import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
-import { createRng } from '../../core/rng.ts';
-import { binOf, depthBins } from '../../core/sampling.ts';
+import { depthBins } from '../../core/sampling.ts';
 import { runParams } from '../../core/schemas/run.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
-import { depth, randomSubnet } from '../../core/spaces/subnet.ts';
-import { type TrainRow, trainIteration } from '../../core/train-iteration.ts';
+import { trainIteration } from '../../core/train-iteration.ts';
+import { syntheticTrainRows } from '../support/synthetic-data.ts';
 
 const bins = depthBins(mobilenetv3, 3);
 
-function rows(n: number, seed: number): TrainRow[] {
-  const rng = createRng(seed);
-  return Array.from({ length: n }, (_, i) => {
-    const subnet = randomSubnet(mobilenetv3, rng);
-    const d = depth(subnet);
-    return {
-      id: `i0-${i}`,
-      arch: mobilenetv3.toNative(subnet) as unknown as Record<string, unknown>,
-      latencyMs: syntheticLatencyMs(mobilenetv3, subnet, { noise: 0.01, rng }),
-      depth: d,
-      bin: binOf(bins, d),
-      split: i % 5 === 4 ? 'test' : 'train',
-      iteration: 0,
-    };
-  });
-}
+const rows = (n: number, seed: number) => syntheticTrainRows(n, seed, bins, { noise: 0.01 });
 
 const measured = rows(60, 5);
 const undrawn: UndrawnRow[] = rows(200, 6).map(({ arch, depth, latencyMs }) => ({
