@@ -33,6 +33,7 @@ import {
   summariseIteration,
 } from '../../core/loop.ts';
 import { evaluate } from '../../core/metrics.ts';
+import { falsePasses, scorePoolTruth } from '../../core/pool-truth.ts';
 import type { AutoFitReport } from '../../core/predictor/auto.ts';
 import { createModel, createRegressor, type Featurizer } from '../../core/predictor/index.ts';
 import { defaultModelKind, type ModelKind, type Regressor } from '../../core/predictor/types.ts';
@@ -47,6 +48,7 @@ import {
 import {
   type IterationRecord,
   type PlannedSample,
+  type PoolTruth,
   type RunParams,
   runParams,
 } from '../../core/schemas/run.ts';
@@ -340,8 +342,7 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
   const measured: TrainRow[] = [];
   const source = { kind: 'pool' as const, pool, space };
   let previous: IterationRecord | undefined;
-  let lastPassed: boolean[] = [];
-  let truthBins: (number | null)[] = [];
+  let truth: PoolTruth | undefined;
   let heldOutSamples: number | null = null;
   let reason = '';
   let last: Trained | undefined;
@@ -410,27 +411,33 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     if (estimate === 'oof' && model !== 'auto') {
       record = await withKFold(record, rows, result, params);
     }
-    // The truth: every architecture of the dataset this run has not measured.
+    // The truth: every architecture of the dataset this run has not measured, scored as the
+    // Train task that stops a replay scores it (core/pool-truth.ts), beside each bin's verdict.
     const taken = new Set(measured.map((m) => keyOf(m)));
-    const unseen = pool.filter((p) => !taken.has(p.key));
-    const predicted = await result.regressor.predict(
-      result.featurizer.encodeAll(unseen.map((p) => p.row.subnet)),
-    );
-    truthBins = binAccuracies(
-      predicted,
-      unseen.map((p) => p.row.latencyMs),
-      unseen.map((p) => p.depth),
-    );
+    truth = await scorePoolTruth({
+      space,
+      featurizer: result.featurizer,
+      regressor: result.regressor,
+      rows: pool.flatMap((p) =>
+        taken.has(p.key)
+          ? []
+          : [
+              {
+                arch: space.toNative(p.row.subnet) as Record<string, unknown>,
+                depth: p.depth,
+                latencyMs: p.row.latencyMs,
+              },
+            ],
+      ),
+      bins,
+      judged: record.bins,
+      params,
+    });
     // A bin whose architectures were all measured has nothing left to score.
-    const accs = truthBins.flatMap((a) => (a === null ? [] : [a]));
+    const accs = (truth?.bins ?? []).flatMap((b) => (b.accuracy === null ? [] : [b.accuracy]));
     if (heldOutSamples === null && accs.every((a) => a >= params.accTh)) {
       heldOutSamples = measured.length;
     }
-    // What the decision judged: the test share, or the out-of-fold estimate (and its bound).
-    lastPassed = record.bins.map((b) => {
-      const judged = b.decided ? (b.decided.lowerBound ?? b.decided.accuracy) : b.accuracy;
-      return judged !== null && judged >= params.accTh;
-    });
     previous = record;
     if (record.stop) {
       reason = record.reason ?? '';
@@ -438,6 +445,7 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     }
   }
   const cpu = process.cpuUsage(cpu0);
+  const truthBins = truth?.bins.map((b) => b.accuracy) ?? [];
   const known = truthBins.flatMap((a) => (a === null ? [] : [a]));
   return {
     strategy,
@@ -450,7 +458,7 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     finalBins: previous?.bins.map((b) => b.decided?.accuracy ?? b.accuracy) ?? [],
     heldOutWorstBin: known.length ? Math.min(...known) : null,
     heldOutSamples,
-    falsePasses: lastPassed.filter((p, b) => p && (truthBins[b] ?? 1) < params.accTh).length,
+    falsePasses: truth ? falsePasses(truth, params.accTh).length : 0,
     truthBins,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     chosen,
