@@ -35,10 +35,11 @@ export function predictorOnnxBytes(predictor: PredictorJson): Uint8Array {
 }
 
 /**
- * Writes `dir/predictor.json`, `dir/predictor.onnx` and the arch-in graph
- * (`predictor-arch.onnx` + `predictor-arch.json`, docs/predictor.md), creating `dir`.
+ * Writes `dir/predictor.json`, `dir/predictor.onnx` and, where the space has one, the arch-in
+ * graph (`predictor-arch.onnx` + `predictor-arch.json`, docs/predictor.md), creating `dir`.
+ * Returns the names of the files written.
  */
-export async function savePredictor(dir: string, predictor: PredictorJson): Promise<void> {
+export async function savePredictor(dir: string, predictor: PredictorJson): Promise<string[]> {
   const arch = archFiles(spaceOf(predictor, dir), predictor);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, PREDICTOR_ONNX), predictorOnnxBytes(predictor));
@@ -47,6 +48,7 @@ export async function savePredictor(dir: string, predictor: PredictorJson): Prom
     await writeFile(join(dir, ARCH_JSON), arch.json);
   }
   await writeFile(join(dir, PREDICTOR_JSON), `${JSON.stringify(predictor, null, 1)}\n`);
+  return [PREDICTOR_JSON, PREDICTOR_ONNX, ...(arch ? [ARCH_ONNX, ARCH_JSON] : [])];
 }
 
 export interface LoadedPredictor {

@@ -141,7 +141,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
     flags.metric === DEFAULT_METRIC
       ? result.predictor
       : { ...result.predictor, metric: flags.metric };
-  if (flags.out) await savePredictor(flags.out, predictor);
+  const written = flags.out ? await savePredictor(flags.out, predictor) : [];
 
   const test = result.test;
   const bins = test?.bins ?? [];
@@ -175,7 +175,7 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
   } else {
     lines.push('no test rows (every row was used for training)');
   }
-  if (flags.out) lines.push(`predictor written to ${flags.out} (predictor.json, predictor.onnx)`);
+  if (flags.out) lines.push(`predictor written to ${flags.out} (${written.join(', ')})`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

@@ -32,6 +32,9 @@ describe('esm predict outside the training domain', () => {
       ...['--train-fraction', '1', '--out', out],
     );
     expect(fit.code, fit.stderr).toBe(0);
+    expect(fit.stdout).toContain(
+      `predictor written to ${out} (predictor.json, predictor.onnx, predictor-arch.onnx, predictor-arch.json)`,
+    );
     const inside = join(dir, 'inside.jsonl');
     const outside = join(dir, 'outside.jsonl');
     writeFileSync(inside, `${JSON.stringify(archs[0])}\n`);
