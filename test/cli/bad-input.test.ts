@@ -145,3 +145,27 @@ describe('the other file flags', () => {
     );
   });
 });
+
+describe('a dataset of another space', () => {
+  it('names the built-in spaces whose archs the line holds, and none where no space fits', () => {
+    // Prepare: FBNet lines (HELP's op indices) read as MobileNetV3, and an arch of no space.
+    const ops = (k: number) => Array.from({ length: 22 }, (_, i) => (i + k) % 9);
+    const fbnetLines = join(dir, 'fbnet.jsonl');
+    writeFileSync(
+      fbnetLines,
+      [1, 2, 3].map((k) => JSON.stringify({ arch: { ops: ops(k) }, latency_ms: k })).join('\n'),
+    );
+    const nowhere = join(dir, 'nowhere.jsonl');
+    writeFileSync(nowhere, JSON.stringify({ arch: { layers: [1, 2] }, latency_ms: 1 }));
+    // Act
+    const asMobilenet = cli(['fit', '--space', 'mobilenetv3', '--data', fbnetLines]);
+    const asNothing = cli(['fit', '--space', 'mobilenetv3', '--data', nowhere]);
+    // Assess
+    expectUserError(
+      asMobilenet,
+      /^error: .*fbnet\.jsonl:1: field arch\.ks: .*; the arch fits space fbnet \(also fbnet-imagenet\): read the file with --space fbnet$/m,
+    );
+    expectUserError(asNothing, /^error: .*nowhere\.jsonl:1: field arch\./m);
+    expect(asNothing.stderr).not.toMatch(/fits space/);
+  });
+});
