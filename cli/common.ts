@@ -10,7 +10,7 @@ import {
 import { runParams } from '../core/schemas/run.ts';
 import { checkCostBounds, ResourceLimitError } from '../core/spaces/bounds.ts';
 import { graphCost } from '../core/spaces/cost.ts';
-import { getSpace } from '../core/spaces/index.ts';
+import { getSpace, otherSpacesHint } from '../core/spaces/index.ts';
 import type { LayerGraph, SearchSpace, Subnet } from '../core/spaces/types.ts';
 import { median } from '../core/stats.ts';
 
@@ -164,7 +164,8 @@ export async function readArchEntries(
       return rawId === undefined ? { subnet, line } : { subnet, line, id: String(rawId) };
     } catch (cause) {
       if (!(cause instanceof EsmError)) throw cause;
-      throw new DatasetFormatError(name, line, cause.message, { cause });
+      const hint = otherSpacesHint(arch, space).phrase;
+      throw new DatasetFormatError(name, line, `${cause.message}${hint}`, { cause });
     }
   });
 }

@@ -5,7 +5,7 @@
  */
 import { DatasetFormatError, ValidationError } from './errors.ts';
 import { datasetLine } from './schemas/dataset.ts';
-import { builtInSpaces } from './spaces/index.ts';
+import { otherSpacesHint } from './spaces/index.ts';
 import { subnetKey } from './spaces/subnet.ts';
 import type { SearchSpace, Subnet } from './spaces/types.ts';
 
@@ -201,24 +201,10 @@ function readCsv(lines: readonly { line: number; text: string }[], file: string)
   });
 }
 
-/**
- * Where an arch does not parse in `space` but does in built-in spaces, names them: the
- * usual cause is a dataset of another space (HELP's FBNet files read as MobileNetV3).
- */
+/** For an arch that does not parse in `space`: the built-in space it fits and the flag to use. */
 function spacesHint(arch: unknown, space: SearchSpace): string {
-  const fits = [...builtInSpaces.values()].filter((other) => {
-    if (other.name === space.name) return false;
-    try {
-      other.parse(arch);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  if (fits.length === 0) return '';
-  const [first, ...more] = fits.map((s) => s.name);
-  const also = more.length > 0 ? ` (also ${more.join(', ')})` : '';
-  return `; the arch fits space ${first}${also}: read the file with --space ${first}`;
+  const { names, phrase } = otherSpacesHint(arch, space);
+  return names.length === 0 ? '' : `${phrase}: read the file with --space ${names[0]}`;
 }
 
 function toRow(raw: RawLine, space: SearchSpace, file: string): DatasetRow {

@@ -29,3 +29,28 @@ export function getSpace(name: string): SearchSpace {
 }
 
 export type { LayerGraph, LayerNode, SearchSpace, Subnet } from './types.ts';
+
+/**
+ * The built-in spaces other than `space` that parse `arch`, with a phrase naming them for an
+ * error message (`; the arch fits space fbnet (also fbnet-imagenet), not mobilenetv3`), or
+ * '' when none does. The usual cause of an arch that does not parse is a file of another
+ * space (HELP's FBNet files read as MobileNetV3).
+ */
+export function otherSpacesHint(
+  arch: unknown,
+  space: SearchSpace,
+): { names: string[]; phrase: string } {
+  const names = [...builtInSpaces.values()].flatMap((other) => {
+    if (other.name === space.name) return [];
+    try {
+      other.parse(arch);
+      return [other.name];
+    } catch {
+      return [];
+    }
+  });
+  const [first, ...more] = names;
+  if (first === undefined) return { names, phrase: '' };
+  const also = more.length > 0 ? ` (also ${more.join(', ')})` : '';
+  return { names, phrase: `; the arch fits space ${first}${also}, not ${space.name}` };
+}

@@ -163,9 +163,14 @@ describe('a dataset of another space', () => {
     // Assess
     expectUserError(
       asMobilenet,
-      /^error: .*fbnet\.jsonl:1: field arch\.ks: .*; the arch fits space fbnet \(also fbnet-imagenet\): read the file with --space fbnet$/m,
+      /^error: .*fbnet\.jsonl:1: field arch\.ks: .*; the arch fits space fbnet \(also fbnet-imagenet\), not mobilenetv3: read the file with --space fbnet$/m,
     );
     expectUserError(asNothing, /^error: .*nowhere\.jsonl:1: field arch\./m);
     expect(asNothing.stderr).not.toMatch(/fits space/);
+    // Archs given to a command of another space (encode, predict) say the same.
+    expectUserError(
+      cli(['encode', '--space', 'mobilenetv3', '--in', fbnetLines]),
+      /^error: .*fbnet\.jsonl:1: .*; the arch fits space fbnet \(also fbnet-imagenet\), not mobilenetv3$/m,
+    );
   });
 });
