@@ -10,7 +10,7 @@ import {
 import { runParams } from '../core/schemas/run.ts';
 import { checkCostBounds, ResourceLimitError } from '../core/spaces/bounds.ts';
 import { graphCost } from '../core/spaces/cost.ts';
-import { getSpace, otherSpacesHint } from '../core/spaces/index.ts';
+import { getSpace, parseNamingOtherSpaces } from '../core/spaces/index.ts';
 import type { LayerGraph, SearchSpace, Subnet } from '../core/spaces/types.ts';
 import { median } from '../core/stats.ts';
 
@@ -160,12 +160,11 @@ export async function readArchEntries(
     const arch = wrapped ? (json as { arch: unknown }).arch : json;
     const rawId = wrapped ? (json as { id?: unknown }).id : undefined;
     try {
-      const subnet = space.parse(arch);
+      const subnet = parseNamingOtherSpaces(space, arch);
       return rawId === undefined ? { subnet, line } : { subnet, line, id: String(rawId) };
     } catch (cause) {
       if (!(cause instanceof EsmError)) throw cause;
-      const hint = otherSpacesHint(arch, space).phrase;
-      throw new DatasetFormatError(name, line, `${cause.message}${hint}`, { cause });
+      throw new DatasetFormatError(name, line, cause.message, { cause });
     }
   });
 }

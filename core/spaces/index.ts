@@ -1,11 +1,11 @@
 /** Built-in search spaces by name. User-defined spaces come from `spaceFromSpec` (spec.ts). */
-import { UnknownSpaceError } from '../errors.ts';
+import { UnknownSpaceError, ValidationError } from '../errors.ts';
 import { densenet } from './densenet.ts';
 import { fbnet, fbnetImagenet } from './fbnet.ts';
 import { mobilenetv3 } from './mobilenetv3.ts';
 import { nasbench201 } from './nasbench201.ts';
 import { resnet50 } from './resnet50.ts';
-import type { SearchSpace } from './types.ts';
+import type { SearchSpace, Subnet } from './types.ts';
 
 export const builtInSpaces: ReadonlyMap<string, SearchSpace> = new Map<string, SearchSpace>([
   [mobilenetv3.name, mobilenetv3],
@@ -53,4 +53,28 @@ export function otherSpacesHint(
   if (first === undefined) return { names, phrase: '' };
   const also = more.length > 0 ? ` (also ${more.join(', ')})` : '';
   return { names, phrase: `; the arch fits space ${first}${also}, not ${space.name}` };
+}
+
+/**
+ * `space.parse(arch)`, but an arch that fits another built-in space says which in the error
+ * (`otherSpacesHint`); the error keeps its class and field.
+ */
+export function parseNamingOtherSpaces(space: SearchSpace, arch: unknown): Subnet {
+  try {
+    return space.parse(arch);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    const { phrase } = otherSpacesHint(arch, space);
+    if (phrase === '') throw error;
+    const prefix = `${error.field}: `;
+    const detail = error.message.startsWith(prefix)
+      ? error.message.slice(prefix.length)
+      : error.message;
+    const Class = error.constructor as new (
+      field: string,
+      message: string,
+      options?: { cause?: unknown },
+    ) => ValidationError;
+    throw new Class(error.field, `${detail}${phrase}`, { cause: error });
+  }
 }

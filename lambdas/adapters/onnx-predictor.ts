@@ -7,7 +7,7 @@ import type { DatasetStore } from '../../core/ports.ts';
 import { type PredictorJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
 import { ONNX_STD_OUTPUT } from '../../core/predictor/export-onnx.ts';
 import { createFeaturizer, featureChoiceOf } from '../../core/predictor/index.ts';
-import { getSpace } from '../../core/spaces/index.ts';
+import { getSpace, parseNamingOtherSpaces } from '../../core/spaces/index.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
 import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { NotFoundError, underField } from '../middleware.ts';
@@ -61,7 +61,9 @@ async function load(store: DatasetStore, id: string): Promise<LoadedPredictor> {
     json,
     space,
     parseArchs: (archs) =>
-      archs.map((arch, i) => underField(`body.archs[${i}]`, () => space.parse(arch))),
+      archs.map((arch, i) =>
+        underField(`body.archs[${i}]`, () => parseNamingOtherSpaces(space, arch)),
+      ),
     predictWithStd,
   };
 }

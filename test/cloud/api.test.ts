@@ -362,6 +362,22 @@ describe('POST /predict and GET /predictors', () => {
     });
   }
 
+  it('names the space an architecture of another space fits', async ({ skip }) => {
+    if (!emulator) skip();
+    // An FBNet arch (22 op indices) sent to a MobileNetV3 predictor.
+    const fbnetArch = { ops: Array.from({ length: 22 }, (_, i) => i % 9) };
+    const response = await call(
+      predict,
+      post('/predict', { predictor: 'p-1', archs: [fbnetArch] }),
+    );
+    expect(response.status).toBe(400);
+    expect(response.body.error).toBe('ArchValidationError');
+    expect(response.body.field).toMatch(/^body\.archs\[0\]\./);
+    expect(response.body.message).toMatch(
+      /; the arch fits space fbnet \(also fbnet-imagenet\), not mobilenetv3$/,
+    );
+  });
+
   it('names the invalid architecture in a batch by its index', async ({ skip }) => {
     if (!emulator) skip();
     const batch = [...archs(), { ...(archs()[0] as object), r: 225 }];
