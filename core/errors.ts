@@ -12,12 +12,30 @@ export class EsmError extends Error {
 
 /** Bad user input: a flag, a body field, a file line. `field` names what to fix. */
 export class ValidationError extends EsmError {
+  /** What was wrong and the fix: `message` without its `field: ` prefix. */
+  readonly detail: string;
+
   constructor(
     readonly field: string,
     message: string,
     options?: { cause?: unknown },
   ) {
     super(`${field}: ${message}`, options);
+    this.detail = message;
+  }
+
+  /**
+   * The same class of error for another field or detail, with this one as its cause (the API
+   * names a request field, `space` -> `body.space`; a hint is added). For classes whose
+   * constructor takes `(field, message)`; DatasetFormatError's does not.
+   */
+  restated(field: string, detail: string): ValidationError {
+    const Class = this.constructor as new (
+      field: string,
+      message: string,
+      options?: { cause?: unknown },
+    ) => ValidationError;
+    return new Class(field, detail, { cause: this });
   }
 }
 

@@ -54,15 +54,7 @@ export function underField<T>(prefix: string, fn: () => T): T {
     return fn();
   } catch (error) {
     if (error instanceof ValidationError && !error.field.startsWith(`${prefix}.`)) {
-      const detail = error.message.startsWith(`${error.field}: `)
-        ? error.message.slice(error.field.length + 2)
-        : error.message;
-      const Class = error.constructor as new (
-        field: string,
-        message: string,
-        options?: { cause?: unknown },
-      ) => ValidationError;
-      throw new Class(`${prefix}.${error.field}`, detail, { cause: error });
+      throw error.restated(`${prefix}.${error.field}`, error.detail);
     }
     throw error;
   }

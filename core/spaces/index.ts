@@ -66,15 +66,6 @@ export function parseNamingOtherSpaces(space: SearchSpace, arch: unknown): Subne
     if (!(error instanceof ValidationError)) throw error;
     const { phrase } = otherSpacesHint(arch, space);
     if (phrase === '') throw error;
-    const prefix = `${error.field}: `;
-    const detail = error.message.startsWith(prefix)
-      ? error.message.slice(prefix.length)
-      : error.message;
-    const Class = error.constructor as new (
-      field: string,
-      message: string,
-      options?: { cause?: unknown },
-    ) => ValidationError;
-    throw new Class(error.field, `${detail}${phrase}`, { cause: error });
+    throw error.restated(error.field, `${error.detail}${phrase}`);
   }
 }
