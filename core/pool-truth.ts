@@ -10,17 +10,16 @@ import type { Featurizer } from './predictor/index.ts';
 import type { Regressor } from './predictor/types.ts';
 import type { DepthBin } from './sampling.ts';
 import type { BinSummary, PoolTruth, RunParams } from './schemas/run.ts';
-import type { SearchSpace } from './spaces/types.ts';
+import { depth } from './spaces/subnet.ts';
+import type { Subnet } from './spaces/types.ts';
 
 /** A pool row the run has not drawn, with the value of the run's metric. */
 export interface UndrawnRow {
-  readonly arch: Record<string, unknown>;
-  readonly depth: number;
+  readonly subnet: Subnet;
   readonly latencyMs: number;
 }
 
 export interface ScorePoolOptions {
-  readonly space: SearchSpace;
   readonly featurizer: Featurizer;
   readonly regressor: Regressor;
   readonly rows: readonly UndrawnRow[];
@@ -32,15 +31,13 @@ export interface ScorePoolOptions {
 
 /** The predictor on the undrawn rows, per bin; undefined when the run drew every row. */
 export async function scorePoolTruth(options: ScorePoolOptions): Promise<PoolTruth | undefined> {
-  const { space, featurizer, regressor, rows, bins, judged, params } = options;
+  const { featurizer, regressor, rows, bins, judged, params } = options;
   if (rows.length === 0) return undefined;
-  const predicted = await regressor.predict(
-    featurizer.encodeAll(rows.map((r) => space.parse(r.arch))),
-  );
+  const predicted = await regressor.predict(featurizer.encodeAll(rows.map((r) => r.subnet)));
   const evaluation = evaluate({
     predicted,
     measured: rows.map((r) => r.latencyMs),
-    depths: rows.map((r) => r.depth),
+    depths: rows.map((r) => depth(r.subnet)),
     bins,
   });
   return {

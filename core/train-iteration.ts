@@ -177,7 +177,6 @@ export async function trainIteration(
   const poolTruth =
     summary.stop && options.undrawn
       ? await scorePoolTruth({
-          space,
           featurizer,
           regressor,
           rows: await options.undrawn(),

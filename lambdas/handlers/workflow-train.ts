@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto';
 import { archFiles } from '../../core/onnx/arch-graph-files.ts';
 import { encodeModel } from '../../core/onnx/model.ts';
-import type { UndrawnRow } from '../../core/pool-truth.ts';
 import { modelToOnnxGraph, onnxMetadata } from '../../core/predictor/export-onnx.ts';
 import type { RegressorOptions } from '../../core/predictor/index.ts';
 import { datasetJsonl, trainIteration, trainRows } from '../../core/train-iteration.ts';
@@ -20,7 +19,7 @@ import {
   loadPool,
   loadPrior,
   loadRun,
-  type PoolEntry,
+  undrawnRows,
   type WorkflowDeps,
   workflowDeps,
 } from '../workflow/run-context.ts';
@@ -41,20 +40,6 @@ export function createTrainHandler(
   deps: () => WorkflowDeps = workflowDeps,
   options: TrainHandlerOptions = {},
 ) {
-  /** A replay's pool rows with a value that no sample of the run has drawn. */
-  async function undrawnRows(
-    runId: string,
-    pool: readonly PoolEntry[] | undefined,
-  ): Promise<UndrawnRow[]> {
-    if (!pool) return [];
-    const drawn = new Set((await deps().state.listSamples(runId)).map((s) => s.key));
-    return pool.flatMap((p) =>
-      p.value === undefined || drawn.has(p.key)
-        ? []
-        : [{ arch: p.arch, depth: p.depth, latencyMs: p.value }],
-    );
-  }
-
   return workflowTask(iterationInput, async ({ runId, iteration }) => {
     const { state, store, clock } = deps();
     const now = () => clock?.now() ?? new Date();
@@ -85,7 +70,11 @@ export function createTrainHandler(
       provenance: { runId, thing: run.thing, things: [...things] },
       regressor: options.regressor,
       prior: await loadPrior(store, params),
-      undrawn: async () => undrawnRows(runId, await loadPool(store, params, space)),
+      undrawn: async () => {
+        const pool = await loadPool(store, params, space);
+        if (!pool) return [];
+        return undrawnRows(pool, new Set((await state.listSamples(runId)).map((s) => s.key)));
+      },
       onEpoch: onEpoch && ((epoch, maxEpochs) => onEpoch({ runId, iteration, epoch, maxEpochs })),
       now,
     });

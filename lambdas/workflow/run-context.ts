@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { type DatasetRow, parseDataset } from '../../core/dataset.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { DEFAULT_METRIC, rowsAtLeast } from '../../core/metric-rows.ts';
+import type { UndrawnRow } from '../../core/pool-truth.ts';
 import type { Clock, DatasetStore, RunStateStore } from '../../core/ports.ts';
 import { type PredictorJson, parsePredictorJson } from '../../core/predictor/artifact.ts';
 import { type DepthBin, type PoolItem, poolItem, runBins } from '../../core/sampling.ts';
@@ -16,7 +17,7 @@ import { thingName } from '../../core/schemas/protocol.ts';
 import { poolOf, type RunParams, type RunRecord, runParams } from '../../core/schemas/run.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { spaceFromSpec } from '../../core/spaces/spec.ts';
-import type { SearchSpace } from '../../core/spaces/types.ts';
+import type { SearchSpace, Subnet } from '../../core/spaces/types.ts';
 import { createRunState } from '../adapters/run-state.ts';
 import { createS3Store } from '../adapters/s3-store.ts';
 import { lazy, loadConfig } from '../config.ts';
@@ -95,6 +96,7 @@ export const workflowDeps = lazy((): WorkflowDeps => {
 
 /** A measured architecture of a replay pool. */
 export type PoolEntry = PoolItem & {
+  readonly subnet: Subnet;
   readonly arch: Record<string, unknown>;
   /** The line's value of the run's metric; undefined where the line has none. */
   readonly value?: number;
@@ -158,9 +160,20 @@ export async function loadPool(
       : rowsAtLeast(parsed, params.metric, params.dropBelow, pool);
   return rows.map((row) =>
     poolItem(row.subnet, {
+      subnet: row.subnet,
       arch: space.toNative(row.subnet) as Record<string, unknown>,
       value: metricValue(row, params.metric),
     }),
+  );
+}
+
+/**
+ * The pool entries no sample of the run drew (`drawn`: their keys) that have a value of the
+ * run's metric: what the Train task that stops a replay scores its predictor on.
+ */
+export function undrawnRows(pool: readonly PoolEntry[], drawn: ReadonlySet<string>): UndrawnRow[] {
+  return pool.flatMap((p) =>
+    p.value === undefined || drawn.has(p.key) ? [] : [{ subnet: p.subnet, latencyMs: p.value }],
   );
 }
 

@@ -20,7 +20,7 @@ import {
 } from '../../core/predictor/index.ts';
 import { runBins } from '../../core/sampling.ts';
 import { getSpace } from '../../core/spaces/index.ts';
-import { loadPool } from '../../lambdas/workflow/run-context.ts';
+import { loadPool, undrawnRows } from '../../lambdas/workflow/run-context.ts';
 import { createRunDirStore } from '../../local/file-store.ts';
 import { RunStore } from '../../local/run-store.ts';
 import { median } from './stats.ts';
@@ -47,14 +47,9 @@ async function scoreOnce(dir: string): Promise<void> {
   const before = process.cpuUsage();
   const pool = (await loadPool(createRunDirStore(dir), params, space)) ?? [];
   const truth = await scorePoolTruth({
-    space,
     featurizer: createFeaturizer(space, featureChoiceOf(json.features)),
     regressor: regressorFromJson(json.model),
-    rows: pool.flatMap((p) =>
-      p.value === undefined || drawn.has(p.key)
-        ? []
-        : [{ arch: p.arch, depth: p.depth, latencyMs: p.value }],
-    ),
+    rows: undrawnRows(pool, drawn),
     bins: runBins(space, params),
     judged: last.bins,
     params,

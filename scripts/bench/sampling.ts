@@ -415,19 +415,10 @@ async function replay(strategy: LoopSamplingStrategy, seed: number): Promise<Loo
     // Train task that stops a replay scores it (core/pool-truth.ts), beside each bin's verdict.
     const taken = new Set(measured.map((m) => keyOf(m)));
     truth = await scorePoolTruth({
-      space,
       featurizer: result.featurizer,
       regressor: result.regressor,
       rows: pool.flatMap((p) =>
-        taken.has(p.key)
-          ? []
-          : [
-              {
-                arch: space.toNative(p.row.subnet) as Record<string, unknown>,
-                depth: p.depth,
-                latencyMs: p.row.latencyMs,
-              },
-            ],
+        taken.has(p.key) ? [] : [{ subnet: p.row.subnet, latencyMs: p.row.latencyMs }],
       ),
       bins,
       judged: record.bins,

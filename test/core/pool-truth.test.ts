@@ -15,10 +15,11 @@ const bins = depthBins(mobilenetv3, 3);
 const rows = (n: number, seed: number) => syntheticTrainRows(n, seed, bins, { noise: 0.01 });
 
 const measured = rows(60, 5);
-const undrawn: UndrawnRow[] = rows(200, 6).map(({ arch, depth, latencyMs }) => ({
-  arch,
-  depth,
-  latencyMs,
+// The pool rows no sample drew, as the Train task hands them over (parsed once).
+const poolRows = rows(200, 6);
+const undrawn: UndrawnRow[] = poolRows.map((r) => ({
+  subnet: mobilenetv3.parse(r.arch),
+  latencyMs: r.latencyMs,
 }));
 
 function train(options: { maxIter: number; accTh: number; undrawn: () => Promise<UndrawnRow[]> }) {
@@ -52,19 +53,19 @@ describe('trainIteration on a replay (core/pool-truth.ts)', () => {
     });
     // Assess: the same predictor, scored by hand.
     const predicted = await regressor.predict(
-      featurizer.encodeAll(undrawn.map((r) => mobilenetv3.parse(r.arch))),
+      featurizer.encodeAll(poolRows.map((r) => mobilenetv3.parse(r.arch))),
     );
     const accuracy =
-      undrawn.reduce(
+      poolRows.reduce(
         (s, r, i) => s + 1 - Math.abs((predicted[i] as number) - r.latencyMs) / r.latencyMs,
         0,
-      ) / undrawn.length;
+      ) / poolRows.length;
     const truth = record.poolTruth;
     expect(record.stop).toBe(true);
     expect(truth?.n).toBe(undrawn.length);
     expect(truth?.accuracy).toBeCloseTo(accuracy, 12);
     expect(truth?.bins.map((b) => b.n)).toEqual(
-      bins.map((b) => undrawn.filter((r) => r.depth >= b.lo && r.depth <= b.hi).length),
+      bins.map((b) => poolRows.filter((r) => r.depth >= b.lo && r.depth <= b.hi).length),
     );
     // Every bin passed AccTH 0.5 on its test rows, and none is under it on the rest.
     expect(truth?.bins.every((b) => b.passedByRun)).toBe(true);
