@@ -15,9 +15,11 @@ import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { EsmError, ValidationError } from '../../core/errors.ts';
 import { outsideDomainWarning } from '../../core/predictor/domain.ts';
+import type { PoolTruth, RunParams } from '../../core/schemas/run.ts';
 import { deviceFiles, registerDevice } from '../../device-client/register.ts';
 import { type CloudApi, CloudApiError, createCloudApi, resolveApiUrl } from '../cloud-api.ts';
 import { jsonLines, parse, readInput } from '../common.ts';
+import { describePoolTruth } from '../pool-truth-lines.ts';
 
 interface ApiFlags {
   apiUrl?: string;
@@ -76,6 +78,8 @@ interface RunAnswer {
   converged: boolean;
   bins: { lo: number; hi: number; accuracy: number | null }[];
   error: { name: string; message: string } | null;
+  params: Pick<RunParams, 'accTh' | 'binAccuracy'>;
+  history: { poolTruth?: PoolTruth }[];
 }
 
 function progressLine(run: RunAnswer): string {
@@ -223,6 +227,13 @@ export function register(program: Command): void {
       if (line !== last) process.stderr.write(`${line}\n`);
       last = line;
       if (terminal.has(answer.status)) {
+        // A replay (params.pool) that stopped says how its predictor did on the undrawn rows.
+        const truth = answer.history.at(-1)?.poolTruth;
+        if (truth) {
+          for (const text of describePoolTruth(truth, answer.params, 'params')) {
+            process.stderr.write(`${text}\n`);
+          }
+        }
         print(answer);
         if (answer.status === 'failed') {
           throw new EsmError(

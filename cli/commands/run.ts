@@ -11,13 +11,11 @@ import { encodingNames } from '../../core/encodings/types.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { judgedAccuracy } from '../../core/loop.ts';
 import { rowsAtLeast, rowsForMetric } from '../../core/metric-rows.ts';
-import { falsePasses } from '../../core/pool-truth.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
   type BinSummary,
   measurementDefaults,
-  type PoolTruth,
   type RunParams,
   type RunParamsInput,
   runParams,
@@ -31,6 +29,7 @@ import { createProgress, type ProgressBar } from '../../local/progress.ts';
 import { measuredAgain } from '../../local/report.ts';
 import { RunStore } from '../../local/run-store.ts';
 import { parse, resolveSpace, tinyValues, writeJson } from '../common.ts';
+import { depthSpan, describePoolTruth, pct } from '../pool-truth-lines.ts';
 
 interface RunOptions {
   space?: string;
@@ -253,15 +252,6 @@ function checkResumeOptions(options: RunOptions, command: Command): void {
   }
 }
 
-/** "10-13", or "10" for a bin of one depth (never "10-10"). */
-function depthSpan(b: { lo: number; hi: number }): string {
-  return b.lo === b.hi ? `${b.lo}` : `${b.lo}-${b.hi}`;
-}
-
-function pct(x: number | null): string {
-  return x === null ? '  -  ' : `${(x * 100).toFixed(1)}%`;
-}
-
 function judgedLabel(bins: readonly BinSummary[]): string {
   const decided = bins.find((b) => b.decided !== undefined)?.decided;
   if (decided === undefined) return '';
@@ -275,23 +265,6 @@ function describeModel(p: { model?: ModelKind; encoding: string; prior?: string 
   return model === 'auto'
     ? `auto model (physics + ${p.encoding} + LUT counts)`
     : `${model} on ${p.encoding}`;
-}
-
-/**
- * What a replay's last iteration found on the pool rows the run did not draw
- * (core/pool-truth.ts), with the bins that passed on their few test samples but not there.
- */
-function describePoolTruth(truth: PoolTruth, p: RunParams): string[] {
-  const lines = [
-    `on the ${truth.n} rows of the pool this run did not draw: accuracy ${pct(truth.accuracy)}, within 10 % ${pct(truth.within10)}; per depth bin ${truth.bins.map((b) => `${depthSpan(b)}:${pct(b.accuracy)}`).join(' ')}`,
-  ];
-  const wrong = falsePasses(truth, p.accTh);
-  if (wrong.length > 0) {
-    lines.push(
-      `warning: ${wrong.length === 1 ? 'bin' : 'bins'} ${wrong.map(depthSpan).join(', ')} passed --acc-th ${pct(p.accTh)} on ${wrong.length === 1 ? 'its' : 'their'} ${p.binAccuracy === 'oof' ? 'test and out-of-fold samples' : 'test samples'} but not on the rest of the pool; --min-test-per-bin N${p.binAccuracy === 'oof' ? '' : ' or --bin-accuracy oof'} judges a bin on more samples`,
-    );
-  }
-  return lines;
 }
 
 export function register(program: Command): void {
@@ -552,7 +525,7 @@ export function register(program: Command): void {
       } else if (summary.interrupted) {
         progress.log(`stopped; continue with: esm run --resume ${store.dir}`);
       } else {
-        if (truth) for (const line of describePoolTruth(truth, p)) progress.log(line);
+        if (truth) for (const line of describePoolTruth(truth, p, 'flags')) progress.log(line);
         progress.log(
           `${summary.converged ? 'converged' : `not converged after ${summary.iterations} iterations (max-iter)`}: ${summary.samples} samples measured\n` +
             `predictor: ${summary.predictor}\nreport:    ${store.path('report')}`,

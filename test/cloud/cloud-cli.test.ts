@@ -11,10 +11,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DescribeThingCommand, type IoTClient, ListCertificatesCommand } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { syntheticLatencyMs } from '../../core/predictor/synthetic.ts';
 import { createRng } from '../../core/rng.ts';
+import { depthBins, sampleArchitectures } from '../../core/sampling.ts';
 import { getSpace } from '../../core/spaces/index.ts';
 import { randomSubnet } from '../../core/spaces/subnet.ts';
 import { type Daemon, startDaemon } from '../../device-client/daemon.ts';
+import { createS3Store } from '../../lambdas/adapters/s3-store.ts';
 import { createStartRunHandler, startRunDeps } from '../../lambdas/handlers/api-start-run.ts';
 import { publisherFromEnv } from '../../lambdas/handlers/workflow-dispatch.ts';
 import { envNames } from '../../lambdas/manifest.ts';
@@ -93,7 +96,27 @@ describe('esm cloud: register, run, wait, pull, predict, delete', () => {
       { runJob: replayJob },
     );
 
+    // The run replays a pool kept in S3, so the iteration that stops it also scores its
+    // predictor on the rows it did not draw, and `run wait` says so.
+    const space = getSpace('mobilenetv3');
+    const poolRng = createRng(5);
+    const pool = sampleArchitectures(space, {
+      n: 300,
+      strategy: 'balanced',
+      bins: depthBins(space, 3),
+      rng: poolRng,
+    }).map((s) =>
+      JSON.stringify({
+        arch: space.toNative(s),
+        latency_ms: syntheticLatencyMs(space, s, { noise: 0.01, rng: poolRng }),
+      }),
+    );
+    await createS3Store({ bucket: resources.bucket }).put(
+      'datasets/cli-pool.jsonl',
+      `${pool.join('\n')}\n`,
+    );
     const params = {
+      pool: 'datasets/cli-pool.jsonl',
       sampling: 'balanced',
       encoding: 'fcc',
       nInit: 60,
@@ -126,11 +149,21 @@ describe('esm cloud: register, run, wait, pull, predict, delete', () => {
     const waited = await cloud('run', 'wait', runId, '--interval', '1', '--timeout', '240');
     const final = ok(waited);
     expect(final.status).toBe('converged');
-    // Progress while waiting: at least the first and the last state, one line each.
+    // Progress while waiting: at least the first and the last state, one line each, then
+    // the predictor on the pool rows the run did not draw (the last record's poolTruth).
     const progress = waited.stderr.trim().split('\n');
-    expect(progress.length).toBeGreaterThanOrEqual(2);
-    expect(progress[progress.length - 1]).toMatch(
+    const truth = (final.history as { poolTruth?: { n: number; accuracy: number } }[]).at(
+      -1,
+    )?.poolTruth;
+    expect(truth?.n).toBe(300 - Number(final.measured));
+    expect(progress.length).toBeGreaterThanOrEqual(3);
+    expect(progress[progress.length - 2]).toMatch(
       new RegExp(`^${runId}: converged, iteration \\d+, \\d+ measured, lowest bin accuracy 0\\.9`),
+    );
+    expect(progress[progress.length - 1]).toMatch(
+      new RegExp(
+        `^on the ${truth?.n} rows of the pool this run did not draw: accuracy ${((truth?.accuracy ?? 0) * 100).toFixed(1)}%`,
+      ),
     );
     await bridge.settled();
 
@@ -139,7 +172,6 @@ describe('esm cloud: register, run, wait, pull, predict, delete', () => {
     expect(pulled.predictor).toBe(final.predictor);
     expect(pulled.files).toEqual(expect.arrayContaining(['predictor.json', 'predictor.onnx']));
 
-    const space = getSpace('mobilenetv3');
     const rng = createRng(99);
     const archsFile = path.join(dir, 'archs.jsonl');
     writeFileSync(
