@@ -309,11 +309,11 @@ export function decide(options: DecideOptions): Decision {
   if (options.binAccuracies.length === 0) {
     throw new ValidationError('binAccuracies', 'expected one accuracy per depth bin');
   }
-  // Too few test samples: the accuracy is unknown, which fails the bin and weights it w1.
-  const binAccuracies = options.binAccuracies.map((a, i) =>
-    binTestCounts && (binTestCounts[i] ?? 0) < minTest ? null : a,
+  // Without counts every accuracy counts; too few test samples fail a bin and weight it w1.
+  const passed = options.binAccuracies.map((a, i) =>
+    passes(a, binTestCounts ? (binTestCounts[i] ?? 0) : minTest, accTh, minTest),
   );
-  const converged = binAccuracies.every((a) => a !== null && a >= accTh);
+  const converged = passed.every(Boolean);
   if (converged) return { converged, stop: true, reason: 'converged', binWeights: [] };
   if (iteration + 1 >= maxIter)
     return { converged, stop: true, reason: 'max-iter', binWeights: [] };
@@ -321,7 +321,7 @@ export function decide(options: DecideOptions): Decision {
     converged,
     stop: false,
     reason: null,
-    binWeights: extensionWeights(binAccuracies, accTh, w1),
+    binWeights: extensionWeights(passed, w1),
   };
 }
 
@@ -338,9 +338,26 @@ export function binPassed(
   bin: BinSummary,
   params: Pick<RunParams, 'accTh' | 'minTestPerBin'>,
 ): boolean {
-  const accuracy = judgedAccuracy(bin);
-  const n = bin.decided?.n ?? bin.test;
-  return accuracy !== null && accuracy >= params.accTh && n >= params.minTestPerBin;
+  return passes(
+    judgedAccuracy(bin),
+    bin.decided?.n ?? bin.test,
+    params.accTh,
+    params.minTestPerBin,
+  );
+}
+
+/**
+ * The pass rule of step 5, the one place it is written: a bin passes when its accuracy is
+ * known, at least `accTh`, and judged on at least `minTest` samples (a bin judged on one or
+ * two networks passes or fails by chance).
+ */
+export function passes(
+  accuracy: number | null,
+  n: number,
+  accTh: number,
+  minTest: number,
+): boolean {
+  return accuracy !== null && accuracy >= accTh && n >= minTest;
 }
 
 /** A training sample scored by a model that did not train on it (cross-validation). */

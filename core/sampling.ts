@@ -97,18 +97,12 @@ export function binOf(bins: readonly DepthBin[], d: number): number {
 }
 
 /**
- * Bin weights for the extension step: `w1` for a bin whose accuracy is below `accTh` (or
- * unknown: a bin without test samples needs samples most), 1 for a passing bin.
+ * Bin weights for the extension step: `w1` for a bin that has not passed (below `accTh`, or
+ * judged on too few test samples: core/loop.ts `passes`), 1 for a passing bin.
  */
-export function extensionWeights(
-  binAccuracies: readonly (number | null | undefined)[],
-  accTh: number,
-  w1: number,
-): number[] {
+export function extensionWeights(passed: readonly boolean[], w1: number): number[] {
   if (!(w1 > 0)) throw new ValidationError('w1', `expected a positive weight, got ${w1}`);
-  return binAccuracies.map((acc) =>
-    typeof acc === 'number' && Number.isFinite(acc) && acc >= accTh ? 1 : w1,
-  );
+  return passed.map((p) => (p ? 1 : w1));
 }
 
 /**

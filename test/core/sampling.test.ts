@@ -143,7 +143,7 @@ describe('sampleArchitectures', () => {
 
   it('follows bin weights in the extension step', () => {
     const bins = depthBins(mobilenetv3, 4);
-    const weights = extensionWeights([0.99, 0.8, undefined, 0.97], 0.95, 3);
+    const weights = extensionWeights([true, false, false, true], 3);
     expect(weights).toEqual([1, 3, 3, 1]);
     for (const strategy of ['balanced', 'random'] as const) {
       const subnets = sampleArchitectures(mobilenetv3, {
