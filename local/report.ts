@@ -9,7 +9,7 @@
  * directory (`esm report DIR`).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { judgedAccuracy } from '../core/loop.ts';
+import { binPassed } from '../core/loop.ts';
 import type {
   BinSummary,
   IterationRecord,
@@ -180,11 +180,11 @@ function legendOf(items: readonly { label: string; color: string }[]): string {
 /**
  * One bin's cell of the iterations table: its test accuracy, coloured by what the loop judged
  * it on (under `--bin-accuracy oof` the test and out-of-fold samples, less `--bin-accuracy-z`
- * standard errors), which is then shown below it, so the colours agree with the decision.
+ * standard errors), which is then shown below it; a bin with fewer than `--min-test-per-bin`
+ * of those samples fails whatever its accuracy, so the colours agree with the decision.
  */
-function binCell(bin: BinSummary, accTh: number): string {
-  const judged = judgedAccuracy(bin);
-  const passed = judged !== null && judged >= accTh;
+function binCell(bin: BinSummary, p: RunParams): string {
+  const passed = binPassed(bin, p);
   const decided = bin.decided;
   const note =
     decided === undefined
@@ -613,7 +613,7 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
     .map(
       (r) =>
         `<tr><td>${r.iteration}</td><td>${r.samples.train}</td><td>${r.samples.test}</td>${r.bins
-          .map((b) => binCell(b, p.accTh))
+          .map((b) => binCell(b, p))
           .join(
             '',
           )}<td>${pct(r.overall.accuracy)}</td><td>${pct(r.overall.binBalancedAccuracy)}</td><td>${pct(r.overall.within10)}</td><td>${r.overall.spearman === null ? '-' : fmt(r.overall.spearman, 3)}</td><td>${fmt(r.secondsMeasuring, 0)}</td><td>${fmt(r.secondsTraining, 0)}</td><td>${qualityCell(r.quality)}</td></tr>`,

@@ -135,6 +135,21 @@ describe('renderReport', () => {
     expect(html).not.toContain('interleaved');
   });
 
+  it('colours a bin as the loop judged it: at AccTH on enough test samples', () => {
+    const cells = (page: string) =>
+      [...page.matchAll(/<td class="(ok|bad)">([\d.]+) %/g)].map((m) => `${m[1]} ${m[2]}`);
+    // Iteration 1: 92 % and 95 % pass AccTH 90 %, 88 % does not.
+    expect(cells(html).slice(-3)).toEqual(['ok 92.0', 'bad 88.0', 'ok 95.0']);
+    // With --min-test-per-bin 2, the last bin (1 test sample) fails at 95 %, as decide() has it.
+    const strict = renderReport({
+      state: { ...state, params: { ...params, minTestPerBin: 2 } },
+      iterations: [record(1, [0.92, 0.88, 0.95])],
+      points,
+      samples: 24,
+    });
+    expect(cells(strict)).toEqual(['ok 92.0', 'bad 88.0', 'bad 95.0']);
+  });
+
   it('is self-contained: no script and no external resource', () => {
     expect(html).not.toMatch(/<script|https?:\/\/|<link /);
     expect(html).toContain('not converged');
