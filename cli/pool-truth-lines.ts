@@ -35,7 +35,7 @@ export function describePoolTruth(
   spelling: keyof typeof spellings,
 ): string[] {
   const lines = [
-    `on the ${truth.n} rows of the pool this run did not draw: accuracy ${pct(truth.accuracy)}, within 10 % ${pct(truth.within10)}; per depth bin ${truth.bins.map((b) => `${depthSpan(b)}:${pct(b.accuracy)}`).join(' ')}`,
+    `on the ${truth.n} rows of the pool this run did not draw: accuracy ${pct(truth.accuracy)}, within 10 % ${pct(truth.within10)}; per depth bin ${truth.bins.map((b) => `${depthSpan(b)}:${b.n === 0 ? 'all drawn' : pct(b.accuracy)}`).join(' ')}`,
   ];
   const wrong = falsePasses(truth, p.accTh);
   if (wrong.length > 0) {
