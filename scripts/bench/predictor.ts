@@ -12,6 +12,9 @@
  * CPU time (user + system) of this process is reported: on a shared, oversubscribed machine
  * it is what a dedicated core would take.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createEncoder, type EncodingName } from '../../core/encodings/index.ts';
 import { fitPredictor } from '../../core/predictor/index.ts';
@@ -141,9 +144,10 @@ const fitted = await fitPredictor({
   encoding,
   data: { file: 'synthetic', sha256: '0'.repeat(64) },
 });
-const dir = `/tmp/esm-bench-predictor-${process.pid}`;
+const dir = await mkdtemp(join(tmpdir(), 'esm-bench-predictor-'));
 await savePredictor(dir, fitted.predictor);
 const loaded = await loadPredictor(dir, { threads: 1 });
+await rm(dir, { recursive: true, force: true });
 const subnets = Array.from({ length: nPredict }, (_, i) => randomSubnet(space, createRng(i)));
 const archs = subnets.map((s) => space.toNative(s));
 const encoder = createEncoder(space, encoding);
