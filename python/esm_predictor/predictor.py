@@ -15,6 +15,11 @@ PREDICTOR_JSON = "predictor.json"
 
 
 def _import_onnxruntime():
+    # Recent onnxruntime collects telemetry on Linux and macOS (a device id and a queue of usage
+    # events under ~/.cache/Microsoft/DeveloperTools/.onnxruntime, uploaded to Microsoft). Off,
+    # as in the esm CLI, unless the caller set the variable (ORT_DISABLE_TELEMETRY=0: on); the
+    # runtime reads it when it creates its environment, so before the import.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
         import onnxruntime  # noqa: PLC0415 (optional dependency, imported when first needed)
     except ImportError as e:

@@ -117,9 +117,12 @@ describe('esm-device package installed offline from its tarball', () => {
   it('measures a real job over MQTT', async () => {
     const thing = 'packaged-1';
     const platform = await recorder(broker.url, [topics.results(thing), topics.status(thing)]);
+    // A TMPDIR of its own and the suite's ORT_DISABLE_TELEMETRY unset: only esm-device can
+    // keep onnxruntime's telemetry off (device-client/main.ts), else mat-debug-PID.log here.
+    const ownTmp = mkdtempSync(join(tmpdir(), 'esm-device-tmp-'));
     const device = startDeviceProcess(
       ['--broker', broker.url, '--thing', thing, '--state-dir', 'none', '--progress-interval', '0'],
-      { bin },
+      { bin, env: { TMPDIR: ownTmp, ORT_DISABLE_TELEMETRY: undefined } },
     );
     try {
       await platform.next((m) => field(m, 'state') === 'online', 30_000);
@@ -130,6 +133,7 @@ describe('esm-device package installed offline from its tarball', () => {
       expect(result.samples.map((s) => s.id)).toEqual(['b-packaged-s0', 'b-packaged-s1']);
       expect(result.device.onnxruntime).toMatch(/^\d+\.\d+/);
       expect(device.output()).toContain('"stateDir":"memory only"');
+      expect(readdirSync(ownTmp).filter((f) => f.startsWith('mat-debug-'))).toEqual([]);
     } finally {
       device.child.kill('SIGTERM');
       expect(await device.exited, device.output()).toBe(0);

@@ -7,7 +7,7 @@
  * PyPI), those tests are skipped with the reason printed and the run still exits 0.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -175,12 +175,17 @@ describe.skipIf(!hasPython)('Python module esm_predictor', () => {
 
   it.skipIf(hasRealOnnxruntime || !hasNumpy)(
     "predicts through onnxruntime-node where Python's onnxruntime is missing (the stand-in in ort-bridge/)",
-    () => {
+    async () => {
+      // Prepare: a TMPDIR of its own, and the variable the suite sets (temp-root.ts) unset, so
+      // only esm_predictor can turn onnxruntime's telemetry off (else mat-debug-PID.log here).
+      const ownTmp = await mkdtemp(join(tmpdir(), 'esm-python-tmp-'));
+      const { ORT_DISABLE_TELEMETRY: _set, ...env } = process.env;
       // Act
       const run = spawnSync(PYTHON, ['-m', 'unittest', 'tests.test_predictor', '-v'], {
         cwd: resolve('python'),
         env: {
-          ...process.env,
+          ...env,
+          TMPDIR: ownTmp,
           ESM_TEST_VECTORS: vectorsFile,
           ESM_NODE: process.execPath,
           PYTHONPATH: resolve('test/python/ort-bridge'),
@@ -200,6 +205,7 @@ describe.skipIf(!hasPython)('Python module esm_predictor', () => {
       ]) {
         expect(output).toMatch(new RegExp(`${name} \\S+ \\.\\.\\. ok`));
       }
+      expect(await readdir(ownTmp)).not.toContainEqual(expect.stringMatching(/^mat-debug-/));
     },
     120_000,
   );

@@ -11,6 +11,9 @@ import path from 'node:path';
 export default function setup(): () => void {
   const root = mkdtempSync(path.join(tmpdir(), 'esm-test-'));
   process.env.TMPDIR = root;
+  // Tests that create sessions in-process, as `esm` does (cli/main.ts): no device id or event
+  // queue in the user's ~/.cache.
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
   return () => {
     if (process.env.ESM_KEEP_TEST_TMP === '1') {
       process.stderr.write(`test files kept in ${root} (ESM_KEEP_TEST_TMP=1)\n`);
