@@ -6,15 +6,6 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { reportError } from './common.ts';
 
-// onnxruntime-node (1.30 here) collects telemetry on Linux and macOS: every process that
-// creates a session writes $TMPDIR/mat-debug-PID.log and, under ~/.cache/Microsoft/
-// DeveloperTools/.onnxruntime, a device id and a queue of events to upload to Microsoft. A
-// latency tool should neither phone home nor run an uploader beside the models it times, so
-// it is off unless the user set the variable (ORT_DISABLE_TELEMETRY=0 turns it on). The
-// runtime reads it when it creates its first session; children (the local device daemons)
-// inherit it.
-process.env.ORT_DISABLE_TELEMETRY ??= '1';
-
 const { version } = JSON.parse(
   readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
 ) as { version: string };

@@ -10,10 +10,6 @@ import type { Logger } from '../core/ports.ts';
 import { configSources, type DeviceConfig, loadConfig } from './config.ts';
 import { createDaemon } from './daemon.ts';
 
-// onnxruntime's telemetry off, as in `esm` (cli/main.ts says why): a measuring device should
-// not upload usage events, nor run an uploader beside the models it times.
-process.env.ORT_DISABLE_TELEMETRY ??= '1';
-
 const levels = ['debug', 'info', 'warn', 'error'] as const;
 
 /** JSON-lines logger: one object per line with time, level, message and fields. */

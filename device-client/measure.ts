@@ -12,6 +12,16 @@ import type { LayerGraph } from '../core/spaces/types.ts';
 import { median } from '../core/stats.ts';
 import { buildOnnxModel, INPUT_NAME } from './onnx-builder.ts';
 
+// onnxruntime-node (1.30 here) collects telemetry on Linux and macOS: every process that
+// creates a session writes $TMPDIR/mat-debug-PID.log and, under ~/.cache/Microsoft/
+// DeveloperTools/.onnxruntime, a device id and a queue of events to upload to Microsoft. A
+// measuring device should neither phone home nor run an uploader beside the models it times,
+// so it is off unless the user set the variable (ORT_DISABLE_TELEMETRY=0 turns it on). The
+// runtime reads it when it creates its first session, which this module's callers do only
+// after it has loaded; local/predictor-store.ts and lambdas/adapters/onnx-predictor.ts, the
+// other modules that create sessions, do the same.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 export type ExecutionProvider = 'cpu' | 'cuda';
 
 /** What a measurement needs from the job settings; protocol defaults apply to the rest. */

@@ -22,6 +22,9 @@ import { getSpace } from '../core/spaces/index.ts';
 import { spaceFromSpec } from '../core/spaces/spec.ts';
 import type { SearchSpace, Subnet } from '../core/spaces/types.ts';
 
+// onnxruntime's telemetry off unless the user set it (device-client/measure.ts says why).
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 /** The ONNX bytes of a predictor (built from its stored model parameters). */
 export function predictorOnnxBytes(predictor: PredictorJson): Uint8Array {
   return encodeModel(modelToOnnxGraph(predictor.model), {

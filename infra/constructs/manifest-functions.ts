@@ -88,8 +88,6 @@ export class ManifestFunctions extends Construct {
     const environment: Record<string, string> = {
       NODE_OPTIONS: '--enable-source-maps',
       POWERTOOLS_SERVICE_NAME: 'esm',
-      // onnxruntime-node's telemetry off, as in `esm` and `esm-device` (cli/main.ts says why).
-      ORT_DISABLE_TELEMETRY: '1',
     };
     for (const envName of spec.env) {
       environment[envNames[envName]] = Lazy.string({ produce: () => this.envValue(envName) });

@@ -14,6 +14,10 @@ import { NotFoundError, underField } from '../middleware.ts';
 import { keys } from '../workflow/run-context.ts';
 import { getJson } from './s3-store.ts';
 
+// onnxruntime's telemetry off unless the function's environment sets it
+// (device-client/measure.ts says why).
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 export interface LoadedPredictor {
   readonly id: string;
   readonly json: PredictorJson;

@@ -1,14 +1,15 @@
 /**
  * onnxruntime-node (1.30 here) collects telemetry on Linux and macOS: a process that creates a
  * session writes $TMPDIR/mat-debug-PID.log and, under $XDG_CACHE_HOME/Microsoft/
- * DeveloperTools/.onnxruntime, a device id and an event queue to upload. `esm` turns it off
- * unless the user set ORT_DISABLE_TELEMETRY (cli/main.ts). Both cases run the real runtime
- * (`esm measure` times one model) with their own TMPDIR and cache directory; the opted-in one
- * shows that the files are the runtime's, so their absence in the other is the opt-out's.
+ * DeveloperTools/.onnxruntime, a device id and an event queue to upload. Every module that
+ * creates sessions turns it off unless the user set ORT_DISABLE_TELEMETRY
+ * (device-client/measure.ts). `esm measure` runs the real runtime with its own TMPDIR and cache
+ * directory, by default and opted in: the opted-in run shows that the files are the runtime's,
+ * so their absence in the other is the opt-out's.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -57,5 +58,45 @@ describe("onnxruntime's telemetry", () => {
     const left = await measureWith('0');
     expect(left.debugLogs).toHaveLength(1);
     expect(left.telemetryDir).toBe(true);
+  });
+
+  it('is turned off by every module that imports onnxruntime-node, and by none for a user who set it', async () => {
+    // Prepare: the product's modules that import the runtime (tests and benchmarks aside).
+    const sources = await Promise.all(
+      ['cli', 'core', 'device-client', 'infra', 'lambdas', 'local'].map(async (top) =>
+        (await readdir(top, { recursive: true }))
+          .filter((f) => f.endsWith('.ts'))
+          .map((f) => join(top, f)),
+      ),
+    );
+    const owners: string[] = [];
+    for (const file of sources.flat()) {
+      if ((await readFile(file, 'utf8')).includes("from 'onnxruntime-node'")) owners.push(file);
+    }
+    expect(owners.sort()).toEqual([
+      'device-client/measure.ts',
+      'lambdas/adapters/onnx-predictor.ts',
+      'local/predictor-store.ts',
+    ]);
+    const { ORT_DISABLE_TELEMETRY: _suite, ...env } = process.env;
+    for (const owner of owners) {
+      // Act: import the module in a fresh process, unset and set to 0.
+      const valueAfterImport = async (value: string | undefined) =>
+        (
+          await run(
+            'node',
+            [
+              '--import',
+              'tsx',
+              '-e',
+              `await import(${JSON.stringify(resolve(owner))}); console.log(String(process.env.ORT_DISABLE_TELEMETRY));`,
+            ],
+            { env: value === undefined ? env : { ...env, ORT_DISABLE_TELEMETRY: value } },
+          )
+        ).stdout.trim();
+      // Assess
+      expect(await valueAfterImport(undefined), owner).toBe('1');
+      expect(await valueAfterImport('0'), owner).toBe('0');
+    }
   });
 });

@@ -141,7 +141,6 @@ describe('functions', () => {
       });
       const env = Object.keys(resource.Properties.Environment.Variables);
       for (const key of functions[name].env) expect(env).toContain(envNames[key]);
-      expect(resource.Properties.Environment.Variables.ORT_DISABLE_TELEMETRY).toBe('1');
     }
   });
 
