@@ -98,5 +98,5 @@ describe("onnxruntime's telemetry", () => {
       expect(await valueAfterImport(undefined), owner).toBe('1');
       expect(await valueAfterImport('0'), owner).toBe('0');
     }
-  });
+  }, 180_000); // six child processes that load tsx: slow on a loaded machine
 });
