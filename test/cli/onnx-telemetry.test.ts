@@ -4,8 +4,9 @@
  * DeveloperTools/.onnxruntime, a device id and an event queue to upload. Every module that
  * creates sessions turns it off unless the user set ORT_DISABLE_TELEMETRY
  * (device-client/measure.ts). `esm measure` runs the real runtime with its own TMPDIR and cache
- * directory, by default and opted in: the opted-in run shows that the files are the runtime's,
- * so their absence in the other is the opt-out's.
+ * directory, by default and opted in, in an environment without CI markers (with one the
+ * runtime keeps quiet by itself: test/support/telemetry-env.ts): the opted-in run shows that
+ * the files are the runtime's, so their absence in the other is the opt-out's.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { telemetryOnEnv } from '../support/telemetry-env.ts';
 
 const run = promisify(execFile);
 
@@ -22,7 +24,7 @@ async function measureWith(telemetry: string | undefined) {
   const home = await mkdtemp(join(tmpdir(), 'esm-telemetry-'));
   const [tmp, cache] = [join(home, 'tmp'), join(home, 'cache')];
   await Promise.all([tmp, cache].map((d) => run('mkdir', ['-p', d])));
-  const { ORT_DISABLE_TELEMETRY: _suite, ...env } = process.env;
+  const env = telemetryOnEnv();
   await run(
     'node',
     [resolve('bin/esm.js'), 'measure', '--space', 'mobilenetv3', '--arch', 'smallest'].concat([
@@ -78,7 +80,7 @@ describe("onnxruntime's telemetry", () => {
       'lambdas/adapters/onnx-predictor.ts',
       'local/predictor-store.ts',
     ]);
-    const { ORT_DISABLE_TELEMETRY: _suite, ...env } = process.env;
+    const env = telemetryOnEnv();
     for (const owner of owners) {
       // Act: import the module in a fresh process, unset and set to 0.
       const valueAfterImport = async (value: string | undefined) =>

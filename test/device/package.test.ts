@@ -17,6 +17,7 @@ import {
 import { type Broker, startBroker } from '../../local/mqtt-broker.ts';
 import { startDeviceProcess } from '../support/device-process.ts';
 import { field, recorder, tinyJob } from '../support/mqtt.ts';
+import { telemetryOnOverrides } from '../support/telemetry-env.ts';
 
 /** Bytes of every file under `dir`. */
 function treeBytes(dir: string): number {
@@ -117,12 +118,13 @@ describe('esm-device package installed offline from its tarball', () => {
   it('measures a real job over MQTT', async () => {
     const thing = 'packaged-1';
     const platform = await recorder(broker.url, [topics.results(thing), topics.status(thing)]);
-    // A TMPDIR of its own and the suite's ORT_DISABLE_TELEMETRY unset: only esm-device can
-    // keep onnxruntime's telemetry off (device-client/main.ts), else mat-debug-PID.log here.
+    // A TMPDIR of its own, with the suite's ORT_DISABLE_TELEMETRY and the CI markers unset: only
+    // esm-device can keep onnxruntime's telemetry off (device-client/measure.ts), else
+    // mat-debug-PID.log here.
     const ownTmp = mkdtempSync(join(tmpdir(), 'esm-device-tmp-'));
     const device = startDeviceProcess(
       ['--broker', broker.url, '--thing', thing, '--state-dir', 'none', '--progress-interval', '0'],
-      { bin, env: { TMPDIR: ownTmp, ORT_DISABLE_TELEMETRY: undefined } },
+      { bin, env: { ...telemetryOnOverrides, TMPDIR: ownTmp } },
     );
     try {
       await platform.next((m) => field(m, 'state') === 'online', 30_000);

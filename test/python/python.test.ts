@@ -23,6 +23,7 @@ import type { SearchSpace } from '../../core/spaces/types.ts';
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
 import { commandWorks, serviceAvailable } from '../support/services.ts';
 import { exampleSpecSpaces } from '../support/spec-spaces.ts';
+import { telemetryOnEnv } from '../support/telemetry-env.ts';
 
 const PYTHON = process.env.PYTHON ?? 'python3';
 const hasPython = serviceAvailable(
@@ -176,10 +177,10 @@ describe.skipIf(!hasPython)('Python module esm_predictor', () => {
   it.skipIf(hasRealOnnxruntime || !hasNumpy)(
     "predicts through onnxruntime-node where Python's onnxruntime is missing (the stand-in in ort-bridge/)",
     async () => {
-      // Prepare: a TMPDIR of its own, and the variable the suite sets (temp-root.ts) unset, so
+      // Prepare: a TMPDIR of its own, the variable the suite sets and CI markers unset, so
       // only esm_predictor can turn onnxruntime's telemetry off (else mat-debug-PID.log here).
       const ownTmp = await mkdtemp(join(tmpdir(), 'esm-python-tmp-'));
-      const { ORT_DISABLE_TELEMETRY: _set, ...env } = process.env;
+      const env = telemetryOnEnv();
       // Act
       const run = spawnSync(PYTHON, ['-m', 'unittest', 'tests.test_predictor', '-v'], {
         cwd: resolve('python'),
