@@ -10,7 +10,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,27 +23,17 @@ const run = promisify(execFile);
 async function measureWith(telemetry: string | undefined) {
   const home = await mkdtemp(join(tmpdir(), 'esm-telemetry-'));
   const [tmp, cache] = [join(home, 'tmp'), join(home, 'cache')];
-  await Promise.all([tmp, cache].map((d) => run('mkdir', ['-p', d])));
-  const env = telemetryOnEnv();
-  await run(
-    'node',
-    [resolve('bin/esm.js'), 'measure', '--space', 'mobilenetv3', '--arch', 'smallest'].concat([
-      '--runs',
-      '2',
-      '--warmup',
-      '0',
-      '--json',
-    ]),
-    {
-      env: {
-        ...env,
-        TMPDIR: tmp,
-        XDG_CACHE_HOME: cache,
-        HOME: home,
-        ...(telemetry === undefined ? {} : { ORT_DISABLE_TELEMETRY: telemetry }),
-      },
+  await Promise.all([tmp, cache].map((d) => mkdir(d)));
+  const measure = ['measure', '--space', 'mobilenetv3', '--arch', 'smallest', '--runs', '2'];
+  await run('node', [resolve('bin/esm.js'), ...measure, '--warmup', '0', '--json'], {
+    env: {
+      ...telemetryOnEnv(),
+      TMPDIR: tmp,
+      XDG_CACHE_HOME: cache,
+      HOME: home,
+      ...(telemetry === undefined ? {} : { ORT_DISABLE_TELEMETRY: telemetry }),
     },
-  );
+  });
   return {
     debugLogs: (await readdir(tmp)).filter((f) => f.startsWith('mat-debug-')),
     telemetryDir: existsSync(join(cache, 'Microsoft', 'DeveloperTools', '.onnxruntime')),
