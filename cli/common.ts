@@ -12,7 +12,6 @@ import { checkCostBounds, ResourceLimitError } from '../core/spaces/bounds.ts';
 import { graphCost } from '../core/spaces/cost.ts';
 import { getSpace, parseNamingOtherSpaces } from '../core/spaces/index.ts';
 import type { LayerGraph, SearchSpace, Subnet } from '../core/spaces/types.ts';
-import { median } from '../core/stats.ts';
 
 /** A space name (`mobilenetv3`) or a path to a user-defined JSON spec (`my-space.json`). */
 /**
@@ -226,16 +225,6 @@ const errnoReasons: Record<string, string> = {
   EACCES: 'permission denied',
   ENOTDIR: 'a part of the path is not a directory',
 };
-
-/**
- * The values under a tenth of the median of `values`, and that floor to three significant
- * digits. Accuracy is a mean relative error, so a few values far below the others swamp it
- * (the NAS-Bench-201 cells without an input-output path, ../shared/data/README.md).
- */
-export function tinyValues(values: readonly number[]): { count: number; floor: number } {
-  const floor = Number((0.1 * median(Float64Array.from(values).sort())).toPrecision(3));
-  return { count: values.filter((v) => v < floor).length, floor };
-}
 
 export function writeJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -6,6 +6,7 @@
 import type { DatasetRow } from './dataset.ts';
 import { DatasetFormatError, ValidationError } from './errors.ts';
 import { knownMetrics } from './schemas/dataset.ts';
+import { median } from './stats.ts';
 
 export const DEFAULT_METRIC = 'latency_ms';
 
@@ -38,8 +39,9 @@ export function rowsForMetric(
   rows: readonly DatasetRow[],
   metric: string,
   file: string,
+  field = '--metric',
 ): MetricRows {
-  checkMetricName(metric);
+  checkMetricName(metric, field);
   if (metric === DEFAULT_METRIC) return { rows: [...rows], skipped: 0, reasons: [] };
   const out: DatasetRow[] = [];
   const reasons = new Set<string>();
@@ -64,7 +66,7 @@ export function rowsForMetric(
   if (out.length === 0) {
     const why = reasons.size > 0 ? ` (the lines say: ${[...reasons].join('; ')})` : '';
     throw new ValidationError(
-      '--metric',
+      field,
       `no line of ${file} has a value for ${metric}${why}; measure it with esm run --metric ${metric} or pick another metric`,
     );
   }
@@ -91,4 +93,45 @@ export function rowsAtLeast(
     throw new ValidationError(field, `leaves ${kept.length} rows of ${file}; lower it`);
   }
   return kept;
+}
+
+/**
+ * The values under a tenth of the median of `values`, and that floor to three significant
+ * digits. Accuracy is a mean relative error, so a few values far below the others swamp it
+ * (the NAS-Bench-201 cells without an input-output path, ../shared/data/README.md).
+ */
+export function tinyValues(values: readonly number[]): { count: number; floor: number } {
+  const floor = Number((0.1 * median(Float64Array.from(values).sort())).toPrecision(3));
+  return { count: values.filter((v) => v < floor).length, floor };
+}
+
+/** What a replay pool's floor does to its rows, said before the run (`esm run`, `POST /runs`). */
+export interface PoolFloor {
+  /** Rows with a value of the metric. */
+  readonly rows: number;
+  /** With `dropBelow`: the rows it leaves out of the pool. */
+  readonly leftOut?: number;
+  /** Without `dropBelow`: the rows under a tenth of the median (`tinyValues`), if any. */
+  readonly tiny?: { readonly count: number; readonly floor: number };
+}
+
+/**
+ * `rows` (a replay pool's parsed lines) as `poolFloor` describes them: how many have a value
+ * of `metric`, and how many `dropBelow` leaves out or, without one, how many lie so far below
+ * the others that relative errors on them can keep their bins under AccTH. Refuses a floor
+ * that leaves fewer than two rows, and a metric no row has, naming `fields`.
+ */
+export function poolFloor(
+  rows: readonly DatasetRow[],
+  pool: { metric: string; dropBelow?: number; file: string },
+  fields: { metric: string; dropBelow: string },
+): PoolFloor {
+  const { metric, dropBelow, file } = pool;
+  const valued = rowsForMetric(rows, metric, file, fields.metric).rows;
+  if (dropBelow !== undefined) {
+    const kept = rowsAtLeast(valued, metric, dropBelow, file, fields.dropBelow);
+    return { rows: valued.length, leftOut: valued.length - kept.length };
+  }
+  const tiny = tinyValues(valued.map((row) => row.latencyMs));
+  return tiny.count === 0 ? { rows: valued.length } : { rows: valued.length, tiny };
 }

@@ -184,8 +184,9 @@ export const functions = {
     entry: 'lambdas/handlers/api-start-run.ts',
     route: 'POST /runs',
     description: 'POST /runs: validate parameters and start an ESM execution',
-    env: ['stateMachineArn', 'devicesTable', 'runsTable'],
-    access: ['states:start', 'devices:read', 'runs:write'],
+    env: ['stateMachineArn', 'devicesTable', 'runsTable', 'bucket'],
+    // bucket:read: a replay's pool is read before the execution starts.
+    access: ['states:start', 'devices:read', 'runs:write', 'bucket:read'],
   },
   apiGetRun: {
     entry: 'lambdas/handlers/api-get-run.ts',

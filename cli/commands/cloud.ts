@@ -14,12 +14,13 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { EsmError, ValidationError } from '../../core/errors.ts';
+import type { PoolFloor } from '../../core/metric-rows.ts';
 import { outsideDomainWarning } from '../../core/predictor/domain.ts';
 import type { PoolTruth, RunParams } from '../../core/schemas/run.ts';
 import { deviceFiles, registerDevice } from '../../device-client/register.ts';
 import { type CloudApi, CloudApiError, createCloudApi, resolveApiUrl } from '../cloud-api.ts';
 import { jsonLines, parse, readInput } from '../common.ts';
-import { describePoolTruth } from '../pool-truth-lines.ts';
+import { describePoolFloor, describePoolTruth } from '../pool-lines.ts';
 
 interface ApiFlags {
   apiUrl?: string;
@@ -80,6 +81,12 @@ interface RunAnswer {
   error: { name: string; message: string } | null;
   params: Pick<RunParams, 'accTh' | 'binAccuracy'>;
   history: { poolTruth?: PoolTruth }[];
+}
+
+/** `POST /runs`'s answer (lambdas/handlers/api-start-run.ts), as far as the CLI reads it. */
+interface StartAnswer {
+  params: Pick<RunParams, 'pool' | 'metric' | 'dropBelow'>;
+  poolFloor?: PoolFloor;
 }
 
 function progressLine(run: RunAnswer): string {
@@ -195,7 +202,19 @@ export function register(program: Command): void {
         device: flags.device,
         ...(flags.seed === undefined ? {} : { seed: flags.seed }),
       };
-      print(await (await api(flags)).request('POST', 'runs', body));
+      const answer = await (await api(flags)).request<StartAnswer>('POST', 'runs', body);
+      // A replay: what its pool's floor leaves out, or the rows far below the others.
+      const { poolFloor, params } = answer;
+      const line =
+        poolFloor && params.pool !== undefined
+          ? describePoolFloor(
+              poolFloor,
+              { file: params.pool, metric: params.metric, dropBelow: params.dropBelow },
+              'params',
+            )
+          : undefined;
+      if (line !== undefined) process.stderr.write(`${line}\n`);
+      print(answer);
     },
   );
   withApi(run.command('status <runId>').description('status, iterations and bin accuracy')).action(

@@ -10,6 +10,7 @@ import {
   DEFAULT_METRIC,
   rowsAtLeast,
   rowsForMetric,
+  tinyValues,
 } from '../../core/metric-rows.ts';
 import { headline } from '../../core/metrics.ts';
 import { featuresName, type PredictorJson } from '../../core/predictor/artifact.ts';
@@ -19,7 +20,7 @@ import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predict
 import { loadPredictor, savePredictor } from '../../local/predictor-store.ts';
 import { createProgress } from '../../local/progress.ts';
 import { binLabel } from '../../local/report.ts';
-import { parse, resolveSpace, runDefaults, tinyValues, writeJson } from '../common.ts';
+import { parse, resolveSpace, runDefaults, writeJson } from '../common.ts';
 
 interface FitFlags {
   space: string;

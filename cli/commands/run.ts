@@ -10,7 +10,7 @@ import { type DatasetRow, parseDataset } from '../../core/dataset.ts';
 import { encodingNames } from '../../core/encodings/types.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { judgedAccuracy } from '../../core/loop.ts';
-import { rowsAtLeast, rowsForMetric } from '../../core/metric-rows.ts';
+import { type PoolFloor, poolFloor } from '../../core/metric-rows.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
@@ -28,8 +28,8 @@ import { loadPredictor } from '../../local/predictor-store.ts';
 import { createProgress, type ProgressBar } from '../../local/progress.ts';
 import { measuredAgain } from '../../local/report.ts';
 import { RunStore } from '../../local/run-store.ts';
-import { parse, resolveSpace, tinyValues, writeJson } from '../common.ts';
-import { depthSpan, describePoolTruth, pct } from '../pool-truth-lines.ts';
+import { parse, resolveSpace, writeJson } from '../common.ts';
+import { depthSpan, describePoolFloor, describePoolTruth, pct } from '../pool-lines.ts';
 
 interface RunOptions {
   space?: string;
@@ -123,39 +123,36 @@ async function spaceOf(params: RunParams): Promise<SearchSpace> {
 }
 
 /**
- * What a replay's pool floor leaves out, said before the run; without `--drop-below`, a note
- * when values lie far below the others (NAS-Bench-201's cells without an input-output path),
- * since relative errors on them can keep the bins that hold them under --acc-th. A dataset
- * that cannot be read is left to the replay device, which names the problem.
+ * What a replay's pool floor leaves out, said before the run (core/metric-rows.ts
+ * `poolFloor`). A dataset that cannot be read is left to the replay device, which names the
+ * problem; a floor that leaves fewer than two rows is refused here.
  */
-async function describePoolFloor(
+async function describeReplayPool(
   file: string,
   space: SearchSpace,
   metric: string,
   dropBelow: number | undefined,
 ): Promise<void> {
-  let rows: DatasetRow[];
+  let rows: readonly DatasetRow[];
   try {
-    rows = rowsForMetric(
-      parseDataset(await readFile(file, 'utf8'), { space, file }).rows,
-      metric,
-      file,
-    ).rows;
+    rows = parseDataset(await readFile(file, 'utf8'), { space, file }).rows;
   } catch {
     return;
   }
-  if (dropBelow !== undefined) {
-    const kept = rowsAtLeast(rows, metric, dropBelow, file, '--drop-below');
-    process.stderr.write(
-      `--drop-below ${dropBelow}: left ${rows.length - kept.length} of ${rows.length} rows of ${file} with ${metric} below it out of the pool\n`,
+  let floor: PoolFloor;
+  try {
+    floor = poolFloor(
+      rows,
+      { metric, dropBelow, file },
+      { metric: '--metric', dropBelow: '--drop-below' },
     );
+  } catch (error) {
+    // Only the floor is refused here; the dataset's other problems are the replay device's.
+    if (error instanceof ValidationError && error.field === '--drop-below') throw error;
     return;
   }
-  const { count, floor } = tinyValues(rows.map((r) => r.latencyMs));
-  if (count === 0) return;
-  process.stderr.write(
-    `note: ${count} of ${rows.length} rows of ${file} have ${metric} under ${floor}, a tenth of its median; relative errors on them can keep the bins that hold them under --acc-th. Leave them out of the pool with --drop-below ${floor}\n`,
-  );
+  const line = describePoolFloor(floor, { file, metric, dropBelow }, 'flags');
+  if (line !== undefined) process.stderr.write(`${line}\n`);
 }
 
 async function newRunParams(options: RunOptions): Promise<{ params: RunParams; out: string }> {
@@ -221,7 +218,7 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
     }
   }
   if (params.pool) {
-    await describePoolFloor(params.pool, space, params.metric, params.dropBelow);
+    await describeReplayPool(params.pool, space, params.metric, params.dropBelow);
   } else if (params.dropBelow !== undefined) {
     throw new ValidationError(
       '--drop-below',

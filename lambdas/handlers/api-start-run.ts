@@ -2,16 +2,23 @@
  * `POST /runs`: validates the run parameters (the same as `esm run`, core/schemas/run.ts,
  * with `device: "thing:NAME"` of a registered device, or several of one kind for fan-out:
  * `"device": "thing:a,thing:b"` or `"things": ["a", "b"]`), records the run and starts the
- * state machine. Bad input answers 400 naming the field, and nothing is written.
+ * state machine. Bad input answers 400 naming the field, and nothing is written. A replay's
+ * pool (`pool`, a dataset key) is read first: a missing or malformed dataset is bad input
+ * too, and the answer says what its floor leaves out (`"pool"`, core/metric-rows.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { ValidationError } from '../../core/errors.ts';
-import { thingsOf } from '../../core/schemas/run.ts';
+import { parseDataset } from '../../core/dataset.ts';
+import { DatasetFormatError, ValidationError } from '../../core/errors.ts';
+import { type PoolFloor, poolFloor } from '../../core/metric-rows.ts';
+import type { DatasetStore } from '../../core/ports.ts';
+import { type RunParams, thingsOf } from '../../core/schemas/run.ts';
 import { checkSpaceBounds } from '../../core/spaces/bounds.ts';
+import type { SearchSpace } from '../../core/spaces/types.ts';
 import { createDevicesTable, type DeviceRecord } from '../adapters/devices-table.ts';
 import { createRunState, type RunState } from '../adapters/run-state.ts';
+import { createS3Store } from '../adapters/s3-store.ts';
 import { lazy, loadConfig } from '../config.ts';
 import { apiHandler, logger, parseBody, underField } from '../middleware.ts';
 import {
@@ -35,10 +42,12 @@ export interface StartRunDeps {
   /** The device's record (registration, last reported facts), or undefined. */
   readonly device: (thing: string) => Promise<DeviceRecord | undefined>;
   readonly start: ExecutionStarter;
+  /** The bucket a replay's pool is read from. */
+  readonly datasets: DatasetStore;
 }
 
 export const startRunDeps = lazy((): StartRunDeps => {
-  const config = loadConfig(['runsTable', 'devicesTable', 'stateMachineArn']);
+  const config = loadConfig(['runsTable', 'devicesTable', 'stateMachineArn', 'bucket']);
   const sfn = new SFNClient({});
   return {
     state: createRunState({ tables: { runsTable: config.runsTable } }),
@@ -53,6 +62,7 @@ export const startRunDeps = lazy((): StartRunDeps => {
       );
       return out.executionArn ?? '';
     },
+    datasets: createS3Store({ bucket: config.bucket }),
   };
 });
 
@@ -60,6 +70,44 @@ export const startRunDeps = lazy((): StartRunDeps => {
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `run-${stamp}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * A replay's pool read as the Init task will read it (lambdas/workflow/run-context.ts
+ * `loadPool`), refused here with the request field to fix, before the execution starts.
+ */
+async function checkPool(
+  datasets: DatasetStore,
+  params: Pick<RunParams, 'pool' | 'metric' | 'dropBelow'> & { pool: string },
+  space: SearchSpace,
+): Promise<PoolFloor> {
+  const { pool: file, metric, dropBelow } = params;
+  const bytes = await datasets.get(file);
+  if (bytes === undefined) {
+    throw new ValidationError(
+      'body.pool',
+      `no dataset at "${file}" in the artifact bucket; upload the JSONL there first, or fix the key`,
+    );
+  }
+  try {
+    const { rows } = parseDataset(new TextDecoder().decode(bytes), { space, file });
+    return poolFloor(
+      rows,
+      { file, metric, dropBelow },
+      { metric: 'body.metric', dropBelow: 'body.dropBelow' },
+    );
+  } catch (error) {
+    if (error instanceof DatasetFormatError) {
+      throw new ValidationError(
+        'body.pool',
+        `${error.message}; fix the dataset and upload it again`,
+        {
+          cause: error,
+        },
+      );
+    }
+    throw error;
+  }
 }
 
 /** What makes two devices "of one kind": the same processor, accelerator and runtime. */
@@ -129,8 +177,12 @@ export function createStartRunHandler(deps: () => StartRunDeps = startRunDeps) {
     const { batchSize } = params.measurement;
     checkSpaceBounds(space, { field: 'body.measurement.batchSize', batchSize });
     const thing = thingOf(params);
-    const { state, device, start } = deps();
+    const { state, device, start, datasets } = deps();
     await checkDevices(params, device);
+    const pool =
+      params.pool === undefined
+        ? undefined
+        : await checkPool(datasets, { ...params, pool: params.pool }, space);
     const runId = newRunId();
     const input: ExecutionInput = {
       runId,
@@ -141,7 +193,10 @@ export function createStartRunHandler(deps: () => StartRunDeps = startRunDeps) {
     try {
       const executionArn = await start(runId, input);
       logger.info('run started', { runId, thing, space: space.name, executionArn });
-      return { statusCode: 202, body: { runId, status: 'running', executionArn, params } };
+      return {
+        statusCode: 202,
+        body: { runId, status: 'running', executionArn, params, ...(pool && { poolFloor: pool }) },
+      };
     } catch (error) {
       await state.updateRun(runId, {
         status: 'failed',

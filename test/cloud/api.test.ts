@@ -108,6 +108,17 @@ beforeAll(async () => {
   await store.put(keys.predictorJson('p-1'), JSON.stringify(predictor));
   await store.put(keys.predictorOnnx('p-1'), predictorOnnxBytes(predictor));
   await store.put(keys.latest('mobilenetv3', 'pi-1'), JSON.stringify({ id: 'p-1' }));
+  // Replay pools: 40 rows of which three lie far below the others, and a damaged one.
+  const poolLines = Array.from({ length: 40 }, (_, i) => {
+    const subnet = randomSubnet(space, rng);
+    const latency = i < 3 ? 0.05 : syntheticLatencyMs(space, subnet);
+    return JSON.stringify({ arch: space.toNative(subnet), latency_ms: latency });
+  });
+  await store.put('datasets/pool.jsonl', `${poolLines.join('\n')}\n`);
+  await store.put(
+    'datasets/damaged.jsonl',
+    `${poolLines[0]}\n{"arch": {"ks": [3]}, "latency_ms": 5}\n`,
+  );
 });
 
 afterAll(async () => {
@@ -132,6 +143,19 @@ describe('POST /runs', () => {
       'a negative pool floor',
       { ...valid, pool: 'datasets/a.jsonl', dropBelow: -1 },
       'body.dropBelow',
+    ],
+    // A replay's pool is read before anything is written (not by the execution's Init task).
+    ['a pool that is not in the bucket', { ...valid, pool: 'datasets/a.jsonl' }, 'body.pool'],
+    ['a damaged pool', { ...valid, pool: 'datasets/damaged.jsonl' }, 'body.pool'],
+    [
+      'a pool floor that leaves under two rows',
+      { ...valid, pool: 'datasets/pool.jsonl', dropBelow: 1e6 },
+      'body.dropBelow',
+    ],
+    [
+      'a metric no row of the pool has',
+      { ...valid, pool: 'datasets/pool.jsonl', metric: 'energy_mj' },
+      'body.metric',
     ],
   ];
   for (const [what, body, field] of bad) {
@@ -162,6 +186,35 @@ describe('POST /runs', () => {
     );
     expect(shown.status).toBe(200);
     expect(shown.body).toMatchObject({ status: 'running', measured: 0, history: [] });
+  });
+
+  it('names the line of a damaged pool', async ({ skip }) => {
+    if (!emulator) skip();
+    const response = await call(
+      startRun,
+      post('/runs', { ...valid, pool: 'datasets/damaged.jsonl' }),
+    );
+    expect(response.body.message).toMatch(
+      /^body\.pool: datasets\/damaged\.jsonl:2: field arch\.ks: /,
+    );
+  });
+
+  it('says what a replay pool holds: the rows far below the others, or what dropBelow leaves out', async ({
+    skip,
+  }) => {
+    if (!emulator) skip();
+    const pool = 'datasets/pool.jsonl';
+    const plain = await call(startRun, post('/runs', { ...valid, pool }));
+    expect(plain.status, JSON.stringify(plain.body)).toBe(202);
+    expect(plain.body.poolFloor).toMatchObject({ rows: 40, tiny: { count: 3 } });
+    // The floor advised lies between the three tiny rows and the others.
+    const { floor } = plain.body.poolFloor.tiny;
+    expect(floor).toBeGreaterThan(0.05);
+    const floored = await call(startRun, post('/runs', { ...valid, pool, dropBelow: floor }));
+    expect(floored.status, JSON.stringify(floored.body)).toBe(202);
+    expect(floored.body.poolFloor).toEqual({ rows: 40, leftOut: 3 });
+    // A run without a pool has nothing to say about one.
+    expect((await call(startRun, post('/runs', valid))).body.poolFloor).toBeUndefined();
   });
 });
 

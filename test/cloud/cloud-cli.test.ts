@@ -105,18 +105,19 @@ describe('esm cloud: register, run, wait, pull, predict, delete', () => {
       strategy: 'balanced',
       bins: depthBins(space, 3),
       rng: poolRng,
-    }).map((s) =>
-      JSON.stringify({
-        arch: space.toNative(s),
-        latency_ms: syntheticLatencyMs(space, s, { noise: 0.01, rng: poolRng }),
-      }),
-    );
+    }).map((s) => ({
+      arch: space.toNative(s),
+      latency_ms: syntheticLatencyMs(space, s, { noise: 0.01, rng: poolRng }),
+    }));
     await createS3Store({ bucket: resources.bucket }).put(
       'datasets/cli-pool.jsonl',
-      `${pool.join('\n')}\n`,
+      `${pool.map((line) => JSON.stringify(line)).join('\n')}\n`,
     );
+    // The four fastest rows stay out of the pool, as `run start` says before the run.
+    const dropBelow = pool.map((line) => line.latency_ms).sort((a, b) => a - b)[4] as number;
     const params = {
       pool: 'datasets/cli-pool.jsonl',
+      dropBelow,
       sampling: 'balanced',
       encoding: 'fcc',
       nInit: 60,
@@ -129,22 +130,25 @@ describe('esm cloud: register, run, wait, pull, predict, delete', () => {
       chunkSize: 20,
       measurement: { warmup: 0, runs: 3 },
     };
-    const started = ok(
-      await cloud(
-        'run',
-        'start',
-        '--space',
-        'mobilenetv3',
-        '--device',
-        `thing:${thing}`,
-        '--seed',
-        '11',
-        '--params',
-        JSON.stringify(params),
-      ),
+    const start = await cloud(
+      'run',
+      'start',
+      '--space',
+      'mobilenetv3',
+      '--device',
+      `thing:${thing}`,
+      '--seed',
+      '11',
+      '--params',
+      JSON.stringify(params),
     );
+    const started = ok(start);
     const runId = String(started.runId);
     expect(started.status).toBe('running');
+    expect(started.poolFloor).toEqual({ rows: 300, leftOut: 4 });
+    expect(start.stderr.trim()).toBe(
+      `dropBelow ${dropBelow}: left 4 of 300 rows of datasets/cli-pool.jsonl with latency_ms below it out of the pool`,
+    );
 
     const waited = await cloud('run', 'wait', runId, '--interval', '1', '--timeout', '240');
     const final = ok(waited);
@@ -155,7 +159,7 @@ describe('esm cloud: register, run, wait, pull, predict, delete', () => {
     const truth = (final.history as { poolTruth?: { n: number; accuracy: number } }[]).at(
       -1,
     )?.poolTruth;
-    expect(truth?.n).toBe(300 - Number(final.measured));
+    expect(truth?.n).toBe(296 - Number(final.measured));
     expect(progress.length).toBeGreaterThanOrEqual(3);
     expect(progress[progress.length - 2]).toMatch(
       new RegExp(`^${runId}: converged, iteration \\d+, \\d+ measured, lowest bin accuracy 0\\.9`),

@@ -7,8 +7,8 @@
  * this is what catches a grant on the wrong resource type before a real account does.
  *
  * The calls are listed per manifest access need below (what the adapters send for it);
- * test/cloud/iam-recorded.test.ts runs the API handlers against the emulator, records the
- * calls they really make, and simulates those too.
+ * test/cloud/device-lifecycle.test.ts runs the device API handlers against the emulator,
+ * records the calls they really make, and simulates those too.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createEsmApp } from '../../infra/esm-app.ts';

@@ -1,8 +1,11 @@
 /**
- * What a replay's last iteration found on the pool rows the run did not draw
- * (core/pool-truth.ts), as `esm run` and `esm cloud run wait` print it: one summary line,
- * and a warning naming the bins that passed on their few test samples but not there.
+ * What `esm run` and `esm cloud` say about a replay's pool: before the run, what its floor
+ * leaves out or the rows that lie far below the others (core/metric-rows.ts `poolFloor`);
+ * after it, how its last predictor did on the rows the run did not draw (core/pool-truth.ts):
+ * one summary line, and a warning naming the bins that passed on their few test samples but
+ * not there.
  */
+import type { PoolFloor } from '../core/metric-rows.ts';
 import { falsePasses } from '../core/pool-truth.ts';
 import type { PoolTruth, RunParams } from '../core/schemas/run.ts';
 
@@ -19,11 +22,15 @@ export function pct(x: number | null): string {
 const spellings = {
   flags: {
     accTh: '--acc-th',
+    dropBelow: '--drop-below',
+    leaveOut: (floor: number) => `--drop-below ${floor}`,
     moreSamples: (oof: boolean) =>
       `--min-test-per-bin N${oof ? '' : ' or --bin-accuracy oof'} judges a bin on more samples`,
   },
   params: {
     accTh: 'accTh',
+    dropBelow: 'dropBelow',
+    leaveOut: (floor: number) => `"dropBelow": ${floor} in --params`,
     moreSamples: (oof: boolean) =>
       `a larger "minTestPerBin"${oof ? '' : ' or "binAccuracy": "oof"'} in --params judges a bin on more samples`,
   },
@@ -46,4 +53,18 @@ export function describePoolTruth(
     );
   }
   return lines;
+}
+
+/** The line said before a replay about its pool's floor, or undefined when there is nothing to say. */
+export function describePoolFloor(
+  floor: PoolFloor,
+  pool: { file: string; metric: string; dropBelow?: number },
+  spelling: keyof typeof spellings,
+): string | undefined {
+  const { accTh, dropBelow, leaveOut } = spellings[spelling];
+  if (floor.leftOut !== undefined) {
+    return `${dropBelow} ${pool.dropBelow}: left ${floor.leftOut} of ${floor.rows} rows of ${pool.file} with ${pool.metric} below it out of the pool`;
+  }
+  if (floor.tiny === undefined) return undefined;
+  return `note: ${floor.tiny.count} of ${floor.rows} rows of ${pool.file} have ${pool.metric} under ${floor.tiny.floor}, a tenth of its median; relative errors on them can keep the bins that hold them under ${accTh}. Leave them out of the pool with ${leaveOut(floor.tiny.floor)}`;
 }
