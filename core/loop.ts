@@ -20,6 +20,7 @@ import {
   type DepthBin,
   extensionWeights,
   type PoolItem,
+  poolLeft,
   randomDepthDistribution,
   type SamplingStrategy,
   sampleArchitectures,
@@ -151,7 +152,15 @@ function candidatesOf<T extends PoolItem & { arch: Record<string, unknown> }>(
   const strategy: SamplingStrategy = params.sampling === 'active' ? 'balanced' : params.sampling;
   const common = { n, strategy, rng, bins, exclude, binWeights };
   if (source.kind === 'pool') {
-    return samplePool(source.pool, common).map((item) => ({
+    const left = poolLeft(source.pool, exclude);
+    if (options.iteration === 0 && left < n) {
+      throw new ValidationError(
+        'nInit',
+        `the pool has ${left} architectures, fewer than the first batch of ${n}; lower nInit or replay a larger dataset`,
+      );
+    }
+    // A replay's last extension draws what is left of its pool.
+    return samplePool(source.pool, { ...common, n: Math.min(n, left) }).map((item) => ({
       arch: item.arch,
       key: item.key,
       depth: item.depth,
@@ -291,14 +300,16 @@ export interface DecideOptions {
    * on one or two networks passes or fails by chance. @default 1
    */
   readonly minTest?: number;
+  /** Replay: architectures of the pool no sample has drawn yet; none left ends the loop. */
+  readonly poolLeft?: number;
 }
 
 export interface Decision {
   /** Every bin reached `accTh`. */
   readonly converged: boolean;
-  /** The loop ends here (converged, or `maxIter` iterations done). */
+  /** The loop ends here (converged, `maxIter` iterations done, or a replay's pool used up). */
   readonly stop: boolean;
-  readonly reason: 'converged' | 'max-iter' | null;
+  readonly reason: 'converged' | 'max-iter' | 'pool-exhausted' | null;
   /** Weights of the next extension: w1 for failing bins, 1 for passing ones; empty on stop. */
   readonly binWeights: number[];
 }
@@ -315,6 +326,10 @@ export function decide(options: DecideOptions): Decision {
   );
   const converged = passed.every(Boolean);
   if (converged) return { converged, stop: true, reason: 'converged', binWeights: [] };
+  // Before max-iter: more iterations would not help a replay with nothing left to draw.
+  if (options.poolLeft === 0) {
+    return { converged, stop: true, reason: 'pool-exhausted', binWeights: [] };
+  }
   if (iteration + 1 >= maxIter)
     return { converged, stop: true, reason: 'max-iter', binWeights: [] };
   return {
@@ -386,6 +401,8 @@ export interface SummariseOptions {
    * with the test samples. @default none (the decision is on the test samples alone)
    */
   readonly outOfFold?: readonly OutOfFoldSample[];
+  /** Replay: architectures of the pool no sample has drawn yet (`decide`). */
+  readonly poolLeft?: number;
   readonly secondsMeasuring: number;
   readonly secondsTraining: number;
   readonly quality: IterationRecord['quality'];
@@ -449,6 +466,7 @@ export function summariseIteration(options: SummariseOptions): IterationRecord {
     iteration,
     maxIter: params.maxIter,
     w1: params.w1,
+    poolLeft: options.poolLeft,
   });
   return {
     iteration,

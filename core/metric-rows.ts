@@ -118,20 +118,29 @@ export interface PoolFloor {
 /**
  * `rows` (a replay pool's parsed lines) as `poolFloor` describes them: how many have a value
  * of `metric`, and how many `dropBelow` leaves out or, without one, how many lie so far below
- * the others that relative errors on them can keep their bins under AccTH. Refuses a floor
- * that leaves fewer than two rows, and a metric no row has, naming `fields`.
+ * the others that relative errors on them can keep their bins under AccTH. Refuses, naming
+ * `fields`, a metric no row has, a floor that leaves fewer than two rows, and a first batch
+ * (`nInit`) larger than the pool, which a replay draws without repeats.
  */
 export function poolFloor(
   rows: readonly DatasetRow[],
-  pool: { metric: string; dropBelow?: number; file: string },
-  fields: { metric: string; dropBelow: string },
+  pool: { metric: string; dropBelow?: number; file: string; nInit: number },
+  fields: { metric: string; dropBelow: string; nInit: string },
 ): PoolFloor {
-  const { metric, dropBelow, file } = pool;
+  const { metric, dropBelow, file, nInit } = pool;
   const valued = rowsForMetric(rows, metric, file, fields.metric).rows;
-  if (dropBelow !== undefined) {
-    const kept = rowsAtLeast(valued, metric, dropBelow, file, fields.dropBelow);
-    return { rows: valued.length, leftOut: valued.length - kept.length };
+  const kept =
+    dropBelow === undefined
+      ? valued
+      : rowsAtLeast(valued, metric, dropBelow, file, fields.dropBelow);
+  if (kept.length < nInit) {
+    const which = dropBelow === undefined ? '' : ` left by ${fields.dropBelow} ${dropBelow}`;
+    throw new ValidationError(
+      fields.nInit,
+      `the first batch of ${nInit} is more than the ${kept.length} rows of ${file}${which}; lower it to ${kept.length} or fewer, or replay a larger dataset`,
+    );
   }
+  if (dropBelow !== undefined) return { rows: valued.length, leftOut: valued.length - kept.length };
   const tiny = tinyValues(valued.map((row) => row.latencyMs));
   return tiny.count === 0 ? { rows: valued.length } : { rows: valued.length, tiny };
 }

@@ -295,6 +295,16 @@ export function poolItem<T extends object>(subnet: Subnet, extra: T): T & PoolIt
   return { ...extra, depth: depth(subnet), key: subnetKey(subnet) };
 }
 
+/** The distinct architectures of `pool` whose key is not in `exclude`: what a replay can still draw. */
+export function poolLeft(
+  pool: readonly PoolItem[],
+  exclude: ReadonlySet<string> = new Set(),
+): number {
+  const left = new Set<string>();
+  for (const item of pool) if (!exclude.has(item.key)) left.add(item.key);
+  return left.size;
+}
+
 /**
  * `sampleArchitectures` over a finite pool (a measured dataset), for replaying the loop.
  * `random` draws uniformly among the pool's unused items (so it keeps the pool's own depth

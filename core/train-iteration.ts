@@ -81,6 +81,8 @@ export interface TrainIterationOptions {
    * loop; the record's `poolTruth` then scores the predictor on them (core/pool-truth.ts).
    */
   readonly undrawn?: () => Promise<readonly UndrawnRow[]>;
+  /** Replay: architectures of the pool no sample has drawn yet; none left ends the loop. */
+  readonly poolLeft?: number;
   /** @default new Date() */
   readonly now?: () => Date;
 }
@@ -169,6 +171,7 @@ export async function trainIteration(
     predictedTest,
     params,
     outOfFold: params.binAccuracy === 'oof' ? outOfFold(train, fit, params) : undefined,
+    poolLeft: options.poolLeft,
     secondsMeasuring: Math.max(0, options.secondsMeasuring),
     secondsTraining,
     quality: { maxDrift, remeasured: options.remeasured, samplesRemeasured },

@@ -567,9 +567,11 @@ export function renderReport(data: ReportData, options: RenderOptions = {}): str
       ? `<span class="ok">converged</span> after ${iterations.length} iterations`
       : state.status === 'max-iter'
         ? `<span class="bad">not converged</span>: stopped at max-iter (${iterations.length} iterations)`
-        : state.status === 'failed'
-          ? `<span class="bad">failed</span>: ${esc(state.error ?? '')}`
-          : `in progress (iteration ${state.iteration})`;
+        : state.status === 'pool-exhausted'
+          ? `<span class="bad">not converged</span>: every architecture of the replayed pool measured (${iterations.length} iterations)`
+          : state.status === 'failed'
+            ? `<span class="bad">failed</span>: ${esc(state.error ?? '')}`
+            : `in progress (iteration ${state.iteration})`;
   const binLabels = (last?.bins ?? []).map(binLabel);
   const unit = latencyUnit(p);
   const measurements = data.measurements ?? [];

@@ -16,7 +16,7 @@ import { type Command, Option } from 'commander';
 import { EsmError, ValidationError } from '../../core/errors.ts';
 import type { PoolFloor } from '../../core/metric-rows.ts';
 import { outsideDomainWarning } from '../../core/predictor/domain.ts';
-import type { PoolTruth, RunParams } from '../../core/schemas/run.ts';
+import { type PoolTruth, type RunParams, runStatuses } from '../../core/schemas/run.ts';
 import { deviceFiles, registerDevice } from '../../device-client/register.ts';
 import { type CloudApi, CloudApiError, createCloudApi, resolveApiUrl } from '../cloud-api.ts';
 import { jsonLines, parse, readInput } from '../common.ts';
@@ -68,7 +68,8 @@ async function listAll(client: CloudApi): Promise<Device[]> {
   return devices;
 }
 
-const terminal = new Set(['converged', 'max-iter', 'failed', 'succeeded', 'aborted', 'timed-out']);
+/** The run statuses `GET /runs/{id}` ends on (every one but running, core/schemas/run.ts). */
+const terminal = new Set<string>(runStatuses.filter((s) => s !== 'running'));
 
 interface RunAnswer {
   runId: string;

@@ -122,6 +122,8 @@ async function spaceOf(params: RunParams): Promise<SearchSpace> {
   return spaceFromSpec(params.spaceSpec);
 }
 
+const replayFlags = { metric: '--metric', dropBelow: '--drop-below', nInit: '--n-init' };
+
 /**
  * What a replay's pool floor leaves out, said before the run (core/metric-rows.ts
  * `poolFloor`). A dataset that cannot be read is left to the replay device, which names the
@@ -130,8 +132,7 @@ async function spaceOf(params: RunParams): Promise<SearchSpace> {
 async function describeReplayPool(
   file: string,
   space: SearchSpace,
-  metric: string,
-  dropBelow: number | undefined,
+  { metric, dropBelow, nInit }: Pick<RunParams, 'metric' | 'dropBelow' | 'nInit'>,
 ): Promise<void> {
   let rows: readonly DatasetRow[];
   try {
@@ -141,18 +142,24 @@ async function describeReplayPool(
   }
   let floor: PoolFloor;
   try {
-    floor = poolFloor(
-      rows,
-      { metric, dropBelow, file },
-      { metric: '--metric', dropBelow: '--drop-below' },
-    );
+    floor = poolFloor(rows, { metric, dropBelow, file, nInit }, replayFlags);
   } catch (error) {
-    // Only the floor is refused here; the dataset's other problems are the replay device's.
-    if (error instanceof ValidationError && error.field === '--drop-below') throw error;
+    // The pool's floor and size are refused here; its other problems are the replay device's.
+    const field = error instanceof ValidationError ? error.field : undefined;
+    if (field === replayFlags.dropBelow || field === replayFlags.nInit) throw error;
     return;
   }
   const line = describePoolFloor(floor, { file, metric, dropBelow }, 'flags');
   if (line !== undefined) process.stderr.write(`${line}\n`);
+}
+
+/** How the loop ended, as the run's last lines say it. */
+function stopLine(summary: RunSummary): string {
+  if (summary.converged) return 'converged';
+  if (summary.status === 'pool-exhausted') {
+    return `not converged after ${summary.iterations} iterations: every architecture of the replayed dataset is measured (a larger dataset, or a lower --acc-th with --resume)`;
+  }
+  return `not converged after ${summary.iterations} iterations (max-iter)`;
 }
 
 async function newRunParams(options: RunOptions): Promise<{ params: RunParams; out: string }> {
@@ -218,7 +225,7 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
     }
   }
   if (params.pool) {
-    await describeReplayPool(params.pool, space, params.metric, params.dropBelow);
+    await describeReplayPool(params.pool, space, params);
   } else if (params.dropBelow !== undefined) {
     throw new ValidationError(
       '--drop-below',
@@ -524,7 +531,7 @@ export function register(program: Command): void {
       } else {
         if (truth) for (const line of describePoolTruth(truth, p, 'flags')) progress.log(line);
         progress.log(
-          `${summary.converged ? 'converged' : `not converged after ${summary.iterations} iterations (max-iter)`}: ${summary.samples} samples measured\n` +
+          `${stopLine(summary)}: ${summary.samples} samples measured\n` +
             `predictor: ${summary.predictor}\nreport:    ${store.path('report')}`,
         );
       }

@@ -222,8 +222,11 @@ export const iterationRecord = z.object({
   quality: iterationQuality,
   converged: z.boolean(),
   stop: z.boolean(),
-  /** Why the loop stops after this iteration, or null when it continues. */
-  reason: z.enum(['converged', 'max-iter']).nullable(),
+  /**
+   * Why the loop stops after this iteration, or null when it continues: every bin passed,
+   * `maxIter` iterations done, or (a replay) every architecture of its pool drawn.
+   */
+  reason: z.enum(['converged', 'max-iter', 'pool-exhausted']).nullable(),
   /** Bin weights of the next extension (empty when the loop stops). */
   nextBinWeights: z.array(z.number()),
   finishedAt: z.string(),
@@ -232,7 +235,13 @@ export const iterationRecord = z.object({
 });
 export type IterationRecord = z.infer<typeof iterationRecord>;
 
-export const runStatuses = ['running', 'converged', 'max-iter', 'failed'] as const;
+export const runStatuses = [
+  'running',
+  'converged',
+  'max-iter',
+  'pool-exhausted',
+  'failed',
+] as const;
 export type RunStatus = (typeof runStatuses)[number];
 
 /**

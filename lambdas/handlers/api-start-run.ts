@@ -78,10 +78,10 @@ export function newRunId(now = new Date()): string {
  */
 async function checkPool(
   datasets: DatasetStore,
-  params: Pick<RunParams, 'pool' | 'metric' | 'dropBelow'> & { pool: string },
+  params: Pick<RunParams, 'pool' | 'metric' | 'dropBelow' | 'nInit'> & { pool: string },
   space: SearchSpace,
 ): Promise<PoolFloor> {
-  const { pool: file, metric, dropBelow } = params;
+  const { pool: file, metric, dropBelow, nInit } = params;
   const bytes = await datasets.get(file);
   if (bytes === undefined) {
     throw new ValidationError(
@@ -93,8 +93,8 @@ async function checkPool(
     const { rows } = parseDataset(new TextDecoder().decode(bytes), { space, file });
     return poolFloor(
       rows,
-      { file, metric, dropBelow },
-      { metric: 'body.metric', dropBelow: 'body.dropBelow' },
+      { file, metric, dropBelow, nInit },
+      { metric: 'body.metric', dropBelow: 'body.dropBelow', nInit: 'body.nInit' },
     );
   } catch (error) {
     if (error instanceof DatasetFormatError) {

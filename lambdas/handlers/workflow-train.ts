@@ -1,7 +1,7 @@
 /**
  * Train task: the core's `trainIteration` on every measured sample of the run (train on the
  * training rows, evaluate per depth bin on the held-out test rows, decide: converged, out of
- * iterations, or extend with which bin weights). The run's dataset, the predictor
+ * iterations, a replay's pool used up, or extend with which bin weights). The run's dataset, the predictor
  * (predictor.json + predictor.onnx, the same artifact as `esm fit --out`) and the test
  * predictions go to the dataset store; the iteration record to the run-state store. A retry
  * repeats the same seeded training and overwrites its own iteration only.
@@ -11,6 +11,7 @@ import { archFiles } from '../../core/onnx/arch-graph-files.ts';
 import { encodeModel } from '../../core/onnx/model.ts';
 import { modelToOnnxGraph, onnxMetadata } from '../../core/predictor/export-onnx.ts';
 import type { RegressorOptions } from '../../core/predictor/index.ts';
+import { poolLeft } from '../../core/sampling.ts';
 import { datasetJsonl, trainIteration, trainRows } from '../../core/train-iteration.ts';
 import { logger, workflowTask } from '../middleware.ts';
 import {
@@ -55,6 +56,12 @@ export function createTrainHandler(
     const measuringSeconds =
       (lastMeasured - Date.parse(run.iterationStartedAt ?? run.dispatchedAt ?? '')) / 1000;
     const onEpoch = options.onEpoch;
+    // A replay stops when its pool is used up, and its last iteration is scored on the rest.
+    const pool = await loadPool(store, params, space);
+    const replay = pool && {
+      pool,
+      drawn: new Set((await state.listSamples(runId)).map((s) => s.key)),
+    };
     const result = await trainIteration({
       space,
       params,
@@ -70,11 +77,8 @@ export function createTrainHandler(
       provenance: { runId, thing: run.thing, things: [...things] },
       regressor: options.regressor,
       prior: await loadPrior(store, params),
-      undrawn: async () => {
-        const pool = await loadPool(store, params, space);
-        if (!pool) return [];
-        return undrawnRows(pool, new Set((await state.listSamples(runId)).map((s) => s.key)));
-      },
+      undrawn: replay && (async () => undrawnRows(replay.pool, replay.drawn)),
+      poolLeft: replay && poolLeft(replay.pool, replay.drawn),
       onEpoch: onEpoch && ((epoch, maxEpochs) => onEpoch({ runId, iteration, epoch, maxEpochs })),
       now,
     });
@@ -113,7 +117,7 @@ export function createTrainHandler(
     await state.setMeasured(runId, measured.length);
     await state.updateRun(runId, {
       predictorId,
-      ...(record.stop && { status: record.converged ? 'converged' : 'max-iter' }),
+      ...(record.stop && record.reason !== null && { status: record.reason }),
     });
     logger.info('trained', {
       runId,

@@ -61,8 +61,8 @@ describe('poolFloor and describePoolFloor', () => {
     line: i + 1,
     extra: { energy_mj: i === 0 ? null : latencyMs * 2 },
   }));
-  const fields = { metric: '--metric', dropBelow: '--drop-below' };
-  const pool = { file: 'pixel3.jsonl', metric: 'latency_ms' };
+  const fields = { metric: '--metric', dropBelow: '--drop-below', nInit: '--n-init' };
+  const pool = { file: 'pixel3.jsonl', metric: 'latency_ms', nInit: 2 };
 
   it('counts the rows under a tenth of the median and advises the floor that leaves exactly them out', () => {
     const floor = poolFloor(rows, pool, fields);
@@ -89,6 +89,16 @@ describe('poolFloor and describePoolFloor', () => {
     expect(describePoolFloor(poolFloor(plain, pool, fields), pool, 'flags')).toBeUndefined();
     expect(() => poolFloor(rows, { ...pool, dropBelow: 12.5 }, fields)).toThrow(
       /^--drop-below: leaves 1 rows of pixel3\.jsonl/,
+    );
+  });
+
+  it('refuses a first batch larger than the pool (after its floor), naming the batch flag', () => {
+    expect(poolFloor(rows, { ...pool, nInit: 7 }, fields).rows).toBe(7);
+    expect(() => poolFloor(rows, { ...pool, nInit: 8 }, fields)).toThrow(
+      /^--n-init: the first batch of 8 is more than the 7 rows of pixel3\.jsonl; lower it to 7 or fewer/,
+    );
+    expect(() => poolFloor(rows, { ...pool, nInit: 6, dropBelow: 1 }, fields)).toThrow(
+      /^--n-init: the first batch of 6 is more than the 5 rows of pixel3\.jsonl left by --drop-below 1;/,
     );
   });
 });

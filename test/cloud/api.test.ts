@@ -153,6 +153,11 @@ describe('POST /runs', () => {
       'body.dropBelow',
     ],
     [
+      'a first batch larger than the pool',
+      { ...valid, pool: 'datasets/pool.jsonl', nInit: 41 },
+      'body.nInit',
+    ],
+    [
       'a metric no row of the pool has',
       { ...valid, pool: 'datasets/pool.jsonl', metric: 'energy_mj' },
       'body.metric',

@@ -12,7 +12,7 @@ import {
   summariseIteration,
 } from '../../core/loop.ts';
 import { createRng } from '../../core/rng.ts';
-import { depthBins, poolItem } from '../../core/sampling.ts';
+import { depthBins, poolItem, poolLeft } from '../../core/sampling.ts';
 import { runParams } from '../../core/schemas/run.ts';
 import { mobilenetv3 } from '../../core/spaces/mobilenetv3.ts';
 import { randomSubnet, subnetWithDepth } from '../../core/spaces/subnet.ts';
@@ -115,6 +115,32 @@ describe('planInitialBatch and planExtension', () => {
     expect(batch).toHaveLength(40);
     expect(batch.every((b) => keys.has(b.key))).toBe(true);
   });
+
+  it('draws what is left of a pool in its last extension, and refuses a first batch larger than the pool', () => {
+    const rng = createRng(5);
+    const pool = Array.from({ length: 60 }, () => {
+      const s = randomSubnet(mobilenetv3, rng);
+      return poolItem(s, { arch: mobilenetv3.toNative(s) as unknown as Record<string, unknown> });
+    });
+    const source = { kind: 'pool', pool, space: mobilenetv3 } as const;
+    const first = planInitialBatch({ source, params: { ...params, nInit: 40 }, bins, rng });
+    const exclude = new Set(first.map((p) => p.key));
+    expect(poolLeft(pool, exclude)).toBe(20);
+    const last = planExtension({
+      source,
+      params: { ...params, nStep: 50 },
+      bins,
+      iteration: 1,
+      rng,
+      exclude,
+      binWeights: [1, 1, 1, 1, 1],
+    });
+    expect(last).toHaveLength(20);
+    expect(poolLeft(pool, new Set([...exclude, ...last.map((p) => p.key)]))).toBe(0);
+    expect(() => planInitialBatch({ source, params: { ...params, nInit: 61 }, bins, rng })).toThrow(
+      /^nInit: the pool has 60 architectures, fewer than the first batch of 61/,
+    );
+  });
 });
 
 describe('batchBinWeights', () => {
@@ -178,6 +204,20 @@ describe('decide', () => {
       reason: 'max-iter',
       binWeights: [],
     });
+  });
+  it('stops a replay whose pool is used up, before max-iter, unless it converged', () => {
+    const failing = { ...base, binAccuracies: [0.5, 0.5, 0.5] };
+    expect(decide({ ...failing, poolLeft: 0 })).toMatchObject({
+      converged: false,
+      stop: true,
+      reason: 'pool-exhausted',
+      binWeights: [],
+    });
+    expect(decide({ ...failing, iteration: 2, poolLeft: 0 }).reason).toBe('pool-exhausted');
+    expect(decide({ ...failing, poolLeft: 1 })).toMatchObject({ stop: false, reason: null });
+    expect(decide({ ...base, binAccuracies: [0.95, 0.95, 0.95], poolLeft: 0 }).reason).toBe(
+      'converged',
+    );
   });
 });
 
