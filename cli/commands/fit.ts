@@ -113,6 +113,13 @@ async function fit(flags: FitFlags, command: Command): Promise<void> {
       flags.metric,
     );
   }
+  if (flags.train !== undefined && flags.train > rows.length) {
+    const left = flags.dropBelow === undefined ? '' : ' left by --drop-below';
+    throw new ValidationError(
+      '--train',
+      `${flags.train} is more than the ${rows.length} rows of ${flags.data}${left}; give at most ${rows.length} (fewer leaves rows to test on)`,
+    );
+  }
   const progress = createProgress({ lines: !flags.json });
   let bar: ReturnType<typeof progress.bar> | undefined;
   const result = await (prior?.run ?? fitPredictor)({

@@ -152,6 +152,21 @@ describe('esm fit / esm predict', () => {
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/--train: give either --train N or --train-fraction F/);
 
+    const rows = (await readFile(data, 'utf8')).trim().split('\n').length;
+    const more = await esm(
+      'fit',
+      '--space',
+      'mobilenetv3',
+      '--data',
+      data,
+      '--train',
+      `${rows + 1}`,
+    );
+    expect(more.code).toBe(2);
+    expect(more.stderr).toContain(
+      `error: --train: ${rows + 1} is more than the ${rows} rows of ${data}; give at most ${rows}`,
+    );
+
     const missing = await esm('predict', '--predictor', join(dir, 'nope'), '--in', data);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(
