@@ -126,8 +126,9 @@ const replayFlags = { metric: '--metric', dropBelow: '--drop-below', nInit: '--n
 
 /**
  * What a replay's pool floor leaves out, said before the run (core/metric-rows.ts
- * `poolFloor`). A dataset that cannot be read is left to the replay device, which names the
- * problem; a floor that leaves fewer than two rows is refused here.
+ * `poolFloor`). A floor that leaves fewer than two rows, or a first batch larger than the
+ * pool, is refused here, before the run directory exists; a dataset that cannot be read is
+ * left to the replay device, which names the problem.
  */
 async function describeReplayPool(
   file: string,

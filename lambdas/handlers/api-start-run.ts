@@ -4,7 +4,7 @@
  * `"device": "thing:a,thing:b"` or `"things": ["a", "b"]`), records the run and starts the
  * state machine. Bad input answers 400 naming the field, and nothing is written. A replay's
  * pool (`pool`, a dataset key) is read first: a missing or malformed dataset is bad input
- * too, and the answer says what its floor leaves out (`"pool"`, core/metric-rows.ts).
+ * too, and the answer says what its floor leaves out (`"poolFloor"`, core/metric-rows.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';

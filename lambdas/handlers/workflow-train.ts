@@ -1,10 +1,10 @@
 /**
  * Train task: the core's `trainIteration` on every measured sample of the run (train on the
  * training rows, evaluate per depth bin on the held-out test rows, decide: converged, out of
- * iterations, a replay's pool used up, or extend with which bin weights). The run's dataset, the predictor
- * (predictor.json + predictor.onnx, the same artifact as `esm fit --out`) and the test
- * predictions go to the dataset store; the iteration record to the run-state store. A retry
- * repeats the same seeded training and overwrites its own iteration only.
+ * iterations, a replay's pool used up, or extend with which bin weights). The run's dataset,
+ * the predictor (predictor.json + predictor.onnx, the same artifact as `esm fit --out`) and
+ * the test predictions go to the dataset store; the iteration record to the run-state store.
+ * A retry repeats the same seeded training and overwrites its own iteration only.
  */
 import { createHash } from 'node:crypto';
 import { archFiles } from '../../core/onnx/arch-graph-files.ts';
