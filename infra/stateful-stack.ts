@@ -1,4 +1,4 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
@@ -17,5 +17,7 @@ export class StatefulStack extends Stack {
     super(scope, id, props);
     this.bucket = new ArtifactBucket(this, 'Storage').bucket;
     this.tables = new EsmTables(this, 'Tables').tables;
+    // Where a replay's pool is uploaded (`"pool": "KEY"` of POST /runs, docs/cloud.md).
+    new CfnOutput(this, 'ArtifactBucketName', { value: this.bucket.bucketName });
   }
 }

@@ -42,8 +42,8 @@ export interface StartRunDeps {
   /** The device's record (registration, last reported facts), or undefined. */
   readonly device: (thing: string) => Promise<DeviceRecord | undefined>;
   readonly start: ExecutionStarter;
-  /** The bucket a replay's pool is read from. */
-  readonly datasets: DatasetStore;
+  /** The bucket a replay's pool is read from, and its name (for the upload command). */
+  readonly datasets: { readonly store: DatasetStore; readonly bucket: string };
 }
 
 export const startRunDeps = lazy((): StartRunDeps => {
@@ -62,7 +62,7 @@ export const startRunDeps = lazy((): StartRunDeps => {
       );
       return out.executionArn ?? '';
     },
-    datasets: createS3Store({ bucket: config.bucket }),
+    datasets: { store: createS3Store({ bucket: config.bucket }), bucket: config.bucket },
   };
 });
 
@@ -77,16 +77,16 @@ export function newRunId(now = new Date()): string {
  * `loadPool`), refused here with the request field to fix, before the execution starts.
  */
 async function checkPool(
-  datasets: DatasetStore,
+  datasets: StartRunDeps['datasets'],
   params: Pick<RunParams, 'pool' | 'metric' | 'dropBelow' | 'nInit'> & { pool: string },
   space: SearchSpace,
 ): Promise<PoolFloor> {
   const { pool: file, metric, dropBelow, nInit } = params;
-  const bytes = await datasets.get(file);
+  const bytes = await datasets.store.get(file);
   if (bytes === undefined) {
     throw new ValidationError(
       'body.pool',
-      `no dataset at "${file}" in the artifact bucket; upload the JSONL there first, or fix the key`,
+      `no dataset at "${file}"; upload it first (aws s3 cp FILE s3://${datasets.bucket}/${file}) or fix the key`,
     );
   }
   try {

@@ -193,7 +193,7 @@ describe('POST /runs', () => {
     expect(shown.body).toMatchObject({ status: 'running', measured: 0, history: [] });
   });
 
-  it('names the line of a damaged pool', async ({ skip }) => {
+  it('names the line of a damaged pool, and where to upload a missing one', async ({ skip }) => {
     if (!emulator) skip();
     const response = await call(
       startRun,
@@ -201,6 +201,10 @@ describe('POST /runs', () => {
     );
     expect(response.body.message).toMatch(
       /^body\.pool: datasets\/damaged\.jsonl:2: field arch\.ks: /,
+    );
+    const missing = await call(startRun, post('/runs', { ...valid, pool: 'datasets/a.jsonl' }));
+    expect(missing.body.message).toContain(
+      `aws s3 cp FILE s3://${resources.bucket}/datasets/a.jsonl`,
     );
   });
 

@@ -92,6 +92,11 @@ describe('stateful stack', () => {
       DeletionPolicy: 'Retain',
       UpdateReplacePolicy: 'Retain',
     });
+    // Its name is an output: a replay's pool is uploaded there.
+    const bucketId = built.stateful.getLogicalId(
+      built.stateful.bucket.node.defaultChild as CfnResource,
+    );
+    expect(stateful.toJSON().Outputs.ArtifactBucketName.Value).toEqual({ Ref: bucketId });
     stateful.hasResourceProperties('AWS::S3::BucketPolicy', {
       PolicyDocument: {
         Statement: Match.arrayWith([
