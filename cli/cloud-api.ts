@@ -98,19 +98,27 @@ export function createCloudApi(options: CloudApiOptions): CloudApi {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const query: Record<string, string> = {};
       for (const [k, v] of url.searchParams) query[k] = v;
-      const signed = await signer.sign({
-        method,
-        protocol: url.protocol,
-        hostname: url.hostname,
-        port: url.port === '' ? undefined : Number(url.port),
-        path: url.pathname,
-        query,
-        headers: {
-          host: url.host,
-          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: payload,
-      });
+      const signed = await signer
+        .sign({
+          method,
+          protocol: url.protocol,
+          hostname: url.hostname,
+          port: url.port === '' ? undefined : Number(url.port),
+          path: url.pathname,
+          query,
+          headers: {
+            host: url.host,
+            ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          body: payload,
+        })
+        .catch((cause: Error) => {
+          // Signing fails only for want of credentials (none found, an expired SSO token).
+          throw new EsmError(
+            `cannot sign ${method} ${url.pathname} for the ESM API (${cause.message}): esm cloud signs its calls with your AWS credentials; set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run aws sso login`,
+            { cause },
+          );
+        });
       // A poll that lands on a connection the server is closing (keep-alive) fails with
       // "fetch failed" though nothing is wrong: `esm cloud run wait` must not die of it.
       const repeatable =
