@@ -3,6 +3,7 @@
  * Loading one gives a predictor that parses native archs, encodes them and runs the ONNX
  * graph with onnxruntime-node (one session per loaded predictor, created once).
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -111,11 +112,13 @@ export async function loadPredictor(
   try {
     text = await readFile(jsonPath, 'utf8');
   } catch (cause) {
-    throw new ValidationError(
-      'predictor',
-      `cannot read ${jsonPath}; pass a directory written by \`esm fit --out DIR\``,
-      { cause },
-    );
+    // A run directory holds its predictor one level down.
+    const inRun =
+      existsSync(join(dir, 'state.json')) && existsSync(join(dir, 'predictor', PREDICTOR_JSON));
+    const fix = inRun
+      ? `${dir} is an esm run directory: pass ${join(dir, 'predictor')}`
+      : 'pass a directory written by `esm fit --out DIR` (or the predictor/ of an esm run)';
+    throw new ValidationError('predictor', `cannot read ${jsonPath}; ${fix}`, { cause });
   }
   let raw: unknown;
   try {

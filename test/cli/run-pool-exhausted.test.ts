@@ -59,6 +59,13 @@ describe('esm run --device dataset:FILE on a small dataset', () => {
       'every architecture of the replayed pool measured (3 iterations)',
     );
 
+    // The run directory is not itself a predictor directory; the error names the one inside.
+    const predicted = await esmIn(dir, 'predict', '--predictor', out, '--in', data);
+    expect(predicted.code).toBe(2);
+    expect(predicted.stderr).toContain(
+      `${out} is an esm run directory: pass ${join(out, 'predictor')}`,
+    );
+
     // More iterations cannot help: a resume stops the same way, and says why.
     const resumed = await esmIn(dir, 'run', '--resume', out, '--max-iter', '20');
     expect(resumed.code, resumed.stderr).toBe(0);
