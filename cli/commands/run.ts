@@ -11,6 +11,7 @@ import { encodingNames } from '../../core/encodings/types.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { judgedAccuracy } from '../../core/loop.ts';
 import { type PoolFloor, poolFloor } from '../../core/metric-rows.ts';
+import { transferModel } from '../../core/predictor/transfer.ts';
 import { defaultModelKind, type ModelKind, modelKinds } from '../../core/predictor/types.ts';
 import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
@@ -73,7 +74,10 @@ const PRIOR_N_INIT = 20;
  * The run parameters of `--prior DIR`: the prior's predictor.json (checked now, so a bad
  * directory fails before anything is measured) and its encoding, which the correction reads.
  */
-async function priorParams(options: RunOptions): Promise<Partial<RunParamsInput>> {
+async function priorParams(
+  options: RunOptions,
+  space: SearchSpace,
+): Promise<Partial<RunParamsInput>> {
   if (options.model !== undefined) {
     throw new ValidationError(
       '--model',
@@ -83,6 +87,8 @@ async function priorParams(options: RunOptions): Promise<Partial<RunParamsInput>
   const dir = options.prior as string;
   const prior = await loadPredictor(dir);
   await prior.close();
+  // The checks of the Train task's correction (same space, not itself a correction), now.
+  transferModel(space, prior.json);
   const features = prior.json.features;
   const encoding = features.kind === 'encoding' ? features.encoding : undefined;
   if (options.encoding !== undefined && encoding !== undefined && options.encoding !== encoding) {
@@ -183,7 +189,7 @@ async function newRunParams(options: RunOptions): Promise<{ params: RunParams; o
     sampling: options.sampling,
     encoding: options.encoding,
     model: options.model,
-    ...(options.prior !== undefined && (await priorParams(options))),
+    ...(options.prior !== undefined && (await priorParams(options, space))),
     nInit: options.nInit ?? (options.prior !== undefined ? PRIOR_N_INIT : undefined),
     nStep: options.nStep,
     accTh: options.accTh,

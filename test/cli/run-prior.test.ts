@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,4 +118,14 @@ describe('esm run --prior DIR and --sampling active (replayed device)', () => {
     expect(both.code).not.toBe(0);
     expect(both.stderr).toMatch(/--model.*cannot be combined with --prior/);
   }, 180_000);
+
+  it('refuses a prior of another space before the run directory exists', async () => {
+    const out = join(dir, 'other-space');
+    const result = await esmIn(dir, 'run', '--space', 'fbnet', '--prior', priorDir, '--out', out);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      'error: --prior: the prior predicts space "mobilenetv3", the data is "fbnet"',
+    );
+    expect(existsSync(out)).toBe(false);
+  });
 });
