@@ -194,14 +194,27 @@ export function register(program: Command): void {
       .requiredOption('--space <space>', 'search space, e.g. mobilenetv3')
       .requiredOption('--device <thing:NAME>', 'a registered device, thing:NAME')
       .option('--params <json>', 'more run parameters as JSON, or @FILE (e.g. {"maxIter":3})')
-      .option('--seed <n>', 'random seed', parse.int(0, 0xffffffff)),
+      .option('--seed <n>', 'random seed', parse.int(0, 0xffffffff))
+      .option(
+        '--prior <ref>',
+        "transfer: correct another device's predictor (an id, SPACE/THING for its newest, or a predictor.json key); 20 archs first",
+      ),
   ).action(
-    async (flags: ApiFlags & { space: string; device: string; params?: string; seed?: number }) => {
+    async (
+      flags: ApiFlags & {
+        space: string;
+        device: string;
+        params?: string;
+        seed?: number;
+        prior?: string;
+      },
+    ) => {
       const body = {
         ...(await paramsOf(flags.params)),
         space: flags.space,
         device: flags.device,
         ...(flags.seed === undefined ? {} : { seed: flags.seed }),
+        ...(flags.prior === undefined ? {} : { prior: flags.prior }),
       };
       const answer = await (await api(flags)).request<StartAnswer>('POST', 'runs', body);
       // A replay: what its pool's floor leaves out, or the rows far below the others.

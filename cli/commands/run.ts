@@ -17,6 +17,7 @@ import { loopSamplingStrategies } from '../../core/sampling.ts';
 import {
   type BinSummary,
   measurementDefaults,
+  PRIOR_N_INIT,
   type RunParams,
   type RunParamsInput,
   runParams,
@@ -66,9 +67,6 @@ interface RunOptions {
   broker?: string;
   json?: boolean;
 }
-
-/** N_I with a prior: a correction needs few rows, and the loop stops once every bin passes. */
-const PRIOR_N_INIT = 20;
 
 /**
  * The run parameters of `--prior DIR`: the prior's predictor.json (checked now, so a bad

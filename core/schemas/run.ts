@@ -43,7 +43,8 @@ export const runParams = z.object({
   /**
    * Transfer (`esm run --prior DIR`): a `DatasetStore` key of another device's predictor.json
    * (an S3 key in the cloud, a file path locally). Every iteration then fits a correction of
-   * that predictor (core/predictor/transfer.ts) instead of `model` from scratch.
+   * that predictor (core/predictor/transfer.ts) instead of `model` from scratch. Without an
+   * explicit `nInit` a run with a prior starts with `PRIOR_N_INIT` architectures.
    */
   prior: z.string().min(1).optional(),
   /** The regressor trained every iteration. @default `defaultModelKind` (core/predictor) */
@@ -234,6 +235,9 @@ export const iterationRecord = z.object({
   poolTruth: poolTruth.optional(),
 });
 export type IterationRecord = z.infer<typeof iterationRecord>;
+
+/** N_I with a prior: a correction needs few rows, and the loop stops once every bin passes. */
+export const PRIOR_N_INIT = 20;
 
 export const runStatuses = [
   'running',

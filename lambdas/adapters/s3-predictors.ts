@@ -17,12 +17,16 @@ export const predictorStoreDeps = lazy((): { store: DatasetStore } => ({
   store: createS3Store({ bucket: loadConfig(['bucket']).bucket }),
 }));
 
-/** A predictor id, or `space/thing` for the newest predictor of that pair. */
-export async function resolvePredictorId(store: DatasetStore, ref: string): Promise<string> {
+/** A predictor id, or `space/thing` for the newest predictor of that pair (`field`: the request's). */
+export async function resolvePredictorId(
+  store: DatasetStore,
+  ref: string,
+  field = 'body.predictor',
+): Promise<string> {
   const parts = ref.split('/');
   if (parts.length === 1) return ref;
   if (parts.length !== 2 || parts.some((p) => p === '')) {
-    throw new ValidationError('body.predictor', 'use a predictor id or "space/thing"');
+    throw new ValidationError(field, 'use a predictor id or "space/thing"');
   }
   const pointer = (await getJson(store, keys.latest(parts[0] as string, parts[1] as string))) as
     | { id?: unknown }

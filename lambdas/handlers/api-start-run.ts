@@ -9,22 +9,36 @@
 import { randomBytes } from 'node:crypto';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { z } from 'zod';
 import { parseDataset } from '../../core/dataset.ts';
+import type { EncodingName } from '../../core/encodings/types.ts';
 import { DatasetFormatError, ValidationError } from '../../core/errors.ts';
 import { type PoolFloor, poolFloor } from '../../core/metric-rows.ts';
 import type { DatasetStore } from '../../core/ports.ts';
-import { type RunParams, thingsOf } from '../../core/schemas/run.ts';
+import type { PredictorJson } from '../../core/predictor/artifact.ts';
+import { transferModel } from '../../core/predictor/transfer.ts';
+import { PRIOR_N_INIT, type RunParams, thingsOf } from '../../core/schemas/run.ts';
 import { checkSpaceBounds } from '../../core/spaces/bounds.ts';
 import type { SearchSpace } from '../../core/spaces/types.ts';
 import { createDevicesTable, type DeviceRecord } from '../adapters/devices-table.ts';
 import { createRunState, type RunState } from '../adapters/run-state.ts';
+import { resolvePredictorId } from '../adapters/s3-predictors.ts';
 import { createS3Store } from '../adapters/s3-store.ts';
 import { lazy, loadConfig } from '../config.ts';
-import { apiHandler, logger, parseBody, underField } from '../middleware.ts';
+import {
+  apiHandler,
+  logger,
+  NotFoundError,
+  parseBody,
+  parseWith,
+  underField,
+} from '../middleware.ts';
 import {
   cloudRunParams,
   dispatchLimits,
   type ExecutionInput,
+  keys,
+  loadPrior,
   spaceOf,
   thingOf,
 } from '../workflow/run-context.ts';
@@ -110,6 +124,44 @@ async function checkPool(
   }
 }
 
+/**
+ * A transfer run's prior: a predictor id, `space/thing` for that device's newest predictor,
+ * or the key of an uploaded predictor.json. Answers the key every Train task reads (pinned
+ * now, so a newer predictor of the prior device does not change the run) and the encoding
+ * its correction reads; refuses what the Train task would, with `body.prior`.
+ */
+async function resolvePrior(
+  store: DatasetStore,
+  ref: string,
+  space: SearchSpace,
+): Promise<{ key: string; encoding?: EncodingName }> {
+  try {
+    const key = ref.endsWith('.json')
+      ? ref
+      : keys.predictorJson(await resolvePredictorId(store, ref, 'body.prior'));
+    const prior = (await loadPrior(store, { prior: key })) as PredictorJson;
+    transferModel(space, prior);
+    const { features } = prior;
+    return { key, ...(features.kind === 'encoding' && { encoding: features.encoding }) };
+  } catch (error) {
+    if (error instanceof ValidationError || error instanceof NotFoundError) {
+      const detail = error instanceof ValidationError ? error.detail : error.message;
+      const hint = /^no predictor\.json/.test(detail)
+        ? '; give a predictor id (GET /predictors), "space/thing" for its newest, or the key of an uploaded predictor.json'
+        : '';
+      throw new ValidationError('body.prior', `${detail}${hint}`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** The body with a prior's defaults: a small first batch (`esm run --prior` does the same). */
+function withPriorDefaults(body: Record<string, unknown>): Record<string, unknown> {
+  return body.prior !== undefined && body.nInit === undefined
+    ? { ...body, nInit: PRIOR_N_INIT }
+    : body;
+}
+
 /** What makes two devices "of one kind": the same processor, accelerator and runtime. */
 function kindOf(record: DeviceRecord): string | undefined {
   const facts = record.facts;
@@ -164,7 +216,9 @@ async function checkDevices(
 
 export function createStartRunHandler(deps: () => StartRunDeps = startRunDeps) {
   return apiHandler(async (event: APIGatewayProxyEvent) => {
-    const { limits, ...params } = parseBody(event, startRunBody);
+    const body = parseBody(event, z.looseObject({}));
+    const { limits, ...parsed } = parseWith(startRunBody, withPriorDefaults(body), 'body');
+    let params = parsed;
     if (params.dropBelow !== undefined && params.pool === undefined) {
       // Refused now, not by the Init task once the execution has started.
       throw new ValidationError(
@@ -179,6 +233,26 @@ export function createStartRunHandler(deps: () => StartRunDeps = startRunDeps) {
     const thing = thingOf(params);
     const { state, device, start, datasets } = deps();
     await checkDevices(params, device);
+    if (params.prior !== undefined) {
+      if (params.model !== undefined) {
+        throw new ValidationError(
+          'body.model',
+          "cannot be combined with body.prior: every iteration corrects the prior's model; drop it",
+        );
+      }
+      const prior = await resolvePrior(datasets.store, params.prior, space);
+      if (
+        body.encoding !== undefined &&
+        prior.encoding !== undefined &&
+        body.encoding !== prior.encoding
+      ) {
+        throw new ValidationError(
+          'body.encoding',
+          `the prior reads ${prior.encoding}; drop body.encoding (or give "${prior.encoding}")`,
+        );
+      }
+      params = { ...params, prior: prior.key, ...(prior.encoding && { encoding: prior.encoding }) };
+    }
     const pool =
       params.pool === undefined
         ? undefined

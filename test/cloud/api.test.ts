@@ -157,6 +157,16 @@ describe('POST /runs', () => {
       { ...valid, pool: 'datasets/pool.jsonl', nInit: 41 },
       'body.nInit',
     ],
+    // A transfer run's prior is resolved and checked before anything is written.
+    ['a prior that is not stored', { ...valid, prior: 'p-none' }, 'body.prior'],
+    ['a prior of a device without one', { ...valid, prior: 'mobilenetv3/ghost' }, 'body.prior'],
+    ['a prior of another space', { ...valid, space: 'resnet50', prior: 'p-1' }, 'body.prior'],
+    ['a model with a prior', { ...valid, prior: 'p-1', model: 'ridge' }, 'body.model'],
+    [
+      'an encoding the prior does not read',
+      { ...valid, prior: 'p-1', encoding: 'onehot' },
+      'body.encoding',
+    ],
     [
       'a metric no row of the pool has',
       { ...valid, pool: 'datasets/pool.jsonl', metric: 'energy_mj' },
@@ -191,6 +201,27 @@ describe('POST /runs', () => {
     );
     expect(shown.status).toBe(200);
     expect(shown.body).toMatchObject({ status: 'running', measured: 0, history: [] });
+  });
+
+  it("pins a prior given as space/thing to that device's newest predictor, with a small first batch", async ({
+    skip,
+  }) => {
+    if (!emulator) skip();
+    const { nInit: _, ...withoutBatch } = valid;
+    const response = await call(
+      startRun,
+      post('/runs', { ...withoutBatch, prior: 'mobilenetv3/pi-1' }),
+    );
+    expect(response.status, JSON.stringify(response.body)).toBe(202);
+    expect(response.body.params).toMatchObject({
+      prior: keys.predictorJson('p-1'),
+      nInit: 20,
+      encoding: 'fcc',
+    });
+    const missing = await call(startRun, post('/runs', { ...valid, prior: 'p-none' }));
+    expect(missing.body.message).toMatch(
+      /^body\.prior: no predictor\.json at "predictors\/p-none\/predictor\.json"; give a predictor id/,
+    );
   });
 
   it('names the line of a damaged pool, and where to upload a missing one', async ({ skip }) => {

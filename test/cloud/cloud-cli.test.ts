@@ -130,19 +130,16 @@ describe('esm cloud: register, run, wait, pull, predict, delete', () => {
       chunkSize: 20,
       measurement: { warmup: 0, runs: 3 },
     };
-    const start = await cloud(
-      'run',
-      'start',
-      '--space',
-      'mobilenetv3',
-      '--device',
-      `thing:${thing}`,
-      '--seed',
-      '11',
-      '--params',
-      JSON.stringify(params),
-    );
+    const runStart = (...args: string[]) =>
+      cloud('run', 'start', '--space', 'mobilenetv3', '--device', `thing:${thing}`, ...args);
+    const start = await runStart('--seed', '11', '--params', JSON.stringify(params));
     const started = ok(start);
+    // A prior the API cannot find is refused before a run starts, naming the field.
+    const noPrior = await runStart('--prior', 'mobilenetv3/nobody');
+    expect(noPrior.code).not.toBe(0);
+    expect(noPrior.stderr).toMatch(
+      /HTTP 400 \(body\.prior\): .*no predictor for space "mobilenetv3" on device "nobody"/,
+    );
     const runId = String(started.runId);
     expect(started.status).toBe('running');
     expect(started.poolFloor).toEqual({ rows: 300, leftOut: 4 });

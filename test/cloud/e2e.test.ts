@@ -100,6 +100,11 @@ afterAll(async () => {
 
 describe('the cloud ESM loop end to end', () => {
   const executions = new Map<string, Promise<unknown>>();
+  const startRun = createStartRunHandler(() => {
+    // Start-run reads ESM_STATE_MACHINE_ARN even though the starter is injected.
+    process.env.ESM_STATE_MACHINE_ARN ??= 'arn:aws:states:us-east-1:123456789012:stateMachine:esm';
+    return { ...startRunDeps(), start: localStarter(executions) };
+  });
   const params = {
     space: 'mobilenetv3',
     device: `thing:${thing}`,
@@ -123,13 +128,6 @@ describe('the cloud ESM loop end to end', () => {
     skip,
   }) => {
     if (!emulator) skip();
-    const startRun = createStartRunHandler(() => ({
-      ...startRunDeps(),
-      start: localStarter(executions),
-    }));
-    // Start-run reads ESM_STATE_MACHINE_ARN even though the starter is injected.
-    process.env.ESM_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:esm';
-
     const started = await call(startRun, apiEvent({ method: 'POST', path: '/runs', body: params }));
     expect(started.status).toBe(202);
     const runId = started.body.runId as string;
@@ -203,14 +201,42 @@ describe('the cloud ESM loop end to end', () => {
     // A hang detector, not a speed claim: under load (28 on 2 cores) 150 s was not enough.
   }, 600_000);
 
+  it("transfers from the first run's predictor: a prior given as space/thing, 20 archs first", async ({
+    skip,
+  }) => {
+    if (!emulator) skip();
+    const { nInit: _, encoding: __, ...rest } = params;
+    const body = { ...rest, prior: `mobilenetv3/${thing}` };
+    const started = await call(startRun, apiEvent({ method: 'POST', path: '/runs', body }));
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    const runId = started.body.runId as string;
+    await executions.get(runId);
+    await bridge.settled();
+    const run = await call(
+      getRun,
+      apiEvent({ method: 'GET', path: `/runs/${runId}`, pathParameters: { id: runId } }),
+    );
+    expect(run.body.status).toBe('converged');
+    const first = run.body.history[0];
+    expect(first.samples.train + first.samples.test).toBe(20);
+    const store = createS3Store({ bucket: resources.bucket });
+    const predictor = JSON.parse(
+      new TextDecoder().decode(await store.get(keys.predictorJson(run.body.predictor))),
+    );
+    expect(predictor.model.kind).toBe('transfer');
+    // A correction cannot be the prior of another: refused before anything runs.
+    const again = await call(
+      startRun,
+      apiEvent({ method: 'POST', path: '/runs', body: { ...body, prior: run.body.predictor } }),
+    );
+    expect(again.status).toBe(400);
+    expect(again.body.field).toBe('body.prior');
+  }, 600_000);
+
   it('re-dispatches a batch nobody measures, then fails the run with MeasurementTimeoutError', async ({
     skip,
   }) => {
     if (!emulator) skip();
-    const startRun = createStartRunHandler(() => ({
-      ...startRunDeps(),
-      start: localStarter(executions),
-    }));
     const started = await call(
       startRun,
       apiEvent({
