@@ -521,8 +521,9 @@ export function register(program: Command): void {
       const truth = summary.interrupted ? undefined : summary.history.at(-1)?.poolTruth;
       if (summary.iterations > 0) writeReport(store);
       if (options.json) {
-        const { converged, iterations, samples, bins, history, predictor } = summary;
+        const { status, converged, iterations, samples, bins, history, predictor } = summary;
         writeJson({
+          status,
           converged,
           iterations,
           samples,

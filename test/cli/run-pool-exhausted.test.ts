@@ -44,7 +44,12 @@ describe('esm run --device dataset:FILE on a small dataset', () => {
     const result = await replay(...args, '--max-iter', '10', '--out', out, '--json');
     expect(result.code, result.stderr).toBe(0);
     const summary = JSON.parse(result.stdout);
-    expect(summary).toMatchObject({ converged: false, iterations: 3, samples: 70 });
+    expect(summary).toMatchObject({
+      status: 'pool-exhausted',
+      converged: false,
+      iterations: 3,
+      samples: 70,
+    });
     expect(summary.history.map((r: { reason: string | null }) => r.reason)).toEqual([
       null,
       null,

@@ -59,7 +59,9 @@ describe('esm run --device local', () => {
       'iterations',
       'predictor',
       'samples',
+      'status',
     ]);
+    expect(summary.status).toBe(summary.converged ? 'converged' : 'max-iter');
     expect(summary.samples).toBeGreaterThanOrEqual(12);
     expect(summary.bins).toHaveLength(2);
     for (const b of summary.bins)
