@@ -320,6 +320,24 @@ export function register(program: Command): void {
   const predictor = cloud.command('predictor').description('trained predictors');
   withApi(
     predictor
+      .command('list')
+      .description('the stored predictors, newest first (ids for pull, predict and --prior)')
+      .option('--space <space>', 'only those of this search space')
+      .option('--thing <thing>', 'only those trained on this device'),
+  ).action(async (flags: ApiFlags & { space?: string; thing?: string }) => {
+    const answer = await (await api(flags)).request<{
+      predictors: { space: string; thing: string | null }[];
+    }>('GET', 'predictors');
+    print({
+      predictors: answer.predictors.filter(
+        (p) =>
+          (flags.space === undefined || p.space === flags.space) &&
+          (flags.thing === undefined || p.thing === flags.thing),
+      ),
+    });
+  });
+  withApi(
+    predictor
       .command('pull <id>')
       .description('download the predictor of a run (or a predictor id) for esm predict')
       .requiredOption('--out <dir>', 'directory to write predictor.json and predictor.onnx to'),

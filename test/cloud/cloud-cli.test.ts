@@ -168,6 +168,14 @@ describe('esm cloud: register, run, wait, pull, predict, delete', () => {
     );
     await bridge.settled();
 
+    // The run's predictor is listed as its device's newest, and filters apply.
+    const listed = ok(await cloud('predictor', 'list', '--thing', thing)).predictors as {
+      id: string;
+      latest: boolean;
+    }[];
+    expect(listed.find((p) => p.latest)?.id).toBe(final.predictor);
+    expect(ok(await cloud('predictor', 'list', '--space', 'resnet50')).predictors).toEqual([]);
+
     const predictorDir = path.join(dir, 'predictor');
     const pulled = ok(await cloud('predictor', 'pull', runId, '--out', predictorDir));
     expect(pulled.predictor).toBe(final.predictor);
