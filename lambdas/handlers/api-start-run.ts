@@ -155,6 +155,33 @@ async function resolvePrior(
   }
 }
 
+/**
+ * A transfer run's parameters with its prior resolved (`resolvePrior`) and its encoding, the
+ * one the correction reads; refuses a `model` (the prior's is corrected) and another
+ * `encoding` given in the body (`given`).
+ */
+async function withPrior<P extends Pick<RunParams, 'prior' | 'model' | 'encoding'>>(
+  params: P,
+  given: unknown,
+  store: DatasetStore,
+  space: SearchSpace,
+): Promise<P> {
+  if (params.model !== undefined) {
+    throw new ValidationError(
+      'body.model',
+      "cannot be combined with body.prior: every iteration corrects the prior's model; drop it",
+    );
+  }
+  const prior = await resolvePrior(store, params.prior as string, space);
+  if (given !== undefined && prior.encoding !== undefined && given !== prior.encoding) {
+    throw new ValidationError(
+      'body.encoding',
+      `the prior reads ${prior.encoding}; drop body.encoding (or give "${prior.encoding}")`,
+    );
+  }
+  return { ...params, prior: prior.key, ...(prior.encoding && { encoding: prior.encoding }) };
+}
+
 /** The body with a prior's defaults: a small first batch (`esm run --prior` does the same). */
 function withPriorDefaults(body: Record<string, unknown>): Record<string, unknown> {
   return body.prior !== undefined && body.nInit === undefined
@@ -234,24 +261,7 @@ export function createStartRunHandler(deps: () => StartRunDeps = startRunDeps) {
     const { state, device, start, datasets } = deps();
     await checkDevices(params, device);
     if (params.prior !== undefined) {
-      if (params.model !== undefined) {
-        throw new ValidationError(
-          'body.model',
-          "cannot be combined with body.prior: every iteration corrects the prior's model; drop it",
-        );
-      }
-      const prior = await resolvePrior(datasets.store, params.prior, space);
-      if (
-        body.encoding !== undefined &&
-        prior.encoding !== undefined &&
-        body.encoding !== prior.encoding
-      ) {
-        throw new ValidationError(
-          'body.encoding',
-          `the prior reads ${prior.encoding}; drop body.encoding (or give "${prior.encoding}")`,
-        );
-      }
-      params = { ...params, prior: prior.key, ...(prior.encoding && { encoding: prior.encoding }) };
+      params = await withPrior(params, body.encoding, datasets.store, space);
     }
     const pool =
       params.pool === undefined
