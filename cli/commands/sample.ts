@@ -5,6 +5,7 @@ import { createRng } from '../../core/rng.ts';
 import {
   depthBins,
   poolItem,
+  poolLeft,
   type SamplingStrategy,
   sampleArchitectures,
   samplePool,
@@ -121,6 +122,14 @@ export function register(program: Command): void {
         const pool = (await readArchLines(space, flags.from, '--from')).map((l) =>
           poolItem(l.subnet, { text: l.text }),
         );
+        const left = poolLeft(pool, exclude);
+        if (left < flags.n) {
+          const unused = exclude ? ' not in --exclude' : '';
+          throw new ValidationError(
+            '--n',
+            `${flags.n} is more than the ${left} distinct architectures of ${flags.from}${unused}; give at most ${left}`,
+          );
+        }
         const options = { n: flags.n, strategy: flags.sampling, bins, rng, exclude };
         lines = samplePool(pool, options).map((item) => item.text);
       } else {

@@ -138,7 +138,9 @@ describe('esm sample', () => {
     }
     expect(counts).toEqual([5, 5]);
     expect(tooMany.code).toBe(2);
-    expect(tooMany.stderr).toContain('n: the pool has 60 unused architectures, fewer than the 61');
+    expect(tooMany.stderr).toContain(
+      `error: --n: 61 is more than the 60 distinct architectures of ${file}; give at most 60`,
+    );
   });
 });
 
