@@ -22,6 +22,7 @@ export function pct(x: number | null): string {
 const spellings = {
   flags: {
     accTh: '--acc-th',
+    afterExhausted: 'a larger dataset, or a lower --acc-th with --resume',
     dropBelow: '--drop-below',
     leaveOut: (floor: number) => `--drop-below ${floor}`,
     moreSamples: (oof: boolean) =>
@@ -29,6 +30,7 @@ const spellings = {
   },
   params: {
     accTh: 'accTh',
+    afterExhausted: 'a larger pool, or a new run with a lower accTh',
     dropBelow: 'dropBelow',
     leaveOut: (floor: number) => `"dropBelow": ${floor} in --params`,
     moreSamples: (oof: boolean) =>
@@ -67,4 +69,12 @@ export function describePoolFloor(
   }
   if (floor.tiny === undefined) return undefined;
   return `note: ${floor.tiny.count} of ${floor.rows} rows of ${pool.file} have ${pool.metric} under ${floor.tiny.floor}, a tenth of its median; relative errors on them can keep the bins that hold them under ${accTh}. Leave them out of the pool with ${leaveOut(floor.tiny.floor)}`;
+}
+
+/** How a replay that drew every row of its dataset ended (status `pool-exhausted`). */
+export function describePoolExhausted(
+  iterations: number,
+  spelling: keyof typeof spellings,
+): string {
+  return `not converged after ${iterations} iterations: every architecture of the replayed dataset is measured (${spellings[spelling].afterExhausted})`;
 }

@@ -20,7 +20,7 @@ import { type PoolTruth, type RunParams, runStatuses } from '../../core/schemas/
 import { deviceFiles, registerDevice } from '../../device-client/register.ts';
 import { type CloudApi, CloudApiError, createCloudApi, resolveApiUrl } from '../cloud-api.ts';
 import { jsonLines, parse, readInput } from '../common.ts';
-import { describePoolFloor, describePoolTruth } from '../pool-lines.ts';
+import { describePoolExhausted, describePoolFloor, describePoolTruth } from '../pool-lines.ts';
 
 interface ApiFlags {
   apiUrl?: string;
@@ -266,6 +266,9 @@ export function register(program: Command): void {
           for (const text of describePoolTruth(truth, answer.params, 'params')) {
             process.stderr.write(`${text}\n`);
           }
+        }
+        if (answer.status === 'pool-exhausted') {
+          process.stderr.write(`${describePoolExhausted(answer.history.length, 'params')}\n`);
         }
         print(answer);
         if (answer.status === 'failed') {

@@ -31,7 +31,13 @@ import { createProgress, type ProgressBar } from '../../local/progress.ts';
 import { measuredAgain } from '../../local/report.ts';
 import { RunStore } from '../../local/run-store.ts';
 import { parse, resolveSpace, writeJson } from '../common.ts';
-import { depthSpan, describePoolFloor, describePoolTruth, pct } from '../pool-lines.ts';
+import {
+  depthSpan,
+  describePoolExhausted,
+  describePoolFloor,
+  describePoolTruth,
+  pct,
+} from '../pool-lines.ts';
 
 interface RunOptions {
   space?: string;
@@ -161,9 +167,8 @@ async function describeReplayPool(
 /** How the loop ended, as the run's last lines say it. */
 function stopLine(summary: RunSummary): string {
   if (summary.converged) return 'converged';
-  if (summary.status === 'pool-exhausted') {
-    return `not converged after ${summary.iterations} iterations: every architecture of the replayed dataset is measured (a larger dataset, or a lower --acc-th with --resume)`;
-  }
+  if (summary.status === 'pool-exhausted')
+    return describePoolExhausted(summary.iterations, 'flags');
   return `not converged after ${summary.iterations} iterations (max-iter)`;
 }
 

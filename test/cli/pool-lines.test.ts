@@ -5,7 +5,11 @@
  * command takes them, and a bin the run drew completely says so instead of a blank.
  */
 import { describe, expect, it } from 'vitest';
-import { describePoolFloor, describePoolTruth } from '../../cli/pool-lines.ts';
+import {
+  describePoolExhausted,
+  describePoolFloor,
+  describePoolTruth,
+} from '../../cli/pool-lines.ts';
 import { poolFloor } from '../../core/metric-rows.ts';
 import { createRng } from '../../core/rng.ts';
 import type { PoolTruth } from '../../core/schemas/run.ts';
@@ -100,5 +104,14 @@ describe('poolFloor and describePoolFloor', () => {
     expect(() => poolFloor(rows, { ...pool, nInit: 6, dropBelow: 1 }, fields)).toThrow(
       /^--n-init: the first batch of 6 is more than the 5 rows of pixel3\.jsonl left by --drop-below 1;/,
     );
+  });
+});
+
+describe('describePoolExhausted', () => {
+  it("says why a replay stopped, with the way on in each command's terms", () => {
+    expect(describePoolExhausted(3, 'flags')).toBe(
+      'not converged after 3 iterations: every architecture of the replayed dataset is measured (a larger dataset, or a lower --acc-th with --resume)',
+    );
+    expect(describePoolExhausted(2, 'params')).toMatch(/a new run with a lower accTh\)$/);
   });
 });
