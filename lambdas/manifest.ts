@@ -188,6 +188,13 @@ export const functions = {
     // bucket:read: a replay's pool is read before the execution starts.
     access: ['states:start', 'devices:read', 'runs:write', 'bucket:read'],
   },
+  apiListRuns: {
+    entry: 'lambdas/handlers/api-list-runs.ts',
+    route: 'GET /runs',
+    description: 'GET /runs: the runs, a page at a time, for esm cloud run list',
+    env: ['runsTable'],
+    access: ['runs:read'],
+  },
   apiGetRun: {
     entry: 'lambdas/handlers/api-get-run.ts',
     route: 'GET /runs/{id}',

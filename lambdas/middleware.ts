@@ -10,7 +10,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { EsmError, ValidationError } from '../core/errors.ts';
 
 export const logger = new Logger({ serviceName: 'esm' });
@@ -138,3 +138,18 @@ export function apiHandler(
       }
     });
 }
+
+/**
+ * The query of a listing route (`GET /devices`, `GET /runs`): only `limit` (decimal digits,
+ * 1-100) and `cursor` (the `next` of a previous page, at most 1 KB); any other parameter is
+ * refused, so a misspelt one is not silently ignored.
+ */
+export const pageQuery = z.strictObject({
+  limit: z
+    .string()
+    .regex(/^[0-9]{1,3}$/, 'use a whole number from 1 to 100')
+    .transform(Number)
+    .pipe(z.number().int().min(1, 'use a whole number from 1 to 100').max(100, 'at most 100'))
+    .default(100),
+  cursor: z.string().min(1).max(1024, 'is not a cursor this API returned').optional(),
+});

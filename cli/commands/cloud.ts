@@ -53,19 +53,20 @@ interface Device {
   certificateId?: string;
 }
 
-async function listAll(client: CloudApi): Promise<Device[]> {
-  const devices: Device[] = [];
+/** Every item of a paged listing route (`GET /devices`, `GET /runs`), following `next`. */
+async function listAll<K extends 'devices' | 'runs', T>(client: CloudApi, route: K): Promise<T[]> {
+  const items: T[] = [];
   let cursor: string | undefined;
   do {
     const query = cursor === undefined ? '' : `?cursor=${encodeURIComponent(cursor)}`;
-    const page = await client.request<{ devices: Device[]; next?: string }>(
+    const page = await client.request<Record<K, T[]> & { next?: string }>(
       'GET',
-      `devices${query}`,
+      `${route}${query}`,
     );
-    devices.push(...page.devices);
+    items.push(...page[route]);
     cursor = page.next;
   } while (cursor !== undefined);
-  return devices;
+  return items;
 }
 
 /** The run statuses `GET /runs/{id}` ends on (every one but running, core/schemas/run.ts). */
@@ -82,6 +83,14 @@ interface RunAnswer {
   error: { name: string; message: string } | null;
   params: Pick<RunParams, 'accTh' | 'binAccuracy'>;
   history: { poolTruth?: PoolTruth }[];
+}
+
+/** A run as `GET /runs` lists it (lambdas/adapters/runs-table.ts `RunSummary`). */
+interface RunSummary {
+  runId: string;
+  status: string;
+  thing: string;
+  space: string;
 }
 
 /** `POST /runs`'s answer (lambdas/handlers/api-start-run.ts), as far as the CLI reads it. */
@@ -154,7 +163,8 @@ export function register(program: Command): void {
     },
   );
   withApi(devices.command('list').description('the registered devices (all pages)')).action(
-    async (flags: ApiFlags) => print({ devices: await listAll(await api(flags)) }),
+    async (flags: ApiFlags) =>
+      print({ devices: await listAll<'devices', Device>(await api(flags), 'devices') }),
   );
   withApi(
     devices
@@ -231,6 +241,27 @@ export function register(program: Command): void {
       print(answer);
     },
   );
+  withApi(
+    run
+      .command('list')
+      .description('the runs, newest first (all pages), each where it stands')
+      .option('--space <space>', 'only runs of this search space')
+      .option('--thing <thing>', 'only runs on this device (the first of a fan-out)')
+      .addOption(new Option('--status <status>', 'only runs in this status').choices(runStatuses)),
+  ).action(async (flags: ApiFlags & { space?: string; thing?: string; status?: string }) => {
+    const runs = await listAll<'runs', RunSummary>(await api(flags), 'runs');
+    print({
+      runs: runs
+        .filter(
+          (r) =>
+            (flags.space === undefined || r.space === flags.space) &&
+            (flags.thing === undefined || r.thing === flags.thing) &&
+            (flags.status === undefined || r.status === flags.status),
+        )
+        // Pages are sorted each on their own; run ids start with their start time.
+        .sort((a, b) => b.runId.localeCompare(a.runId)),
+    });
+  });
   withApi(run.command('status <runId>').description('status, iterations and bin accuracy')).action(
     async (runId: string, flags: ApiFlags) =>
       print(await (await api(flags)).request('GET', `runs/${encodeURIComponent(runId)}`)),

@@ -12,8 +12,8 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { ValidationError } from '../../core/errors.ts';
 import { type DeviceFacts, type StatusMessage, thingName } from '../../core/schemas/protocol.ts';
+import { decodeCursor, encodeCursor } from './dynamo.ts';
 import { documentClient } from './run-state.ts';
 
 export interface DeviceRecord {
@@ -80,29 +80,6 @@ export interface DevicesTable {
 
 function isConditionFailure(error: unknown): boolean {
   return (error as { name?: string }).name === 'ConditionalCheckFailedException';
-}
-
-function decodeCursor(cursor: string): Record<string, unknown> {
-  try {
-    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    // Only a key this table could have returned: one valid thing name, nothing else (real
-    // DynamoDB answers a 500-level ValidationException to an empty or oversized key).
-    const thing = (key as { thing?: unknown } | null)?.thing;
-    if (
-      typeof key === 'object' &&
-      key !== null &&
-      Object.keys(key).length === 1 &&
-      thingName.safeParse(thing).success
-    ) {
-      return { thing: thing as string };
-    }
-  } catch {
-    // Reported below.
-  }
-  throw new ValidationError(
-    'query.cursor',
-    'is not a cursor this API returned; use the `next` value of the previous page',
-  );
 }
 
 export function createDevicesTable(options: DevicesTableOptions): DevicesTable {
@@ -242,16 +219,17 @@ export function createDevicesTable(options: DevicesTableOptions): DevicesTable {
         new ScanCommand({
           TableName,
           Limit: limit,
-          ExclusiveStartKey: cursor === undefined ? undefined : decodeCursor(cursor),
+          ExclusiveStartKey:
+            cursor === undefined
+              ? undefined
+              : decodeCursor(cursor, 'thing', (v) => thingName.safeParse(v).success),
         }),
       );
       const devices = ((result.Items ?? []) as DeviceRecord[]).sort((a, b) =>
         a.thing.localeCompare(b.thing),
       );
       const last = result.LastEvaluatedKey;
-      return last === undefined
-        ? { devices }
-        : { devices, next: Buffer.from(JSON.stringify(last)).toString('base64url') };
+      return last === undefined ? { devices } : { devices, next: encodeCursor(last) };
     },
   };
 }

@@ -8,6 +8,7 @@ import {
   QueryCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { ValidationError } from '../../core/errors.ts';
 
 let sharedClient: DynamoDBDocumentClient | undefined;
 
@@ -57,4 +58,34 @@ export function setExpression(patch: Record<string, unknown>): {
       return `#f${i} = :v${i}`;
     });
   return { expression: `SET ${sets.join(', ')}`, names, values };
+}
+
+/** The `next` of a page: the scan's `LastEvaluatedKey`, opaque to the caller. */
+export function encodeCursor(key: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+/**
+ * The `ExclusiveStartKey` of a `cursor` from `encodeCursor`: only a key the table could have
+ * returned, its one attribute `name` with a value `valid` accepts (real DynamoDB answers a
+ * 500-level ValidationException to an empty or oversized key).
+ */
+export function decodeCursor(
+  cursor: string,
+  name: string,
+  valid: (value: unknown) => boolean,
+): Record<string, string> {
+  try {
+    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    const value = (key as Record<string, unknown> | null)?.[name];
+    if (typeof key === 'object' && key !== null && Object.keys(key).length === 1 && valid(value)) {
+      return { [name]: value as string };
+    }
+  } catch {
+    // Reported below.
+  }
+  throw new ValidationError(
+    'query.cursor',
+    'is not a cursor this API returned; use the `next` value of the previous page',
+  );
 }

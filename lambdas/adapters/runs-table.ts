@@ -6,6 +6,7 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from '../../core/errors.ts';
@@ -17,10 +18,24 @@ import {
   runRecord,
   thingsOf,
 } from '../../core/schemas/run.ts';
-import { isConditionFailure, setExpression } from './dynamo.ts';
+import { decodeCursor, encodeCursor, isConditionFailure, setExpression } from './dynamo.ts';
+
+/** A run as `GET /runs` lists it: where it stands, not its parameters or history. */
+export type RunSummary = Pick<
+  RunRecord,
+  'runId' | 'status' | 'thing' | 'space' | 'createdAt' | 'updatedAt' | 'iteration' | 'measured'
+> & { readonly predictor: string | null };
+
+/** One page of runs, newest first within the page; `next` when the scan has more. */
+export interface RunPage {
+  readonly runs: RunSummary[];
+  readonly next?: string;
+}
 
 export interface RunsTable {
   get(runId: string): Promise<RunRecord | undefined>;
+  /** A page of the table's runs (a scan: runs have no common key to query on). */
+  list(options?: { limit?: number; cursor?: string }): Promise<RunPage>;
   create(run: NewRun): Promise<boolean>;
   update(runId: string, patch: RunPatch): Promise<void>;
   markUnstable(runId: string, unstable: NonNullable<RunRecord['lastUnstable']>): Promise<void>;
@@ -78,6 +93,33 @@ export function createRunsTable(
         ...item,
         unstableBatches: item.unstableBatches ? [...item.unstableBatches] : [],
       });
+    },
+
+    async list({ limit = 100, cursor } = {}) {
+      const out = await db.send(
+        new ScanCommand({
+          TableName: tableName(),
+          Limit: limit,
+          ExclusiveStartKey:
+            cursor === undefined ? undefined : decodeCursor(cursor, 'runId', isRunId),
+        }),
+      );
+      const runs = ((out.Items ?? []) as RunRecord[])
+        .map((r) => ({
+          runId: r.runId,
+          status: r.status,
+          thing: r.thing,
+          space: r.space,
+          createdAt: r.createdAt,
+          updatedAt: r.updatedAt,
+          iteration: r.iteration,
+          measured: r.measured,
+          predictor: r.predictorId ?? null,
+        }))
+        // Run ids start with their start time (newRunId), so this is newest first.
+        .sort((a, b) => b.runId.localeCompare(a.runId));
+      const last = out.LastEvaluatedKey;
+      return last === undefined ? { runs } : { runs, next: encodeCursor(last) };
     },
 
     async create(run) {
@@ -170,4 +212,9 @@ export function createRunsTable(
       }
     },
   };
+}
+
+/** Run ids are Step Functions execution names: 1-80 of [A-Za-z0-9_-] (newRunId). */
+function isRunId(value: unknown): boolean {
+  return typeof value === 'string' && /^[A-Za-z0-9_-]{1,80}$/.test(value);
 }

@@ -19,6 +19,7 @@ import { loadConfig } from '../../lambdas/config.ts';
 import { handler as getPredictor } from '../../lambdas/handlers/api-get-predictor.ts';
 import { handler as getRun } from '../../lambdas/handlers/api-get-run.ts';
 import { handler as listPredictors } from '../../lambdas/handlers/api-list-predictors.ts';
+import { handler as listRuns } from '../../lambdas/handlers/api-list-runs.ts';
 import { maxPredictBatch, handler as predict } from '../../lambdas/handlers/api-predict.ts';
 import { createStartRunHandler, startRunDeps } from '../../lambdas/handlers/api-start-run.ts';
 import { handler as ingest } from '../../lambdas/handlers/ingest-results.ts';
@@ -302,6 +303,51 @@ describe('POST /runs on several devices of one kind (fan-out)', () => {
     expect(response.body.message).toMatch(message);
     expect(started).toHaveLength(before);
     expect(await scanAll(resources.runsTable)).toHaveLength(rows);
+  });
+});
+
+describe('GET /runs', () => {
+  const list = (query: Record<string, string> | null) =>
+    call(listRuns, { ...apiEvent({ method: 'GET', path: '/runs' }), queryStringParameters: query });
+
+  it('lists every run started, a page at a time, each where it stands', async ({ skip }) => {
+    if (!emulator) skip();
+    const all = await list(null);
+    expect(all.status).toBe(200);
+    const ids = all.body.runs.map((r: { runId: string }) => r.runId);
+    expect(ids).toEqual(expect.arrayContaining(started));
+    expect(all.body.runs[0]).toEqual({
+      runId: expect.any(String),
+      status: 'running',
+      thing: expect.any(String),
+      space: expect.any(String),
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String),
+      iteration: 0,
+      measured: 0,
+      predictor: null,
+    });
+    // One run per page, following `next`, gives the same runs.
+    const paged: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await list(cursor === undefined ? { limit: '1' } : { limit: '1', cursor });
+      expect(page.status).toBe(200);
+      paged.push(...page.body.runs.map((r: { runId: string }) => r.runId));
+      cursor = page.body.next;
+    } while (cursor !== undefined);
+    expect(paged.sort()).toEqual([...ids].sort());
+  });
+
+  it.each([
+    ['a limit of 0', { limit: '0' }, 'query.limit'],
+    ['a cursor it did not give', { cursor: 'bm90IGEga2V5' }, 'query.cursor'],
+    ['an unknown parameter', { status: 'running' }, 'query.status'],
+  ])('answers 400 naming the parameter for %s', async (_what, query, field) => {
+    if (!emulator) return;
+    const response = await list(query);
+    expect(response.status).toBe(400);
+    expect(response.body.field).toBe(field);
   });
 });
 

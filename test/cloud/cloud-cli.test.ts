@@ -168,6 +168,17 @@ describe('esm cloud: register, run, wait, pull, predict, delete', () => {
     );
     await bridge.settled();
 
+    // The run is listed with where it ended; a status filter leaves it out.
+    const runs = ok(await cloud('run', 'list', '--thing', thing)).runs as {
+      runId: string;
+      status: string;
+    }[];
+    expect(runs.find((r) => r.runId === runId)).toMatchObject({ status: 'converged' });
+    expect(ok(await cloud('run', 'list', '--status', 'failed')).runs).toEqual([]);
+    const badStatus = await cloud('run', 'list', '--status', 'done');
+    expect(badStatus.code).toBe(2);
+    expect(badStatus.stderr).toMatch(/--status.*Allowed choices are running, converged/);
+
     // The run's predictor is listed as its device's newest, and filters apply.
     const listed = ok(await cloud('predictor', 'list', '--thing', thing)).predictors as {
       id: string;

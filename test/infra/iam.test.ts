@@ -40,6 +40,7 @@ const callsOf: Record<Access, (env: Env) => AwsCall[]> = {
   'runs:read': (env) => [
     { action: 'dynamodb:GetItem', resource: tableArn(env, 'runsTable') },
     { action: 'dynamodb:Query', resource: tableArn(env, 'runsTable') },
+    { action: 'dynamodb:Scan', resource: tableArn(env, 'runsTable') },
   ],
   'runs:write': (env) => [
     { action: 'dynamodb:PutItem', resource: tableArn(env, 'runsTable') },
