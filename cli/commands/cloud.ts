@@ -269,7 +269,9 @@ export function register(program: Command): void {
   withApi(
     run
       .command('wait <runId>')
-      .description('wait for the run to finish, printing progress; exit 1 if it failed')
+      .description(
+        'wait for the run to finish, printing progress; exit 1 if the run failed, 2 at --timeout',
+      )
       .addOption(
         new Option('--interval <seconds>', 'seconds between polls')
           .argParser(parse.int(1, 3600))
@@ -303,9 +305,12 @@ export function register(program: Command): void {
         }
         print(answer);
         if (answer.status === 'failed') {
-          throw new EsmError(
-            `run ${runId} failed: ${answer.error?.message ?? 'no reason recorded'}`,
-          );
+          // Exit 1: the run failed; 2 stays for what the user typed or set (reportError).
+          const why = answer.error
+            ? `${answer.error.name}: ${answer.error.message}`
+            : 'no reason recorded';
+          process.stderr.write(`error: run ${runId} failed: ${why}\n`);
+          process.exitCode = 1;
         }
         return;
       }
