@@ -4,7 +4,9 @@ import { InvalidArgumentError } from 'commander';
 import {
   DatasetFormatError,
   EsmError,
+  MeasurementTimeoutError,
   UnknownSpaceError,
+  UnstableDeviceError,
   ValidationError,
 } from '../core/errors.ts';
 import { runParams } from '../core/schemas/run.ts';
@@ -207,14 +209,20 @@ export const parse = {
   },
 };
 
-/** Print a user error without a stack trace and exit non-zero; rethrow programming errors. */
+/**
+ * Print a user error without a stack trace and exit non-zero; rethrow programming errors.
+ * Exit 1 when a run failed on its devices (unstable measurements, no results in time), as
+ * `esm cloud run wait` does for a failed run; 2 for everything the user typed or set.
+ */
 export function reportError(error: unknown): never {
   if (error instanceof EsmError) {
     // "cannot read FILE" from a command that kept the file system's reason only as the cause.
     const code = (error.cause as NodeJS.ErrnoException | undefined)?.code;
     const why = code && /cannot read/.test(error.message) ? ` (${errnoReasons[code] ?? code})` : '';
     process.stderr.write(`error: ${error.message}${why}\n`);
-    process.exit(2);
+    const deviceFault =
+      error instanceof UnstableDeviceError || error instanceof MeasurementTimeoutError;
+    process.exit(deviceFault ? 1 : 2);
   }
   throw error;
 }
