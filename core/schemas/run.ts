@@ -236,6 +236,17 @@ export const iterationRecord = z.object({
 });
 export type IterationRecord = z.infer<typeof iterationRecord>;
 
+/**
+ * Run ids are Step Functions execution names: 1-80 of [A-Za-z0-9_-] (newRunId in
+ * lambdas/handlers/api-start-run.ts).
+ */
+export const runIdParam = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_-]{1,80}$/,
+    'use the runId that POST /runs answered (1-80 letters, digits, "-", "_")',
+  );
+
 /** N_I with a prior: a correction needs few rows, and the loop stops once every bin passes. */
 export const PRIOR_N_INIT = 20;
 

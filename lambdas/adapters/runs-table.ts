@@ -15,6 +15,7 @@ import {
   type RunParams,
   type RunPatch,
   type RunRecord,
+  runIdParam,
   runRecord,
   thingsOf,
 } from '../../core/schemas/run.ts';
@@ -101,7 +102,9 @@ export function createRunsTable(
           TableName: tableName(),
           Limit: limit,
           ExclusiveStartKey:
-            cursor === undefined ? undefined : decodeCursor(cursor, 'runId', isRunId),
+            cursor === undefined
+              ? undefined
+              : decodeCursor(cursor, 'runId', (v) => runIdParam.safeParse(v).success),
         }),
       );
       const runs = ((out.Items ?? []) as RunRecord[])
@@ -212,9 +215,4 @@ export function createRunsTable(
       }
     },
   };
-}
-
-/** Run ids are Step Functions execution names: 1-80 of [A-Za-z0-9_-] (newRunId). */
-function isRunId(value: unknown): boolean {
-  return typeof value === 'string' && /^[A-Za-z0-9_-]{1,80}$/.test(value);
 }

@@ -1,17 +1,9 @@
 /** `GET /runs/{id}`: status, iteration history and per-bin accuracy of a run. */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { z } from 'zod';
+import { runIdParam } from '../../core/schemas/run.ts';
 import { createRunState, type RunState } from '../adapters/run-state.ts';
 import { lazy, loadConfig } from '../config.ts';
 import { apiHandler, NotFoundError, parseWith } from '../middleware.ts';
-
-/** Run ids are Step Functions execution names: 1-80 of [A-Za-z0-9_-] (see newRunId). */
-export const runIdParam = z
-  .string()
-  .regex(
-    /^[A-Za-z0-9_-]{1,80}$/,
-    'use the runId that POST /runs answered (1-80 letters, digits, "-", "_")',
-  );
 
 export const getRunDeps = lazy((): { state: RunState } => {
   const config = loadConfig(['runsTable', 'iterationsTable']);
