@@ -10,7 +10,6 @@ import { randomBytes } from 'node:crypto';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
-import { parseDataset } from '../../core/dataset.ts';
 import type { EncodingName } from '../../core/encodings/types.ts';
 import { DatasetFormatError, ValidationError } from '../../core/errors.ts';
 import { type PoolFloor, poolFloor } from '../../core/metric-rows.ts';
@@ -39,6 +38,7 @@ import {
   type ExecutionInput,
   keys,
   loadPrior,
+  readPoolRows,
   spaceOf,
   thingOf,
 } from '../workflow/run-context.ts';
@@ -96,21 +96,21 @@ async function checkPool(
   space: SearchSpace,
 ): Promise<PoolFloor> {
   const { pool: file, metric, dropBelow, nInit } = params;
-  const bytes = await datasets.store.get(file);
-  if (bytes === undefined) {
-    throw new ValidationError(
-      'body.pool',
-      `no dataset at "${file}"; upload it first (aws s3 cp FILE s3://${datasets.bucket}/${file}) or fix the key`,
-    );
-  }
   try {
-    const { rows } = parseDataset(new TextDecoder().decode(bytes), { space, file });
+    const rows = await readPoolRows(datasets.store, file, space);
     return poolFloor(
       rows,
       { file, metric, dropBelow, nInit },
       { metric: 'body.metric', dropBelow: 'body.dropBelow', nInit: 'body.nInit' },
     );
   } catch (error) {
+    if (error instanceof ValidationError && error.field === 'pool') {
+      throw new ValidationError(
+        'body.pool',
+        `no dataset at "${file}"; upload it first (aws s3 cp FILE s3://${datasets.bucket}/${file}) or fix the key`,
+        { cause: error },
+      );
+    }
     if (error instanceof DatasetFormatError) {
       throw new ValidationError(
         'body.pool',

@@ -133,6 +133,23 @@ export async function loadRun(state: RunStateStore, runId: string): Promise<Load
 }
 
 /**
+ * The parsed lines of the dataset at `key` (a replay's pool): what `loadPool` samples from
+ * and what `POST /runs` checks before the execution starts. A missing key is a
+ * `ValidationError` on `pool`; a damaged line a `DatasetFormatError`.
+ */
+export async function readPoolRows(
+  store: DatasetStore,
+  key: string,
+  space: SearchSpace,
+): Promise<readonly DatasetRow[]> {
+  const bytes = await store.get(key);
+  if (bytes === undefined) {
+    throw new ValidationError('pool', `no dataset at "${key}" to replay`);
+  }
+  return parseDataset(new TextDecoder().decode(bytes), { space, file: key }).rows;
+}
+
+/**
  * The architectures a replay run samples from: the dataset at `params.pool`, less the rows
  * whose metric is below `params.dropBelow`.
  */
@@ -149,11 +166,7 @@ export async function loadPool(
       'leaves rows out of a replay pool; give it with a pool (device dataset:FILE) or drop it',
     );
   }
-  const bytes = await store.get(pool);
-  if (bytes === undefined) {
-    throw new ValidationError('pool', `no dataset at "${pool}" to replay`);
-  }
-  const parsed = parseDataset(new TextDecoder().decode(bytes), { space, file: pool }).rows;
+  const parsed = await readPoolRows(store, pool, space);
   const rows =
     params.dropBelow === undefined
       ? parsed
