@@ -138,30 +138,14 @@ describe('esm fit / esm predict', () => {
   }, 60_000);
 
   it('refuses conflicting split flags and a missing predictor directory with a clear message', async () => {
-    const both = await esm(
-      'fit',
-      '--space',
-      'mobilenetv3',
-      '--data',
-      data,
-      '--train',
-      '10',
-      '--train-fraction',
-      '0.5',
-    );
+    const esmFit = (...args: string[]) =>
+      esm('fit', '--space', 'mobilenetv3', '--data', data, ...args);
+    const both = await esmFit('--train', '10', '--train-fraction', '0.5');
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/--train: give either --train N or --train-fraction F/);
 
     const rows = (await readFile(data, 'utf8')).trim().split('\n').length;
-    const more = await esm(
-      'fit',
-      '--space',
-      'mobilenetv3',
-      '--data',
-      data,
-      '--train',
-      `${rows + 1}`,
-    );
+    const more = await esmFit('--train', `${rows + 1}`);
     expect(more.code).toBe(2);
     expect(more.stderr).toContain(
       `error: --train: ${rows + 1} is more than the ${rows} rows of ${data}; give at most ${rows}`,
